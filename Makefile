@@ -1,0 +1,41 @@
+# Machina's front door. `make up` runs the example network, `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+H := test/harness
+
+.PHONY: help setup deps up down status test test-unit typecheck lint bench
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: ## install what is missing: pnpm, node deps, nats-server + nats CLI, Cassandra jars
+	@bash $(H)/install.sh all
+	@$(MAKE) --no-print-directory deps
+
+deps:
+	@bash $(H)/install.sh pnpm
+	@if [ -f pnpm-lock.yaml ]; then pnpm install --frozen-lockfile --reporter=silent; else pnpm install --reporter=silent; fi
+
+up: setup ## start nats-server, Cassandra, the fake API and all six services
+	@bash $(H)/up.sh
+
+down: ## stop everything `make up` started
+	@bash $(H)/down.sh
+
+status: ## what `make up` has running
+	@MACHINA_STATE=$(CURDIR)/.machina/up bash $(H)/nats.sh status; MACHINA_STATE=$(CURDIR)/.machina/up bash $(H)/cassandra.sh status; MACHINA_STATE=$(CURDIR)/.machina/up bash $(H)/mesh.sh status
+
+test: setup ## unit, integration and end-to-end tests against real servers
+	@bash $(H)/run-tests.sh
+
+test-unit: deps ## unit tests only (no servers)
+	@node --import tsx --test --test-reporter=spec $$(find test/unit -name '*.test.ts' | sort)
+
+typecheck: deps ## tsc in strict mode over every package
+	@pnpm exec tsc -p tsconfig.json --noEmit
+
+lint: deps ## eslint over every package
+	@pnpm exec eslint .
+
+bench: setup ## benchmarks under test/bench (numbers and ratios vs a same-run baseline)
+	@bash $(H)/run-bench.sh

@@ -1,0 +1,83 @@
+import { existsSync, readdirSync } from "node:fs";
+import path from "node:path";
+import YAML from "yaml";
+import { parseConfigFile } from "./config-files";
+import { envName, getPath, leafPaths, screamingSnake, setPath } from "./env-names";
+import { resolveConfigSource } from "./process-config";
+import type { ConfigSourceOptions } from "./process-config";
+
+/** One declared component (a source, an entity type, a trigger…), merged from its layers. */
+export interface ComponentDoc {
+  /** File base name, e.g. `sitestats` for `sitestats.yaml`. */
+  name: string;
+  /** Files (and env vars) that contributed, lowest precedence first; used in error messages. */
+  origins: string[];
+  /** The merged document, before the component's own validation. */
+  doc: Record<string, unknown>;
+}
+
+const ORDER: Record<string, number> = { ".xml": 0, ".json": 1, ".yaml": 2, ".yml": 2 };
+
+/**
+ * Loads every component of a kind, e.g. `fetch/sources`: `config/default/<kind>/*` deep-merged
+ * under `config/<mode>/<kind>/*` (YAML over JSON over XML per name), then env overrides named
+ * `MACHINA_<SERVICE>_<COMPONENT_TYPE>_<NAME>_<KEY>` (e.g. `MACHINA_FETCH_SOURCES_SITESTATS_MANAGER_BASE_URL`).
+ */
+export function loadComponents(kind: string, opts: ConfigSourceOptions = {}): ComponentDoc[] {
+  const { configDir, mode, env } = resolveConfigSource(opts);
+  const folders = mode === "default" ? ["default"] : ["default", mode];
+  const byName = new Map<string, ComponentDoc>();
+  for (const folder of folders) {
+    const dir = path.join(configDir, folder, kind);
+    if (!existsSync(dir)) continue;
+    const files = readdirSync(dir)
+      .filter((f) => path.extname(f) in ORDER)
+      .sort((a, b) => ORDER[path.extname(a)] - ORDER[path.extname(b)] || a.localeCompare(b));
+    for (const f of files) {
+      const name = path.basename(f, path.extname(f));
+      const origin = path.join("config", folder, kind, f);
+      const data = parseConfigFile(path.join(dir, f), origin);
+      const doc = byName.get(name) ?? { name, origins: [], doc: {} };
+      doc.doc = deepMerge(doc.doc, data);
+      doc.origins.push(origin);
+      byName.set(name, doc);
+    }
+  }
+  const prefix = ["MACHINA", ...kind.split("/").map(screamingSnake)].join("_");
+  for (const c of byName.values()) {
+    for (const leaf of leafPaths(c.doc)) {
+      const name = envName(`${prefix}_${screamingSnake(c.name)}`, leaf);
+      const raw = env[name];
+      if (raw === undefined) continue;
+      setPath(c.doc, leaf, parseScalar(raw));
+      c.origins.push(`env ${name}`);
+    }
+  }
+  return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Reads a dotted path of a component doc (for callers reporting which value applied). */
+export function componentValue(c: ComponentDoc, keyPath: string): unknown {
+  return getPath(c.doc, keyPath);
+}
+
+function parseScalar(raw: string): unknown {
+  try {
+    return YAML.parse(raw);
+  } catch {
+    return raw;
+  }
+}
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
+/** Deep merge where `over` wins; arrays are replaced, not concatenated. */
+export function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    out[k] = isObj(v) && isObj(out[k]) ? deepMerge(out[k] as Record<string, unknown>, v) : v;
+  }
+  return out;
+}

@@ -1,0 +1,114 @@
+import protobuf from "protobufjs";
+import { ProtoShapeError } from "./proto-error";
+
+// protobufjs' fromObject silently drops unknown keys and coerces wrong types;
+// a typo in a hand-typed `nats req` body must instead say which field is wrong.
+
+const INT_TYPES = new Set(["int32", "uint32", "sint32", "fixed32", "sfixed32", "int64", "uint64", "sint64", "fixed64", "sfixed64"]);
+const FLOAT_TYPES = new Set(["double", "float"]);
+
+function camel(name: string): string {
+  return name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+/**
+ * Checks `value` against message type `type` and returns a copy whose message keys are
+ * the camelCase field names (snake_case proto names are accepted too); throws ProtoShapeError.
+ */
+export function normalizeShape(type: protobuf.Type, value: unknown, root = type.name, path = ""): Record<string, unknown> {
+  if (!isPlainObject(value)) {
+    throw new ProtoShapeError(root, path, `expected a JSON object, got ${describe(value)}`);
+  }
+  const out: Record<string, unknown> = {};
+  for (const [rawKey, v] of Object.entries(value)) {
+    const key = type.fields[rawKey] ? rawKey : camel(rawKey);
+    const field = type.fields[key];
+    const at = path ? `${path}.${rawKey}` : rawKey;
+    if (!field) {
+      const known = Object.keys(type.fields).join(", ");
+      throw new ProtoShapeError(root, at, `unknown field (known fields of ${type.name}: ${known || "none"})`);
+    }
+    if (v === null || v === undefined) continue; // proto3 JSON: null means "default"
+    out[key] = checkField(field, v, root, at);
+  }
+  return out;
+}
+
+function checkField(field: protobuf.Field, v: unknown, root: string, at: string): unknown {
+  if (field instanceof protobuf.MapField) {
+    if (!isPlainObject(v)) throw new ProtoShapeError(root, at, `expected an object (map), got ${describe(v)}`);
+    const out: Record<string, unknown> = {};
+    for (const [k, item] of Object.entries(v)) out[k] = checkSingle(field, item, root, `${at}.${k}`);
+    return out;
+  }
+  if (field.repeated) {
+    if (!Array.isArray(v)) throw new ProtoShapeError(root, at, `expected an array, got ${describe(v)}`);
+    return v.map((item, i) => checkSingle(field, item, root, `${at}[${i}]`));
+  }
+  return checkSingle(field, v, root, at);
+}
+
+function checkSingle(field: protobuf.Field, v: unknown, root: string, at: string): unknown {
+  const resolved = field.resolve().resolvedType;
+  if (resolved instanceof protobuf.Type) {
+    switch (resolved.fullName) {
+      case ".google.protobuf.Struct":
+        if (!isPlainObject(v)) throw new ProtoShapeError(root, at, `expected a JSON object, got ${describe(v)}`);
+        return v;
+      case ".google.protobuf.ListValue":
+        if (!Array.isArray(v)) throw new ProtoShapeError(root, at, `expected a JSON array, got ${describe(v)}`);
+        return v;
+      case ".google.protobuf.Value":
+        return v;
+      default:
+        return normalizeShape(resolved, v, root, at);
+    }
+  }
+  if (resolved instanceof protobuf.Enum) {
+    if (typeof v === "string" && v in resolved.values) return v;
+    if (typeof v === "number" && Object.values(resolved.values).includes(v)) return v;
+    throw new ProtoShapeError(root, at, `expected one of ${Object.keys(resolved.values).join(", ")}, got ${describe(v)}`);
+  }
+  const t = field.type;
+  if (t === "string") {
+    if (typeof v !== "string") throw new ProtoShapeError(root, at, `expected a string, got ${describe(v)}`);
+    return v;
+  }
+  if (t === "bool") {
+    if (typeof v !== "boolean") throw new ProtoShapeError(root, at, `expected true or false, got ${describe(v)}`);
+    return v;
+  }
+  if (INT_TYPES.has(t)) {
+    const n = typeof v === "string" && /^-?\d+$/.test(v) ? Number(v) : v;
+    if (typeof n !== "number" || !Number.isInteger(n)) {
+      throw new ProtoShapeError(root, at, `expected an integer, got ${describe(v)}`);
+    }
+    if (t.startsWith("u") || t.startsWith("fixed")) {
+      if (n < 0) throw new ProtoShapeError(root, at, `expected a non-negative integer, got ${n}`);
+    }
+    return n;
+  }
+  if (FLOAT_TYPES.has(t)) {
+    const n = typeof v === "string" && v.trim() !== "" && !Number.isNaN(Number(v)) ? Number(v) : v;
+    if (typeof n !== "number") throw new ProtoShapeError(root, at, `expected a number, got ${describe(v)}`);
+    return n;
+  }
+  if (t === "bytes") {
+    if (v instanceof Uint8Array) return v;
+    if (typeof v === "string" && /^[A-Za-z0-9+/=_-]*$/.test(v)) return v;
+    throw new ProtoShapeError(root, at, `expected base64 bytes, got ${describe(v)}`);
+  }
+  return v;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "string") return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
+  if (typeof v === "object") return "an object";
+  return `${typeof v} ${String(v)}`;
+}

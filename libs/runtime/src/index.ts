@@ -1,0 +1,16 @@
+export { startService } from "./service-host";
+export type { ServiceSpec, ServiceContext, ServiceParts, RunningService, StartOptions } from "./service-host";
+export { defineEndpoint } from "./endpoint";
+export type { EndpointDef, EndpointContext } from "./endpoint";
+export { defineWorker, retryDelayMs } from "./durable-worker";
+export type { WorkerDef, WorkerContext, RunningWorker } from "./durable-worker";
+export { MeshClient } from "./mesh-client";
+export type { MeshRequestOptions } from "./mesh-client";
+export { pipelineStreams, ensureStream, ensureDurable } from "./topology";
+export type { PipelineStream, DurableOptions } from "./topology";
+export { createMetrics } from "./metrics";
+export type { ServiceMetrics } from "./metrics";
+export { collectNodeInfo } from "./node-info";
+export { publishDurable } from "./publish";
+export type { DurablePublishOptions } from "./publish";
+export { runMain } from "./run-main";

@@ -1,0 +1,46 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+/** The metrics every service exposes on /metrics. */
+export interface ServiceMetrics {
+  registry: Registry;
+  requests: Counter<"endpoint" | "outcome">;
+  requestSeconds: Histogram<"endpoint">;
+  messages: Counter<"consumer" | "outcome">;
+  messageSeconds: Histogram<"consumer">;
+}
+
+/** Creates the registry and standard metrics of one service process. */
+export function createMetrics(service: string): ServiceMetrics {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  collectDefaultMetrics({ register: registry });
+  return {
+    registry,
+    requests: new Counter({
+      name: "machina_requests_total",
+      help: "Request/reply calls handled, by endpoint and outcome (ok or an error code).",
+      labelNames: ["endpoint", "outcome"],
+      registers: [registry],
+    }),
+    requestSeconds: new Histogram({
+      name: "machina_request_seconds",
+      help: "Handler time of request/reply calls, including awaited work.",
+      labelNames: ["endpoint"],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15],
+      registers: [registry],
+    }),
+    messages: new Counter({
+      name: "machina_messages_total",
+      help: "Durable pipeline messages handled, by consumer and outcome (ack, nak, delay, dead).",
+      labelNames: ["consumer", "outcome"],
+      registers: [registry],
+    }),
+    messageSeconds: new Histogram({
+      name: "machina_message_seconds",
+      help: "Handler time of durable pipeline messages.",
+      labelNames: ["consumer"],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15],
+      registers: [registry],
+    }),
+  };
+}

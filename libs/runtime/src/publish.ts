@@ -1,0 +1,33 @@
+import { headers as makeHeaders } from "@nats-io/nats-core";
+import type { JetStreamClient, PubAck } from "@nats-io/jetstream";
+import type { MessageName, MessageTypes } from "@machina/protos";
+import { CONTENT_TYPE_PROTOBUF, MachinaError, TIMING_HEADER, encodeBody } from "@machina/wire";
+
+/** Options of a durable publish. */
+export interface DurablePublishOptions {
+  /** Deterministic id: the stream drops a second publish of it within its duplicate window. */
+  msgID: string;
+  /** Machina-Timing value to pass on. */
+  timing?: string;
+  /** Sender node id (Machina-Sender). */
+  sender?: string;
+}
+
+/** Publishes a pipeline message in protobuf and resolves once the stream stored it (PubAck). */
+export async function publishDurable<N extends MessageName>(
+  js: JetStreamClient,
+  subject: string,
+  name: N,
+  value: Partial<MessageTypes[N]>,
+  opts: DurablePublishOptions,
+): Promise<PubAck> {
+  const h = makeHeaders();
+  h.set("Content-Type", CONTENT_TYPE_PROTOBUF);
+  if (opts.timing) h.set(TIMING_HEADER, opts.timing);
+  if (opts.sender) h.set("Machina-Sender", opts.sender);
+  try {
+    return await js.publish(subject, encodeBody(name, value, "protobuf"), { msgID: opts.msgID, headers: h });
+  } catch (err) {
+    throw new MachinaError("UNAVAILABLE", `could not store message on ${subject}: ${(err as Error).message}`, { cause: err });
+  }
+}

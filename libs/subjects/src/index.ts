@@ -1,0 +1,2 @@
+export { SERVICES, DATA_OPS, assertToken, meshNames } from "./names";
+export type { ServiceName, StoreName, DataOp, MeshNames } from "./names";

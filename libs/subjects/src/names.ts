@@ -1,0 +1,118 @@
+/** The six deployable services of the mesh. */
+export const SERVICES = ["fetch", "invoke", "aggregate", "data", "compute", "vertex"] as const;
+
+/** A service name. */
+export type ServiceName = (typeof SERVICES)[number];
+
+/** Stores of the data layer: raw answers and merged records. */
+export type StoreName = "dump" | "clean";
+
+/** Data-layer operations reachable as `data.<op>.<store>.<type>`. */
+export const DATA_OPS = ["create", "read", "readone", "update", "delete", "count"] as const;
+
+/** A data-layer operation. */
+export type DataOp = (typeof DATA_OPS)[number];
+
+const TOKEN = /^[A-Za-z0-9_-]+$/;
+
+/** Throws when `value` cannot be one token of a subject or a stream/bucket name. */
+export function assertToken(what: string, value: string): string {
+  if (!TOKEN.test(value)) {
+    throw new TypeError(`${what} "${value}" must be letters, digits, '-' or '_' (it becomes one subject token)`);
+  }
+  return value;
+}
+
+/** Every subject, stream, consumer and bucket name of one network, derived from its prefix. */
+export interface MeshNames {
+  readonly prefix: string;
+  /** Micro-service queue group shared by all replicas of a service. */
+  queue(service: ServiceName): string;
+  /** Root subject of a service's request/reply endpoints, e.g. `machina.fetch`. */
+  serviceRoot(service: ServiceName): string;
+  readonly fetch: { fetch: string; overquota: string; quota: string };
+  readonly invoke: { buildQuerySet: string; fire: string; ledger(op: string): string };
+  aggregateSave(type: string): string;
+  data(op: DataOp, store: StoreName, type: string): string;
+  computeGet(name: string): string;
+  readonly vertex: { connect(role: "processor" | "scheduler"): string; nodes: string; stats: string };
+  readonly config: { head: string; patch: string; history: string };
+  /** Wildcard subjects that one endpoint serves for every type/name, and their parsers. */
+  readonly any: { aggregateSave: string; data(op: DataOp): string; computeGet: string; vertexConnect: string };
+  /** The last `n` tokens of a subject (e.g. store and type of a data subject). */
+  tail(subject: string, n: number): string[];
+  /** Cache invalidation broadcasts between compute replicas. */
+  readonly cacheInvalidate: string;
+  readonly task: {
+    fetch(source: string): string;
+    fetched(source: string): string;
+    aggregate(type: string): string;
+    store(type: string): string;
+  };
+  /** Dead-letter subject for a stream's messages that kept failing. */
+  dlq(stream: string): string;
+  readonly streams: { FETCH: string; FETCHED: string; AGGREGATE: string; STORE: string; DLQ: string };
+  /** The subject filter each stream captures. */
+  readonly streamSubjects: { FETCH: string; FETCHED: string; AGGREGATE: string; STORE: string; DLQ: string };
+  readonly consumers: { fetch: string; fetched: string; aggregate: string; store: string };
+  readonly buckets: { limiter: string; config: string; nodes: string };
+}
+
+/** Builds every name of a network from its prefix (default `machina`). */
+export function meshNames(prefix = "machina"): MeshNames {
+  assertToken("mesh.prefix", prefix);
+  const p = prefix;
+  const up = p.toUpperCase().replace(/-/g, "_");
+  const tok = (what: string, v: string) => assertToken(what, v);
+  return {
+    prefix: p,
+    queue: (service) => `${p}-${service}`,
+    serviceRoot: (service) => `${p}.${service}`,
+    fetch: { fetch: `${p}.fetch.fetch`, overquota: `${p}.fetch.overquota`, quota: `${p}.fetch.quota` },
+    invoke: {
+      buildQuerySet: `${p}.invoke.buildqueryset`,
+      fire: `${p}.invoke.fire`,
+      ledger: (op) => `${p}.invoke.ledger.${tok("ledger op", op)}`,
+    },
+    aggregateSave: (type) => `${p}.aggregate.save.${tok("entity type", type)}`,
+    data: (op, store, type) => `${p}.data.${op}.${store}.${tok("entity type", type)}`,
+    computeGet: (name) => `${p}.compute.get.${tok("computation", name)}`,
+    vertex: {
+      connect: (role) => `${p}.vertex.connect.${role}`,
+      nodes: `${p}.vertex.nodes`,
+      stats: `${p}.vertex.stats`,
+    },
+    config: { head: `${p}.config.head`, patch: `${p}.config.patch`, history: `${p}.config.history` },
+    any: {
+      aggregateSave: `${p}.aggregate.save.*`,
+      data: (op) => `${p}.data.${op}.*.*`,
+      computeGet: `${p}.compute.get.*`,
+      vertexConnect: `${p}.vertex.connect.*`,
+    },
+    tail: (subject, n) => subject.split(".").slice(-n),
+    cacheInvalidate: `${p}.cache.invalidate`,
+    task: {
+      fetch: (source) => `${p}.task.fetch.${tok("source", source)}`,
+      fetched: (source) => `${p}.task.fetched.${tok("source", source)}`,
+      aggregate: (type) => `${p}.task.aggregate.${tok("entity type", type)}`,
+      store: (type) => `${p}.task.store.${tok("entity type", type)}`,
+    },
+    dlq: (stream) => `${p}.dlq.${stream}`,
+    streams: {
+      FETCH: `${up}_FETCH`,
+      FETCHED: `${up}_FETCHED`,
+      AGGREGATE: `${up}_AGGREGATE`,
+      STORE: `${up}_STORE`,
+      DLQ: `${up}_DLQ`,
+    },
+    streamSubjects: {
+      FETCH: `${p}.task.fetch.>`,
+      FETCHED: `${p}.task.fetched.>`,
+      AGGREGATE: `${p}.task.aggregate.>`,
+      STORE: `${p}.task.store.>`,
+      DLQ: `${p}.dlq.>`,
+    },
+    consumers: { fetch: "fetch", fetched: "invoke-handler", aggregate: "aggregate", store: "data-dump" },
+    buckets: { limiter: `${p}_limiter`, config: `${p}_config`, nodes: `${p}_nodes` },
+  };
+}

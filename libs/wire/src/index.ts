@@ -1,0 +1,16 @@
+export { ErrorCode, statusOf, MachinaError, isMachinaError, toMachinaError } from "./errors";
+export type { MachinaErrorOptions } from "./errors";
+export {
+  CONTENT_TYPE_JSON,
+  CONTENT_TYPE_PROTOBUF,
+  encodingOf,
+  contentTypeOf,
+  decodeBody,
+  encodeBody,
+  sanitize,
+} from "./encoding";
+export type { Encoding, HeaderReader } from "./encoding";
+export { ERROR_HEADER, ERROR_CODE_HEADER, errorReply, readErrorReply } from "./error-wire";
+export { TIMING_HEADER, SENDER_HEADER, RESOURCES_HEADER, appendTiming, parseTiming } from "./timing";
+export type { TimingEntry } from "./timing";
+export { makeMeta, percentQuota } from "./meta";

@@ -1,0 +1,29 @@
+/** Header to which each hop appends its own handler time, like HTTP's Server-Timing. */
+export const TIMING_HEADER = "Machina-Timing";
+/** Alpha's sender header: which node sent a message. */
+export const SENDER_HEADER = "Machina-Sender";
+/** Alpha's resources header: what a task needs (RAM, CPU, GPU, storage, network). */
+export const RESOURCES_HEADER = "Machina-Resources";
+
+/** One hop's recorded time. */
+export interface TimingEntry {
+  hop: string;
+  ms: number;
+}
+
+/** Appends `hop;dur=<ms>` to an existing Machina-Timing value. */
+export function appendTiming(existing: string | undefined, hop: string, ms: number): string {
+  const entry = `${hop.replace(/[^A-Za-z0-9._-]/g, "_")};dur=${ms.toFixed(2)}`;
+  return existing ? `${existing}, ${entry}` : entry;
+}
+
+/** Parses a Machina-Timing value into entries; ignores malformed parts. */
+export function parseTiming(value: string | undefined): TimingEntry[] {
+  if (!value) return [];
+  const out: TimingEntry[] = [];
+  for (const part of value.split(",")) {
+    const m = /^\s*([^;\s]+);dur=([0-9.]+)\s*$/.exec(part);
+    if (m) out.push({ hop: m[1], ms: Number(m[2]) });
+  }
+  return out;
+}

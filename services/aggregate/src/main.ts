@@ -1,0 +1,4 @@
+import { runMain } from "@machina/runtime";
+import { aggregateService } from "./aggregate-service";
+
+runMain(aggregateService);

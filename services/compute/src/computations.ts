@@ -1,0 +1,52 @@
+import type { JsonObject } from "@machina/protos";
+import type { MeshClient } from "@machina/runtime";
+import type { MeshNames } from "@machina/subjects";
+import { MachinaError } from "@machina/wire";
+
+/** What a computation may use. */
+export interface ComputeDeps {
+  client: MeshClient;
+  names: MeshNames;
+}
+
+/** A registered computation: args in, rows out. */
+export interface Computation {
+  description: string;
+  run(args: JsonObject, deps: ComputeDeps): Promise<JsonObject[]>;
+}
+
+function requireString(args: JsonObject, field: string, hint: string): string {
+  const v = args[field];
+  if (typeof v !== "string" || v === "") {
+    throw new MachinaError("BAD_REQUEST", `missing args.${field}: ${hint}`, { details: { field } });
+  }
+  return v;
+}
+
+function requireObject(args: JsonObject, field: string, hint: string): JsonObject {
+  const v = args[field];
+  if (v === null || typeof v !== "object" || Array.isArray(v)) {
+    throw new MachinaError("BAD_REQUEST", `missing args.${field}: ${hint}`, { details: { field } });
+  }
+  return v;
+}
+
+/** The computations this build registers (series, moving averages, top-N… come with later issues). */
+export const COMPUTATIONS: Record<string, Computation> = {
+  latest: {
+    description: "Newest merged (clean) record of one entity: args {type, key: {<key fields>}}",
+    async run(args, { client, names }) {
+      const type = requireString(args, "type", 'the entity type, e.g. "website"');
+      const key = requireObject(args, "key", 'the entity key, e.g. {"domain": "example.com"}');
+      const reply = await client.request(names.data("readone", "clean", type), "KeyRequest", { key }, "RecordReply");
+      return [reply.record];
+    },
+  },
+};
+
+/** The computation called `name`, or NOT_FOUND listing the registered ones. */
+export function computationOf(name: string): Computation {
+  const c = COMPUTATIONS[name];
+  if (!c) throw new MachinaError("NOT_FOUND", `unknown computation "${name}" (registered: ${Object.keys(COMPUTATIONS).join(", ")})`);
+  return c;
+}

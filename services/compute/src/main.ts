@@ -1,0 +1,4 @@
+import { runMain } from "@machina/runtime";
+import { computeService } from "./compute-service";
+
+runMain(computeService);

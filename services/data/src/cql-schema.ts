@@ -1,0 +1,181 @@
+import type { FieldType, TypeDef } from "./type-def";
+
+/** Name of the shared table of entities waiting for the clean job. */
+export const DIRTY_TABLE = "dirty";
+
+/** Name of the table recording every applied type version. */
+export const SCHEMA_HISTORY_TABLE = "schema_history";
+
+/** One column of a table layout. */
+export interface ColumnSpec {
+  readonly name: string;
+  /** CQL type as `system_schema.columns` spells it, e.g. `map<text, text>`. */
+  readonly cqlType: string;
+  readonly kind: "partition_key" | "clustering" | "regular";
+  /** Clustering order, for clustering columns. */
+  readonly order?: "ASC" | "DESC";
+}
+
+/** A table layout: columns in primary-key order, then regular columns, plus `WITH` options. */
+export interface TableSpec {
+  readonly name: string;
+  readonly columns: readonly ColumnSpec[];
+  /** `WITH` options other than clustering order, e.g. `default_time_to_live = 60`. */
+  readonly options: readonly string[];
+}
+
+const CQL_TYPES: Record<FieldType, string> = {
+  text: "text",
+  int: "int",
+  bigint: "bigint",
+  double: "double",
+  boolean: "boolean",
+  timestamp: "timestamp",
+  // JSON is kept as its text so any shape fits and Scylla and Cassandra store it alike.
+  json: "text",
+};
+
+/** CQL column type of a declared field type. */
+export function cqlTypeOf(type: FieldType): string {
+  return CQL_TYPES[type];
+}
+
+/** Double-quotes an identifier; field names are lowercase, so quoting only protects against reserved words. */
+export function quoteId(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** Table name of a type's raw rows. */
+export function dumpTableName(def: Pick<TypeDef, "name">): string {
+  return `dump_${def.name}`;
+}
+
+/** Table name of a type's merged rows. */
+export function cleanTableName(def: Pick<TypeDef, "name">): string {
+  return `clean_${def.name}`;
+}
+
+/** Layout of `dump_<type>`: one row per raw answer, partitioned by entity and UTC day, newest first. */
+export function dumpTableSpec(def: TypeDef): TableSpec {
+  return {
+    name: dumpTableName(def),
+    columns: [
+      ...def.key.map((f) => col(f, cqlTypeOf(def.fields[f]), "partition_key")),
+      col("day", "date", "partition_key"),
+      col("fetched_at", "timestamp", "clustering", "DESC"),
+      col("source", "text", "clustering", "ASC"),
+      col("query", "text", "clustering", "ASC"),
+      col("task_id", "text", "regular"),
+      ...valueFields(def).map((f) => col(f, cqlTypeOf(def.fields[f]), "regular")),
+    ],
+    options: dumpTableOptions(def),
+  };
+}
+
+/** `WITH` options of a dump table that follow from the definition (TTL and time-window compaction). */
+export function dumpTableOptions(def: TypeDef): string[] {
+  return [`default_time_to_live = ${def.dumpTtlSeconds}`, `compaction = ${twcsOptions(def.dumpTtlSeconds)}`];
+}
+
+/** Layout of `clean_<type>`: one merged row per entity and window, partitioned by entity and UTC day. */
+export function cleanTableSpec(def: TypeDef): TableSpec {
+  return {
+    name: cleanTableName(def),
+    columns: [
+      ...def.key.map((f) => col(f, cqlTypeOf(def.fields[f]), "partition_key")),
+      col("bucket", "date", "partition_key"),
+      col("window_start", "timestamp", "clustering", "DESC"),
+      ...valueFields(def).map((f) => col(f, cqlTypeOf(def.fields[f]), "regular")),
+      col("merged_at", "timestamp", "regular"),
+      col("sources", "int", "regular"),
+      col("provenance", "map<text, text>", "regular"),
+    ],
+    options: [],
+  };
+}
+
+/** Layout of the shared `dirty` table: entity windows the clean job still has to merge. */
+export function dirtyTableSpec(): TableSpec {
+  return {
+    name: DIRTY_TABLE,
+    columns: [
+      col("type", "text", "partition_key"),
+      col("shard", "int", "partition_key"),
+      col("key", "text", "clustering", "ASC"),
+      col("window_start", "timestamp", "clustering", "ASC"),
+    ],
+    // Every mark is deleted once merged; a mark resurrected by a short grace only costs one extra merge.
+    options: ["gc_grace_seconds = 3600"],
+  };
+}
+
+/** Layout of `schema_history`: one row per applied version of each type, newest first. */
+export function schemaHistoryTableSpec(): TableSpec {
+  return {
+    name: SCHEMA_HISTORY_TABLE,
+    columns: [
+      col("type", "text", "partition_key"),
+      col("version", "int", "clustering", "DESC"),
+      col("hash", "text", "regular"),
+      col("definition", "text", "regular"),
+      col("origin", "text", "regular"),
+      col("cql", "text", "regular"),
+      col("applied_at", "timestamp", "regular"),
+    ],
+    options: [],
+  };
+}
+
+/** `CREATE KEYSPACE IF NOT EXISTS` with NetworkTopologyStrategy, the only strategy both Scylla and Cassandra accept everywhere. */
+export function createKeyspaceCql(keyspace: string, replication: Readonly<Record<string, number>>): string {
+  const dcs = Object.entries(replication)
+    .map(([dc, rf]) => `'${dc.replace(/'/g, "''")}': ${rf}`)
+    .join(", ");
+  return `CREATE KEYSPACE IF NOT EXISTS ${keyspace} WITH replication = {'class': 'NetworkTopologyStrategy', ${dcs}}`;
+}
+
+/** `CREATE TABLE IF NOT EXISTS` for a layout. */
+export function createTableCql(keyspace: string, spec: TableSpec): string {
+  const partition = spec.columns.filter((c) => c.kind === "partition_key").map((c) => quoteId(c.name));
+  const clustering = spec.columns.filter((c) => c.kind === "clustering");
+  const pk = [`(${partition.join(", ")})`, ...clustering.map((c) => quoteId(c.name))].join(", ");
+  const lines = spec.columns.map((c) => `  ${quoteId(c.name)} ${c.cqlType}`);
+  const options = [
+    ...(clustering.length > 0
+      ? [`CLUSTERING ORDER BY (${clustering.map((c) => `${quoteId(c.name)} ${c.order ?? "ASC"}`).join(", ")})`]
+      : []),
+    ...spec.options,
+  ];
+  return (
+    `CREATE TABLE IF NOT EXISTS ${keyspace}.${spec.name} (\n${lines.join(",\n")},\n  PRIMARY KEY (${pk})\n)` +
+    (options.length > 0 ? ` WITH ${options.join("\n  AND ")}` : "")
+  );
+}
+
+/** `ALTER TABLE … ADD` for one new regular column. */
+export function addColumnCql(keyspace: string, table: string, column: ColumnSpec): string {
+  return `ALTER TABLE ${keyspace}.${table} ADD ${quoteId(column.name)} ${column.cqlType}`;
+}
+
+/** `ALTER TABLE … WITH` for changed table options. */
+export function alterOptionsCql(keyspace: string, table: string, options: readonly string[]): string {
+  return `ALTER TABLE ${keyspace}.${table} WITH ${options.join(" AND ")}`;
+}
+
+// About 30 compaction windows over the TTL keeps each SSTable droppable as a whole once it expires.
+function twcsOptions(ttlSeconds: number): string {
+  const hours = Math.max(1, Math.round(ttlSeconds / 3600 / 30));
+  const [unit, size] = hours % 24 === 0 ? ["DAYS", hours / 24] : ["HOURS", hours];
+  return (
+    `{'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': '${unit}', ` +
+    `'compaction_window_size': '${size}'}`
+  );
+}
+
+function valueFields(def: TypeDef): string[] {
+  return Object.keys(def.fields).filter((f) => !def.key.includes(f));
+}
+
+function col(name: string, cqlType: string, kind: ColumnSpec["kind"], order?: "ASC" | "DESC"): ColumnSpec {
+  return order === undefined ? { name, cqlType, kind } : { name, cqlType, kind, order };
+}

@@ -1,0 +1,151 @@
+import cassandra from "cassandra-driver";
+import type { StoreName } from "@machina/subjects";
+import { MachinaError } from "@machina/wire";
+import { runClean, type RunCleanOptions, type RunCleanResult } from "./clean-job";
+import {
+  countRecords,
+  createRecords,
+  deleteRecords,
+  readOneRecord,
+  readRecords,
+  updateRecord,
+  type DeleteResult,
+  type ReadOptions,
+} from "./crud";
+import { toDataError } from "./cql-exec";
+import type { DataContext } from "./data-context";
+import { writeDump, type DumpRow, type WriteDumpResult } from "./dump-store";
+import type { PlainRow } from "./row-format";
+import { ensureSchema, type EnsureSchemaResult } from "./schema-registry";
+import type { TypeDef } from "./type-def";
+
+/** How to reach the cluster and what to register. */
+export interface DataLayerOptions {
+  /** `host` or `host:port` entries. */
+  contactPoints: string[];
+  /** Datacenter of this replica (Cassandra's default is `datacenter1`). */
+  localDataCenter: string;
+  keyspace: string;
+  /** Replication factor per datacenter, e.g. `{ datacenter1: 1 }`. */
+  replication: Record<string, number>;
+  types: readonly TypeDef[];
+  /** Day buckets clean reads walk back. Default 7. */
+  lookbackDays?: number;
+  /** Statements or batches in flight per call. Default 32. */
+  concurrency?: number;
+  /** Plain-text credentials, when the cluster requires them. */
+  credentials?: { username: string; password: string };
+}
+
+/** The data layer of the `data` service: schema, dump writes, clean job and CRUD over one keyspace. */
+export class DataLayer {
+  private closed = false;
+
+  private constructor(
+    private readonly ctx: DataContext,
+    /** What the schema registration did when the layer was opened. */
+    readonly schema: EnsureSchemaResult,
+  ) {}
+
+  /** Connects, creates or extends the schema, and returns a ready layer; UNAVAILABLE if the cluster cannot be reached. */
+  static async open(options: DataLayerOptions): Promise<DataLayer> {
+    const lookbackDays = options.lookbackDays ?? 7;
+    const concurrency = options.concurrency ?? 32;
+    if (!Number.isInteger(lookbackDays) || lookbackDays < 1) {
+      throw new MachinaError("BAD_REQUEST", `lookbackDays must be a positive integer, got ${String(lookbackDays)}`);
+    }
+    if (!Number.isInteger(concurrency) || concurrency < 1) {
+      throw new MachinaError("BAD_REQUEST", `concurrency must be a positive integer, got ${String(concurrency)}`);
+    }
+    const client = new cassandra.Client({
+      contactPoints: options.contactPoints,
+      localDataCenter: options.localDataCenter,
+      credentials: options.credentials,
+      // bigint columns as JS bigint, so values survive merges and sums exactly.
+      encoding: { useBigIntAsLong: true, useUndefinedAsUnset: true },
+      // LOCAL_QUORUM writes and reads: a read after a completed write sees it, whatever the replication factor.
+      queryOptions: { consistency: cassandra.types.consistencies.localQuorum, prepare: true },
+    });
+    try {
+      await client.connect();
+    } catch (err) {
+      await client.shutdown().catch(() => undefined);
+      const e = toDataError(err, `connecting to ${options.contactPoints.join(", ")} (datacenter ${options.localDataCenter})`);
+      throw new MachinaError("UNAVAILABLE", e.message, { cause: err, retryable: true });
+    }
+    try {
+      const schema = await ensureSchema(client, options.keyspace, options.replication, options.types);
+      const types = new Map(options.types.map((t) => [t.name, t]));
+      return new DataLayer({ client, keyspace: options.keyspace, types, concurrency, lookbackDays }, schema);
+    } catch (err) {
+      await client.shutdown().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** The registered types, sorted by name. */
+  types(): TypeDef[] {
+    return [...this.ctx.types.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  /** Stores raw answers and marks their entity windows dirty. */
+  writeDump(type: string, rows: readonly DumpRow[]): Promise<WriteDumpResult> {
+    return this.run(() => writeDump(this.ctx, type, rows));
+  }
+
+  /** Merges every dirty entity window into clean rows. */
+  runClean(options?: RunCleanOptions): Promise<RunCleanResult> {
+    return this.run(() => runClean(this.ctx, options));
+  }
+
+  /** Upserts records into a store (dump rows get source "manual"). */
+  create(store: StoreName, type: string, records: readonly Record<string, unknown>[]): Promise<WriteDumpResult> {
+    return this.run(() => createRecords(this.ctx, store, type, records));
+  }
+
+  /** Reads an entity's rows newest first; criteria must name the full key. */
+  read(store: StoreName, type: string, options: ReadOptions): Promise<PlainRow[]> {
+    return this.run(() => readRecords(this.ctx, store, type, options));
+  }
+
+  /** The entity's newest row, or NOT_FOUND. */
+  readOne(store: StoreName, type: string, key: Record<string, unknown>): Promise<PlainRow> {
+    return this.run(() => readOneRecord(this.ctx, store, type, key));
+  }
+
+  /** Number of an entity's rows matching the criteria. */
+  count(store: StoreName, type: string, criteria: Record<string, unknown>): Promise<number> {
+    return this.run(() => countRecords(this.ctx, store, type, criteria));
+  }
+
+  /** Alters the entity's newest clean row; returns it. */
+  update(
+    store: StoreName,
+    type: string,
+    key: Record<string, unknown>,
+    alterations: Record<string, unknown>,
+  ): Promise<PlainRow> {
+    return this.run(() => updateRecord(this.ctx, store, type, key, alterations));
+  }
+
+  /** Deletes the entity's rows from a store. */
+  delete(store: StoreName, type: string, key: Record<string, unknown>): Promise<DeleteResult> {
+    return this.run(() => deleteRecords(this.ctx, store, type, key));
+  }
+
+  /** Closes the connection; later calls fail with UNAVAILABLE. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.ctx.client.shutdown();
+  }
+
+  private async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new MachinaError("UNAVAILABLE", "data layer is closed", { retryable: false });
+    try {
+      return await fn();
+    } catch (err) {
+      throw toDataError(err, "unexpected failure");
+    }
+  }
+}

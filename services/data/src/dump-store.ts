@@ -1,0 +1,113 @@
+import { MachinaError } from "@machina/wire";
+import { dumpTableName, quoteId } from "./cql-schema";
+import { executeUnloggedBatch, type CqlStatement } from "./cql-exec";
+import { chunk, mapLimit } from "./concurrency";
+import { resolveType, tableRef, type DataContext } from "./data-context";
+import { markDirty, type DirtyMark } from "./dirty-marks";
+import { entityKeyJson, keyValues, toCql, type CqlValue } from "./field-codec";
+import { dayOf, windowStartOf } from "./time-windows";
+import type { TypeDef } from "./type-def";
+
+/** One raw answer to store. */
+export interface DumpRow {
+  /** Epoch milliseconds the answer was fetched. */
+  fetchedAt: number;
+  source: string;
+  query: string;
+  taskId: string;
+  record: Record<string, unknown>;
+}
+
+/** Outcome of {@link writeDump}. */
+export interface WriteDumpResult {
+  written: number;
+  /** Record fields the type does not declare, summed over rows; they are not stored. */
+  ignoredFields: number;
+}
+
+// Single-partition unlogged batches skip the batch-size limits, but a cap keeps each mutation well under the commit log's.
+const ROWS_PER_BATCH = 100;
+
+/** Validates, coerces and stores dump rows (one unlogged batch per partition), then marks their entity windows dirty. */
+export async function writeDump(ctx: DataContext, type: string, rows: readonly DumpRow[]): Promise<WriteDumpResult> {
+  const def = resolveType(ctx, type);
+  if (!Array.isArray(rows)) {
+    throw new MachinaError("BAD_REQUEST", `type ${type}: expected a list of dump rows`, { details: { type } });
+  }
+  const insert = insertCql(ctx, def);
+  const valueFields = Object.keys(def.fields).filter((f) => !def.key.includes(f));
+  const partitions = new Map<string, CqlStatement[]>();
+  const marks: DirtyMark[] = [];
+  let ignoredFields = 0;
+
+  // Everything is validated before anything is written, so a bad row never leaves half a message stored.
+  rows.forEach((row, i) => {
+    checkRowMeta(def, row, i);
+    const fetchedAt = Math.trunc(row.fetchedAt);
+    const key = keyValues(def, row.record, row.source);
+    const keyJson = entityKeyJson(def, key);
+    const day = dayOf(fetchedAt);
+    const values = valueFields.map((field) => {
+      const v = toCql(def.fields[field], row.record[field], { type: def.name, field, source: row.source });
+      // Unset rather than null: a null would write a tombstone for every absent field of every raw row.
+      return v === null ? undefined : v;
+    });
+    for (const field of Object.keys(row.record)) if (!(field in def.fields)) ignoredFields++;
+    const params: (CqlValue | undefined)[] = [
+      ...def.key.map((f) => key[f]),
+      day,
+      new Date(fetchedAt),
+      row.source,
+      row.query,
+      row.taskId,
+      ...values,
+    ];
+    const partition = `${keyJson}\u0000${day}`;
+    const list = partitions.get(partition) ?? [];
+    list.push({ query: insert, params });
+    partitions.set(partition, list);
+    marks.push({ type: def.name, key: keyJson, windowStart: windowStartOf(fetchedAt, def.cleanWindowSeconds) });
+  });
+
+  const batches = [...partitions.values()].flatMap((list) => chunk(list, ROWS_PER_BATCH));
+  await mapLimit(batches, ctx.concurrency, (b) => executeUnloggedBatch(ctx.client, b, `writing dump rows of ${type}`));
+  // Marks go after the rows are durable: a clean job that sees a mark is then sure to see its rows.
+  await markDirty(ctx, marks);
+  return { written: rows.length, ignoredFields };
+}
+
+function insertCql(ctx: DataContext, def: TypeDef): string {
+  const columns = [
+    ...def.key.map(quoteId),
+    "day",
+    "fetched_at",
+    "source",
+    "query",
+    "task_id",
+    ...Object.keys(def.fields)
+      .filter((f) => !def.key.includes(f))
+      .map(quoteId),
+  ];
+  return (
+    `INSERT INTO ${tableRef(ctx, dumpTableName(def))} (${columns.join(", ")}) ` +
+    `VALUES (${columns.map(() => "?").join(", ")})`
+  );
+}
+
+function checkRowMeta(def: TypeDef, row: DumpRow, i: number): void {
+  const bad = (path: string, problem: string): never => {
+    throw new MachinaError("BAD_REQUEST", `type ${def.name}: rows[${i}].${path}: ${problem}`, {
+      details: { type: def.name, row: i, field: path },
+    });
+  };
+  if (typeof row !== "object" || row === null) bad("", "expected a dump row object");
+  if (typeof row.fetchedAt !== "number" || !Number.isFinite(row.fetchedAt)) {
+    bad("fetchedAt", "expected epoch milliseconds");
+  }
+  if (typeof row.source !== "string" || row.source === "") bad("source", "expected a non-empty source name");
+  if (typeof row.query !== "string") bad("query", "expected the query name (text)");
+  if (typeof row.taskId !== "string") bad("taskId", "expected the task id (text)");
+  if (typeof row.record !== "object" || row.record === null || Array.isArray(row.record)) {
+    bad("record", "expected an object of field values");
+  }
+}

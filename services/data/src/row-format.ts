@@ -1,0 +1,64 @@
+import type { StoreName } from "@machina/subjects";
+import { quoteId } from "./cql-schema";
+import type { CqlRow } from "./cql-exec";
+import { toPlain } from "./field-codec";
+import type { MergeRow } from "./merge";
+import type { TypeDef } from "./type-def";
+
+/** A stored row as plain JSON: ISO timestamps, bigint as number, json fields parsed, dates as `YYYY-MM-DD`. */
+export type PlainRow = Record<string, unknown>;
+
+const DUMP_META = ["day", "fetched_at", "source", "query", "task_id"] as const;
+const CLEAN_META = ["bucket", "window_start", "merged_at", "sources", "provenance"] as const;
+
+/** Declared fields that are not key fields, in declared order. */
+export function valueFieldsOf(def: TypeDef): string[] {
+  return Object.keys(def.fields).filter((f) => !def.key.includes(f));
+}
+
+/** Every column of a store's table, quoted for a select list. */
+export function selectList(def: TypeDef, store: StoreName): string {
+  const meta: readonly string[] = store === "dump" ? DUMP_META : CLEAN_META;
+  return [...def.key, ...meta, ...valueFieldsOf(def)].map(quoteId).join(", ");
+}
+
+/** Meta columns of a store a read may filter on, besides declared fields. */
+export function filterableMeta(store: StoreName): readonly string[] {
+  return store === "dump" ? ["source", "query", "task_id"] : [];
+}
+
+/** Converts a driver row of a store's table into a plain JSON object. */
+export function rowToPlain(def: TypeDef, store: StoreName, row: CqlRow): PlainRow {
+  const out: PlainRow = {};
+  for (const field of Object.keys(def.fields)) out[field] = toPlain(def.fields[field], row.get(field));
+  if (store === "dump") {
+    out.day = dateText(row.get("day"));
+    out.fetched_at = toPlain("timestamp", row.get("fetched_at"));
+    out.source = row.get("source");
+    out.query = row.get("query");
+    out.task_id = row.get("task_id") ?? null;
+  } else {
+    out.bucket = dateText(row.get("bucket"));
+    out.window_start = toPlain("timestamp", row.get("window_start"));
+    out.merged_at = toPlain("timestamp", row.get("merged_at"));
+    out.sources = row.get("sources") ?? null;
+    out.provenance = { ...((row.get("provenance") as Record<string, string> | null) ?? {}) };
+  }
+  return out;
+}
+
+/** Turns a dump row into merge input, keeping driver values (bigint, Date) so sums and comparisons stay exact. */
+export function dumpRowToMerge(def: TypeDef, row: CqlRow): MergeRow {
+  const values: Record<string, unknown> = {};
+  for (const field of valueFieldsOf(def)) values[field] = row.get(field);
+  return {
+    fetchedAt: (row.get("fetched_at") as Date).getTime(),
+    source: row.get("source") as string,
+    query: row.get("query") as string,
+    values,
+  };
+}
+
+function dateText(v: unknown): string | null {
+  return v === null || v === undefined ? null : String(v);
+}

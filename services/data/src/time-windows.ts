@@ -1,0 +1,19 @@
+/** Milliseconds in a day. */
+export const DAY_MS = 86_400_000;
+
+/** UTC calendar day (`YYYY-MM-DD`) containing epoch milliseconds `t`; the dump and clean partitions are per day. */
+export function dayOf(t: number): string {
+  return new Date(Math.floor(t / DAY_MS) * DAY_MS).toISOString().slice(0, 10);
+}
+
+/** Start (epoch ms) of the aligned window of `windowSeconds` containing `t`. */
+export function windowStartOf(t: number, windowSeconds: number): number {
+  const size = windowSeconds * 1000;
+  return Math.floor(t / size) * size;
+}
+
+/** The `count` UTC days ending with the day of `t`, newest first. */
+export function daysBack(t: number, count: number): string[] {
+  const today = Math.floor(t / DAY_MS) * DAY_MS;
+  return Array.from({ length: count }, (_, i) => dayOf(today - i * DAY_MS));
+}

@@ -1,0 +1,10 @@
+export { invokeService } from "./invoke-service";
+export type { InvokeConfig } from "./invoke-service";
+export { compileLedgers, ledgerOf, LEDGER_SOURCES } from "./ledgers";
+export type { LedgerTable } from "./ledgers";
+export { compileQuerySets, querySetOf, buildTasks } from "./query-sets";
+export type { QuerySetTable } from "./query-sets";
+export { compileTriggers, triggerOf, currentTick, nextTick } from "./triggers";
+export type { TriggerDef } from "./triggers";
+export { startScheduler } from "./scheduler";
+export { publishTasks } from "./fetch-link";

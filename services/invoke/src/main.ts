@@ -1,0 +1,4 @@
+import { runMain } from "@machina/runtime";
+import { invokeService } from "./invoke-service";
+
+runMain(invokeService);

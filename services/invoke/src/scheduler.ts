@@ -1,0 +1,37 @@
+import type { Logger } from "@machina/log";
+import { currentTick, nextTick } from "./triggers";
+import type { TriggerDef } from "./triggers";
+
+/** Fires one tick of a trigger. */
+export type FireTick = (trigger: TriggerDef, tick: number) => Promise<void>;
+
+/** Runs timer triggers on their grids; returns a function that stops them. */
+export function startScheduler(triggers: TriggerDef[], fire: FireTick, log: Logger, now: () => number = Date.now): () => void {
+  const startedAt = now();
+  const timers = new Set<NodeJS.Timeout>();
+  let stopped = false;
+
+  const run = (t: TriggerDef, tick: number) =>
+    fire(t, tick).catch((err: unknown) => log.error({ err, trigger: t.name, tick }, "tick failed; the next tick retries the work"));
+
+  for (const t of triggers) {
+    if (t.type !== "timer") continue;
+    if (t.runOnStart) void run(t, currentTick(t, startedAt, startedAt));
+    const arm = () => {
+      if (stopped) return;
+      const at = nextTick(t, now(), startedAt);
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        void run(t, at);
+        arm();
+      }, Math.max(0, at - now()));
+      timers.add(timer);
+    };
+    arm();
+  }
+  return () => {
+    stopped = true;
+    for (const timer of timers) clearTimeout(timer);
+    timers.clear();
+  };
+}

@@ -1,0 +1,4 @@
+import { runMain } from "@machina/runtime";
+import { vertexService } from "./vertex-service";
+
+runMain(vertexService);

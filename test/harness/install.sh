@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Installs the tools and servers the tests need into $MACHINA_CACHE.
+# Usage: test/harness/install.sh [pnpm|nats|cassandra|all]   (default: all)
+# Idempotent: when the cache already holds the pinned versions it only checks
+# them (well under a second per part), so the Makefile can call it every time.
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=env.sh
+. "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+
+PNPM_VERSION="${PNPM_VERSION:-10.34.9}"
+
+# Serialises concurrent installs of the same part (two clones running `make`
+# at once) so neither sees the other's half-written files.
+lock_part() {
+  mkdir -p "$MACHINA_CACHE"
+  exec 9>"$MACHINA_CACHE/.install-$1.lock"
+  flock 9
+}
+
+install_pnpm() {
+  if command -v pnpm >/dev/null 2>&1; then
+    return 0
+  fi
+  command -v npm >/dev/null 2>&1 || die "neither pnpm nor npm found; install Node.js 20 (which ships npm), then rerun"
+  log "pnpm missing; installing pnpm@$PNPM_VERSION with npm"
+  npm install -g "pnpm@$PNPM_VERSION" >&2
+  command -v pnpm >/dev/null 2>&1 || die "npm installed pnpm but it is not on PATH; add \"\$(npm prefix -g)/bin\" to PATH"
+}
+
+# `nats-server --version` prints "nats-server: v2.12.3"; `nats --version`
+# prints "v0.5.1". Asking the binary (rather than trusting a stamp) also
+# catches a binary built by hand at another version.
+binary_version() {
+  local bin=$1 out
+  [[ -x $bin ]] || return 1
+  out=$("$bin" --version 2>&1) || return 1
+  out=${out##* }
+  printf '%s\n' "$out"
+}
+
+# go install into a scratch GOBIN, then rename into place: the cached binary
+# may be running (other clones' servers) and overwriting a running executable
+# fails with ETXTBSY, while a rename leaves the running inode alone.
+go_install() {
+  local pkg=$1 version=$2 name=$3 tmp
+  command -v go >/dev/null 2>&1 || die "go not found; install Go >= 1.24 (e.g. apt-get install golang, or /usr/local/go/bin on PATH) to build $name"
+  tmp=$(mktemp -d "$MACHINA_CACHE/bin/.build-$name.XXXXXX")
+  log "building $name $version (go install $pkg@$version; a few minutes the first time)"
+  if ! GOBIN="$tmp" go install "$pkg@$version" >&2; then
+    rm -rf "$tmp"
+    die "go install $pkg@$version failed (see output above)"
+  fi
+  mv -f "$tmp/$name" "$MACHINA_CACHE/bin/$name"
+  rm -rf "$tmp"
+}
+
+install_nats() {
+  lock_part nats
+  mkdir -p "$MACHINA_CACHE/bin"
+  local server="$MACHINA_CACHE/bin/nats-server" cli="$MACHINA_CACHE/bin/nats" have
+  have=$(binary_version "$server" || true)
+  if [[ $have != "$NATS_SERVER_VERSION" ]]; then
+    [[ -z $have ]] || log "cached nats-server is ${have}, want $NATS_SERVER_VERSION"
+    go_install github.com/nats-io/nats-server/v2 "$NATS_SERVER_VERSION" nats-server
+    have=$(binary_version "$server" || true)
+    [[ $have == "$NATS_SERVER_VERSION" ]] || die "built nats-server reports '${have}', expected $NATS_SERVER_VERSION"
+  fi
+  have=$(binary_version "$cli" || true)
+  if [[ $have != "$NATSCLI_VERSION" ]]; then
+    [[ -z $have ]] || log "cached nats CLI is ${have}, want $NATSCLI_VERSION"
+    go_install github.com/nats-io/natscli/nats "$NATSCLI_VERSION" nats
+    have=$(binary_version "$cli" || true)
+    [[ $have == "$NATSCLI_VERSION" ]] || die "built nats CLI reports '${have}', expected $NATSCLI_VERSION"
+  fi
+  log "nats-server $NATS_SERVER_VERSION and nats CLI $NATSCLI_VERSION in $MACHINA_CACHE/bin"
+}
+
+# Cassandra 5.0 refuses anything but Java 11 or 17 (bin/cassandra.in.sh).
+java_bin() {
+  if [[ -n ${JAVA_HOME:-} && -x $JAVA_HOME/bin/java ]]; then
+    printf '%s\n' "$JAVA_HOME/bin/java"
+  elif command -v java >/dev/null 2>&1; then
+    command -v java
+  else
+    return 1
+  fi
+}
+
+java_major() {
+  local java=$1 line
+  line=$("$java" -version 2>&1 | head -n 1)
+  # 'openjdk version "17.0.15" 2025-04-15' or 'java version "11.0.2"'
+  line=${line#*\"}
+  line=${line%%[.\"]*}
+  printf '%s\n' "$line"
+}
+
+check_java() {
+  local java major
+  java=$(java_bin) || die "java not found; install a Java 17 JDK (e.g. apt-get install openjdk-17-jdk-headless) or set JAVA_HOME"
+  major=$(java_major "$java")
+  [[ $major == 17 || $major == 11 ]] || die "$java is Java $major, but Cassandra $CASSANDRA_VERSION needs Java 17 or 11; install openjdk-17-jdk-headless or point JAVA_HOME at one"
+}
+
+install_cassandra() {
+  lock_part cassandra
+  local home="$MACHINA_CACHE/cassandra-$CASSANDRA_VERSION"
+  local lib="$home/lib" stamp="$home/.complete"
+  if [[ -f $stamp && -f $lib/cassandra-all-$CASSANDRA_VERSION.jar ]]; then
+    log "cassandra $CASSANDRA_VERSION jars in $lib"
+    return 0
+  fi
+  check_java
+  command -v mvn >/dev/null 2>&1 || die "mvn not found; install Maven (apt-get install maven) to fetch the Cassandra jars from Maven Central"
+  mkdir -p "$home"
+  # Maven Central has no Cassandra tarball, but cassandra-all's pom lists the
+  # daemon's whole runtime classpath; copy-dependencies flattens it into lib/.
+  cat >"$home/pom.xml" <<EOF
+<?xml version="1.0" encoding="UTF-8"?>
+<!-- Generated by machina test/harness/install.sh; only used to fetch jars. -->
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>machina.harness</groupId>
+  <artifactId>cassandra-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.cassandra</groupId>
+      <artifactId>cassandra-all</artifactId>
+      <version>$CASSANDRA_VERSION</version>
+    </dependency>
+  </dependencies>
+  <build>
+    <plugins>
+      <plugin>
+        <groupId>org.apache.maven.plugins</groupId>
+        <artifactId>maven-dependency-plugin</artifactId>
+        <version>3.8.1</version>
+      </plugin>
+    </plugins>
+  </build>
+</project>
+EOF
+  # Copy into a scratch dir and rename, so an interrupted run never leaves a
+  # lib/ that looks complete; the stamp is written last.
+  rm -rf "$lib" "$lib.tmp" "$stamp"
+  log "fetching Cassandra $CASSANDRA_VERSION and its dependencies from Maven Central (a few minutes the first time)"
+  # mvn's output goes to a file: even with -q it prints stray ANSI resets.
+  if ! mvn -q -B -Dstyle.color=never -f "$home/pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$lib.tmp" -DincludeScope=runtime >"$home/mvn.log" 2>&1; then
+    rm -rf "$lib.tmp"
+    log_tail "$home/mvn.log"
+    die "mvn could not fetch cassandra-all:$CASSANDRA_VERSION (full output: $home/mvn.log; is Maven Central reachable?)"
+  fi
+  [[ -f $lib.tmp/cassandra-all-$CASSANDRA_VERSION.jar ]] || die "mvn finished but cassandra-all-$CASSANDRA_VERSION.jar is missing from $lib.tmp"
+  ls "$lib.tmp"/jamm-*.jar >/dev/null 2>&1 || die "mvn finished but no jamm jar in $lib.tmp (Cassandra needs it as a -javaagent)"
+  mv "$lib.tmp" "$lib"
+  printf 'cassandra-all %s, %s jars\n' "$CASSANDRA_VERSION" "$(find "$lib" -name '*.jar' | wc -l)" >"$stamp"
+  log "cassandra $CASSANDRA_VERSION jars in $lib"
+}
+
+main() {
+  local part=${1:-all}
+  case $part in
+    pnpm) install_pnpm ;;
+    nats) install_nats ;;
+    cassandra) install_cassandra ;;
+    all)
+      install_pnpm
+      install_nats
+      install_cassandra
+      ;;
+    *) die "usage: $0 [pnpm|nats|cassandra|all]" ;;
+  esac
+}
+
+main "$@"

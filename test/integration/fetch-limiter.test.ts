@@ -1,0 +1,229 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { Kvm } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { connect } from "@nats-io/transport-node";
+import { compileSource, createFetcher, openLimiter, type Acquired, type Limiter, type SourceDef } from "@machina/fetch";
+import { isMachinaError, MachinaError } from "@machina/wire";
+import { startFakeApi, type FakeApi } from "../fixtures/fake-api/server";
+
+const NATS_URL = process.env.MACHINA_NATS_URL ?? "nats://127.0.0.1:4222";
+const BUCKET = `fetch_limiter_test_${process.pid}_${Date.now()}`;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function source(name: string, limiter: unknown, baseUrl = "http://127.0.0.1:9"): SourceDef {
+  return compileSource(
+    {
+      name,
+      limiter,
+      data: { api_key: { env: "LIMITER_TEST_KEY" } },
+      manager: { type: "http-auth", base_url: baseUrl, timeout: "5s", auth: { type: "api_key", header: "X-Api-Key", value: "{{data.api_key}}" }, retries: { max: 0 } },
+      queries: { site: { path: "/v1/sites/{{lead.domain}}", extract: { site: { type: "website", path: "site" } } } },
+    },
+    `test:${name}`,
+  );
+}
+
+async function refusal(p: Promise<unknown>): Promise<MachinaError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(isMachinaError(err, "OVER_QUOTA"), `expected OVER_QUOTA, got ${String(err)}`);
+    return err;
+  }
+  assert.fail("expected the limiter to refuse");
+}
+
+async function connectOrExplain(): Promise<NatsConnection> {
+  try {
+    return await connect({ servers: NATS_URL, noAsyncTraces: true });
+  } catch (err) {
+    throw new Error(`cannot reach NATS at ${NATS_URL} (${(err as Error).message}); start it with test/harness/nats.sh start and set MACHINA_NATS_URL`);
+  }
+}
+
+const N = 25;
+const sources = [
+  source("hammer", { windows: [{ limit: N, per: "1s" }] }),
+  source("twowin", { windows: [{ limit: 100, per: "1s" }, { limit: 5, per: "1m" }] }),
+  source("partial", { windows: [{ limit: 1000, per: "1s" }, { limit: 7, per: "1h" }] }),
+  source("paused", { windows: [{ limit: 1000, per: "1s" }] }),
+  source("free", "unlimited"),
+  source("fast", { windows: [{ limit: 1_000_000_000, per: "1s" }] }),
+];
+
+describe("limiter on JetStream KV", () => {
+  let nc1: NatsConnection;
+  let nc2: NatsConnection;
+  let a: Limiter;
+  let b: Limiter;
+
+  before(async () => {
+    nc1 = await connectOrExplain();
+    nc2 = await connectOrExplain();
+    a = await openLimiter(nc1, { bucket: BUCKET, sources });
+    b = await openLimiter(nc2, { bucket: BUCKET, sources });
+  });
+
+  after(async () => {
+    await a?.close();
+    await b?.close();
+    if (nc1 !== undefined) await (await new Kvm(nc1).open(BUCKET)).destroy().catch(() => undefined);
+    await nc1?.close();
+    await nc2?.close();
+  });
+
+  it("never admits more than N per window across two connections, and admits close to N", async (t) => {
+    const perWindow = new Map<number, number>();
+    const deadline = Date.now() + 2_500;
+    const worker = async (l: Limiter) => {
+      while (Date.now() < deadline) {
+        let got: Acquired;
+        try {
+          got = await l.acquire("hammer");
+        } catch (err) {
+          if (!isMachinaError(err, "OVER_QUOTA")) throw err;
+          await sleep(Math.min(Number(err.details.retryAfterMs), Math.max(0, deadline - Date.now())));
+          continue;
+        }
+        const w = got.windowStart as number;
+        perWindow.set(w, (perWindow.get(w) ?? 0) + 1);
+        assert.ok((got.usage as number) <= N);
+      }
+    };
+    await Promise.all([...Array.from({ length: 8 }, () => worker(a)), ...Array.from({ length: 8 }, () => worker(b))]);
+    const counts = [...perWindow.entries()].sort(([x], [y]) => x - y);
+    t.diagnostic(`admitted per 1s window: ${counts.map(([, n]) => n).join(", ")}`);
+    for (const [, n] of counts) assert.ok(n <= N, `a window admitted ${n} > ${N}`);
+    // Windows wholly inside the run must be (nearly) filled: the limiter must not starve callers.
+    const full = counts.slice(1, -1);
+    assert.ok(full.length >= 1);
+    for (const [, n] of full) assert.ok(n >= N * 0.9, `a full window admitted only ${n} of ${N}`);
+  });
+
+  it("spends all windows or none: a full long window leaves the short one untouched", async () => {
+    for (let i = 0; i < 5; i++) await (i % 2 === 0 ? a : b).acquire("twowin");
+    const e = await refusal(a.acquire("twowin"));
+    assert.equal(e.details.window, "1m");
+    assert.ok(Number(e.details.retryAfterMs) > 0 && Number(e.details.retryAfterMs) <= 60_000);
+    assert.match(e.message, /^source twowin is over quota: 5\/5 calls used in the current 1m window; retry in \d+ ms$/);
+    await refusal(b.acquire("twowin"));
+    const r = await b.report("twowin");
+    // Refusals must not have spent the 1s window.
+    assert.equal(r.windows[0].window, "1s");
+    assert.ok(r.windows[0].used <= 5, `1s window shows ${r.windows[0].used} used after refusals`);
+    assert.equal(r.windows[1].used, 5);
+    assert.equal(r.windows[1].percent, 1);
+    assert.equal(r.usage, 5);
+    assert.equal(r.quota, 5);
+  });
+
+  it("grants exactly the room left to a burst of concurrent acquires", async () => {
+    const results = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => (i % 2 === 0 ? a : b).acquire("partial")));
+    const ok = results.filter((x) => x.status === "fulfilled");
+    assert.equal(ok.length, 7);
+    for (const x of results) if (x.status === "rejected") assert.ok(isMachinaError(x.reason, "OVER_QUOTA"));
+    const r = await a.report("partial");
+    assert.equal(r.windows[1].used, 7);
+    assert.ok(r.windows[0].used <= 7);
+  });
+
+  it("an upstream 429 with Retry-After pauses every replica, beyond the current window", async () => {
+    await a.acquire("paused");
+    await a.observeUpstream("paused", 429, { "Retry-After": "3" });
+    const mine = await refusal(a.acquire("paused"));
+    assert.ok(Number(mine.details.retryAfterMs) > 2_000);
+    await refusal(b.acquire("paused")); // the current window was marked full
+    await sleep(1_100); // next 1s window: only the shared pause can stop b now
+    const theirs = await refusal(b.acquire("paused"));
+    assert.ok(Number(theirs.details.retryAfterMs) > 500 && Number(theirs.details.retryAfterMs) <= 2_000, String(theirs.details.retryAfterMs));
+    assert.ok((await b.report("paused")).blockedUntil !== null);
+  });
+
+  it("unlimited sources never touch KV and report nulls", async () => {
+    assert.deepEqual(await a.acquire("free"), { usage: null, quota: null, percent: null, window: null, windowStart: null });
+    const r = await a.report("free");
+    assert.equal(r.unlimited, true);
+    assert.equal(r.percent, null);
+    const keys: string[] = [];
+    for await (const k of await (await new Kvm(nc1).open(BUCKET)).keys("free.>")) keys.push(k);
+    assert.deepEqual(keys, []);
+  });
+
+  it("rejects unknown sources with the known ones listed", async () => {
+    await assert.rejects(a.acquire("nope"), (err: unknown) => isMachinaError(err, "UNKNOWN_SOURCE") && /known: hammer, twowin/.test(err.message));
+  });
+
+  it("measures one process's acquire rate", async (t) => {
+    const run = async (concurrency: number, ms: number) => {
+      let n = 0;
+      const end = Date.now() + ms;
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (Date.now() < end) {
+            await a.acquire("fast");
+            n++;
+          }
+        }),
+      );
+      return Math.round((n * 1000) / ms);
+    };
+    const seq = await run(1, 1_000);
+    const par = await run(64, 1_000);
+    t.diagnostic(`acquires/s, one process, one 1s window: sequential ${seq}, 64 in flight ${par}`);
+    assert.ok(seq > 100 && par > seq);
+  });
+});
+
+describe("limiter with the fake API: replicas share the upstream quota", () => {
+  let nc1: NatsConnection;
+  let nc2: NatsConnection;
+  let api: FakeApi;
+  const bucket = `${BUCKET}_api`;
+
+  before(async () => {
+    nc1 = await connectOrExplain();
+    nc2 = await connectOrExplain();
+    api = await startFakeApi({ port: 0, keys: { "good-key": { limit: N, windowMs: 1000 } } });
+  });
+
+  after(async () => {
+    await api?.close();
+    if (nc1 !== undefined) await (await new Kvm(nc1).open(bucket)).destroy().catch(() => undefined);
+    await nc1?.close();
+    await nc2?.close();
+  });
+
+  it("two fetchers on separate connections never make the upstream exceed N per window", async (t) => {
+    const def = source("sitestats", { windows: [{ limit: N, per: "1s" }] }, api.url);
+    const env = { LIMITER_TEST_KEY: "good-key" };
+    const la = await openLimiter(nc1, { bucket, sources: [def] });
+    const lb = await openLimiter(nc2, { bucket, sources: [def] });
+    const fa = createFetcher({ sources: [def], limiter: la, env });
+    const fb = createFetcher({ sources: [def], limiter: lb, env });
+    let ok = 0;
+    const deadline = Date.now() + 2_500;
+    const worker = async (f: typeof fa) => {
+      while (Date.now() < deadline) {
+        try {
+          await f.fetch({ source: "sitestats", query: "site", lead: { id: "l1", args: { domain: "example.com" } } });
+          ok++;
+        } catch (err) {
+          if (!isMachinaError(err, "OVER_QUOTA")) throw err;
+          await sleep(Math.min(Number(err.details.retryAfterMs), Math.max(0, deadline - Date.now())));
+        }
+      }
+    };
+    const started = Date.now();
+    await Promise.all([...Array.from({ length: 6 }, () => worker(fa)), ...Array.from({ length: 6 }, () => worker(fb))]);
+    const stats = api.stats();
+    t.diagnostic(`fetched ${ok} in ${Date.now() - started} ms; upstream maxPerWindow ${stats.maxPerWindow["good-key"]}, statuses ${JSON.stringify(stats.byStatus)}`);
+    assert.ok(stats.maxPerWindow["good-key"] <= N, `upstream saw ${stats.maxPerWindow["good-key"]} calls in one window`);
+    assert.equal(stats.byStatus["429"], undefined);
+    assert.equal(stats.total, ok);
+    // At least two full windows fit in 2.5 s; a fair limiter fills them.
+    assert.ok(ok >= 2 * N, `only ${ok} fetches admitted`);
+    await la.close();
+    await lb.close();
+  });
+});

@@ -1,0 +1,54 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  cleanTableSpec,
+  compileTypeDef,
+  createKeyspaceCql,
+  createTableCql,
+  dirtyTableSpec,
+  dumpTableSpec,
+} from "@machina/data";
+
+const def = compileTypeDef(
+  {
+    name: "website",
+    key: ["domain", "lang"],
+    fields: { domain: "text", lang: "text", rank: "int", visits: "bigint", meta: "json", updated_at: "timestamp" },
+    dump_ttl: "30d",
+  },
+  "website.yaml",
+);
+
+const flat = (s: string): string => s.replace(/\s+/g, " ");
+
+test("dump table: entity+day partition, newest fetch first, TTL and time-window compaction", () => {
+  const cql = flat(createTableCql("ks", dumpTableSpec(def)));
+  assert.match(cql, /^CREATE TABLE IF NOT EXISTS ks\.dump_website \(/);
+  assert.ok(cql.includes(`PRIMARY KEY (("domain", "lang", "day"), "fetched_at", "source", "query")`), cql);
+  assert.ok(cql.includes(`CLUSTERING ORDER BY ("fetched_at" DESC, "source" ASC, "query" ASC)`), cql);
+  assert.ok(cql.includes(`"task_id" text`));
+  assert.ok(cql.includes(`"visits" bigint`));
+  assert.ok(cql.includes(`"meta" text`), "json is stored as text");
+  assert.ok(cql.includes("default_time_to_live = 2592000"));
+  assert.ok(cql.includes("'class': 'TimeWindowCompactionStrategy'"));
+  assert.ok(cql.includes("'compaction_window_unit': 'DAYS', 'compaction_window_size': '1'"), cql);
+});
+
+test("clean table: entity+bucket partition, newest window first, merge bookkeeping", () => {
+  const cql = flat(createTableCql("ks", cleanTableSpec(def)));
+  assert.ok(cql.includes(`PRIMARY KEY (("domain", "lang", "bucket"), "window_start")`), cql);
+  assert.ok(cql.includes(`CLUSTERING ORDER BY ("window_start" DESC)`));
+  for (const c of [`"merged_at" timestamp`, `"sources" int`, `"provenance" map<text, text>`, `"rank" int`]) {
+    assert.ok(cql.includes(c), `${c} missing from ${cql}`);
+  }
+  assert.equal(cql.includes("default_time_to_live"), false);
+});
+
+test("dirty table and keyspace use only portable CQL", () => {
+  const cql = flat(createTableCql("ks", dirtyTableSpec()));
+  assert.ok(cql.includes(`PRIMARY KEY (("type", "shard"), "key", "window_start")`), cql);
+  assert.equal(
+    createKeyspaceCql("ks", { datacenter1: 3, dc2: 1 }),
+    "CREATE KEYSPACE IF NOT EXISTS ks WITH replication = {'class': 'NetworkTopologyStrategy', 'datacenter1': 3, 'dc2': 1}",
+  );
+});

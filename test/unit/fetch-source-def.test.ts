@@ -1,0 +1,213 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { compileSource, formatDuration, parseDuration, type SourceDef } from "@machina/fetch";
+import { MachinaError } from "@machina/wire";
+
+const ORIGIN = "sources/sitestats.yaml";
+
+function sample(): Record<string, any> {
+  return {
+    name: "sitestats",
+    limiter: { windows: [{ limit: 10, per: "1s" }, { limit: 5000, per: "1d" }] },
+    data: { api_key: { env: "SITESTATS_API_KEY" } },
+    manager: {
+      type: "http-auth",
+      base_url: "http://127.0.0.1:8787/",
+      timeout: "10s",
+      auth: { type: "api_key", header: "X-Api-Key", value: "{{data.api_key}}" },
+      retries: { max: 3, base_delay: "200ms" },
+    },
+    queries: {
+      site: { method: "GET", path: "/v1/sites/{{lead.domain}}", params: {}, headers: {}, extract: { site: { type: "website", path: "site" } } },
+      sites: {
+        method: "GET",
+        path: "/v1/sites",
+        params: { per_page: "50" },
+        paginate: { type: "page", param: "page", next: "next_page", max_pages: 20 },
+        extract: { items: { type: "website", path: "items" } },
+      },
+    },
+  };
+}
+
+function compileError(raw: unknown, origin = ORIGIN): MachinaError {
+  try {
+    compileSource(raw, origin);
+  } catch (err) {
+    assert.ok(err instanceof MachinaError, `expected MachinaError, got ${String(err)}`);
+    assert.equal(err.code, "BAD_REQUEST");
+    assert.equal(err.retryable, false);
+    return err;
+  }
+  assert.fail("compileSource accepted an invalid source");
+}
+
+describe("durations", () => {
+  it("parses every unit", () => {
+    assert.equal(parseDuration("250ms"), 250);
+    assert.equal(parseDuration("1s"), 1000);
+    assert.equal(parseDuration("15m"), 900_000);
+    assert.equal(parseDuration("1h"), 3_600_000);
+    assert.equal(parseDuration("1d"), 86_400_000);
+    assert.equal(parseDuration("1.5s"), 1500);
+  });
+  it("rejects junk, zero and compounds", () => {
+    for (const bad of ["", "1", "s", "1 sec", "0s", "-1s", "1h30m", "1w", "0.5ms"]) assert.equal(parseDuration(bad), null, bad);
+  });
+  it("formats in the largest exact unit", () => {
+    assert.equal(formatDuration(86_400_000), "1d");
+    assert.equal(formatDuration(1000), "1s");
+    assert.equal(formatDuration(1500), "1500ms");
+    assert.equal(formatDuration(900_000), "15m");
+  });
+});
+
+describe("compileSource", () => {
+  it("compiles the documented example", () => {
+    const def: SourceDef = compileSource(sample(), ORIGIN);
+    assert.equal(def.name, "sitestats");
+    assert.deepEqual(def.limiter, { kind: "windows", windows: [{ limit: 10, perMs: 1000 }, { limit: 5000, perMs: 86_400_000 }] });
+    assert.deepEqual(def.data.api_key, { kind: "env", name: "SITESTATS_API_KEY" });
+    assert.equal(def.manager.baseUrl, "http://127.0.0.1:8787");
+    assert.equal(def.manager.timeoutMs, 10_000);
+    assert.deepEqual(def.manager.retries, { max: 3, baseDelayMs: 200, maxDelayMs: 10_000 });
+    assert.equal(def.queries.site.path.refs[0].scope, "lead");
+    assert.deepEqual(def.queries.site.extract, [{ name: "site", type: "website", path: ["site"] }]);
+    assert.deepEqual(def.queries.sites.paginate, { type: "page", param: "page", next: ["next_page"], start: 1, maxPages: 20 });
+  });
+
+  it("accepts limiter: unlimited, http without auth and defaults", () => {
+    const raw = sample();
+    raw.limiter = "unlimited";
+    raw.manager = { type: "http", base_url: "https://api.example.com" };
+    delete raw.data;
+    raw.queries = { q: { path: "/x", extract: { all: { type: "thing", path: "." } } } };
+    const def = compileSource(raw, ORIGIN);
+    assert.deepEqual(def.limiter, { kind: "unlimited" });
+    assert.equal(def.manager.auth, null);
+    assert.equal(def.queries.q.method, "GET");
+    assert.deepEqual(def.queries.q.extract[0].path, []);
+  });
+
+  it("names the file and field path of a bad method", () => {
+    const raw = sample();
+    raw.queries.site.method = "GTE";
+    assert.equal(compileError(raw).message, 'sources/sitestats.yaml: queries.site.method: expected one of GET, POST, PUT, DELETE, got "GTE"');
+  });
+
+  it("rejects unknown keys and suggests the intended one", () => {
+    const raw = sample();
+    raw.queries.site.extarct = raw.queries.site.extract;
+    delete raw.queries.site.extract;
+    const e = compileError(raw);
+    assert.match(e.message, /^sources\/sitestats\.yaml: queries\.site\.extarct: unknown key \(did you mean "extract"\?\)/);
+    const raw2 = sample();
+    raw2.manager.timout = "5s";
+    assert.match(compileError(raw2).message, /manager\.timout: unknown key \(did you mean "timeout"\?\)/);
+    const raw3 = sample();
+    raw3.extra = 1;
+    assert.match(compileError(raw3).message, /^sources\/sitestats\.yaml: extra: unknown key/);
+  });
+
+  it("reports missing required fields", () => {
+    const raw = sample();
+    delete raw.queries.site.path;
+    assert.equal(compileError(raw).message, "sources/sitestats.yaml: queries.site.path: is required");
+    const raw2 = sample();
+    delete raw2.manager.auth;
+    assert.match(compileError(raw2).message, /manager\.auth: is required when manager\.type is http-auth/);
+  });
+
+  it("rejects bad durations and limits with the window index", () => {
+    const raw = sample();
+    raw.limiter.windows[1].per = "1 day";
+    assert.equal(compileError(raw).message, 'sources/sitestats.yaml: limiter.windows[1].per: expected a duration such as 250ms, 1s, 15m, 1h or 1d, got "1 day"');
+    const raw2 = sample();
+    raw2.limiter.windows[0].limit = 0;
+    assert.match(compileError(raw2).message, /limiter\.windows\[0\]\.limit: expected an integer >= 1, got 0/);
+    const raw3 = sample();
+    raw3.limiter = { windows: [{ limit: 1, per: "1s" }, { limit: 2, per: "1000ms" }] };
+    assert.match(compileError(raw3).message, /limiter\.windows\[1\]\.per: two windows have the same length/);
+    const raw4 = sample();
+    raw4.limiter = "unlimted";
+    assert.match(compileError(raw4).message, /limiter: expected "unlimited" or a mapping/);
+  });
+
+  it("checks placeholders and data references", () => {
+    const raw = sample();
+    raw.queries.site.path = "/v1/sites/{{leed.domain}}";
+    assert.match(compileError(raw).message, /queries\.site\.path: placeholder \{\{leed\.domain\}\} must be \{\{lead\.<field>\}\} or \{\{data\.<name>\}\}/);
+    const raw2 = sample();
+    raw2.manager.auth.value = "{{data.apikey}}";
+    assert.match(compileError(raw2).message, /manager\.auth\.value: \{\{data\.apikey\}\} is not declared under data \(declared: api_key\)/);
+    const raw3 = sample();
+    raw3.manager.auth.value = "{{lead.key}}";
+    assert.match(compileError(raw3).message, /manager\.auth\.value: credentials may only use \{\{data\.<name>\}\}/);
+    const raw4 = sample();
+    raw4.queries.site.path = "/v1/sites/{{lead.domain}";
+    assert.match(compileError(raw4).message, /queries\.site\.path: unbalanced/);
+  });
+
+  it("validates data entries", () => {
+    const raw = sample();
+    raw.data.api_key = { env: "A", file: "/x" };
+    assert.match(compileError(raw).message, /data\.api_key: give exactly one of env, file, value \(got env, file\)/);
+    const raw2 = sample();
+    raw2.data.api_key = { secret: "x" };
+    assert.match(compileError(raw2).message, /data\.api_key\.secret: unknown key/);
+  });
+
+  it("validates the manager", () => {
+    const raw = sample();
+    raw.manager.base_url = "127.0.0.1:8787";
+    assert.match(compileError(raw).message, /manager\.base_url: /);
+    const raw2 = sample();
+    raw2.manager.type = "http";
+    assert.match(compileError(raw2).message, /manager\.auth: is only allowed with manager\.type http-auth/);
+    const raw3 = sample();
+    raw3.manager.auth = { type: "api_key", value: "{{data.api_key}}" };
+    assert.match(compileError(raw3).message, /manager\.auth: api_key needs exactly one of header/);
+    const raw4 = sample();
+    raw4.manager.auth = { type: "oauth", token: "x" };
+    assert.match(compileError(raw4).message, /manager\.auth\.type: expected one of api_key, bearer, basic, got "oauth"/);
+    const raw5 = sample();
+    raw5.manager.auth = { type: "bearer", token: "{{data.api_key}}", header: "X" };
+    assert.match(compileError(raw5).message, /manager\.auth\.header: unknown key/);
+  });
+
+  it("validates queries, pagination and extraction", () => {
+    const raw = sample();
+    raw.queries.site.path = "v1/sites";
+    assert.match(compileError(raw).message, /queries\.site\.path: must start with "\/"/);
+    const raw2 = sample();
+    raw2.queries.sites.paginate.type = "offset";
+    assert.match(compileError(raw2).message, /queries\.sites\.paginate\.type: expected one of page, cursor, got "offset"/);
+    const raw3 = sample();
+    raw3.queries.site.extract = {};
+    assert.match(compileError(raw3).message, /queries\.site\.extract: declare at least one entry/);
+    const raw4 = sample();
+    raw4.queries.site.extract.site.type = "web site";
+    assert.match(compileError(raw4).message, /queries\.site\.extract\.site\.type: must be letters, digits/);
+    const raw5 = sample();
+    raw5.queries.site.body = { a: 1 };
+    assert.match(compileError(raw5).message, /queries\.site\.body: a GET request cannot carry a body/);
+    const raw6 = sample();
+    raw6.queries.sites.params.page = "1";
+    assert.match(compileError(raw6).message, /queries\.sites\.params\.page: is set by paginate/);
+    const raw7 = sample();
+    raw7.queries.sites.paginate = { type: "cursor", param: "cursor" };
+    assert.match(compileError(raw7).message, /queries\.sites\.paginate\.next: is required for cursor pagination/);
+  });
+
+  it("requires the name to match the file", () => {
+    const raw = sample();
+    raw.name = "other";
+    assert.match(compileError(raw).message, /^sources\/sitestats\.yaml: name: "other" does not match the file name "sitestats"/);
+    assert.equal(compileSource(raw, "module:other-api.ts").name, "other");
+  });
+
+  it("rejects a non-object", () => {
+    assert.match(compileError("name: x").message, /^sources\/sitestats\.yaml: expected a mapping, got "name: x"/);
+    assert.match(compileError(null).message, /expected a mapping, got null/);
+  });
+});
