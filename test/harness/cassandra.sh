@@ -218,6 +218,10 @@ start() {
   [[ -n $jamm ]] || die "no jamm jar in $CASSANDRA_LIB; rerun test/harness/install.sh cassandra"
   write_config
   jvm_flags "$heap"
+  # Extra JVM flags for one run (debugging, GC logs), split on whitespace.
+  local -a extra=()
+  read -r -a extra <<<"${MACHINA_CASSANDRA_JVM_OPTS:-}"
+  JVM_FLAGS+=("${extra[@]}")
   rotate_log "$LOG_FILE"
   rotate_log "$OUT_FILE"
 
@@ -238,7 +242,7 @@ start() {
   # Ready means a real CQL round trip works, not just an open port: the port
   # opens slightly before the node answers queries.
   while :; do
-    if ! pid_is_ours "$pid" "$MARKER"; then
+    if ! pid_running "$pid"; then
       rm -f "$PID_FILE"
       log_tail "$OUT_FILE" "$LOG_FILE"
       die "cassandra exited during startup (logs: $LOG_FILE, $OUT_FILE)"

@@ -12,6 +12,9 @@ MACHINA_CACHE="${MACHINA_CACHE:-$HOME/.cache/machina}"
 # Everything belonging to one running instance: logs/, data/, run/ (configs and
 # pid files). Deleting it resets the servers to empty.
 MACHINA_STATE="${MACHINA_STATE:-$ROOT/.machina}"
+# Both end up in generated configs and file:// URLs, which need absolute paths.
+[[ $MACHINA_CACHE == /* ]] || MACHINA_CACHE="$PWD/$MACHINA_CACHE"
+[[ $MACHINA_STATE == /* ]] || MACHINA_STATE="$PWD/$MACHINA_STATE"
 
 MACHINA_NATS_PORT="${MACHINA_NATS_PORT:-4222}"
 MACHINA_NATS_MONITOR_PORT="${MACHINA_NATS_MONITOR_PORT:-8222}"
@@ -24,10 +27,11 @@ MACHINA_CASSANDRA_HEAP="${MACHINA_CASSANDRA_HEAP:-1G}"
 
 # Pinned so every developer and CI run the same servers. To move a pin, change
 # it here; install.sh notices the cached build no longer matches and rebuilds.
-# v2.12.3: first 2.12 release we verified with `go install` on Go 1.26.
+# v2.12.3: verified to build with `go install` (Go 1.26) and to pass
+# `nats server check jetstream`; needs Go >= 1.24.
 NATS_SERVER_VERSION="${NATS_SERVER_VERSION:-v2.12.3}"
 # The only natscli version the Go module proxy lists (`go list -m -versions
-# github.com/nats-io/natscli`).
+# github.com/nats-io/natscli`); its go.mod needs Go >= 1.26.
 NATSCLI_VERSION="${NATSCLI_VERSION:-v0.5.1}"
 # 5.0.x runs on Java 11/17; 4.x does not start on Java 17.
 CASSANDRA_VERSION="${CASSANDRA_VERSION:-5.0.9}"
@@ -70,19 +74,37 @@ require_free_ports() {
   done
 }
 
-# A pid counts as alive only if it exists, is not a zombie, and its command
-# line contains $2: after a reboot or a crash the number in a pid file may
-# belong to an unrelated process, which we must never signal.
-pid_is_ours() {
-  local pid=$1 marker=$2 state cmdline
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
+# True while any thread of process $1 is not a zombie. PID 1 on these
+# machines is slow to reap orphans, so `kill -0` keeps succeeding on a dead
+# server; and a JVM's main thread turns zombie while its other threads are
+# still shutting down and holding ports, so the leader's state alone is wrong.
+pid_running() {
+  local pid=$1 stat state
   kill -0 "$pid" 2>/dev/null || return 1
-  if [[ -r /proc/$pid/stat ]]; then
-    # Field 3 of /proc/pid/stat is the state; the comm field before it may
-    # contain spaces, so cut after the closing parenthesis.
-    state=$(sed -e 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-    [[ $state != Z ]] || return 1
-    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  [[ -d /proc/$pid/task ]] || return 0
+  for stat in /proc/"$pid"/task/*/stat; do
+    # The state follows the parenthesised command name, which may contain
+    # spaces.
+    state=$(sed -e 's/^.*) //' "$stat" 2>/dev/null | cut -d' ' -f1) || continue
+    [[ -n $state && $state != Z ]] && return 0
+  done
+  return 1
+}
+
+# A pid counts as ours only if it is running and its command line contains
+# $2 (a path unique to this MACHINA_STATE): after a reboot or a crash the
+# number in a pid file may belong to an unrelated process, which we must never
+# signal.
+pid_is_ours() {
+  local pid=$1 marker=$2 cmdline='' f
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  pid_running "$pid" || return 1
+  if [[ -d /proc/$pid/task ]]; then
+    # A zombie leader's own cmdline reads empty; any live thread has it.
+    for f in "/proc/$pid/cmdline" /proc/"$pid"/task/*/cmdline; do
+      cmdline=$(tr '\0' ' ' <"$f" 2>/dev/null) || continue
+      [[ -n $cmdline ]] && break
+    done
   else
     cmdline=$(ps -o args= -p "$pid" 2>/dev/null) || return 1
   fi
@@ -104,20 +126,26 @@ running_pid() {
   return 1
 }
 
-# SIGTERM, wait up to $3 seconds, then SIGKILL. Only ever the recorded pid:
-# other agents run their own servers of the same name on this machine.
+# Usage: stop_pid PID MARKER TIMEOUT_S NAME. SIGTERM, wait up to TIMEOUT_S
+# for every thread to be gone, then SIGKILL. Only ever the recorded pid, and
+# only if it is still ours: other agents run their own servers of the same
+# name on this machine.
 stop_pid() {
   local pid=$1 marker=$2 timeout=$3 name=$4 i
+  if ! pid_is_ours "$pid" "$marker"; then
+    log "$name (pid $pid) is not running"
+    return 0
+  fi
   log "stopping $name (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < timeout * 10; i++)); do
-    pid_is_ours "$pid" "$marker" || { log "$name stopped"; return 0; }
+    pid_running "$pid" || { log "$name stopped"; return 0; }
     sleep 0.1
   done
   log "$name did not exit within ${timeout}s; sending SIGKILL"
   kill -KILL "$pid" 2>/dev/null || true
   for ((i = 0; i < 50; i++)); do
-    pid_is_ours "$pid" "$marker" || { log "$name killed"; return 0; }
+    pid_running "$pid" || { log "$name killed"; return 0; }
     sleep 0.1
   done
   die "$name (pid $pid) survived SIGKILL"

@@ -43,7 +43,7 @@ binary_version() {
 # fails with ETXTBSY, while a rename leaves the running inode alone.
 go_install() {
   local pkg=$1 version=$2 name=$3 tmp
-  command -v go >/dev/null 2>&1 || die "go not found; install Go >= 1.24 (e.g. apt-get install golang, or /usr/local/go/bin on PATH) to build $name"
+  command -v go >/dev/null 2>&1 || die "go not found; install Go >= 1.26 (natscli $NATSCLI_VERSION needs it; nats-server needs 1.24) and put it on PATH (e.g. /usr/local/go/bin) to build $name"
   tmp=$(mktemp -d "$MACHINA_CACHE/bin/.build-$name.XXXXXX")
   log "building $name $version (go install $pkg@$version; a few minutes the first time)"
   if ! GOBIN="$tmp" go install "$pkg@$version" >&2; then

@@ -65,7 +65,7 @@ start() {
   printf '%s\n' "$pid" >"$PID_FILE"
 
   while ! healthy; do
-    if ! pid_is_ours "$pid" "$MARKER"; then
+    if ! pid_running "$pid"; then
       rm -f "$PID_FILE"
       log_tail "$LOG_FILE"
       die "nats-server exited during startup (log: $LOG_FILE)"

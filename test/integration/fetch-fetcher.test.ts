@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
@@ -211,6 +213,27 @@ describe("fetcher against the fake API", () => {
     assert.equal(fetcher.hasQuery("sitestats", "sites"), true);
     assert.equal(fetcher.hasQuery("sitestats", "nope"), false);
     assert.equal(api.stats().total, 0);
+  });
+
+  it("does not follow redirects, so credentials never travel to another host", async () => {
+    let sawKey = false;
+    const other = createServer((req, res) => {
+      sawKey ||= req.headers["x-api-key"] !== undefined;
+      res.writeHead(302, { location: `${api.url}/v1/sites/example.com` }).end();
+    });
+    await new Promise<void>((r) => other.listen(0, "127.0.0.1", r));
+    try {
+      const url = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
+      const f = createFetcher({ sources: [sitestats(url)], limiter, env: { SITESTATS_API_KEY: KEY } });
+      const e = await failure(f.fetch({ source: "sitestats", query: "site", lead: lead({ domain: "example.com" }) }), "UPSTREAM");
+      assert.equal(e.retryable, false);
+      assert.match(e.message, /redirected GET \/v1\/sites\/example\.com to http:\/\/127\.0\.0\.1:\d+\/v1\/sites\/example\.com \(HTTP 302\)/);
+      assert.equal(sawKey, true);
+      assert.equal(api.stats().total, 0);
+    } finally {
+      other.closeAllConnections();
+      await new Promise((r) => other.close(r));
+    }
   });
 
   it("refuses to start without the source's secret", () => {

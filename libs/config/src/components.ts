@@ -62,11 +62,19 @@ export function componentValue(c: ComponentDoc, keyPath: string): unknown {
 }
 
 function parseScalar(raw: string): unknown {
+  let v: unknown;
   try {
-    return YAML.parse(raw);
+    v = YAML.parse(raw);
   } catch {
     return raw;
   }
+  // Take YAML's reading only where it keeps the text's meaning: `10`, `true`, `null`, `'quoted'`,
+  // `[a, b]`. Otherwise (`#alerts` is a comment, `a #b` loses `#b`, `k: v` is a mapping) keep the raw text.
+  if (typeof v === "number" || typeof v === "boolean") return v;
+  if (v === null) return /^\s*(~|null|Null|NULL)\s*$/.test(raw) ? null : raw;
+  if (typeof v === "string") return v === raw.trim() || /^\s*(['"])[\s\S]*\1\s*$/.test(raw) ? v : raw;
+  if (Array.isArray(v) && /^\s*\[/.test(raw)) return v;
+  return raw;
 }
 
 function isObj(v: unknown): v is Record<string, unknown> {

@@ -6,6 +6,14 @@ import { ProtoShapeError } from "./proto-error";
 
 const INT_TYPES = new Set(["int32", "uint32", "sint32", "fixed32", "sfixed32", "int64", "uint64", "sint64", "fixed64", "sfixed64"]);
 const FLOAT_TYPES = new Set(["double", "float"]);
+// protobufjs wraps 32-bit values silently (3e9 becomes -1294967296); say so instead.
+const INT32_RANGE: Record<string, [number, number]> = {
+  int32: [-2147483648, 2147483647],
+  sint32: [-2147483648, 2147483647],
+  sfixed32: [-2147483648, 2147483647],
+  uint32: [0, 4294967295],
+  fixed32: [0, 4294967295],
+};
 
 function camel(name: string): string {
   return name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
@@ -25,8 +33,9 @@ export function normalizeShape(type: protobuf.Type, value: unknown, root = type.
   }
   const out: Record<string, unknown> = {};
   for (const [rawKey, v] of Object.entries(value)) {
-    const key = type.fields[rawKey] ? rawKey : camel(rawKey);
-    const field = type.fields[key];
+    // Own keys only: `constructor` or `toString` must be unknown fields, not Object.prototype members.
+    const key = Object.hasOwn(type.fields, rawKey) ? rawKey : camel(rawKey);
+    const field = Object.hasOwn(type.fields, key) ? type.fields[key] : undefined;
     const at = path ? `${path}.${rawKey}` : rawKey;
     if (!field) {
       const known = Object.keys(type.fields).join(", ");
@@ -63,7 +72,9 @@ function checkSingle(field: protobuf.Field, v: unknown, root: string, at: string
         if (!Array.isArray(v)) throw new ProtoShapeError(root, at, `expected a JSON array, got ${describe(v)}`);
         return v;
       case ".google.protobuf.Value":
-        return v;
+        // protobufjs' generated fromObject demands an object here, so "text" or 3 would fail;
+        // the built Value message passes through untouched.
+        return resolved.fromObject(v as { [k: string]: unknown });
       default:
         return normalizeShape(resolved, v, root, at);
     }
@@ -90,6 +101,10 @@ function checkSingle(field: protobuf.Field, v: unknown, root: string, at: string
     if (t.startsWith("u") || t.startsWith("fixed")) {
       if (n < 0) throw new ProtoShapeError(root, at, `expected a non-negative integer, got ${n}`);
     }
+    const range = INT32_RANGE[t];
+    if (range && (n < range[0] || n > range[1])) {
+      throw new ProtoShapeError(root, at, `expected a 32-bit integer in ${range[0]}..${range[1]}, got ${n}`);
+    }
     return n;
   }
   if (FLOAT_TYPES.has(t)) {
@@ -99,7 +114,8 @@ function checkSingle(field: protobuf.Field, v: unknown, root: string, at: string
   }
   if (t === "bytes") {
     if (v instanceof Uint8Array) return v;
-    if (typeof v === "string" && /^[A-Za-z0-9+/=_-]*$/.test(v)) return v;
+    // Decoded here: protobufjs' own base64 reader rejects the URL-safe alphabet proto3 JSON allows.
+    if (typeof v === "string" && /^[A-Za-z0-9+/=_-]*$/.test(v)) return new Uint8Array(Buffer.from(v, "base64"));
     throw new ProtoShapeError(root, at, `expected base64 bytes, got ${describe(v)}`);
   }
   return v;

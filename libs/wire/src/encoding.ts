@@ -65,7 +65,12 @@ export function decodeBody<N extends MessageName>(name: N, data: Uint8Array, enc
 export function encodeBody<N extends MessageName>(name: N, value: Partial<MessageTypes[N]>, encoding: Encoding): Uint8Array {
   const c = codec(name);
   if (encoding === "protobuf") return c.encode(value);
-  return enc8.encode(JSON.stringify(c.toJson(value)));
+  return enc8.encode(JSON.stringify(c.toJson(value), bytesAsBase64));
+}
+
+// proto3 JSON writes bytes as base64; plain JSON.stringify would write a Uint8Array as {"0":..}.
+function bytesAsBase64(_key: string, v: unknown): unknown {
+  return v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString("base64") : v;
 }
 
 /** Makes text safe for a header value: no CR/LF (which makes nats fail the reply), bounded length. */

@@ -36,10 +36,12 @@ export function readErrorReply(msg: { headers?: HeaderReader & { has?(k: string)
   let retryable: boolean | undefined;
   try {
     const body = decodeBody("Error", msg.data, encodingOf(h));
-    if (body.code && body.code in ErrorCode) code = body.code as ErrorCode;
+    if (body.code && Object.hasOwn(ErrorCode, body.code)) code = body.code as ErrorCode;
     if (body.message) message = body.message;
     details = body.details ?? {};
-    retryable = body.retryable;
+    // An empty or foreign body decodes to defaults (retryable false); only our own Error body,
+    // which always has a code, may override the code's default retryability.
+    if (body.code) retryable = body.retryable;
   } catch {
     // A responder that is not ours may send only the headers; they are enough.
   }
@@ -47,6 +49,8 @@ export function readErrorReply(msg: { headers?: HeaderReader & { has?(k: string)
 }
 
 function codeForStatus(status: number): ErrorCode {
+  // Of the codes sharing 404, a reply that only says "404" means NOT_FOUND, not UNKNOWN_SOURCE.
+  if (status === statusOf.NOT_FOUND) return "NOT_FOUND";
   const hit = (Object.keys(statusOf) as ErrorCode[]).find((c) => statusOf[c] === status);
   return hit ?? (status >= 500 ? "INTERNAL" : "BAD_REQUEST");
 }

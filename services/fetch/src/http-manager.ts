@@ -75,7 +75,7 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
     }
     const t0 = performance.now();
     try {
-      const res = await fetch(url, { method: req.method, headers, body, signal: AbortSignal.timeout(m.timeoutMs), redirect: "follow" });
+      const res = await fetch(url, { method: req.method, headers, body, signal: AbortSignal.timeout(m.timeoutMs), redirect: "manual" });
       const text = await res.text();
       const ms = performance.now() - t0;
       return { res, body: text, ms };
@@ -100,6 +100,11 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
     if (status === 429) {
       const after = retryAfterMs(res.headers) ?? 1_000;
       return { retryable: false, error: new MachinaError("OVER_QUOTA", `source ${def.name} answered 429 Too Many Requests on ${label}; retry in ${after} ms, and lower the limiter windows in ${def.origin} if this repeats`, { retryable: true, details: { retryAfterMs: after } }) };
+    }
+    if (status >= 300 && status < 400) {
+      // Redirects are not followed: custom credential headers would travel to whatever host they name.
+      const to = redact(res.headers.get("location") ?? "nowhere", data.secrets);
+      return { retryable: false, error: new MachinaError("UPSTREAM", `source ${def.name} redirected ${label} to ${to} (HTTP ${status}); point manager.base_url or the query path in ${def.origin} at the final address`, { retryable: false }) };
     }
     if (status === 404) {
       return { retryable: false, error: new MachinaError("NOT_FOUND", `source ${def.name} has nothing at ${label} (HTTP 404)${said}; check the lead's fields and the query path`, { retryable: false }) };

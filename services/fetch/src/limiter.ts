@@ -20,6 +20,11 @@ export interface LimiterOptions {
   readonly sources: readonly LimitedSource[];
   /** Most concurrent local acquires of one source admitted by a single compare-and-set. Default 64. */
   readonly maxBatch?: number;
+  /**
+   * A call admitted this close to the end of a window may reach the upstream in the next one,
+   * so it is counted in both. Capped at a tenth of each window. Default 100 ms.
+   */
+  readonly edgeGuardMs?: number;
 }
 
 /** One admitted call: usage and quota of its tightest window after admission (null when unlimited). */
@@ -78,6 +83,8 @@ interface Slot {
   readonly key: string;
   readonly start: number;
   readonly end: number;
+  /** The next window, also charged because the call may land in it (see edgeGuardMs). */
+  readonly edge: boolean;
 }
 
 interface Waiter {
@@ -131,12 +138,14 @@ class KvLimiter implements Limiter {
   private readonly counters: KvCounters;
   private readonly states = new Map<string, SourceState>();
   private readonly maxBatch: number;
+  private readonly edgeGuardMs: number;
   private watcher: QueuedIterator<unknown> | null = null;
   private closed = false;
 
   constructor(private readonly kv: KV, opts: LimiterOptions) {
     this.counters = new KvCounters(kv);
     this.maxBatch = Math.max(1, opts.maxBatch ?? 64);
+    this.edgeGuardMs = Math.max(0, opts.edgeGuardMs ?? 100);
     for (const s of opts.sources) {
       const windows = s.limiter.kind === "unlimited" ? null : [...s.limiter.windows].sort((a, b) => a.perMs - b.perMs);
       this.states.set(s.name, { name: s.name, windows, queue: [], busy: false, blockedUntil: 0 });
@@ -184,7 +193,7 @@ class KvLimiter implements Limiter {
 
   private async reserve(s: SourceState, n: number, now: number): Promise<Reservation> {
     this.counters.prune(now);
-    const slots = slotsAt(s, now);
+    const slots = slotsAt(s, now, this.edgeGuardMs);
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const view = await Promise.all(slots.map((x) => this.counters.cached(x.key) ?? this.counters.load(x.key, x.end)));
       // A cached "full" may be stale after another replica rolled back; confirm before refusing.
@@ -220,7 +229,7 @@ class KvLimiter implements Limiter {
     const now = Date.now();
     const blockedUntil = s.blockedUntil > now ? s.blockedUntil : null;
     if (s.windows === null) return { source, unlimited: true, usage: null, quota: null, percent: null, windows: [], blockedUntil };
-    const slots = slotsAt(s, now);
+    const slots = slotsAt(s, now, 0);
     const view = await Promise.all(slots.map((x) => this.counters.load(x.key, x.end)));
     const windows = slots.map((x, i): WindowUsage => ({
       window: formatDuration(x.w.perMs),
@@ -238,7 +247,7 @@ class KvLimiter implements Limiter {
   async observeUpstream(source: string, status: number, headers: HeaderBag): Promise<void> {
     const s = this.state(source);
     const now = Date.now();
-    const slots = s.windows === null ? [] : slotsAt(s, now);
+    const slots = s.windows === null ? [] : slotsAt(s, now, 0);
     let until: number | null;
     if (status === 429) {
       // Without Retry-After, assume the upstream counts like our shortest window.
@@ -298,17 +307,26 @@ class KvLimiter implements Limiter {
   }
 }
 
-function slotsAt(s: SourceState, now: number): Slot[] {
-  return (s.windows ?? []).map((w) => {
+// The counters a call admitted at `now` is charged to: the current window of each rate window,
+// plus the next one when `now` is within the edge guard of the window's end.
+function slotsAt(s: SourceState, now: number, edgeGuardMs: number): Slot[] {
+  const slots: Slot[] = [];
+  for (const w of s.windows ?? []) {
     const start = Math.floor(now / w.perMs) * w.perMs;
-    return { w, start, end: start + w.perMs, key: `${s.name}.w${w.perMs}.${start}` };
-  });
+    const end = start + w.perMs;
+    slots.push({ w, start, end, key: `${s.name}.w${w.perMs}.${start}`, edge: false });
+    if (end - now <= Math.min(edgeGuardMs, w.perMs / 10)) {
+      slots.push({ w, start: end, end: end + w.perMs, key: `${s.name}.w${w.perMs}.${end}`, edge: true });
+    }
+  }
+  return slots;
 }
 
 // The i-th waiter of a granted batch sees the count including itself, as if admitted alone.
 function acquiredAt(r: Reservation, i: number): Acquired {
   let best: Acquired = UNLIMITED;
   r.slots.forEach((x, j) => {
+    if (x.edge) return;
     const usage = r.after[j].used - r.granted + i + 1;
     const percent = usage / x.w.limit;
     if (best.percent === null || percent > best.percent) best = { usage, quota: x.w.limit, percent, window: formatDuration(x.w.perMs), windowStart: x.start };
@@ -326,7 +344,7 @@ function overQuota(s: SourceState, slots: readonly Slot[], view: readonly Counte
   if (at < 0) at = 0;
   const x = slots[at];
   const retry = Math.max(1, x.end - now);
-  return new MachinaError("OVER_QUOTA", `source ${s.name} is over quota: ${view[at].used}/${x.w.limit} calls used in the current ${formatDuration(x.w.perMs)} window; retry in ${retry} ms`, {
+  return new MachinaError("OVER_QUOTA", `source ${s.name} is over quota: ${view[at].used}/${x.w.limit} calls used in the ${x.edge ? "next" : "current"} ${formatDuration(x.w.perMs)} window; retry in ${retry} ms`, {
     retryable: true,
     details: { source: s.name, window: formatDuration(x.w.perMs), limit: x.w.limit, used: view[at].used, retryAfterMs: retry },
   });

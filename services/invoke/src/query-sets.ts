@@ -16,7 +16,8 @@ export function compileQuerySets(docs: ComponentDoc[], ledgers: LedgerTable): Qu
     onlyKeys(origin, c.doc, ["source", "queries", "ledger"]);
     const { source, queries, ledger } = c.doc as { source?: unknown; queries?: unknown; ledger?: unknown };
     if (typeof source !== "string" || !/^[A-Za-z0-9_-]+$/.test(source)) throw configError(origin, "source", "expected a source name");
-    if (!Array.isArray(queries) || queries.length === 0 || !queries.every((q) => typeof q === "string" && q !== "")) {
+    // Query names are tokens (as in fetch source files); a '/' would also make task ids ambiguous.
+    if (!Array.isArray(queries) || queries.length === 0 || !queries.every((q) => typeof q === "string" && /^[A-Za-z0-9_-]+$/.test(q))) {
       throw configError(origin, "queries", "expected a non-empty list of query names");
     }
     if (typeof ledger !== "string" || !ledgers.has(ledger)) {

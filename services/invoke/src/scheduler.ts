@@ -16,12 +16,18 @@ export function startScheduler(triggers: TriggerDef[], fire: FireTick, log: Logg
 
   for (const t of triggers) {
     if (t.type !== "timer") continue;
-    if (t.runOnStart) void run(t, currentTick(t, startedAt, startedAt));
+    let last = -Infinity;
+    if (t.runOnStart) {
+      last = currentTick(t, startedAt, startedAt);
+      void run(t, last);
+    }
     const arm = () => {
       if (stopped) return;
-      const at = nextTick(t, now(), startedAt);
+      // setTimeout may fire a millisecond early by the wall clock; never re-arm for a tick already fired.
+      const at = nextTick(t, Math.max(now(), last), startedAt);
       const timer = setTimeout(() => {
         timers.delete(timer);
+        last = at;
         void run(t, at);
         arm();
       }, Math.max(0, at - now()));

@@ -1,0 +1,196 @@
+import { loadComponents } from "@machina/config";
+import type { JsonObject } from "@machina/protos";
+import { defineEndpoint, defineWorker } from "@machina/runtime";
+import type { ServiceContext, ServiceSpec } from "@machina/runtime";
+import type { DataOp, MeshNames, StoreName } from "@machina/subjects";
+import { MachinaError } from "@machina/wire";
+import { DataLayer } from "./data-layer";
+import { compileTypeDef } from "./type-def";
+
+/** Data settings. */
+export interface DataConfig {
+  cassandra: {
+    contactPoints: string;
+    port: number;
+    localDataCenter: string;
+    keyspace: string;
+    replication: string;
+    username: string;
+    password: string;
+  };
+  clean: { intervalMs: number; lookbackDays: number };
+}
+
+/** `dc1:3,dc2:3` → `{ dc1: 3, dc2: 3 }`; BAD_REQUEST naming the setting when malformed. */
+export function parseReplication(text: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const m = /^([A-Za-z0-9_-]+):(\d+)$/.exec(part);
+    if (!m || Number(m[2]) < 1) {
+      throw new MachinaError("BAD_REQUEST", `cassandra.replication: expected "<datacenter>:<factor>[,…]" such as "datacenter1:1", got "${text}"`);
+    }
+    out[m[1]] = Number(m[2]);
+  }
+  if (Object.keys(out).length === 0) throw new MachinaError("BAD_REQUEST", "cassandra.replication: name at least one datacenter, e.g. datacenter1:1");
+  return out;
+}
+
+function storeOf(names: MeshNames, subject: string): { store: StoreName; type: string } {
+  const [store, type] = names.tail(subject, 2);
+  if (store !== "dump" && store !== "clean") {
+    throw new MachinaError("BAD_REQUEST", `unknown store "${store}" in ${subject}; use dump (raw answers) or clean (merged records)`);
+  }
+  return { store, type };
+}
+
+const asJson = (row: unknown) => row as JsonObject;
+
+/** The data service (layer 3): schema registry, dump and clean stores, CRUD and the clean job. */
+export const dataService: ServiceSpec<DataConfig> = {
+  name: "data",
+  version: "0.1.0",
+  description: "Stores raw (dump) and merged (clean) records in ScyllaDB/Cassandra",
+  httpPort: 9304,
+  schema: {
+    cassandra: {
+      contactPoints: { doc: "Comma-separated hosts of the cluster.", format: String, default: "127.0.0.1" },
+      port: { doc: "CQL native port.", format: "port", default: 9042 },
+      localDataCenter: { doc: "Datacenter of this replica.", format: String, default: "datacenter1" },
+      keyspace: { doc: "Keyspace holding every Machina table.", format: String, default: "machina" },
+      replication: { doc: "NetworkTopologyStrategy factors, `<dc>:<n>[,…]`.", format: String, default: "datacenter1:1" },
+      username: { doc: "CQL user, when the cluster requires auth.", format: String, default: "" },
+      password: { doc: "CQL password (env only).", format: String, default: "", sensitive: true },
+    },
+    clean: {
+      intervalMs: { doc: "How often the clean job merges dirty entities (0 disables it in this replica).", format: "nat", default: 10_000 },
+      lookbackDays: { doc: "Day buckets a clean read walks back to find an entity's newest row.", format: "nat", default: 7 },
+    },
+  },
+  async setup(ctx: ServiceContext<DataConfig>) {
+    const { names, log } = ctx;
+    const c = ctx.config.cassandra;
+    const types = loadComponents("data/types", ctx.configSource).map((d) => compileTypeDef({ name: d.name, ...d.doc }, d.origins.join(" + ")));
+    const data = await DataLayer.open({
+      contactPoints: c.contactPoints.split(",").map((h) => `${h.trim()}:${c.port}`),
+      localDataCenter: c.localDataCenter,
+      keyspace: c.keyspace,
+      replication: parseReplication(c.replication),
+      types,
+      lookbackDays: ctx.config.clean.lookbackDays,
+      credentials: c.username ? { username: c.username, password: c.password } : undefined,
+    });
+    log.info({ types: types.map((t) => t.name), keyspace: c.keyspace }, "schema ready");
+
+    let cleaning = false;
+    const cleanTimer =
+      ctx.config.clean.intervalMs > 0
+        ? setInterval(() => {
+            if (cleaning) return;
+            cleaning = true;
+            data
+              .runClean()
+              .then((r) => {
+                if (r.entities > 0) log.info({ entities: r.entities, rows: r.rows }, "clean job merged dirty entities");
+              })
+              .catch((err: unknown) => log.error({ err }, "clean job failed; dirty marks stay for the next run"))
+              .finally(() => (cleaning = false));
+          }, ctx.config.clean.intervalMs)
+        : undefined;
+
+    const at = (op: DataOp) => ({ name: op, subject: names.any.data(op) });
+
+    return {
+      endpoints: [
+        defineEndpoint({
+          ...at("create"),
+          request: "CreateRequest",
+          reply: "WriteReply",
+          description: "Upsert records into data.create.<dump|clean>.<type>",
+          async handler(req, { subject }) {
+            const { store, type } = storeOf(names, subject);
+            const res = await data.create(store, type, req.records);
+            return { affected: res.written };
+          },
+        }),
+        defineEndpoint({
+          ...at("read"),
+          request: "ReadRequest",
+          reply: "RecordsReply",
+          description: "Records of one entity (criteria = its full key), newest first, with offset and limit",
+          async handler(req, { subject }) {
+            const { store, type } = storeOf(names, subject);
+            const rows = await data.read(store, type, { criteria: req.criteria, offset: req.offset, limit: req.limit || undefined });
+            return { records: rows.map(asJson) };
+          },
+        }),
+        defineEndpoint({
+          ...at("readone"),
+          request: "KeyRequest",
+          reply: "RecordReply",
+          description: "The newest record of one entity",
+          async handler(req, { subject }) {
+            const { store, type } = storeOf(names, subject);
+            return { record: asJson(await data.readOne(store, type, req.key)) };
+          },
+        }),
+        defineEndpoint({
+          ...at("update"),
+          request: "UpdateRequest",
+          reply: "RecordReply",
+          description: "Alter fields of the newest clean record of one entity",
+          async handler(req, { subject }) {
+            const { store, type } = storeOf(names, subject);
+            return { record: asJson(await data.update(store, type, req.key, req.alterations)) };
+          },
+        }),
+        defineEndpoint({
+          ...at("delete"),
+          request: "KeyRequest",
+          reply: "WriteReply",
+          description: "Delete every record of one entity from a store",
+          async handler(req, { subject }) {
+            const { store, type } = storeOf(names, subject);
+            const res = await data.delete(store, type, req.key);
+            return { affected: res.deleted };
+          },
+        }),
+        defineEndpoint({
+          ...at("count"),
+          request: "CountRequest",
+          reply: "CountReply",
+          description: "Number of records of one entity",
+          async handler(req, { subject }) {
+            const { store, type } = storeOf(names, subject);
+            return { count: await data.count(store, type, req.criteria) };
+          },
+        }),
+      ],
+      workers: [
+        defineWorker({
+          name: "store",
+          stream: "STORE",
+          durable: names.consumers.store,
+          filter: names.streamSubjects.STORE,
+          message: "RecordBatch",
+          async handle(batch) {
+            if (!batch.type) throw new MachinaError("BAD_REQUEST", "record batch has no type");
+            await data.writeDump(
+              batch.type,
+              batch.records.map((record) => ({
+                fetchedAt: batch.fetchedAt || Date.now(),
+                source: batch.source || "unknown",
+                query: batch.query || "",
+                taskId: batch.taskId || batch.id,
+                record,
+              })),
+            );
+          },
+        }),
+      ],
+      async onStop() {
+        if (cleanTimer) clearInterval(cleanTimer);
+        await data.close();
+      },
+    };
+  },
+};

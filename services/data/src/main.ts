@@ -1,0 +1,4 @@
+import { runMain } from "@machina/runtime";
+import { dataService } from "./data-service";
+
+runMain(dataService);

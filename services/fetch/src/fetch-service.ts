@@ -1,0 +1,148 @@
+import { randomUUID } from "node:crypto";
+import { loadComponents } from "@machina/config";
+import type { JsonObject, Lead, QueryResponse, QuotaReply } from "@machina/protos";
+import { defineEndpoint, defineWorker, publishDurable } from "@machina/runtime";
+import type { ServiceContext, ServiceSpec } from "@machina/runtime";
+import { MachinaError, makeMeta } from "@machina/wire";
+import { createFetcher } from "./fetcher";
+import type { FetchResult, Fetcher } from "./fetcher";
+import { openLimiter } from "./limiter";
+import type { Limiter } from "./limiter";
+import { compileSource } from "./source-def";
+
+/** Fetch settings. */
+export interface FetchConfig {
+  fetch: { concurrency: number };
+}
+
+/** The fetch service (layer 0): sources with their shared limiter, HTTP manager and queries. */
+export const fetchService: ServiceSpec<FetchConfig> = {
+  name: "fetch",
+  version: "0.1.0",
+  description: "Fetches from external APIs under quotas shared by every replica",
+  httpPort: 9301,
+  schema: {
+    fetch: {
+      concurrency: { doc: "FetchTasks this replica works on at once.", format: "nat", default: 16 },
+    },
+  },
+  async setup(ctx: ServiceContext<FetchConfig>) {
+    const { names, js, nc } = ctx;
+    const sources = loadComponents("fetch/sources", ctx.configSource).map((c) =>
+      compileSource({ name: c.name, ...c.doc }, c.origins.join(" + ")),
+    );
+    const limiter = await openLimiter(nc, { bucket: names.buckets.limiter, sources });
+    const fetcher = createFetcher({ sources, limiter, env: ctx.configSource.env ?? process.env });
+    ctx.log.info({ sources: fetcher.sources() }, "sources loaded");
+
+    const run = async (source: string, query: string, lead: Lead | null, ids: { requestId: string; taskId: string }): Promise<QueryResponse> => {
+      if (!source) throw new MachinaError("BAD_REQUEST", `missing "source"; known sources: ${fetcher.sources().join(", ")}`);
+      if (!query) throw new MachinaError("BAD_REQUEST", `missing "query"; queries of ${source}: ${fetcher.queries(source).join(", ") || "(unknown source)"}`);
+      const theLead = lead ?? { id: "", args: {} };
+      const result = await fetcher.fetch({ source, query, lead: { id: theLead.id, args: theLead.args ?? {} } });
+      return toResponse(result, source, query, theLead, ids, ctx.node.id);
+    };
+
+    return {
+      endpoints: [
+        defineEndpoint({
+          name: "fetch",
+          subject: names.fetch.fetch,
+          request: "QueryRequest",
+          reply: "QueryResponse",
+          description: "Run one query of one source for one lead now and return its records with Meta",
+          async handler(req) {
+            return run(req.source, req.query, req.lead, { requestId: req.requestId || randomUUID(), taskId: "" });
+          },
+        }),
+        defineEndpoint({
+          name: "quota",
+          subject: names.fetch.quota,
+          request: "QuotaRequest",
+          reply: "QuotaReply",
+          description: "Usage and quota of every rate window of a source, across all replicas",
+          async handler(req) {
+            return quotaOf(limiter, fetcher, req.source);
+          },
+        }),
+        defineEndpoint({
+          name: "overquota",
+          subject: names.fetch.overquota,
+          request: "QuotaRequest",
+          reply: "QuotaReply",
+          description: "Whether a source is over quota now (overQuota), with its windows",
+          async handler(req) {
+            return quotaOf(limiter, fetcher, req.source);
+          },
+        }),
+      ],
+      workers: [
+        defineWorker({
+          name: "fetch",
+          stream: "FETCH",
+          durable: names.consumers.fetch,
+          filter: names.streamSubjects.FETCH,
+          message: "FetchTask",
+          concurrency: ctx.config.fetch.concurrency,
+          async handle(task, { timing }) {
+            if (!task.id) throw new MachinaError("BAD_REQUEST", "FetchTask has no id; invoke sets it from trigger, tick, lead and query");
+            const resp = await run(task.source, task.query, task.lead, { requestId: task.id, taskId: task.id });
+            await publishDurable(js, names.task.fetched(task.source), "QueryResponse", resp, { msgID: task.id, timing: timing(), sender: ctx.node.id });
+          },
+        }),
+      ],
+      async onStop() {
+        await limiter.close();
+      },
+    };
+  },
+};
+
+function toResponse(result: FetchResult, source: string, query: string, lead: Lead, ids: { requestId: string; taskId: string }, node: string): QueryResponse {
+  const m = result.meta;
+  const types: Record<string, { records: JsonObject[] }> = {};
+  for (const [type, records] of Object.entries(result.data)) types[type] = { records: records as JsonObject[] };
+  return {
+    requestId: ids.requestId,
+    taskId: ids.taskId,
+    source,
+    query,
+    lead,
+    data: { types },
+    meta: makeMeta({
+      start: m.start,
+      end: m.end,
+      requestTime: m.requestTime,
+      sourceTime: m.sourceTime,
+      responseTime: m.responseTime,
+      limiterUsage: m.limiterUsage ?? 0,
+      limiterQuota: m.limiterQuota ?? 0,
+      ...(m.percentQuota === null ? {} : { percentQuota: m.percentQuota }),
+      source,
+      query,
+      node,
+      attempts: m.attempts,
+      pages: m.pages,
+    }),
+  };
+}
+
+async function quotaOf(limiter: Limiter, fetcher: Fetcher, source: string): Promise<QuotaReply> {
+  if (!source || !fetcher.sources().includes(source)) {
+    throw new MachinaError("UNKNOWN_SOURCE", `unknown source "${source}"; known sources: ${fetcher.sources().join(", ")}`, { retryable: false });
+  }
+  const r = await limiter.report(source);
+  const now = Date.now();
+  const blocked = r.blockedUntil !== null && r.blockedUntil > now;
+  return {
+    source,
+    overQuota: blocked || r.windows.some((w) => w.used >= w.limit),
+    windows: r.windows.map((w) => ({
+      perMs: w.perMs,
+      usage: w.used,
+      quota: w.limit,
+      percent: w.percent,
+      resetsAt: w.windowStart + w.perMs,
+    })),
+  };
+}

@@ -1,0 +1,4 @@
+import { runMain } from "@machina/runtime";
+import { fetchService } from "./fetch-service";
+
+runMain(fetchService);

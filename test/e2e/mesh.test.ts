@@ -1,0 +1,127 @@
+// The example network end to end, driven with the real `nats` CLI: six services up, an
+// interactive fetch from the fake API, the durable pipeline from a timer trigger to clean rows
+// in Cassandra answered by compute, and bad input answered with typed errors while serving on.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { expectedSite, expectedTraffic } from "../fixtures/fake-api/index";
+import { nats, natsReq } from "../support/nats-cli";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const FAKE_API = `http://127.0.0.1:${process.env.MACHINA_FAKE_API_PORT ?? 8787}`;
+const testStart = Date.now();
+
+function mesh(cmd: "start" | "stop"): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile("bash", [path.join(ROOT, "test/harness/mesh.sh"), cmd], {
+      env: { ...process.env, MACHINA_DATA_CLEAN_INTERVAL_MS: "1000" },
+      timeout: 180_000,
+    }, (err, _out, stderr) => (err ? reject(new Error(`mesh.sh ${cmd} failed: ${stderr}`)) : resolve()));
+  });
+}
+
+async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`${what} did not happen within ${ms} ms${last ? `: ${(last as Error).message}` : ""}`);
+}
+
+type Latest = { name: string; rows: Array<Record<string, unknown>> };
+type Err = { code: string; status: number; message: string; details: Record<string, unknown> };
+
+describe("example network, end to end", { timeout: 300_000 }, () => {
+  before(() => mesh("start"));
+  after(() => mesh("stop"));
+
+  it("nats micro ls lists all six services", async () => {
+    const r = await nats(["micro", "ls", "--json"]);
+    const names = new Set((JSON.parse(r.stdout) as Array<{ name: string }>).map((s) => s.name));
+    for (const s of ["fetch", "invoke", "aggregate", "data", "compute", "vertex"]) assert.ok(names.has(s), `${s} missing from micro ls`);
+  });
+
+  it("fetch.fetch returns the fake API's data with Meta filled in", async () => {
+    const resp = await natsReq<{ data: { types: Record<string, { records: Array<Record<string, unknown>> }> }; meta: Record<string, number | string> }>(
+      "machina.fetch.fetch",
+      { source: "sitestats", query: "site", lead: { id: "example.com", args: { domain: "example.com" } } },
+    );
+    const site = resp.data.types.website.records[0];
+    const want = expectedSite("example.com");
+    assert.equal(site.title, want.title);
+    assert.equal(site.visits, want.visits);
+    assert.equal(resp.meta.source, "sitestats");
+    assert.equal(resp.meta.limiterQuota, 10);
+    assert.ok(Number(resp.meta.limiterUsage) >= 1);
+    assert.ok(Number(resp.meta.end) >= Number(resp.meta.start) && Number(resp.meta.start) >= testStart);
+    assert.ok(Number(resp.meta.sourceTime) > 0);
+  });
+
+  it("a timer tick flows fetch → invoke → aggregate → data → clean job → compute.get.latest", async () => {
+    const domain = "example.org";
+    const latest = await eventually("merged record for example.org", async () => {
+      const r = await natsReq<Latest | Err>("machina.compute.get.latest", { args: { type: "website", key: { domain } } });
+      if (!("rows" in r)) return undefined;
+      const row = r.rows[0];
+      // Both sources must have landed, and in this run (not rows left by an earlier one).
+      if (row.bounce_rate == null || row.title == null || Date.parse(String(row.merged_at)) < testStart) return undefined;
+      return row;
+    });
+    const site = expectedSite(domain);
+    const traffic = expectedTraffic(domain);
+    assert.equal(latest.title, site.title, "title from sitestats");
+    assert.equal(latest.bounce_rate, traffic.bounce_rate, "bounce_rate only traffic knows");
+    assert.equal(latest.visits, site.visits, "visits by source priority: sitestats before traffic");
+    const stats = (await (await fetch(`${FAKE_API}/_stats`)).json()) as { byPath: Record<string, number> };
+    assert.ok(stats.byPath["/v2/traffic/:domain"] >= 1, "the pipeline really called the traffic API");
+  });
+
+  it("invoke.fire of the same tick is deduplicated by task id", async () => {
+    const r = await natsReq<{ tasks: number; duplicates: number }>("machina.invoke.fire", { trigger: "refresh" });
+    // 3 leads × (1 sitestats query + 1 traffic query); a tick already fired counts as duplicates.
+    assert.equal(r.tasks + r.duplicates, 6);
+    const again = await natsReq<{ tasks: number; duplicates: number }>("machina.invoke.fire", { trigger: "refresh" });
+    assert.equal(again.tasks + again.duplicates, 6);
+    assert.ok(again.duplicates >= r.tasks, "a second fire of the same tick publishes nothing new");
+  });
+
+  it("answers malformed JSON, an unknown source and a missing lead field with typed errors, and keeps serving", async () => {
+    const malformed = await nats(["req", "machina.fetch.fetch", '{"source": "sitestats",']);
+    assert.match(malformed.stdout + malformed.stderr, /Nats-Service-Error-Code: 400/);
+    assert.match(malformed.stdout + malformed.stderr, /malformed JSON/);
+
+    const unknown = await natsReq<Err>("machina.fetch.fetch", { source: "nope", query: "site", lead: { id: "x", args: {} } });
+    assert.equal(unknown.code, "UNKNOWN_SOURCE");
+    assert.equal(unknown.status, 404);
+    assert.match(unknown.message, /sitestats/, "lists the known sources");
+
+    const missing = await natsReq<Err>("machina.fetch.fetch", { source: "sitestats", query: "site", lead: { id: "lead-7", args: { host: "example.com" } } });
+    assert.equal(missing.code, "BAD_REQUEST");
+    assert.match(missing.message, /domain/);
+    assert.match(missing.message, /ledger/);
+
+    const still = await natsReq<{ data: { types: Record<string, unknown> } }>("machina.fetch.fetch", {
+      source: "sitestats",
+      query: "site",
+      lead: { id: "example.net", args: { domain: "example.net" } },
+    });
+    assert.ok(still.data.types.website, "the service still serves after bad input");
+  });
+
+  it("vertex knows every service instance", async () => {
+    const list = await eventually("six nodes registered", async () => {
+      const r = await natsReq<{ nodes: Array<{ service: string; cpuCores: number }> }>("machina.vertex.nodes", {});
+      return new Set(r.nodes.map((n) => n.service)).size >= 6 ? r : undefined;
+    }, 20_000);
+    assert.ok(list.nodes.every((n) => n.cpuCores > 0), "node info carries machine facts");
+  });
+});

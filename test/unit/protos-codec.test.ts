@@ -1,0 +1,359 @@
+// Covers @machina/protos: codec round trips (binary and JSON), strict shape errors, and .proto ↔ types.ts agreement.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { codec, messageNames, ProtoShapeError } from "@machina/protos";
+import type { JsonObject, MessageName, MessageTypes, QueryRequest, QueryResponse } from "@machina/protos";
+
+/** Asserts that `fn` throws a ProtoShapeError at `path` whose message matches `re`. */
+function throwsShape(fn: () => unknown, path: string, re: RegExp): ProtoShapeError {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (err) {
+    caught = err;
+  }
+  assert.ok(caught instanceof ProtoShapeError, `expected ProtoShapeError, got ${String(caught)}`);
+  assert.equal(caught.path, path);
+  assert.match(caught.message, re);
+  return caught;
+}
+
+const nestedArgs: JsonObject = {
+  domain: "example.com",
+  depth: 3,
+  ratio: -0.25,
+  enabled: true,
+  disabled: false,
+  nothing: null,
+  tags: ["a", 1, true, null, { deep: ["x", { deeper: 2.5 }] }],
+  empty: {},
+  emptyList: [],
+  nested: { a: { b: { c: "d" } }, list: [[1, 2], [3]] },
+};
+
+describe("codec round trips", () => {
+  it("round-trips a QueryRequest with nested Struct args through binary", () => {
+    const c = codec("QueryRequest");
+    const req: QueryRequest = { source: "sitestats", query: "site", lead: { id: "example.com", args: nestedArgs }, requestId: "r-1" };
+    const bytes = c.encode(req);
+    assert.ok(bytes instanceof Uint8Array && bytes.length > 0);
+    assert.deepEqual(c.decode(bytes), req);
+  });
+
+  it("round-trips a QueryRequest through toJson → JSON text → fromJson", () => {
+    const c = codec("QueryRequest");
+    const req: QueryRequest = { source: "s", query: "q", lead: { id: "1", args: nestedArgs }, requestId: "r" };
+    const text = JSON.stringify(c.toJson(req));
+    // Struct args are plain JSON on the wire, not protobuf's {fields: {k: {stringValue}}} shape.
+    assert.deepEqual(JSON.parse(text).lead.args, nestedArgs);
+    assert.deepEqual(c.fromJson(JSON.parse(text)), req);
+  });
+
+  it("keeps JSON null inside Struct args but treats a top-level null field as the default", () => {
+    const c = codec("QueryRequest");
+    const out = c.fromJson({ source: null, lead: { id: "x", args: { a: null, b: [null] } } });
+    assert.equal(out.source, "");
+    assert.deepEqual(out.lead.args, { a: null, b: [null] });
+    assert.deepEqual(c.decode(c.encode(out)).lead.args, { a: null, b: [null] });
+  });
+
+  it("fills every default when fields are absent", () => {
+    const req = codec("QueryRequest").fromJson({});
+    assert.equal(req.source, "");
+    assert.equal(req.requestId, "");
+    const meta = codec("Meta").decode(new Uint8Array());
+    assert.equal(meta.start, 0);
+    assert.equal(meta.attempts, 0);
+    assert.equal(meta.source, "");
+  });
+
+  it("round-trips a QueryResponse whose EntitySet maps types to Records", () => {
+    const c = codec("QueryResponse");
+    const resp: QueryResponse = {
+      requestId: "r-9",
+      source: "sitestats",
+      query: "site",
+      lead: { id: "example.com", args: { domain: "example.com" } },
+      data: {
+        types: {
+          Website: { records: [{ domain: "example.com", rank: 12, tags: ["x"] }, { domain: "example.org", rank: null }] },
+          Page: { records: [{ url: "/", nested: { ok: true } }] },
+          Nothing: { records: [] },
+        },
+      },
+      meta: {
+        start: 1_700_000_000_000,
+        end: 1_700_000_000_250,
+        requestTime: 1.5,
+        sourceTime: 200.25,
+        responseTime: 3,
+        limiterUsage: 4,
+        limiterQuota: 10,
+        percentQuota: 0.4,
+        source: "sitestats",
+        query: "site",
+        node: "n1",
+        attempts: 2,
+        pages: 1,
+      },
+      taskId: "refresh@60000/qs/example.com/site",
+    };
+    assert.deepEqual(c.decode(c.encode(resp)), resp);
+    assert.deepEqual(c.fromJson(JSON.parse(JSON.stringify(c.toJson(resp)))), resp);
+    // epoch-ms int64 values come back as numbers, not Long objects or strings
+    assert.equal(typeof c.decode(c.encode(resp)).meta.start, "number");
+  });
+
+  it("round-trips DeadLetter bytes as Uint8Array and accepts base64 (standard and URL-safe) in JSON", () => {
+    const c = codec("DeadLetter");
+    const payload = new Uint8Array([0, 1, 2, 250, 251, 255]);
+    const dl = { stream: "MACHINA_FETCH", subject: "machina.task.fetch.s", streamSeq: 42, deliveries: 5, errorCode: "UPSTREAM", errorMessage: "boom", payload, contentType: "application/x-protobuf" };
+    const back = c.decode(c.encode(dl));
+    assert.ok(back.payload instanceof Uint8Array);
+    assert.deepEqual([...back.payload], [...payload]);
+    assert.deepEqual({ ...back, payload: [...back.payload] }, { ...dl, payload: [...payload] });
+
+    const std = Buffer.from(payload).toString("base64"); // "AAEC+vv/"
+    const urlSafe = Buffer.from(payload).toString("base64url"); // "AAEC-vv_"
+    assert.notEqual(std, urlSafe);
+    assert.deepEqual([...c.fromJson({ payload: std }).payload], [...payload]);
+    assert.deepEqual([...c.fromJson({ payload: urlSafe }).payload], [...payload]);
+    assert.deepEqual([...c.fromJson({ payload }).payload], [...payload]);
+  });
+
+  it("keeps optional percentQuota absent when unset and present (even at 0) when set", () => {
+    const m = codec("Meta");
+    const absent = m.decode(m.encode({ source: "s" }));
+    assert.equal(Object.hasOwn(absent, "percentQuota"), false);
+    assert.equal("percentQuota" in m.toJson({}), false);
+    assert.equal("percentQuota" in m.fromJson({ percent_quota: null }), false);
+
+    const zero = m.decode(m.encode({ percentQuota: 0 }));
+    assert.equal(zero.percentQuota, 0);
+    assert.equal(m.toJson({ percentQuota: 0 }).percentQuota, 0);
+    assert.equal(m.decode(m.encode({ percentQuota: 1.25 })).percentQuota, 1.25);
+    // the same presence rule holds for QuotaWindow.percent
+    const w = codec("QuotaWindow");
+    assert.equal("percent" in w.decode(w.encode({ perMs: 1000 })), false);
+    assert.equal(w.decode(w.encode({ percent: 0 })).percent, 0);
+  });
+
+  it("round-trips a PatchOp whose google.protobuf.Value holds any JSON", () => {
+    const c = codec("PatchOp");
+    for (const value of ["text", 3.5, true, [1, "two", null], { a: { b: [false] } }]) {
+      const op = { op: "replace", path: "/fetch/x", value, from: "" };
+      assert.deepEqual(c.decode(c.encode(op)), op);
+      assert.deepEqual(c.fromJson(JSON.parse(JSON.stringify(c.toJson(op)))), op);
+    }
+  });
+
+  it("keeps int64 counts above 2^32 exact", () => {
+    const c = codec("CountReply");
+    assert.equal(c.decode(c.encode({ count: 2 ** 40 + 7 })).count, 2 ** 40 + 7);
+    // proto3 JSON writes int64 as strings; those are accepted too
+    assert.equal(c.fromJson({ count: "1099511627783" }).count, 2 ** 40 + 7);
+  });
+
+  it("returns the same codec object for the same name and names the full type", () => {
+    assert.equal(codec("Lead"), codec("Lead"));
+    assert.equal(codec("Lead").typeName, "machina.v1.Lead");
+    assert.equal(codec("Error").typeName, "machina.v1.Error");
+  });
+});
+
+describe("strict shape", () => {
+  it("rejects an unknown top-level field, naming it and listing the known fields", () => {
+    const err = throwsShape(() => codec("QueryRequest").fromJson({ source: "s", sorce: "x" }), "sorce", /unknown field/);
+    assert.equal(err.typeName, "QueryRequest");
+    assert.match(err.message, /^QueryRequest\.sorce: /);
+    for (const f of ["source", "query", "lead", "requestId"]) assert.match(err.message, new RegExp(`\\b${f}\\b`));
+  });
+
+  it("names the nested path of an unknown field and lists the nested type's fields", () => {
+    const err = throwsShape(() => codec("QueryRequest").fromJson({ lead: { id: "x", arg: {} } }), "lead.arg", /known fields of Lead: id, args/);
+    assert.match(err.message, /^QueryRequest\.lead\.arg: /);
+  });
+
+  it("names map keys and list indexes in paths", () => {
+    throwsShape(
+      () => codec("QueryResponse").fromJson({ data: { types: { Website: { records: [{}], extra: 1 } } } }),
+      "data.types.Website.extra",
+      /unknown field/,
+    );
+    throwsShape(() => codec("QuotaReply").fromJson({ windows: [{ perMs: 1 }, { perMs: "soon" }] }), "windows[1].perMs", /expected an integer/);
+    throwsShape(() => codec("NodeInfo").fromJson({ gpus: ["a", 3] }), "gpus[1]", /expected a string/);
+  });
+
+  it("treats Object.prototype names as unknown fields rather than crashing", () => {
+    for (const key of ["constructor", "toString", "hasOwnProperty", "__proto__"]) {
+      throwsShape(() => codec("QueryRequest").fromJson(JSON.parse(`{"${key}": 1}`)), key, /unknown field/);
+    }
+  });
+
+  it("rejects wrong types with the field path and what was given", () => {
+    throwsShape(() => codec("Meta").fromJson({ attempts: "three" }), "attempts", /expected an integer, got the string "three"/);
+    throwsShape(() => codec("Meta").fromJson({ attempts: 1.5 }), "attempts", /expected an integer, got number 1\.5/);
+    throwsShape(() => codec("QueryRequest").fromJson({ source: { name: "x" } }), "source", /expected a string, got an object/);
+    throwsShape(() => codec("QueryRequest").fromJson({ requestId: 5 }), "requestId", /expected a string, got number 5/);
+    throwsShape(() => codec("Lead").fromJson({ args: 5 }), "args", /expected a JSON object, got number 5/);
+    throwsShape(() => codec("Lead").fromJson({ args: ["a"] }), "args", /expected a JSON object, got an array/);
+    throwsShape(() => codec("Ack").fromJson({ ok: "yes" }), "ok", /expected true or false/);
+    throwsShape(() => codec("Meta").fromJson({ sourceTime: "fast" }), "sourceTime", /expected a number/);
+    throwsShape(() => codec("Records").fromJson({ records: { a: 1 } }), "records", /expected an array, got an object/);
+    throwsShape(() => codec("EntitySet").fromJson({ types: [] }), "types", /expected an object \(map\), got an array/);
+    throwsShape(() => codec("DeadLetter").fromJson({ payload: "not base64!" }), "payload", /expected base64 bytes/);
+    throwsShape(() => codec("DeadLetter").fromJson({ payload: [1, 2] }), "payload", /expected base64 bytes/);
+  });
+
+  it("rejects negative values for unsigned fields and out-of-range 32-bit values instead of wrapping them", () => {
+    throwsShape(() => codec("DeadLetter").fromJson({ streamSeq: -1 }), "streamSeq", /non-negative/);
+    throwsShape(() => codec("Meta").fromJson({ attempts: 3_000_000_000 }), "attempts", /32-bit/);
+    throwsShape(() => codec("Meta").fromJson({ pages: -2_147_483_649 }), "pages", /32-bit/);
+    assert.equal(codec("Meta").fromJson({ attempts: 2_147_483_647 }).attempts, 2_147_483_647);
+    assert.equal(codec("Meta").fromJson({ attempts: -5 }).attempts, -5);
+  });
+
+  it("accepts numeric strings for integer and float fields (proto3 JSON)", () => {
+    const m = codec("Meta").fromJson({ start: "1700000000000", attempts: "-3", sourceTime: "2.5" });
+    assert.equal(m.start, 1_700_000_000_000);
+    assert.equal(m.attempts, -3);
+    assert.equal(m.sourceTime, 2.5);
+    throwsShape(() => codec("Meta").fromJson({ attempts: "1.5" }), "attempts", /expected an integer/);
+    throwsShape(() => codec("Meta").fromJson({ sourceTime: " " }), "sourceTime", /expected a number/);
+  });
+
+  it("rejects a body that is not an object", () => {
+    throwsShape(() => codec("QueryRequest").fromJson([]), "", /expected a JSON object, got an array/);
+    throwsShape(() => codec("QueryRequest").fromJson("x"), "", /expected a JSON object/);
+    throwsShape(() => codec("QueryRequest").fromJson(null), "", /expected a JSON object, got null/);
+    throwsShape(() => codec("QueryRequest").encode(7 as never), "", /expected a JSON object/);
+  });
+
+  it("accepts snake_case proto field names and returns camelCase", () => {
+    const r = codec("QueryRequest").fromJson({ request_id: "r-1", lead: { id: "a", args: { snake_key: 1 } } });
+    assert.equal(r.requestId, "r-1");
+    assert.equal("request_id" in r, false);
+    // Struct keys are data, never renamed
+    assert.deepEqual(r.lead.args, { snake_key: 1 });
+    const t = codec("FetchTask").fromJson({ query_set: "qs", created_at: 5 });
+    assert.equal(t.querySet, "qs");
+    assert.equal(t.createdAt, 5);
+    // encode takes snake_case too
+    assert.equal(codec("FetchTask").decode(codec("FetchTask").encode({ query_set: "qs" } as never)).querySet, "qs");
+  });
+
+  it("reports malformed binary as ProtoShapeError naming the type", () => {
+    const c = codec("QueryRequest");
+    // field 1 (string) claims 5 bytes but only 1 follows
+    throwsShape(() => c.decode(new Uint8Array([0x0a, 0x05, 0x61])), "", /^QueryRequest: malformed protobuf/);
+    throwsShape(() => c.decode(new Uint8Array([0xff, 0xff, 0xff])), "", /malformed protobuf/);
+    // a truncated copy of a valid encoding
+    const good = c.encode({ source: "sitestats", lead: { id: "x", args: { a: 1 } } });
+    throwsShape(() => c.decode(good.subarray(0, good.length - 2)), "", /malformed protobuf/);
+  });
+});
+
+// One fully populated value of every message, typed against the TS interfaces: `Required<>` plus
+// object-literal excess-property checks make tsc fail when types.ts gains, loses or renames a field,
+// and the runtime checks below fail when the .proto files drift from these values.
+const FULL: { [N in MessageName]: Required<MessageTypes[N]> } = {
+  Meta: { start: 1, end: 2, requestTime: 3.5, sourceTime: 4.5, responseTime: 5.5, limiterUsage: 6, limiterQuota: 7, percentQuota: 0.5, source: "s", query: "q", node: "n", attempts: 8, pages: 9 },
+  Lead: { id: "l", args: { a: 1 } },
+  Records: { records: [{ a: 1 }] },
+  EntitySet: { types: { T: { records: [{ a: 1 }] } } },
+  Error: { code: "BAD_REQUEST", status: 400, message: "m", details: { f: "x" }, retryable: true },
+  QueryRequest: { source: "s", query: "q", lead: { id: "l", args: { a: 1 } }, requestId: "r" },
+  QueryResponse: {
+    requestId: "r",
+    source: "s",
+    query: "q",
+    lead: { id: "l", args: {} },
+    data: { types: {} },
+    meta: { start: 1, end: 2, requestTime: 0, sourceTime: 0, responseTime: 0, limiterUsage: 0, limiterQuota: 0, source: "", query: "", node: "", attempts: 0, pages: 0 },
+    taskId: "t",
+  },
+  FetchTask: { id: "i", source: "s", query: "q", lead: { id: "l", args: {} }, trigger: "t", tick: 60000, createdAt: 5, querySet: "qs" },
+  QuotaRequest: { source: "s" },
+  QuotaWindow: { perMs: 1000, usage: 1, quota: 2, percent: 0.5, resetsAt: 3 },
+  QuotaReply: { source: "s", overQuota: true, windows: [{ perMs: 1000, usage: 1, quota: 2, resetsAt: 3 }] },
+  Ledger: { name: "n", leads: [{ id: "l", args: {} }] },
+  QuerySet: { name: "n", source: "s", queries: ["q"], ledger: "l" },
+  FireRequest: { trigger: "t" },
+  FireReply: { trigger: "t", tick: 1, tasks: 2, duplicates: 3 },
+  BuildQuerySetRequest: { querySet: "qs" },
+  BuildQuerySetReply: { tasks: [{ id: "i", source: "s", query: "q", lead: { id: "l", args: {} }, trigger: "t", tick: 1, createdAt: 2, querySet: "qs" }] },
+  RecordBatch: { id: "i", type: "T", source: "s", query: "q", taskId: "t", fetchedAt: 1, records: [{ a: 1 }] },
+  DeadLetter: { stream: "S", subject: "x.y", streamSeq: 1, deliveries: 2, errorCode: "E", errorMessage: "m", payload: new Uint8Array([1, 2]), contentType: "ct" },
+  CreateRequest: { records: [{ a: 1 }] },
+  ReadRequest: { criteria: { a: 1 }, offset: 1, limit: 2 },
+  KeyRequest: { key: { a: 1 } },
+  UpdateRequest: { key: { a: 1 }, alterations: { b: 2 } },
+  CountRequest: { criteria: { a: 1 } },
+  RecordsReply: { records: [{ a: 1 }] },
+  RecordReply: { record: { a: 1 } },
+  CountReply: { count: 3 },
+  WriteReply: { affected: 4 },
+  ComputeRequest: { args: { a: 1 } },
+  ComputeReply: { name: "n", rows: [{ a: 1 }], cached: true },
+  NodeInfo: {
+    id: "i",
+    service: "fetch",
+    role: "processor",
+    hostname: "h",
+    pid: 1,
+    cpuCores: 2,
+    ramBytes: 3,
+    gpus: ["g"],
+    storageBytes: 4,
+    network: ["eth0"],
+    startedAt: 5,
+    seenAt: 6,
+    version: "v",
+    configHead: "c",
+  },
+  NodeList: { nodes: [] },
+  PatchOp: { op: "add", path: "/a", value: { b: 1 }, from: "/c" },
+  ConfigPatch: { hash: "h", parent: "p", ops: [{ op: "remove", path: "/a", value: null, from: "" }], author: "a", createdAt: 1 },
+  Empty: {},
+  Ack: { ok: true, id: "i" },
+};
+
+const tsNames = Object.keys(FULL) as MessageName[];
+
+describe(".proto files and types.ts agree", () => {
+  it("messageNames() lists exactly the messages of the TS MessageTypes interface", () => {
+    assert.deepEqual([...messageNames()].sort(), [...tsNames].sort());
+  });
+
+  for (const name of tsNames) {
+    it(`${name}: proto fields equal the TS interface's keys and a full value survives both encodings`, () => {
+      const c = codec(name);
+      const full = FULL[name] as MessageTypes[typeof name];
+      // fromJson is strict, so a TS key the proto lacks fails here, naming the field
+      const viaJson = c.fromJson(JSON.parse(JSON.stringify(c.toJson(full), (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString("base64") : v))));
+      const viaBinary = c.decode(c.encode(full));
+      // a proto field the TS type lacks shows up as an extra key (defaults are filled in)
+      assert.deepEqual(Object.keys(viaBinary).sort(), Object.keys(full).sort(), "proto fields vs TS keys");
+      assert.deepEqual(norm(viaBinary), norm(full), "binary round trip");
+      assert.deepEqual(norm(viaJson), norm(full), "JSON round trip");
+      // scalar and repeated defaults have the JS type of the TS sample (message, Struct and Value
+      // fields default to null: proto3 has no value for an absent message)
+      const defaults = c.toJson({}) as Record<string, unknown>;
+      for (const [k, v] of Object.entries(full)) {
+        if (!(k in defaults) || defaults[k] === null) continue; // `optional` fields are absent by default
+        assert.equal(kind(defaults[k]), kind(v), `${name}.${k} default type`);
+      }
+    });
+  }
+});
+
+function kind(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "array";
+  if (v instanceof Uint8Array) return "bytes";
+  return typeof v;
+}
+
+function norm(v: unknown): unknown {
+  return JSON.parse(JSON.stringify(v, (_k, x) => (x instanceof Uint8Array ? { bytes: [...x] } : x)));
+}
