@@ -60,7 +60,11 @@ export interface MeshNames {
 
 /** Builds every name of a network from its prefix (default `machina`). */
 export function meshNames(prefix = "machina"): MeshNames {
-  assertToken("mesh.prefix", prefix);
+  // Stream names upper-case the prefix, so `a-b`/`a_b` or `Machina`/`machina` would share streams
+  // while using different subjects: only lower-case letters and digits are allowed.
+  if (!/^[a-z][a-z0-9]*$/.test(prefix)) {
+    throw new TypeError(`mesh.prefix "${prefix}" must be lower-case letters and digits, starting with a letter`);
+  }
   const p = prefix;
   const up = p.toUpperCase().replace(/-/g, "_");
   const tok = (what: string, v: string) => assertToken(what, v);

@@ -27,3 +27,5 @@ export { extractRecords, readPath, mergeRecords, countRecords } from "./extract"
 export type { EntityRecords } from "./extract";
 export { createFetcher, renderRequest } from "./fetcher";
 export type { Fetcher, FetcherOptions, FetchRequest, FetchResult, FetchMeta, FetchLead } from "./fetcher";
+export { fetchService } from "./fetch-service";
+export type { FetchConfig } from "./fetch-service";

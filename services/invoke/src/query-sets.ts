@@ -20,6 +20,8 @@ export function compileQuerySets(docs: ComponentDoc[], ledgers: LedgerTable): Qu
     if (!Array.isArray(queries) || queries.length === 0 || !queries.every((q) => typeof q === "string" && /^[A-Za-z0-9_-]+$/.test(q))) {
       throw configError(origin, "queries", "expected a non-empty list of query names");
     }
+    const dup = queries.find((q, i) => queries.indexOf(q) !== i);
+    if (dup !== undefined) throw configError(origin, "queries", `query "${dup}" is listed twice`);
     if (typeof ledger !== "string" || !ledgers.has(ledger)) {
       throw configError(origin, "ledger", `unknown ledger ${JSON.stringify(ledger)} (known: ${[...ledgers.keys()].join(", ") || "none"})`);
     }

@@ -41,6 +41,7 @@ export function compileTriggers(docs: ComponentDoc[], querySets: QuerySetTable):
     }
     if (!Array.isArray(d.query_sets) || d.query_sets.length === 0) throw configError(origin, "query_sets", "expected a non-empty list of query set names");
     for (const [i, qs] of d.query_sets.entries()) {
+      if (d.query_sets.indexOf(qs) !== i) throw configError(origin, `query_sets[${i}]`, `query set ${JSON.stringify(qs)} is listed twice`);
       if (typeof qs !== "string" || !querySets.has(qs)) {
         throw configError(origin, `query_sets[${i}]`, `unknown query set ${JSON.stringify(qs)} (known: ${[...querySets.keys()].join(", ") || "none"})`);
       }
