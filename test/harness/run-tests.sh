@@ -18,6 +18,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# Servers this run starts begin empty, so no test sees streams or rows of an earlier run.
+if ! bash "$H/nats.sh" status | grep -q running && ! bash "$H/cassandra.sh" status | grep -q running; then
+  rm -rf "$MACHINA_STATE/data"
+fi
 for s in nats cassandra; do
   if bash "$H/$s.sh" status | grep -q running; then
     log "$s already running in $MACHINA_STATE; reusing it"

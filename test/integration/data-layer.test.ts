@@ -122,8 +122,24 @@ test("schema: creation, idempotent re-run, additive change, refused breaking cha
     ["website"],
     { prepare: true },
   );
-  assert.deepEqual(history.rows.map((r) => r.get("version") as number), [2, 1]);
+  assert.deepEqual(history.rows.map((r) => r.get("version") as number), [2, 1], "newest version first");
   assert.match(history.rows[1].get("cql") as string, /CREATE TABLE IF NOT EXISTS/);
+
+  // A TTL change alters table options; a merge-only change is recorded without DDL.
+  await layer.close();
+  const shorterTtl = { ...websiteV2, dump_ttl: "7d" };
+  const v3 = await DataLayer.open(options(shorterTtl));
+  assert.equal(v3.schema.applied[0].version, 3);
+  assert.match(v3.schema.applied[0].statements.join(), /ALTER TABLE \S+\.dump_website WITH default_time_to_live = 604800/);
+  await v3.close();
+  const ttl = await admin.execute(
+    "SELECT default_time_to_live FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?",
+    [keyspace, "dump_website"],
+    { prepare: true },
+  );
+  assert.equal(ttl.first().get("default_time_to_live"), 604800);
+  layer = await DataLayer.open(options({ ...shorterTtl, merge: { ...shorterTtl.merge, meta: "first_non_null" } }));
+  assert.deepEqual(layer.schema.applied, [{ type: "website", version: 4, statements: [] }]);
 
   const changedType = { ...websiteV2, fields: { ...websiteV2.fields, rank: "bigint" } };
   await assertRejects(DataLayer.open(options(changedType)), "CONFLICT", '"rank" changed type from int to bigint', "new type name");
@@ -184,6 +200,7 @@ test("writeDump: missing key field and bad values are BAD_REQUEST naming the fie
   assert.equal(await layer.count("dump", "website", { domain: "b.com" }), 0);
 });
 
+
 test("clean job merges two sources by policy; a mark written after the read survives", async () => {
   const first = await layer.runClean();
   assert.equal(first.entities, 1);
@@ -191,7 +208,7 @@ test("clean job merges two sources by policy; a mark written after the read surv
   assert.equal(first.failed, 0);
   const clean = await layer.readOne("clean", "website", { domain: "a.com" });
   assert.equal(clean.title, "A (sitestats)", "source_priority prefers sitestats over the newer traffic row");
-  assert.equal(clean.visits, 9007199254740993, "max over bigint");
+  assert.equal(clean.visits, Number(9007199254740993n), "max over bigint");
   assert.equal(clean.rank, 3, "min");
   assert.equal(clean.category, null, "latest keeps the newest row's null");
   assert.equal(clean.bounce_rate, 0.5, "latest_non_null");
@@ -240,7 +257,7 @@ test("clean job merges two sources by policy; a mark written after the read surv
 test("CRUD: read, readOne, count, update, delete and unknown type", async () => {
   const rows = await layer.read("dump", "website", { criteria: { domain: "a.com" } });
   assert.deepEqual(rows.map((r) => r.task_id), ["t5", "t4", "t2", "t3", "t1"], "newest first");
-  assert.equal(rows[2].visits, 9007199254740993);
+  assert.equal(rows[2].visits, Number(9007199254740993n));
   assert.equal(rows[2].fetched_at, new Date(at(20)).toISOString());
   assert.deepEqual(rows[4].meta, { tags: ["x"] });
   const page = await layer.read("dump", "website", { criteria: { domain: "a.com" }, offset: 1, limit: 2 });
@@ -256,7 +273,7 @@ test("CRUD: read, readOne, count, update, delete and unknown type", async () => 
   const updated = await layer.update("clean", "website", { domain: "a.com" }, { title: "Edited", rank: 1 });
   assert.equal(updated.title, "Edited");
   assert.equal(updated.rank, 1);
-  assert.equal(updated.visits, 9007199254740993, "unaltered fields keep their value");
+  assert.equal(updated.visits, Number(9007199254740993n), "unaltered fields keep their value");
   assert.equal((updated.provenance as Record<string, string>).title, "manual");
   assert.equal(await layer.count("clean", "website", { domain: "a.com" }), 1);
   await assertRejects(layer.update("clean", "website", { domain: "zzz.com" }, { title: "x" }), "NOT_FOUND", "zzz.com");
@@ -284,4 +301,13 @@ test("CRUD: read, readOne, count, update, delete and unknown type", async () => 
   await assertRejects(layer.read("dump", "company", { criteria: { id: 1 } }), "NOT_FOUND", '"company"', "known: website");
   await assertRejects(layer.readOne("clean", "company", { id: 1 }), "NOT_FOUND", "website");
   assert.deepEqual(layer.types().map((t) => t.name), ["website"]);
+});
+
+test("writeDump: an empty query name is a valid clustering value (the store worker sends '' when absent)", async () => {
+  await layer.writeDump("website", [
+    { fetchedAt: Date.now(), source: "sitestats", query: "", taskId: "", record: { domain: "d.com", rank: 1 } },
+  ]);
+  const [row] = await layer.read("dump", "website", { criteria: { domain: "d.com" } });
+  assert.equal(row.query, "");
+  assert.equal(row.rank, 1);
 });

@@ -1,15 +1,19 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { isMachinaError } from "@machina/wire";
-import { compileTypeDef, dirtyShardOf, DIRTY_SHARDS } from "@machina/data";
 import {
+  compileTypeDef,
+  dirtyShardOf,
+  DIRTY_SHARDS,
   entityKeyJson,
   keyValues,
   parseEntityKeyJson,
   toCql,
   toPlain,
-} from "../../services/data/src/field-codec";
-import { dayOf, daysBack, windowStartOf } from "../../services/data/src/time-windows";
+  dayOf,
+  daysBack,
+  windowStartOf,
+} from "@machina/data";
 
 const at = { type: "website", field: "f", source: "s" };
 

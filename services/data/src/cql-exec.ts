@@ -93,13 +93,20 @@ export async function executeUnloggedBatch(
 export function toDataError(err: unknown, doing: string): MachinaError {
   if (err instanceof MachinaError) return err;
   const e = cassandra.errors;
-  const message = err instanceof Error ? err.message.replace(/[\r\n]+/g, " ") : String(err);
+  const message = err instanceof Error ? oneLine(err.message) : String(err);
   const text = `data: ${doing}: ${message}`;
-  if (
-    err instanceof e.NoHostAvailableError ||
-    err instanceof e.OperationTimedOutError ||
-    err instanceof e.BusyConnectionError
-  ) {
+  if (err instanceof e.NoHostAvailableError) {
+    // The driver's own message inlines every inner error with its stack; name each host and reason instead.
+    const inner = Object.entries((err.innerErrors ?? {}) as Record<string, unknown>);
+    const reasons = inner.map(([host, cause]) => `${host}: ${cause instanceof Error ? oneLine(cause.message) : String(cause)}`);
+    const summary = `data: ${doing}: no host could serve the request (${reasons.join("; ") || message})`;
+    // Only misconfiguration (e.g. an unknown localDataCenter) fails with ArgumentError: retrying cannot help.
+    if (inner.length > 0 && inner.every(([, cause]) => cause instanceof e.ArgumentError)) {
+      return new MachinaError("BAD_REQUEST", summary, { cause: err, retryable: false });
+    }
+    return new MachinaError("UNAVAILABLE", summary, { cause: err, retryable: true });
+  }
+  if (err instanceof e.OperationTimedOutError || err instanceof e.BusyConnectionError) {
     return new MachinaError("UNAVAILABLE", text, { cause: err, retryable: true });
   }
   if (err instanceof e.ResponseError) {
@@ -109,4 +116,8 @@ export function toDataError(err: unknown, doing: string): MachinaError {
     }
   }
   return new MachinaError("INTERNAL", text, { cause: err, retryable: false });
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*[\r\n]+\s*/g, " ").trim();
 }

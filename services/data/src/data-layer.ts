@@ -69,9 +69,8 @@ export class DataLayer {
     try {
       await client.connect();
     } catch (err) {
-      await client.shutdown().catch(() => undefined);
-      const e = toDataError(err, `connecting to ${options.contactPoints.join(", ")} (datacenter ${options.localDataCenter})`);
-      throw new MachinaError("UNAVAILABLE", e.message, { cause: err, retryable: true });
+      closeOrphanedControlConnection(client);
+      throw toDataError(err, `connecting to ${options.contactPoints.join(", ")} (datacenter ${options.localDataCenter})`);
     }
     try {
       const schema = await ensureSchema(client, options.keyspace, options.replication, options.types);
@@ -147,5 +146,17 @@ export class DataLayer {
     } catch (err) {
       throw toDataError(err, "unexpected failure");
     }
+  }
+}
+
+// cassandra-driver 4.10 leaves the control connection open when connect() fails after the handshake (an
+// unknown localDataCenter, for one), and shutdown() is then a no-op, so the socket would keep the process
+// alive. The driver keeps that connection in a private field; close it if it is there.
+function closeOrphanedControlConnection(client: cassandra.Client): void {
+  const internals = client as unknown as { controlConnection?: { connection?: { close?: () => void } | null } };
+  try {
+    internals.controlConnection?.connection?.close?.();
+  } catch {
+    // Best effort: a driver without that field has nothing of ours to close.
   }
 }

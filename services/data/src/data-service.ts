@@ -63,7 +63,7 @@ export const dataService: ServiceSpec<DataConfig> = {
     },
     clean: {
       intervalMs: { doc: "How often the clean job merges dirty entities (0 disables it in this replica).", format: "nat", default: 10_000 },
-      lookbackDays: { doc: "Day buckets a clean read walks back to find an entity's newest row.", format: "nat", default: 7 },
+      lookbackDays: { doc: "Day buckets (at least 1) a clean read walks back to find an entity's newest row.", format: "nat", default: 7 },
     },
   },
   async setup(ctx: ServiceContext<DataConfig>) {
@@ -91,6 +91,7 @@ export const dataService: ServiceSpec<DataConfig> = {
               .runClean()
               .then((r) => {
                 if (r.entities > 0) log.info({ entities: r.entities, rows: r.rows }, "clean job merged dirty entities");
+                for (const f of r.errors.slice(0, 5)) log.warn({ failure: f }, "clean job could not merge an entity; it stays dirty");
               })
               .catch((err: unknown) => log.error({ err }, "clean job failed; dirty marks stay for the next run"))
               .finally(() => (cleaning = false));

@@ -96,7 +96,7 @@ function insertCql(ctx: DataContext, def: TypeDef): string {
 
 function checkRowMeta(def: TypeDef, row: DumpRow, i: number): void {
   const bad = (path: string, problem: string): never => {
-    throw new MachinaError("BAD_REQUEST", `type ${def.name}: rows[${i}].${path}: ${problem}`, {
+    throw new MachinaError("BAD_REQUEST", `type ${def.name}: rows[${i}]${path === "" ? "" : `.${path}`}: ${problem}`, {
       details: { type: def.name, row: i, field: path },
     });
   };

@@ -38,3 +38,8 @@ export { resolveType } from "./data-context";
 export type { DataContext } from "./data-context";
 export type { PlainRow } from "./row-format";
 export type { CqlClient } from "./cql-exec";
+export { toCql, toPlain, keyValues, entityKeyJson, parseEntityKeyJson } from "./field-codec";
+export type { CqlValue, ValueOrigin } from "./field-codec";
+export { dayOf, daysBack, windowStartOf, DAY_MS } from "./time-windows";
+export { dataService, parseReplication } from "./data-service";
+export type { DataConfig } from "./data-service";

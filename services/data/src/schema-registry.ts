@@ -12,7 +12,7 @@ import {
   schemaHistoryTableSpec,
   type TableSpec,
 } from "./cql-schema";
-import { execute, executeDdl, type CqlClient } from "./cql-exec";
+import { execute, executeDdl, pages, type CqlClient } from "./cql-exec";
 import { canonicalTypeDef, typeDefHash, type FieldType, type TypeDef } from "./type-def";
 
 /** One type whose schema moved to a new recorded version. */
@@ -188,33 +188,26 @@ function checkKeyspace(keyspace: string, replication: Readonly<Record<string, nu
 
 async function readExisting(client: CqlClient, keyspace: string): Promise<ExistingSchema> {
   const columns = new Map<string, Map<string, ExistingColumn>>();
-  const cols = await execute(
-    client,
-    "SELECT table_name, column_name, kind, position, type, clustering_order FROM system_schema.columns WHERE keyspace_name = ?",
-    [keyspace],
-    "reading table columns",
-    { fetchSize: 10000 },
-  );
-  for (const r of cols.rows) {
-    const table = r.get("table_name") as string;
-    const map = columns.get(table) ?? new Map<string, ExistingColumn>();
-    map.set(r.get("column_name") as string, {
-      kind: r.get("kind") as string,
-      position: r.get("position") as number,
-      type: r.get("type") as string,
-      order: String(r.get("clustering_order") ?? "none").toUpperCase(),
-    });
-    columns.set(table, map);
+  const colsQuery =
+    "SELECT table_name, column_name, kind, position, type, clustering_order FROM system_schema.columns WHERE keyspace_name = ?";
+  for await (const page of pages(client, colsQuery, [keyspace], "reading table columns")) {
+    for (const r of page) {
+      const table = r.get("table_name") as string;
+      const map = columns.get(table) ?? new Map<string, ExistingColumn>();
+      map.set(r.get("column_name") as string, {
+        kind: r.get("kind") as string,
+        position: r.get("position") as number,
+        type: r.get("type") as string,
+        order: String(r.get("clustering_order") ?? "none").toUpperCase(),
+      });
+      columns.set(table, map);
+    }
   }
   const ttl = new Map<string, number>();
-  const tables = await execute(
-    client,
-    "SELECT table_name, default_time_to_live FROM system_schema.tables WHERE keyspace_name = ?",
-    [keyspace],
-    "reading table options",
-    { fetchSize: 10000 },
-  );
-  for (const r of tables.rows) ttl.set(r.get("table_name") as string, r.get("default_time_to_live") as number);
+  const ttlQuery = "SELECT table_name, default_time_to_live FROM system_schema.tables WHERE keyspace_name = ?";
+  for await (const page of pages(client, ttlQuery, [keyspace], "reading table options")) {
+    for (const r of page) ttl.set(r.get("table_name") as string, r.get("default_time_to_live") as number);
+  }
   return { columns, ttl };
 }
 
