@@ -13,6 +13,7 @@ import {
   loadProcessConfig,
   parseConfigFile,
   parseDuration,
+  formatDuration,
   screamingSnake,
 } from "@machina/config";
 
@@ -325,10 +326,20 @@ describe("parseDuration", () => {
     assert.equal(parseDuration(Number.NaN), null);
   });
 
-  it("returns null for malformed input", () => {
-    for (const bad of ["", "10", "ten s", "-5s", "5sec", "1h30m", "5S", "s", null, undefined, {}, [], true]) {
+  it("returns null for malformed input and fractions of a millisecond", () => {
+    for (const bad of ["", "10", "ten s", "-5s", "5sec", "1h30m", "5S", "s", "1w", "0.5ms", null, undefined, {}, [], true]) {
       assert.equal(parseDuration(bad), null, JSON.stringify(bad));
     }
+  });
+});
+
+describe("formatDuration", () => {
+  it("formats in the largest exact unit and round-trips through parseDuration", () => {
+    assert.equal(formatDuration(86_400_000), "1d");
+    assert.equal(formatDuration(1000), "1s");
+    assert.equal(formatDuration(1500), "1500ms");
+    assert.equal(formatDuration(900_000), "15m");
+    for (const ms of [1, 250, 1000, 1500, 60_000, 3_600_000, 86_400_000]) assert.equal(parseDuration(formatDuration(ms)), ms);
   });
 });
 

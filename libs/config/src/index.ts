@@ -8,4 +8,4 @@ export { loadComponents, componentValue, deepMerge } from "./components";
 export type { ComponentDoc } from "./components";
 export { baseSchema } from "./base-schema";
 export type { BaseConfig } from "./base-schema";
-export { parseDuration } from "./duration";
+export { parseDuration, formatDuration } from "./duration";

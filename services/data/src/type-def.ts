@@ -1,3 +1,4 @@
+import { parseDuration } from "@machina/config";
 import { createHash } from "node:crypto";
 import { MachinaError } from "@machina/wire";
 
@@ -67,8 +68,6 @@ const DAY_SECONDS = 86400;
 const TOP_LEVEL = new Set(["name", "key", "fields", "merge", "dump_ttl", "clean_window"]);
 const ORDERED_TYPES = new Set<FieldType>(["int", "bigint", "double", "timestamp"]);
 const NUMERIC_TYPES = new Set<FieldType>(["int", "bigint", "double"]);
-const DURATION = /^(\d+)(s|m|h|d)$/;
-const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 
 /** Validates a declared entity type (parsed YAML) and resolves its defaults; throws BAD_REQUEST naming origin and field path. */
 export function compileTypeDef(raw: unknown, origin: string): TypeDef {
@@ -120,10 +119,10 @@ export function compileTypeDef(raw: unknown, origin: string): TypeDef {
   });
 
   const merge = compileMerge(doc.merge, fields, key, fail);
-  const dumpTtlSeconds = doc.dump_ttl === undefined ? 30 * DAY_SECONDS : parseDuration(doc.dump_ttl, "dump_ttl", fail);
+  const dumpTtlSeconds = doc.dump_ttl === undefined ? 30 * DAY_SECONDS : durationSeconds(doc.dump_ttl, "dump_ttl", fail);
   if (dumpTtlSeconds > MAX_TTL_SECONDS) fail("dump_ttl", `must be at most 3650d (expirations past 2038 are refused)`);
   const cleanWindowSeconds =
-    doc.clean_window === undefined ? 3600 : parseDuration(doc.clean_window, "clean_window", fail);
+    doc.clean_window === undefined ? 3600 : durationSeconds(doc.clean_window, "clean_window", fail);
   if (cleanWindowSeconds > DAY_SECONDS || DAY_SECONDS % cleanWindowSeconds !== 0) {
     fail("clean_window", `${String(doc.clean_window)} does not divide a day (try 15m, 1h, 6h or 1d)`);
   }
@@ -196,13 +195,11 @@ function checkApplies(merge: FieldMerge, type: FieldType, field: string, path: s
   }
 }
 
-// A bare number is taken as seconds, which is what a JSON-speaking caller would send.
-function parseDuration(raw: unknown, path: string, fail: Fail): number {
-  if (typeof raw === "number" && Number.isInteger(raw) && raw > 0) return raw;
-  const m = typeof raw === "string" ? DURATION.exec(raw.trim()) : null;
-  const seconds = m ? Number(m[1]) * UNIT_SECONDS[m[2]] : 0;
-  if (!m || seconds <= 0) fail(path, `${describe(raw)} is not a positive duration (like 90s, 15m, 1h, 7d)`);
-  return seconds;
+// TTLs and windows are whole seconds in CQL; a unit is required so a bare number is never guessed at.
+function durationSeconds(raw: unknown, path: string, fail: Fail): number {
+  const ms = typeof raw === "string" ? parseDuration(raw) : null;
+  if (ms === null || ms < 1000 || ms % 1000 !== 0) fail(path, `${describe(raw)} is not a positive whole-second duration (like 90s, 15m, 1h, 7d)`);
+  return ms / 1000;
 }
 
 /** Stable SHA-256 of a definition's meaning (origin excluded), used to version schema history. */

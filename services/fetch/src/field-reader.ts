@@ -1,5 +1,5 @@
 import { MachinaError } from "@machina/wire";
-import { parseDuration } from "./duration";
+import { parseDuration } from "@machina/config";
 
 /** A parsed-YAML object, read key by key. */
 export type RawObject = Record<string, unknown>;
@@ -78,8 +78,9 @@ export class FieldReader {
 
   /** Requires a duration such as `250ms`, `1s`, `15m`, `1h`, `1d` and returns milliseconds. */
   duration(v: unknown, path: string): number {
+    // Bare numbers are refused here: in a source file a unit must say what the number means.
     const ms = typeof v === "string" ? parseDuration(v) : null;
-    if (ms === null) this.fail(path, `expected a duration such as 250ms, 1s, 15m, 1h or 1d, got ${describe(v)}`);
+    if (ms === null || ms <= 0) this.fail(path, `expected a duration such as 250ms, 1s, 15m, 1h or 1d, got ${describe(v)}`);
     return ms;
   }
 }

@@ -12,7 +12,6 @@ export type {
   PaginateSpec,
   ExtractSpec,
 } from "./source-def";
-export { parseDuration, formatDuration } from "./duration";
 export { resolveData, describeOrigin, redact } from "./secrets";
 export type { ResolvedData } from "./secrets";
 export { compileTemplate, renderTemplate, renderValue } from "./template";

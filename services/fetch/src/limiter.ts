@@ -2,7 +2,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/nats-core";
 import { MachinaError } from "@machina/wire";
-import { formatDuration } from "./duration";
+import { formatDuration } from "@machina/config";
 import { KvCounters, type Counter } from "./kv-counters";
 import { exhaustedUntil, retryAfterMs, type HeaderBag } from "./rate-headers";
 import type { LimiterSpec, RateWindow } from "./source-def";
