@@ -68,7 +68,7 @@ export async function startWorker(
   log: Logger,
   metrics: ServiceMetrics,
 ): Promise<RunningWorker> {
-  const consumer = await js.consumers.get(def.stream === "FETCH" ? names.streams.FETCH : names.streams[def.stream], def.durable);
+  const consumer = await js.consumers.get(names.streams[def.stream], def.durable);
   const limit = def.concurrency ?? 8;
   const maxAttempts = def.maxAttempts ?? 5;
   let messages: ConsumerMessages | undefined;

@@ -101,80 +101,89 @@ export async function startService<C>(spec: ServiceSpec<C>, opts: StartOptions =
     maxReconnectAttempts: -1,
     noAsyncTraces: true,
   });
-  const jsm = await jetstreamManager(nc);
-  const js = jetstream(nc);
-  for (const cfg of Object.values(pipelineStreams(names, config.nats.replicas))) await ensureStream(jsm, cfg);
+  // A failed start must not leave a connection or a port open (the process would not exit).
+  let probe: ProbeServer | undefined;
+  try {
+    const jsm = await jetstreamManager(nc);
+    const js = jetstream(nc);
+    for (const cfg of Object.values(pipelineStreams(names, config.nats.replicas))) await ensureStream(jsm, cfg);
 
-  const node = await collectNodeInfo({ id: config.mesh.node, service: spec.name, role: spec.role ?? "processor", version: spec.version });
-  const ctx: ServiceContext<C> = {
-    config,
-    configOrigin: loaded.origin,
-    nc,
-    js,
-    jsm,
-    kvm: new Kvm(nc),
-    names,
-    log,
-    metrics,
-    client: new MeshClient(nc),
-    node,
-    configSource: { configDir: loaded.configDir, mode: loaded.mode, env: opts.env },
-  };
-
-  let ready = false;
-  let draining = false;
-  const probe: ProbeServer = await startProbeServer(config.http.host, config.http.port, metrics.registry, {
-    healthy: () => !nc.isClosed(),
-    ready: () => ready && !draining && !nc.isClosed(),
-    info: () => ({ service: spec.name, node: config.mesh.node, nats: nc.isClosed() ? "closed" : "connected" }),
-  });
-
-  const parts = await spec.setup(ctx);
-  const svc = await new Svcm(nc).add({
-    name: spec.name,
-    version: spec.version,
-    description: spec.description,
-    queue: names.queue(spec.name),
-    metadata: { prefix: names.prefix, node: config.mesh.node },
-  });
-  for (const ep of parts.endpoints ?? []) addEndpoint(svc, ep, spec.name, log, metrics);
-
-  const workers: RunningWorker[] = [];
-  for (const w of parts.workers ?? []) {
-    const streamName = names.streams[w.stream];
-    await ensureDurable(jsm, streamName, w.durable, w.filter);
-    workers.push(await startWorker(js, names, w, spec.name, log, metrics));
-  }
-
-  const heartbeat = startVertexLink(ctx, spec.role ?? "processor");
-  ready = true;
-  log.info({ probePort: probe.port, endpoints: (parts.endpoints ?? []).map((e) => e.subject), workers: (parts.workers ?? []).map((w) => w.name) }, "service started");
-
-  let stopped: Promise<void> | undefined;
-  const stop = () =>
-    (stopped ??= (async () => {
-      draining = true;
-      clearInterval(heartbeat);
-      await svc.stop().catch(() => undefined);
-      await Promise.allSettled(workers.map((w) => w.stop()));
-      await parts.onStop?.().catch((err: unknown) => log.error({ err }, "onStop failed"));
-      await nc.drain().catch(() => undefined);
-      await probe.close();
-      log.info("service stopped");
-    })());
-
-  if (opts.handleSignals ?? true) {
-    const onSignal = (sig: string) => {
-      log.info({ signal: sig }, "draining");
-      stop().then(
-        () => process.exit(0),
-        () => process.exit(1),
-      );
+    const node = await collectNodeInfo({ id: config.mesh.node, service: spec.name, role: spec.role ?? "processor", version: spec.version });
+    const ctx: ServiceContext<C> = {
+      config,
+      configOrigin: loaded.origin,
+      nc,
+      js,
+      jsm,
+      kvm: new Kvm(nc),
+      names,
+      log,
+      metrics,
+      client: new MeshClient(nc),
+      node,
+      configSource: { configDir: loaded.configDir, mode: loaded.mode, env: opts.env },
     };
-    process.once("SIGTERM", onSignal);
-    process.once("SIGINT", onSignal);
+
+    let ready = false;
+    let draining = false;
+    const server = await startProbeServer(config.http.host, config.http.port, metrics.registry, {
+      healthy: () => !nc.isClosed(),
+      ready: () => ready && !draining && !nc.isClosed(),
+      info: () => ({ service: spec.name, node: config.mesh.node, nats: nc.isClosed() ? "closed" : "connected" }),
+    });
+    probe = server;
+
+    const parts = await spec.setup(ctx);
+    const svc = await new Svcm(nc).add({
+      name: spec.name,
+      version: spec.version,
+      description: spec.description,
+      queue: names.queue(spec.name),
+      metadata: { prefix: names.prefix, node: config.mesh.node },
+    });
+    for (const ep of parts.endpoints ?? []) addEndpoint(svc, ep, spec.name, log, metrics);
+
+    const workers: RunningWorker[] = [];
+    for (const w of parts.workers ?? []) {
+      const streamName = names.streams[w.stream];
+      await ensureDurable(jsm, streamName, w.durable, w.filter);
+      workers.push(await startWorker(js, names, w, spec.name, log, metrics));
+    }
+
+    const heartbeat = startVertexLink(ctx, spec.role ?? "processor");
+    ready = true;
+    log.info({ probePort: server.port, endpoints: (parts.endpoints ?? []).map((e) => e.subject), workers: (parts.workers ?? []).map((w) => w.name) }, "service started");
+
+    let stopped: Promise<void> | undefined;
+    const stop = () =>
+      (stopped ??= (async () => {
+        draining = true;
+        clearInterval(heartbeat);
+        await svc.stop().catch(() => undefined);
+        await Promise.allSettled(workers.map((w) => w.stop()));
+        await parts.onStop?.().catch((err: unknown) => log.error({ err }, "onStop failed"));
+        await nc.drain().catch(() => undefined);
+        await server.close();
+        log.info("service stopped");
+      })());
+
+    if (opts.handleSignals ?? true) {
+      const onSignal = (sig: string) => {
+        log.info({ signal: sig }, "draining");
+        stop().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once("SIGTERM", onSignal);
+      process.once("SIGINT", onSignal);
+    }
+    return { ctx, service: svc, probePort: server.port, stop };
+  } catch (err) {
+    await probe?.close().catch(() => undefined);
+    await nc.close().catch(() => undefined);
+    throw err;
   }
-  return { ctx, service: svc, probePort: probe.port, stop };
 }
 
 // Vertex may start after us or restart: connect is re-sent on every heartbeat and failures stay quiet.
