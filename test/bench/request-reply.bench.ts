@@ -1,0 +1,311 @@
+// Request/reply throughput: where the mesh's own client and endpoint stand against raw nats.js.
+//
+//   node --import tsx test/bench/request-reply.bench.ts     (MACHINA_NATS_URL, default :44222)
+//
+// Responders run in child processes (test/bench/responder.ts), one per kind, so requester and
+// responder each have their own event loop, as between two services. Every cell (row × N requests
+// in flight) runs a warm-up, then a fixed measuring window, with a hard cap on requests; rates are
+// completions inside the window divided by its real length. Ratios are against row 1 at the same N,
+// measured in the same run, right before the other rows of that N.
+//
+// Knobs (env): MACHINA_BENCH_SECONDS (default 3), MACHINA_BENCH_WARMUP_MS (default 500),
+// MACHINA_BENCH_MAX_REQUESTS per cell (default 500000).
+import { fork } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { cpus, loadavg } from "node:os";
+import { randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { connect } from "@nats-io/transport-node";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { MeshClient } from "@machina/runtime";
+import { encodeBody } from "@machina/wire";
+import { REQUEST } from "./payloads";
+import type { ResponderMessage } from "./responder";
+
+const NATS_URL = process.env.MACHINA_NATS_URL ?? "nats://127.0.0.1:44222";
+const SECONDS = boundedNumber("MACHINA_BENCH_SECONDS", 3, 0.2, 30);
+const WARMUP_MS = boundedNumber("MACHINA_BENCH_WARMUP_MS", 500, 0, 10_000);
+const MAX_REQUESTS = boundedNumber("MACHINA_BENCH_MAX_REQUESTS", 500_000, 100, 5_000_000);
+const IN_FLIGHT = [1, 16, 128];
+const REQUEST_TIMEOUT_MS = 5000;
+/** A cell stops early after this many failed requests: the numbers would mean nothing. */
+const MAX_ERRORS = 20;
+const READY_TIMEOUT_MS = 60_000;
+
+function boundedNumber(name: string, dflt: number, min: number, max: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return dflt;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min || n > max) throw new Error(`${name}=${raw}: expected a number from ${min} to ${max}`);
+  return n;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------------------------
+// Responder processes
+
+const children = new Set<ChildProcess>();
+
+function startResponder(kind: "raw" | "mesh", prefix: string): Promise<{ child: ChildProcess; subject: string }> {
+  const script = fileURLToPath(new URL("./responder.ts", import.meta.url));
+  // fork() passes our execArgv (--import tsx) on, and opens the IPC channel the child watches.
+  const child = fork(script, [kind, prefix], { env: { ...process.env, MACHINA_NATS_URL: NATS_URL }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${kind} responder not ready within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+    child.on("message", (m: ResponderMessage) => {
+      clearTimeout(timer);
+      if (m.type === "ready") resolve({ child, subject: m.subject });
+      else reject(new Error(`${kind} responder failed to start: ${m.message}`));
+    });
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${kind} responder exited during start-up (code ${code}, signal ${signal})`));
+    });
+  });
+}
+
+async function stopResponders(): Promise<void> {
+  await Promise.all(
+    [...children].map(async (child) => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((r) => child.once("exit", () => r()));
+      if (child.connected) child.send("stop");
+      else child.kill("SIGTERM");
+      const late = await Promise.race([exited.then(() => false), sleep(8000).then(() => true)]);
+      if (late) {
+        child.kill("SIGKILL");
+        await Promise.race([exited, sleep(2000)]);
+      }
+    }),
+  );
+}
+
+// Last resort when we exit without reaching the finally (an exception in a handler, process.exit).
+process.on("exit", () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+});
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.once(sig, () => {
+    console.error(`\n${sig}: stopping responders`);
+    void stopResponders().finally(() => process.exit(130));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring
+
+interface CellResult {
+  rate: number;
+  completed: number;
+  errors: number;
+  firstError?: string;
+  capped: boolean;
+  /** Latencies (ms) of requests completed in the window; only kept at N=1. */
+  latencies?: Float64Array;
+}
+
+const LATENCY_SLOTS = 200_000;
+
+async function runCell(call: () => Promise<unknown>, inFlight: number): Promise<CellResult> {
+  let issued = 0;
+  let completed = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  let measuring = false;
+  let stopped = false;
+  const keepLatency = inFlight === 1;
+  const lat = keepLatency ? new Float64Array(LATENCY_SLOTS) : undefined;
+  let nLat = 0;
+
+  const worker = async () => {
+    while (!stopped && issued < MAX_REQUESTS) {
+      issued++;
+      const t0 = performance.now();
+      try {
+        await call();
+      } catch (err) {
+        errors++;
+        firstError ??= String((err as Error)?.message ?? err);
+        if (errors >= MAX_ERRORS) stopped = true;
+        continue;
+      }
+      if (measuring) {
+        completed++;
+        if (lat && nLat < LATENCY_SLOTS) lat[nLat++] = performance.now() - t0;
+      }
+    }
+  };
+
+  const workers = Array.from({ length: inFlight }, worker);
+  await sleep(WARMUP_MS);
+  measuring = true;
+  const start = performance.now();
+  await Promise.race([sleep(SECONDS * 1000), Promise.all(workers)]);
+  measuring = false;
+  const elapsed = (performance.now() - start) / 1000;
+  stopped = true;
+  await Promise.all(workers);
+  return {
+    rate: completed / elapsed,
+    completed,
+    errors,
+    firstError,
+    capped: issued >= MAX_REQUESTS,
+    latencies: lat?.subarray(0, nLat),
+  };
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows
+
+interface Row {
+  label: string;
+  /** Sends one request and waits for (and, where the row says so, decodes) its reply. */
+  call: () => Promise<unknown>;
+  /** One request, checked, before any timing: a wrong reply must not be measured as a fast one. */
+  check: () => Promise<void>;
+}
+
+async function main(): Promise<void> {
+  const prefix = `bench${randomBytes(3).toString("hex")}`;
+  const jsonRequest = encodeBody("QueryRequest", REQUEST, "json");
+  const protoRequest = encodeBody("QueryRequest", REQUEST, "protobuf");
+
+  const probe = await connect({ servers: NATS_URL, name: "bench-probe" });
+  const serverVersion = probe.info?.version ?? "?";
+  await probe.close();
+
+  const [raw, mesh] = await Promise.all([startResponder("raw", prefix), startResponder("mesh", prefix)]);
+
+  // One connection per row, so no row inherits another's subscriptions or buffers.
+  const conns: NatsConnection[] = [];
+  const open = async (name: string, noAsyncTraces: boolean) => {
+    const nc = await connect({ servers: NATS_URL, name, noAsyncTraces });
+    conns.push(nc);
+    return nc;
+  };
+  try {
+    const ncBase = await open("bench-raw", false);
+    const ncNoTraces = await open("bench-raw-notraces", true);
+    // MeshClient gets a connection built the way startService builds every service's (noAsyncTraces).
+    const ncMesh = await open("bench-meshclient", true);
+    const ncCli = await open("bench-json-cli", false);
+    const client = new MeshClient(ncMesh);
+    const timeout = REQUEST_TIMEOUT_MS;
+    const replySize = { raw: 0, json: 0, proto: 0 };
+
+    const rows: Row[] = [
+      {
+        label: "1 raw nc.request → raw responder (baseline)",
+        call: () => ncBase.request(raw.subject, jsonRequest, { timeout }),
+        check: async () => {
+          replySize.raw = (await ncBase.request(raw.subject, jsonRequest, { timeout })).data.length;
+        },
+      },
+      {
+        label: "2 raw nc.request, noAsyncTraces → raw responder",
+        call: () => ncNoTraces.request(raw.subject, jsonRequest, { timeout }),
+        check: async () => {
+          await ncNoTraces.request(raw.subject, jsonRequest, { timeout });
+        },
+      },
+      {
+        label: "3 MeshClient (protobuf) → Machina endpoint",
+        call: () => client.request(mesh.subject, "QueryRequest", REQUEST, "QueryResponse", { timeoutMs: timeout }),
+        check: async () => {
+          const r = await client.request(mesh.subject, "QueryRequest", REQUEST, "QueryResponse", { timeoutMs: timeout });
+          if (r.requestId !== REQUEST.requestId || r.data.types.website?.records.length !== 1) throw new Error(`mesh endpoint answered ${JSON.stringify(r)}`);
+          replySize.proto = (await ncMesh.request(mesh.subject, protoRequest, { timeout, headers: protoHeaders() })).data.length;
+        },
+      },
+      {
+        label: "4 raw nc.request, JSON (nats req) → Machina endpoint",
+        call: () => ncCli.request(mesh.subject, jsonRequest, { timeout }),
+        check: async () => {
+          const m = await ncCli.request(mesh.subject, jsonRequest, { timeout });
+          const body = JSON.parse(m.string()) as { requestId?: string };
+          if (m.headers?.get("Nats-Service-Error-Code") || body.requestId !== REQUEST.requestId) throw new Error(`mesh endpoint answered ${m.string()}`);
+          replySize.json = m.data.length;
+        },
+      },
+    ];
+    for (const row of rows) await row.check();
+
+    const cores = cpus();
+    console.log("request/reply bench (test/bench/request-reply.bench.ts)");
+    console.log(`  date     ${new Date().toISOString()}`);
+    console.log(`  machine  ${cores.length} cores (${cores[0]?.model.trim() ?? "?"}), node ${process.version}, nats-server ${serverVersion} at ${NATS_URL}`);
+    console.log(`  load     ${loadavg().map((x) => x.toFixed(2)).join(" ")} (1/5/15 min, before the run)`);
+    console.log(
+      `  payload  request ${jsonRequest.length} B JSON / ${protoRequest.length} B protobuf; ` +
+        `reply ${replySize.raw} B JSON (raw), ${replySize.json} B JSON / ${replySize.proto} B protobuf (Machina endpoint)`,
+    );
+    console.log(`  cells    ${WARMUP_MS} ms warm-up + ${SECONDS} s measured, at most ${MAX_REQUESTS} requests; responders in separate processes`);
+    console.log("");
+
+    const results = new Map<string, CellResult>();
+    for (const n of IN_FLIGHT) {
+      for (const row of rows) {
+        const r = await runCell(row.call, n);
+        results.set(`${row.label}|${n}`, r);
+        process.stderr.write(`  ${row.label.padEnd(52)} N=${String(n).padEnd(4)} ${Math.round(r.rate)} req/s${r.errors ? `, ${r.errors} errors` : ""}\n`);
+        if (r.errors >= MAX_ERRORS) throw new Error(`${row.label} at N=${n}: ${r.errors} failed requests, first: ${r.firstError}`);
+      }
+    }
+
+    const w = Math.max(...rows.map((r) => r.label.length));
+    const fmtRate = (x: number) => (x >= 10_000 ? `${(x / 1000).toFixed(1)}k` : x >= 1000 ? `${(x / 1000).toFixed(2)}k` : x.toFixed(0));
+    console.log(`${"row".padEnd(w)}  ${IN_FLIGHT.map((n) => `N=${n}`.padStart(16)).join("")}`);
+    for (const row of rows) {
+      const cells = IN_FLIGHT.map((n) => {
+        const r = results.get(`${row.label}|${n}`)!;
+        const base = results.get(`${rows[0].label}|${n}`)!;
+        const mark = (r.errors ? "!" : "") + (r.capped ? "^" : "");
+        return `${fmtRate(r.rate)}/s ${(r.rate / base.rate).toFixed(2)}×${mark}`.padStart(16);
+      });
+      console.log(`${row.label.padEnd(w)}  ${cells.join("")}`);
+    }
+    console.log(`${"".padEnd(w)}  (req/s and ratio to row 1 at the same N; ! = some requests failed, ^ = request cap reached)`);
+    console.log("");
+    console.log("latency at N=1 (ms)");
+    for (const row of rows) {
+      const r = results.get(`${row.label}|1`)!;
+      const sorted = Float64Array.from(r.latencies ?? []).sort();
+      console.log(`${row.label.padEnd(w)}  p50 ${percentile(sorted, 50).toFixed(3)}  p99 ${percentile(sorted, 99).toFixed(3)}  (${sorted.length} samples)`);
+    }
+    const failed = [...results.entries()].filter(([, r]) => r.errors > 0);
+    for (const [k, r] of failed) console.log(`warning: ${k.replace("|", " at N=")}: ${r.errors} failed requests, first: ${r.firstError}`);
+  } finally {
+    await Promise.allSettled(conns.map((nc) => nc.close()));
+    await stopResponders();
+  }
+}
+
+function protoHeaders() {
+  // Only for measuring the protobuf reply's size in the check; the timed row goes through MeshClient.
+  return headersWith("Content-Type", "application/x-protobuf");
+}
+
+import { headers as makeHeaders } from "@nats-io/nats-core";
+function headersWith(k: string, v: string) {
+  const h = makeHeaders();
+  h.set(k, v);
+  return h;
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(`request-reply bench failed: ${(err as Error)?.stack ?? err}`);
+    process.exit(1);
+  },
+);

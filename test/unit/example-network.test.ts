@@ -1,0 +1,101 @@
+// The shipped example network (config/default) is valid and consistent across services: every
+// component compiles, query sets name real sources and queries, extracted types are declared
+// data types with aggregators; plus the small validators of aggregate, compute and data.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { loadComponents } from "@machina/config";
+import { compileSource } from "@machina/fetch";
+import { compileLedgers, compileQuerySets, compileTriggers } from "@machina/invoke";
+import { compileAggregators } from "@machina/aggregate";
+import { compileTypeDef, parseReplication } from "@machina/data";
+import { computationOf } from "@machina/compute";
+import { isMachinaError } from "@machina/wire";
+
+const load = (kind: string) => loadComponents(kind, { env: {} });
+
+describe("example network in config/default", () => {
+  const sources = load("fetch/sources").map((c) => compileSource({ name: c.name, ...c.doc }, c.origins.join(" + ")));
+  const ledgers = compileLedgers(load("invoke/ledgers"));
+  const querySets = compileQuerySets(load("invoke/query_sets"), ledgers);
+  const triggers = compileTriggers(load("invoke/triggers"), querySets);
+  const types = load("data/types").map((c) => compileTypeDef({ name: c.name, ...c.doc }, c.origins.join(" + ")));
+  const aggregators = compileAggregators(load("aggregate/aggregators"));
+
+  it("declares sources, ledgers, query sets, a trigger and a type", () => {
+    assert.deepEqual(sources.map((s) => s.name).sort(), ["sitestats", "traffic"]);
+    assert.ok(ledgers.get("websites")!.leads.length >= 3);
+    assert.ok(triggers.get("refresh"));
+    assert.deepEqual(types.map((t) => t.name), ["website"]);
+  });
+
+  it("query sets name sources and queries that exist", () => {
+    for (const qs of querySets.values()) {
+      const src = sources.find((s) => s.name === qs.source);
+      assert.ok(src, `query set ${qs.name}: unknown source ${qs.source}`);
+      for (const q of qs.queries) assert.ok(src.queries[q], `query set ${qs.name}: ${qs.source} has no query ${q}`);
+    }
+  });
+
+  it("every extracted type is a declared data type with an aggregator, keyed by a field the leads supply", () => {
+    const typeNames = new Set(types.map((t) => t.name));
+    for (const s of sources) {
+      for (const q of Object.values(s.queries)) {
+        for (const e of q.extract) {
+          assert.ok(typeNames.has(e.type), `${s.name}.${q.name} extracts undeclared type ${e.type}`);
+          assert.ok(aggregators.kinds()[e.type], `no aggregator declared for ${e.type}`);
+        }
+      }
+    }
+    const website = types.find((t) => t.name === "website")!;
+    for (const lead of ledgers.get("websites")!.leads) {
+      for (const k of website.key) assert.ok(lead.args[k] !== undefined, `lead ${lead.id} lacks key field ${k}`);
+    }
+  });
+
+  it("source priorities name real sources", () => {
+    for (const t of types) {
+      for (const [field, m] of Object.entries(t.merge)) {
+        if (m.policy !== "source_priority") continue;
+        for (const src of m.sources) assert.ok(sources.some((s) => s.name === src), `${t.name}.${field}: unknown source ${src}`);
+      }
+    }
+  });
+
+  it("keeps API keys out of config: every credential comes from env or a file", () => {
+    for (const s of sources) {
+      for (const [name, spec] of Object.entries(s.data)) {
+        if (/key|token|secret|password/i.test(name)) assert.notEqual(spec.kind, "value", `${s.name}.data.${name} must not be a constant`);
+      }
+    }
+  });
+});
+
+describe("aggregate, compute and data validators", () => {
+  it("refuses an unknown aggregator kind or key, naming the file", () => {
+    const bad = (doc: Record<string, unknown>) => () => compileAggregators([{ name: "website", origins: ["aggregators/website.yaml"], doc }]);
+    assert.throws(bad({ aggregator: "avg" }), (e) => isMachinaError(e, "BAD_REQUEST") && /website\.yaml: aggregator: expected one of passthrough/.test(e.message));
+    assert.throws(bad({ aggregatr: "passthrough" }), (e) => isMachinaError(e, "BAD_REQUEST") && /aggregatr: unknown key/.test(e.message));
+  });
+
+  it("passthrough forwards a batch unchanged", async () => {
+    const table = compileAggregators([{ name: "website", origins: ["a.yaml"], doc: { aggregator: "passthrough" } }]);
+    const batch = { id: "t:website", type: "website", source: "s", query: "q", taskId: "t", fetchedAt: 1, records: [{ domain: "a" }] };
+    assert.deepEqual(await table.forType("website")(batch), [batch]);
+  });
+
+  it("names the registered computations for an unknown one and the missing argument for latest", async () => {
+    assert.throws(() => computationOf("median"), (e) => isMachinaError(e, "NOT_FOUND") && /registered: latest/.test(e.message));
+    // Argument checks run before any I/O, so no client is needed to see them fail.
+    const deps = {} as Parameters<ReturnType<typeof computationOf>["run"]>[1];
+    await assert.rejects(computationOf("latest").run({ key: { domain: "a" } }, deps), (e) => isMachinaError(e, "BAD_REQUEST") && /args\.type/.test(e.message));
+    await assert.rejects(computationOf("latest").run({ type: "website" }, deps), (e) => isMachinaError(e, "BAD_REQUEST") && /args\.key/.test(e.message));
+  });
+
+  it("parses replication factors per datacenter", () => {
+    assert.deepEqual(parseReplication("datacenter1:1"), { datacenter1: 1 });
+    assert.deepEqual(parseReplication("dc1:3, dc2:2"), { dc1: 3, dc2: 2 });
+    for (const bad of ["", "dc1", "dc1:0", "dc1:x", "a b:1"]) {
+      assert.throws(() => parseReplication(bad), (e) => isMachinaError(e, "BAD_REQUEST") && /cassandra\.replication/.test(e.message), bad);
+    }
+  });
+});
