@@ -16,9 +16,10 @@ import { cpus, loadavg } from "node:os";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { connect } from "@nats-io/transport-node";
+import { headers as makeHeaders } from "@nats-io/nats-core";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { MeshClient } from "@machina/runtime";
-import { encodeBody } from "@machina/wire";
+import { CONTENT_TYPE_PROTOBUF, encodeBody } from "@machina/wire";
 import { REQUEST } from "./payloads";
 import type { ResponderMessage } from "./responder";
 
@@ -184,8 +185,6 @@ async function main(): Promise<void> {
   const serverVersion = probe.info?.version ?? "?";
   await probe.close();
 
-  const [raw, mesh] = await Promise.all([startResponder("raw", prefix), startResponder("mesh", prefix)]);
-
   // One connection per row, so no row inherits another's subscriptions or buffers.
   const conns: NatsConnection[] = [];
   const open = async (name: string, noAsyncTraces: boolean) => {
@@ -194,6 +193,10 @@ async function main(): Promise<void> {
     return nc;
   };
   try {
+    const started = await Promise.allSettled([startResponder("raw", prefix), startResponder("mesh", prefix)]);
+    const startFailure = started.find((s) => s.status === "rejected");
+    if (startFailure) throw (startFailure as PromiseRejectedResult).reason;
+    const [raw, mesh] = started.map((s) => (s as PromiseFulfilledResult<{ child: ChildProcess; subject: string }>).value);
     const ncBase = await open("bench-raw", false);
     const ncNoTraces = await open("bench-raw-notraces", true);
     // MeshClient gets a connection built the way startService builds every service's (noAsyncTraces).
@@ -290,15 +293,10 @@ async function main(): Promise<void> {
   }
 }
 
+/** Headers of a protobuf request; only the check uses them, to learn the protobuf reply's size. */
 function protoHeaders() {
-  // Only for measuring the protobuf reply's size in the check; the timed row goes through MeshClient.
-  return headersWith("Content-Type", "application/x-protobuf");
-}
-
-import { headers as makeHeaders } from "@nats-io/nats-core";
-function headersWith(k: string, v: string) {
   const h = makeHeaders();
-  h.set(k, v);
+  h.set("Content-Type", CONTENT_TYPE_PROTOBUF);
   return h;
 }
 

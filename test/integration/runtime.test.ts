@@ -40,7 +40,7 @@ const spec: ServiceSpec<Record<string, never>> = {
           request: "Empty",
           reply: "Ack",
           async handler() {
-            await new Promise((r) => setTimeout(r, 5));
+            await new Promise((r) => setTimeout(r, 60));
             throw new Error("kaboom\nsecond line");
           },
         }),
@@ -157,6 +157,8 @@ describe("runtime", () => {
     const mine = stats.find((s) => s.id === svc.service.info().id)!;
     const boom = mine.endpoints!.find((e) => e.name === "boom")!;
     assert.ok(boom.num_errors >= 1, `boom errors ${boom.num_errors}`);
+    // The handler awaits 60 ms before failing: that time must show, not just the synchronous part.
+    assert.ok(boom.processing_time >= 55_000_000, `boom processing time ${boom.processing_time} ns`);
     const echo = mine.endpoints!.find((e) => e.name === "echo")!;
     assert.ok(echo.num_errors >= 2, "malformed requests count as errors");
   });

@@ -65,6 +65,7 @@ async function serve(svc: Service, def: EndpointDef, msg: ServiceMsg, hop: strin
   const child = log.child({ subject: msg.subject, endpoint: def.name, requestId });
   let encoding: Encoding = "json";
   let outcome = "ok";
+  let failure: Error | undefined;
   try {
     encoding = encodingOf(msg.headers);
     const req = decodeBody(def.request, msg.data, encoding);
@@ -85,9 +86,10 @@ async function serve(svc: Service, def: EndpointDef, msg: ServiceMsg, hop: strin
     } catch (replyErr) {
       child.error({ err: replyErr }, "could not send error reply");
     }
-    countAsyncOutcome(svc, def.name, err);
+    failure = err;
   } finally {
     const seconds = (performance.now() - started) / 1000;
+    countAsyncOutcome(svc, def.name, seconds * 1000, failure);
     metrics.requests.inc({ endpoint: def.name, outcome });
     metrics.requestSeconds.observe({ endpoint: def.name }, seconds);
   }

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# `make bench`: starts a nats-server for the benchmarks (unless one is already
+# running in the bench state dir), runs every test/bench/*.bench.ts one after
+# the other, and stops only what it started. Its own state dir and ports, so it
+# can run while `make up` or `make test` servers are up.
+# Usage: test/harness/run-bench.sh [bench-file ...]   (default: all of test/bench)
+set -euo pipefail
+ROOT="${ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+export MACHINA_STATE="${MACHINA_BENCH_STATE:-$ROOT/.machina/bench}"
+export MACHINA_NATS_PORT="${MACHINA_BENCH_NATS_PORT:-44222}"
+export MACHINA_NATS_MONITOR_PORT="${MACHINA_BENCH_NATS_MONITOR_PORT:-48222}"
+export MACHINA_NATS_SERVER_NAME="machina-bench"
+# shellcheck source-path=SCRIPTDIR source=env.sh
+. "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+H="$ROOT/test/harness"
+
+started=()
+cleanup() {
+  local rc=$? s
+  for s in "${started[@]}"; do bash "$H/$s.sh" stop || true; done
+  exit "$rc"
+}
+trap cleanup EXIT INT TERM
+
+if bash "$H/nats.sh" status | grep -q running; then
+  log "nats already running in $MACHINA_STATE; reusing it"
+else
+  # A server this run starts begins empty: no streams left from an earlier run.
+  rm -rf "$MACHINA_STATE/data"
+  bash "$H/nats.sh" start
+  started=(nats)
+fi
+
+export MACHINA_NATS_URL="nats://127.0.0.1:$MACHINA_NATS_PORT"
+cd "$ROOT"
+if (($#)); then
+  files=("$@")
+else
+  mapfile -t files < <(find test/bench -name '*.bench.ts' 2>/dev/null | sort)
+fi
+((${#files[@]})) || die "no benchmarks found under test/bench/"
+# Every bench bounds its own running time; this bounds a hung one. --foreground
+# keeps node in the terminal's process group, so Ctrl-C reaches it (it stops its own children).
+BENCH_TIMEOUT="${MACHINA_BENCH_TIMEOUT:-600}"
+rc=0
+for f in "${files[@]}"; do
+  log "running $f"
+  timeout --foreground --kill-after=15 "$BENCH_TIMEOUT" node --import tsx "$f" || { rc=$?; log "$f failed (exit $rc)"; }
+done
+exit $rc
