@@ -6,12 +6,16 @@
 // responder each have their own event loop, as between two services. Every cell (row × N requests
 // in flight) runs a warm-up, then a fixed measuring window, with a hard cap on requests; rates are
 // completions inside the window divided by its real length. Ratios are against row 1 at the same N,
-// measured in the same run, right before the other rows of that N.
+// measured in the same run, right before the other rows of that N. Each row first gets 1 s of
+// unmeasured load, so none is measured cold. Next to the rates it prints the CPU each process
+// (requester, responder, and the nats-server run-bench.sh started) used in each window, which
+// says which side limits a row.
 //
 // Knobs (env): MACHINA_BENCH_SECONDS (default 3), MACHINA_BENCH_WARMUP_MS (default 500),
 // MACHINA_BENCH_MAX_REQUESTS per cell (default 500000).
 import { fork } from "node:child_process";
 import type { ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
@@ -32,6 +36,8 @@ const REQUEST_TIMEOUT_MS = 5000;
 /** A cell stops early after this many failed requests: the numbers would mean nothing. */
 const MAX_ERRORS = 20;
 const READY_TIMEOUT_MS = 60_000;
+/** Unmeasured load per row (at N=16) before the first cell, so no row is measured cold. */
+const PRIME_SECONDS = 1;
 
 function boundedNumber(name: string, dflt: number, min: number, max: number): number {
   const raw = process.env[name];
@@ -88,8 +94,11 @@ async function stopResponders(): Promise<void> {
 process.on("exit", () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
 });
+/** Set on SIGINT/SIGTERM: cells stop sending before the responders go. */
+let aborting = false;
 for (const sig of ["SIGINT", "SIGTERM"] as const) {
   process.once(sig, () => {
+    aborting = true;
     console.error(`\n${sig}: stopping responders`);
     void stopResponders().finally(() => process.exit(130));
   });
@@ -98,8 +107,44 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
 // ---------------------------------------------------------------------------------------------
 // Measuring
 
+/** CPU seconds a process has used so far; null where it cannot be read (not Linux, gone). */
+type CpuClock = () => number | null;
+
+const requesterCpu: CpuClock = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
+/** utime + stime of another process from /proc (clock ticks, 100 per second on Linux). */
+function procCpu(pid: number | undefined): CpuClock {
+  return () => {
+    if (!pid) return null;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return (Number(fields[11]) + Number(fields[12])) / 100;
+    } catch {
+      return null;
+    }
+  };
+}
+
+/** The nats-server run-bench.sh started (its pid file under MACHINA_STATE), if that is where we are. */
+function natsServerPid(): number | undefined {
+  const state = process.env.MACHINA_STATE;
+  if (!state) return undefined;
+  try {
+    const pid = Number(readFileSync(`${state}/run/nats.pid`, "utf8").trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 interface CellResult {
   rate: number;
+  /** Share of one core each process used in the measured window: requester, responder, nats-server. */
+  cpu: (number | null)[];
   completed: number;
   errors: number;
   firstError?: string;
@@ -110,7 +155,7 @@ interface CellResult {
 
 const LATENCY_SLOTS = 200_000;
 
-async function runCell(call: () => Promise<unknown>, inFlight: number): Promise<CellResult> {
+async function runCell(call: () => Promise<unknown>, inFlight: number, clocks: CpuClock[], warmupMs = WARMUP_MS, seconds = SECONDS): Promise<CellResult> {
   let issued = 0;
   let completed = 0;
   let errors = 0;
@@ -122,7 +167,7 @@ async function runCell(call: () => Promise<unknown>, inFlight: number): Promise<
   let nLat = 0;
 
   const worker = async () => {
-    while (!stopped && issued < MAX_REQUESTS) {
+    while (!stopped && !aborting && issued < MAX_REQUESTS) {
       issued++;
       const t0 = performance.now();
       try {
@@ -141,16 +186,23 @@ async function runCell(call: () => Promise<unknown>, inFlight: number): Promise<
   };
 
   const workers = Array.from({ length: inFlight }, worker);
-  await sleep(WARMUP_MS);
+  await sleep(warmupMs);
   measuring = true;
+  const cpu0 = clocks.map((c) => c());
   const start = performance.now();
-  await Promise.race([sleep(SECONDS * 1000), Promise.all(workers)]);
+  await Promise.race([sleep(seconds * 1000), Promise.all(workers)]);
   measuring = false;
   const elapsed = (performance.now() - start) / 1000;
+  const cpu = clocks.map((c, i) => {
+    const a = cpu0[i];
+    const b = c();
+    return a === null || b === null ? null : (b - a) / elapsed;
+  });
   stopped = true;
   await Promise.all(workers);
   return {
     rate: completed / elapsed,
+    cpu,
     completed,
     errors,
     firstError,
@@ -170,6 +222,8 @@ function percentile(sorted: Float64Array, p: number): number {
 
 interface Row {
   label: string;
+  /** The responder process this row talks to (for its CPU figure). */
+  responder: ChildProcess;
   /** Sends one request and waits for (and, where the row says so, decodes) its reply. */
   call: () => Promise<unknown>;
   /** One request, checked, before any timing: a wrong reply must not be measured as a fast one. */
@@ -181,7 +235,9 @@ async function main(): Promise<void> {
   const jsonRequest = encodeBody("QueryRequest", REQUEST, "json");
   const protoRequest = encodeBody("QueryRequest", REQUEST, "protobuf");
 
-  const probe = await connect({ servers: NATS_URL, name: "bench-probe" });
+  const probe = await connect({ servers: NATS_URL, name: "bench-probe" }).catch((err: unknown) => {
+    throw new Error(`no nats-server at ${NATS_URL} (${(err as Error).message}); run the bench with \`make bench\` or test/harness/run-bench.sh, which start one`);
+  });
   const serverVersion = probe.info?.version ?? "?";
   await probe.close();
 
@@ -209,6 +265,7 @@ async function main(): Promise<void> {
     const rows: Row[] = [
       {
         label: "1 raw nc.request → raw responder (baseline)",
+        responder: raw.child,
         call: () => ncBase.request(raw.subject, jsonRequest, { timeout }),
         check: async () => {
           replySize.raw = (await ncBase.request(raw.subject, jsonRequest, { timeout })).data.length;
@@ -216,6 +273,7 @@ async function main(): Promise<void> {
       },
       {
         label: "2 raw nc.request, noAsyncTraces → raw responder",
+        responder: raw.child,
         call: () => ncNoTraces.request(raw.subject, jsonRequest, { timeout }),
         check: async () => {
           await ncNoTraces.request(raw.subject, jsonRequest, { timeout });
@@ -223,6 +281,7 @@ async function main(): Promise<void> {
       },
       {
         label: "3 MeshClient (protobuf) → Machina endpoint",
+        responder: mesh.child,
         call: () => client.request(mesh.subject, "QueryRequest", REQUEST, "QueryResponse", { timeoutMs: timeout }),
         check: async () => {
           const r = await client.request(mesh.subject, "QueryRequest", REQUEST, "QueryResponse", { timeoutMs: timeout });
@@ -232,6 +291,7 @@ async function main(): Promise<void> {
       },
       {
         label: "4 raw nc.request, JSON (nats req) → Machina endpoint",
+        responder: mesh.child,
         call: () => ncCli.request(mesh.subject, jsonRequest, { timeout }),
         check: async () => {
           const m = await ncCli.request(mesh.subject, jsonRequest, { timeout });
@@ -252,13 +312,21 @@ async function main(): Promise<void> {
       `  payload  request ${jsonRequest.length} B JSON / ${protoRequest.length} B protobuf; ` +
         `reply ${replySize.raw} B JSON (raw), ${replySize.json} B JSON / ${replySize.proto} B protobuf (Machina endpoint)`,
     );
-    console.log(`  cells    ${WARMUP_MS} ms warm-up + ${SECONDS} s measured, at most ${MAX_REQUESTS} requests; responders in separate processes`);
+    console.log(
+      `  cells    ${WARMUP_MS} ms warm-up + ${SECONDS} s measured, at most ${MAX_REQUESTS} requests, after ${PRIME_SECONDS} s of priming per row; ` +
+        `responders in separate processes`,
+    );
     console.log("");
+
+    const natsPid = natsServerPid();
+    const clocksOf = (row: Row) => [requesterCpu, procCpu(row.responder.pid), procCpu(natsPid)];
+    // Every row's first cell would otherwise also pay for JIT and first allocations on both sides.
+    for (const row of rows) await runCell(row.call, 16, clocksOf(row), 0, PRIME_SECONDS);
 
     const results = new Map<string, CellResult>();
     for (const n of IN_FLIGHT) {
       for (const row of rows) {
-        const r = await runCell(row.call, n);
+        const r = await runCell(row.call, n, clocksOf(row));
         results.set(`${row.label}|${n}`, r);
         process.stderr.write(`  ${row.label.padEnd(52)} N=${String(n).padEnd(4)} ${Math.round(r.rate)} req/s${r.errors ? `, ${r.errors} errors` : ""}\n`);
         if (r.errors >= MAX_ERRORS) throw new Error(`${row.label} at N=${n}: ${r.errors} failed requests, first: ${r.firstError}`);
@@ -278,6 +346,13 @@ async function main(): Promise<void> {
       console.log(`${row.label.padEnd(w)}  ${cells.join("")}`);
     }
     console.log(`${"".padEnd(w)}  (req/s and ratio to row 1 at the same N; ! = some requests failed, ^ = request cap reached)`);
+    console.log("");
+    console.log("CPU in the measured window, % of one core: requester / responder / nats-server");
+    const pct = (x: number | null) => (x === null ? "?" : String(Math.round(x * 100)));
+    for (const row of rows) {
+      const cells = IN_FLIGHT.map((n) => results.get(`${row.label}|${n}`)!.cpu.map(pct).join("/").padStart(16));
+      console.log(`${row.label.padEnd(w)}  ${cells.join("")}`);
+    }
     console.log("");
     console.log("latency at N=1 (ms)");
     for (const row of rows) {

@@ -15,6 +15,7 @@ export MACHINA_NATS_SERVER_NAME="machina-bench"
 H="$ROOT/test/harness"
 
 started=()
+# shellcheck disable=SC2317 # reached through the trap
 cleanup() {
   local rc=$? s
   for s in "${started[@]}"; do bash "$H/$s.sh" stop || true; done
