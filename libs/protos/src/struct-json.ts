@@ -15,12 +15,21 @@ interface Types {
   list: protobuf.Type;
 }
 
+// Resolved once per root: a lookup per converted value showed up as a hot spot in profiles.
+const typesByRoot = new WeakMap<protobuf.Root, Types>();
+
 function typesFrom(t: protobuf.Type): Types {
-  return {
-    struct: t.lookupType(".google.protobuf.Struct"),
-    value: t.lookupType(".google.protobuf.Value"),
-    list: t.lookupType(".google.protobuf.ListValue"),
-  };
+  const root = t.root as protobuf.Root;
+  let ts = typesByRoot.get(root);
+  if (!ts) {
+    ts = {
+      struct: t.lookupType(".google.protobuf.Struct"),
+      value: t.lookupType(".google.protobuf.Value"),
+      list: t.lookupType(".google.protobuf.ListValue"),
+    };
+    typesByRoot.set(root, ts);
+  }
+  return ts;
 }
 
 function makeValue(ts: Types, v: unknown): protobuf.Message {

@@ -62,14 +62,23 @@ export function addEndpoint(svc: Service, def: EndpointDef, hop: string, log: Lo
 async function serve(svc: Service, def: EndpointDef, msg: ServiceMsg, hop: string, log: Logger, metrics: ServiceMetrics): Promise<void> {
   const started = performance.now();
   const requestId = msg.headers?.get("Nats-Msg-Id") || `${process.pid}-${++seq}`;
-  const child = log.child({ subject: msg.subject, endpoint: def.name, requestId });
+  // Most requests log nothing: the child (and its redaction setup) is made on first use only.
+  let childLog: Logger | undefined;
+  const child = () => (childLog ??= log.child({ subject: msg.subject, endpoint: def.name, requestId }));
   let encoding: Encoding = "json";
   let outcome = "ok";
   let failure: Error | undefined;
   try {
     encoding = encodingOf(msg.headers);
     const req = decodeBody(def.request, msg.data, encoding);
-    const value = await def.handler(req, { log: child, subject: msg.subject, headers: msg.headers, encoding });
+    const value = await def.handler(req, {
+      get log() {
+        return child();
+      },
+      subject: msg.subject,
+      headers: msg.headers,
+      encoding,
+    });
     const h = makeHeaders();
     h.set("Content-Type", contentTypeOf(encoding));
     h.set(TIMING_HEADER, appendTiming(msg.headers?.get(TIMING_HEADER), hop, performance.now() - started));
@@ -77,14 +86,14 @@ async function serve(svc: Service, def: EndpointDef, msg: ServiceMsg, hop: strin
   } catch (thrown) {
     const err = toMachinaError(thrown);
     outcome = err.code;
-    if (err.code === "INTERNAL") child.error({ err: thrown }, "handler failed");
-    else child.info({ code: err.code, reason: err.message }, "request refused");
+    if (err.code === "INTERNAL") child().error({ err: thrown }, "handler failed");
+    else child().info({ code: err.code, reason: err.message }, "request refused");
     try {
       const { headers, body } = errorReply(err, encoding);
       headers.set(TIMING_HEADER, appendTiming(msg.headers?.get(TIMING_HEADER), hop, performance.now() - started));
       msg.respond(body, { headers });
     } catch (replyErr) {
-      child.error({ err: replyErr }, "could not send error reply");
+      child().error({ err: replyErr }, "could not send error reply");
     }
     failure = err;
   } finally {
