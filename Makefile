@@ -17,13 +17,13 @@ deps:
 	@if [ -f pnpm-lock.yaml ]; then pnpm install --frozen-lockfile --reporter=silent; else pnpm install --reporter=silent; fi
 
 up: setup ## start nats-server, Cassandra, the fake API and all six services
-	@bash $(H)/up.sh
+	@bash $(H)/up.sh up
 
 down: ## stop everything `make up` started
-	@bash $(H)/down.sh
+	@bash $(H)/up.sh down
 
 status: ## what `make up` has running
-	@MACHINA_STATE=$(CURDIR)/.machina/up bash $(H)/nats.sh status; MACHINA_STATE=$(CURDIR)/.machina/up bash $(H)/cassandra.sh status; MACHINA_STATE=$(CURDIR)/.machina/up bash $(H)/mesh.sh status
+	@bash $(H)/up.sh status
 
 test: setup ## unit, integration and end-to-end tests against real servers
 	@bash $(H)/run-tests.sh

@@ -27,16 +27,6 @@ STOP_TIMEOUT="${MACHINA_CASSANDRA_STOP_TIMEOUT:-60}"
 # which is how we tell our node from other agents' Cassandras.
 MARKER="$YAML"
 
-java_bin() {
-  if [[ -n ${JAVA_HOME:-} && -x $JAVA_HOME/bin/java ]]; then
-    printf '%s\n' "$JAVA_HOME/bin/java"
-  elif command -v java >/dev/null 2>&1; then
-    command -v java
-  else
-    return 1
-  fi
-}
-
 # Echoes the heap in MiB; the node shares a 2-core machine with the tests and
 # other servers, so more than 1G is refused rather than silently used.
 heap_mb() {

@@ -168,6 +168,17 @@ log_tail() {
   done
 }
 
+# The java to run: $JAVA_HOME's if set, else the one on PATH; fails when there is none.
+java_bin() {
+  if [[ -n ${JAVA_HOME:-} && -x $JAVA_HOME/bin/java ]]; then
+    printf '%s\n' "$JAVA_HOME/bin/java"
+  elif command -v java >/dev/null 2>&1; then
+    command -v java
+  else
+    return 1
+  fi
+}
+
 # Milliseconds since the epoch, for readiness timings.
 now_ms() {
   date +%s%3N

@@ -76,15 +76,6 @@ install_nats() {
 }
 
 # Cassandra 5.0 refuses anything but Java 11 or 17 (bin/cassandra.in.sh).
-java_bin() {
-  if [[ -n ${JAVA_HOME:-} && -x $JAVA_HOME/bin/java ]]; then
-    printf '%s\n' "$JAVA_HOME/bin/java"
-  elif command -v java >/dev/null 2>&1; then
-    command -v java
-  else
-    return 1
-  fi
-}
 
 java_major() {
   local java=$1 line
