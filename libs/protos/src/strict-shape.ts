@@ -61,10 +61,21 @@ function checkField(field: protobuf.Field, v: unknown, root: string, at: string)
   return checkSingle(field, v, root, at);
 }
 
+// protobufjs computes fullName by walking parents on every read; it is asked per field per message.
+const fullNames = new WeakMap<protobuf.Type, string>();
+function fullNameOf(t: protobuf.Type): string {
+  let n = fullNames.get(t);
+  if (n === undefined) {
+    n = t.fullName;
+    fullNames.set(t, n);
+  }
+  return n;
+}
+
 function checkSingle(field: protobuf.Field, v: unknown, root: string, at: string): unknown {
   const resolved = field.resolve().resolvedType;
   if (resolved instanceof protobuf.Type) {
-    switch (resolved.fullName) {
+    switch (fullNameOf(resolved)) {
       case ".google.protobuf.Struct":
         if (!isPlainObject(v)) throw new ProtoShapeError(root, at, `expected a JSON object, got ${describe(v)}`);
         return v;
