@@ -8,7 +8,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Svcm } from "@nats-io/services";
 import { codec } from "@machina/protos";
-import { defineEndpoint, defineWorker, publishDurable, startService } from "@machina/runtime";
+import { MeshClient, defineEndpoint, defineWorker, publishDurable, startService } from "@machina/runtime";
 import type { RunningService, ServiceSpec } from "@machina/runtime";
 import { MachinaError, TIMING_HEADER, parseTiming, readErrorReply } from "@machina/wire";
 import { NATS_URL, emptyConfigDir, uniquePrefix } from "../support/nats-env";
@@ -161,6 +161,19 @@ describe("runtime", () => {
     assert.ok(boom.processing_time >= 55_000_000, `boom processing time ${boom.processing_time} ns`);
     const echo = mine.endpoints!.find((e) => e.name === "echo")!;
     assert.ok(echo.num_errors >= 2, "malformed requests count as errors");
+  });
+
+  it("MeshClient matches many concurrent replies to their requests and types every failure", async () => {
+    const client = new MeshClient(nc);
+    const triggers = Array.from({ length: 300 }, (_, i) => `t${i}`);
+    const replies = await Promise.all(triggers.map((t) => client.request(`${prefix}.test.echo`, "FireRequest", { trigger: t }, "FireReply")));
+    assert.deepEqual(replies.map((r) => r.trigger), triggers);
+    await assert.rejects(client.request(`${prefix}.test.refuse`, "Empty", {}, "Ack"), (e: unknown) => e instanceof MachinaError && e.code === "CONFLICT" && e.details.head === "abc");
+    await assert.rejects(client.request(`${prefix}.nobody.home`, "Empty", {}, "Ack"), (e: unknown) => e instanceof MachinaError && e.code === "UNAVAILABLE");
+    // A subscriber that never answers: the request must end as TIMEOUT, not hang.
+    const silent = nc.subscribe(`${prefix}.test.silent`);
+    await assert.rejects(client.request(`${prefix}.test.silent`, "Empty", {}, "Ack", { timeoutMs: 200 }), (e: unknown) => e instanceof MachinaError && e.code === "TIMEOUT");
+    silent.unsubscribe();
   });
 
   it("serves /healthz, /readyz and /metrics", async () => {
