@@ -4,6 +4,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { expectedSite, expectedTraffic } from "../fixtures/fake-api/index";
@@ -134,6 +135,30 @@ describe("example network, end to end", { timeout: 300_000 }, () => {
       lead: { id: "example.net", args: { domain: "example.net" } },
     });
     assert.ok(still.data.types.website, "the service still serves after bad input");
+  });
+
+  it("parks a batch the data layer cannot store on the dead-letter stream, with its error", async () => {
+    type Info = { state: { messages: number } };
+    const dlqBefore = JSON.parse((await nats(["stream", "info", "MACHINA_DLQ", "--json"])).stdout) as Info;
+    const ack = await natsReq<{ ok: boolean; id: string }>("machina.aggregate.save.company", { id: "e2e-company-1", records: [{ name: "ACME" }] });
+    assert.equal(ack.ok, true, "aggregate accepted and stored the batch on STORE");
+    const after = await eventually("a dead letter", async () => {
+      const info = JSON.parse((await nats(["stream", "info", "MACHINA_DLQ", "--json"])).stdout) as Info;
+      return info.state.messages > dlqBefore.state.messages ? info : undefined;
+    }, 30_000);
+    const last = await nats(["stream", "get", "MACHINA_DLQ", String(after.state.messages), "--json"]);
+    const headers = (JSON.parse(last.stdout) as { hdrs?: string }).hdrs ?? "";
+    assert.match(Buffer.from(headers, "base64").toString(), /Machina-Error-Code: NOT_FOUND/, "the error travels with the dead letter");
+  });
+
+  it("never writes an API key to a service log", async () => {
+    const dir = path.join(process.env.MACHINA_STATE ?? path.join(ROOT, ".machina"), "logs");
+    const secret = process.env.SITESTATS_API_KEY ?? "demo-key";
+    for (const s of ["fetch", "invoke", "aggregate", "data", "compute", "vertex"]) {
+      const text = await readFile(path.join(dir, `${s}.log`), "utf8");
+      assert.ok(text.length > 0, `${s}.log is empty`);
+      assert.ok(!text.includes(secret), `${s}.log contains the API key`);
+    }
   });
 
   it("vertex knows every service instance", async () => {
