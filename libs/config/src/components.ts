@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import YAML from "yaml";
 import { parseConfigFile } from "./config-files";
-import { envName, getPath, leafPaths, screamingSnake, setPath } from "./env-names";
+import { envName, leafPaths, screamingSnake, setPath } from "./env-names";
 import { resolveConfigSource } from "./process-config";
 import type { ConfigSourceOptions } from "./process-config";
 
@@ -54,11 +54,6 @@ export function loadComponents(kind: string, opts: ConfigSourceOptions = {}): Co
     }
   }
   return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
-}
-
-/** Reads a dotted path of a component doc (for callers reporting which value applied). */
-export function componentValue(c: ComponentDoc, keyPath: string): unknown {
-  return getPath(c.doc, keyPath);
 }
 
 function parseScalar(raw: string): unknown {

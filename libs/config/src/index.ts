@@ -4,7 +4,7 @@ export type { ConfigFile } from "./config-files";
 export { envName, screamingSnake, leafPaths, getPath, setPath } from "./env-names";
 export { loadProcessConfig, resolveConfigSource, DEFAULT_CONFIG_DIR } from "./process-config";
 export type { ConfigSourceOptions, LoadedConfig } from "./process-config";
-export { loadComponents, componentValue, deepMerge } from "./components";
+export { loadComponents, deepMerge } from "./components";
 export type { ComponentDoc } from "./components";
 export { baseSchema } from "./base-schema";
 export type { BaseConfig } from "./base-schema";

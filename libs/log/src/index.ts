@@ -1,3 +1,3 @@
-export { createRootLogger, messageLogger, silentLogger } from "./root-logger";
+export { createRootLogger, silentLogger } from "./root-logger";
 export type { RootLoggerOptions } from "./root-logger";
 export type { Logger } from "pino";

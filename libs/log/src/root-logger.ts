@@ -46,11 +46,6 @@ export function createRootLogger(opts: RootLoggerOptions): Logger {
   return root;
 }
 
-/** A child logger for one message or task, carrying its ids (never its payload). */
-export function messageLogger(parent: Logger, ids: { subject?: string; taskId?: string; requestId?: string; [k: string]: unknown }): Logger {
-  return parent.child(ids);
-}
-
 /** A logger that writes nothing, for library code called outside a service. */
 export function silentLogger(): Logger {
   return pino({ level: "silent" });

@@ -4,7 +4,7 @@ import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstrea
 import type { Logger } from "@machina/log";
 import type { MessageName, MessageTypes } from "@machina/protos";
 import type { MeshNames } from "@machina/subjects";
-import { CONTENT_TYPE_PROTOBUF, TIMING_HEADER, appendTiming, decodeBody, encodeBody, encodingOf, toMachinaError } from "@machina/wire";
+import { CONTENT_TYPE_PROTOBUF, DEAD_LETTER_ERROR_HEADER, TIMING_HEADER, appendTiming, decodeBody, encodeBody, encodingOf, toMachinaError } from "@machina/wire";
 import type { MachinaError } from "@machina/wire";
 import type { ServiceMetrics } from "./metrics";
 import type { PipelineStream } from "./topology";
@@ -153,7 +153,7 @@ export async function startWorker(
   async function deadLetter(m: JsMsg, err: MachinaError, deliveryCount: number): Promise<void> {
     const h = makeHeaders();
     h.set("Content-Type", CONTENT_TYPE_PROTOBUF);
-    h.set("Machina-Error-Code", err.code);
+    h.set(DEAD_LETTER_ERROR_HEADER, err.code);
     const body = encodeBody(
       "DeadLetter",
       {

@@ -1,7 +1,7 @@
 import { headers as makeHeaders } from "@nats-io/nats-core";
 import type { JetStreamClient, PubAck } from "@nats-io/jetstream";
 import type { MessageName, MessageTypes } from "@machina/protos";
-import { CONTENT_TYPE_PROTOBUF, MachinaError, TIMING_HEADER, encodeBody } from "@machina/wire";
+import { CONTENT_TYPE_PROTOBUF, MachinaError, SENDER_HEADER, TIMING_HEADER, encodeBody } from "@machina/wire";
 
 /** Options of a durable publish. */
 export interface DurablePublishOptions {
@@ -24,7 +24,7 @@ export async function publishDurable<N extends MessageName>(
   const h = makeHeaders();
   h.set("Content-Type", CONTENT_TYPE_PROTOBUF);
   if (opts.timing) h.set(TIMING_HEADER, opts.timing);
-  if (opts.sender) h.set("Machina-Sender", opts.sender);
+  if (opts.sender) h.set(SENDER_HEADER, opts.sender);
   try {
     return await js.publish(subject, encodeBody(name, value, "protobuf"), { msgID: opts.msgID, headers: h });
   } catch (err) {

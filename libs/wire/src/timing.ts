@@ -2,6 +2,8 @@
 export const TIMING_HEADER = "Machina-Timing";
 /** Alpha's sender header: which node sent a message. */
 export const SENDER_HEADER = "Machina-Sender";
+/** Carries a dead letter's error code, so `nats stream get` shows why it was parked. */
+export const DEAD_LETTER_ERROR_HEADER = "Machina-Error-Code";
 /** Alpha's resources header: what a task needs (RAM, CPU, GPU, storage, network). */
 export const RESOURCES_HEADER = "Machina-Resources";
 
