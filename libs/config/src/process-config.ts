@@ -63,8 +63,8 @@ export function loadProcessConfig<T>(service: string, schema: convict.Schema<T>,
     }
   }
 
-  const probe = convict(schema);
-  const schemaLeaves = leafPaths(probe.getProperties());
+  const conf = convict(schema);
+  const schemaLeaves = leafPaths(conf.getProperties());
   for (const prefix of ["MACHINA", `MACHINA_${service.toUpperCase()}`]) {
     for (const leaf of schemaLeaves) {
       const name = envName(prefix, leaf);
@@ -76,7 +76,6 @@ export function loadProcessConfig<T>(service: string, schema: convict.Schema<T>,
     }
   }
 
-  const conf = convict(schema);
   try {
     conf.load(merged);
     conf.validate({ allowed: "strict" });
