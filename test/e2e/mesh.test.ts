@@ -137,11 +137,73 @@ describe("example network, end to end", { timeout: 300_000 }, () => {
     assert.ok(still.data.types.website, "the service still serves after bad input");
   });
 
+  it("answers 404 naming the known ones for prototype-property names in every subject token and body name, and keeps serving", async () => {
+    const tokens = ["constructor", "__proto__", "toString", "valueOf", "hasOwnProperty"];
+    const ops = ["create", "read", "readone", "update", "delete", "count"];
+    // [subject, body, code, a known name the message must list]
+    const probes: Array<[string, unknown, string, RegExp]> = [];
+    for (const t of tokens) {
+      probes.push([`machina.compute.get.${t}`, { args: {} }, "NOT_FOUND", /latest/]);
+      probes.push([`machina.aggregate.save.${t}`, { records: [{ domain: "example.com" }] }, "NOT_FOUND", /website/]);
+      for (const op of ops) {
+        probes.push([`machina.data.${op}.${t}.website`, {}, "NOT_FOUND", /dump.*clean/]);
+        probes.push([`machina.data.${op}.dump.${t}`, {}, "NOT_FOUND", /website/]);
+      }
+      probes.push([`machina.vertex.connect.${t}`, {}, "NOT_FOUND", /processor.*scheduler/]);
+      probes.push(["machina.fetch.fetch", { source: t, query: "site", lead: { id: "x", args: {} } }, "UNKNOWN_SOURCE", /sitestats/]);
+      probes.push(["machina.fetch.fetch", { source: "sitestats", query: t, lead: { id: "x", args: {} } }, "NOT_FOUND", /\bsite\b/]);
+      probes.push(["machina.fetch.quota", { source: t }, "UNKNOWN_SOURCE", /sitestats/]);
+      probes.push(["machina.fetch.overquota", { source: t }, "UNKNOWN_SOURCE", /sitestats/]);
+      probes.push(["machina.invoke.fire", { trigger: t }, "NOT_FOUND", /refresh/]);
+      probes.push(["machina.invoke.buildqueryset", { querySet: t }, "NOT_FOUND", /websites-sitestats/]);
+      probes.push(["machina.invoke.ledger.get", { name: t }, "NOT_FOUND", /websites/]);
+    }
+    // A few CLI processes at a time: a hundred at once would starve a 2-core machine into time-outs.
+    const answers: Array<Partial<Err>> = new Array(probes.length);
+    let next = 0;
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      while (next < probes.length) {
+        const i = next++;
+        answers[i] = await natsReq<Partial<Err>>(probes[i][0], probes[i][1]);
+      }
+    }));
+    const wrong = probes.flatMap(([subject, body, code, known], i) => {
+      const a = answers[i];
+      const ok = a.code === code && a.status === 404 && known.test(a.message ?? "");
+      return ok ? [] : [`${subject} ${JSON.stringify(body)} → ${JSON.stringify(a)}`];
+    });
+    assert.deepEqual(wrong, [], `expected 404 naming a known name:\n${wrong.join("\n")}`);
+
+    // Every service still serves good requests.
+    const latest = await natsReq<Latest | Err>("machina.compute.get.latest", { args: { type: "website", key: { domain: "example.org" } } });
+    assert.ok("rows" in latest || /no clean row/.test(latest.message), `compute answers: ${JSON.stringify(latest)}`);
+    const saved = await natsReq<{ ok: boolean }>("machina.aggregate.save.website", { id: "e2e-proto-check", records: [{ domain: "proto-check.example", title: "ok" }] });
+    assert.equal(saved.ok, true);
+    const count = await natsReq<{ count?: number }>("machina.data.count.dump.website", { criteria: { domain: "example.org" } });
+    assert.equal(typeof count.count, "number");
+    const fetched = await natsReq<{ data: { types: Record<string, unknown> } }>("machina.fetch.fetch", {
+      source: "sitestats",
+      query: "site",
+      lead: { id: "example.com", args: { domain: "example.com" } },
+    });
+    assert.ok(fetched.data.types.website);
+    const quota = await natsReq<{ source: string }>("machina.fetch.quota", { source: "sitestats" });
+    assert.equal(quota.source, "sitestats");
+    const ledger = await natsReq<{ name: string; leads: unknown[] }>("machina.invoke.ledger.get", { name: "websites" });
+    assert.ok(ledger.leads.length >= 3);
+    const built = await natsReq<{ tasks: unknown[] }>("machina.invoke.buildqueryset", { querySet: "websites-sitestats" });
+    assert.ok(built.tasks.length >= 3);
+    const nodes = await natsReq<{ nodes: unknown[] }>("machina.vertex.nodes", {});
+    assert.ok(nodes.nodes.length >= 1);
+  });
+
   it("parks a batch the data layer cannot store on the dead-letter stream, with its error", async () => {
     type Info = { state: { messages: number } };
     const dlqBefore = JSON.parse((await nats(["stream", "info", "MACHINA_DLQ", "--json"])).stdout) as Info;
-    const ack = await natsReq<{ ok: boolean; id: string }>("machina.aggregate.save.company", { id: "e2e-company-1", records: [{ name: "ACME" }] });
-    assert.equal(ack.ok, true, "aggregate accepted and stored the batch on STORE");
+    // Straight onto STORE: aggregate.save would refuse the undeclared type before data sees it.
+    const batch = { id: "e2e-company-1", type: "company", source: "manual", records: [{ name: "ACME" }] };
+    const ack = await natsReq<{ stream: string; seq: number }>("machina.task.store.company", batch);
+    assert.equal(ack.stream, "MACHINA_STORE", "the STORE stream stored the batch");
     const after = await eventually("a dead letter", async () => {
       const info = JSON.parse((await nats(["stream", "info", "MACHINA_DLQ", "--json"])).stdout) as Info;
       return info.state.messages > dlqBefore.state.messages ? info : undefined;

@@ -7,6 +7,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
 import { expectedSite, expectedTraffic, SITE_DOMAINS, type Site } from "../fixtures/fake-api/dataset";
 import { parseKeySpec } from "../fixtures/fake-api/key-spec";
+import type { KeyQuota } from "../fixtures/fake-api/quota";
 import { startFakeApi, type FakeApi } from "../fixtures/fake-api/server";
 
 const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -209,12 +210,138 @@ describe("fake API auth, quota, failures and stats", () => {
       byPath: { "/v1/sites/:domain": 4, "/v2/traffic/:domain": 1, "/v1/sites": 1, "(unmatched)": 1 },
       byStatus: { "200": 2, "401": 2, "404": 2, "429": 1 },
       maxPerWindow: { [KEY]: 4 },
+      maxPerInterval: { [KEY]: 4 },
     });
 
     const reset = await fetch(`${api.url}/_reset`, { method: "POST" });
     assert.equal(reset.status, 200);
     await reset.arrayBuffer();
-    assert.deepEqual(api.stats(), { total: 0, byKey: {}, byPath: {}, byStatus: {}, maxPerWindow: { [KEY]: 0 } });
+    assert.deepEqual(api.stats(), {
+      total: 0,
+      byKey: {},
+      byPath: {},
+      byStatus: {},
+      maxPerWindow: { [KEY]: 0 },
+      maxPerInterval: { [KEY]: 0 },
+    });
+  });
+});
+
+// Calls `path` once per clock reading in `times`, setting the injected clock first; returns the answers' statuses and headers.
+async function callAt(api: FakeApi, setClock: (ms: number) => void, times: number[], key = KEY) {
+  const answers: { status: number; remaining: string | null; reset: string | null; retryAfter: string | null }[] = [];
+  for (const t of times) {
+    setClock(t);
+    const res = await get(api, "/v1/sites/example.com", key);
+    await res.arrayBuffer();
+    answers.push({
+      status: res.status,
+      remaining: res.headers.get("x-ratelimit-remaining"),
+      reset: res.headers.get("x-ratelimit-reset"),
+      retryAfter: res.headers.get("retry-after"),
+    });
+  }
+  return answers;
+}
+
+describe("fake API rolling intervals", () => {
+  it("counts the busiest interval at any offset, not only clock-aligned windows", async (t) => {
+    let clock = 0;
+    const api = await startFakeApi({ keys: { [KEY]: { limit: 10, windowMs: 1000 } }, now: () => clock });
+    t.after(() => api.close());
+    // 600 ms apart but on either side of the 1 s boundary: two windows of one call, one interval of two.
+    await callAt(api, (ms) => (clock = ms), [700, 1300]);
+    assert.deepEqual(api.stats().maxPerWindow, { [KEY]: 1 });
+    assert.deepEqual(api.stats().maxPerInterval, { [KEY]: 2 });
+
+    // Exactly one window after the first call, that call has left the interval (700, 1700].
+    await callAt(api, (ms) => (clock = ms), [1700]);
+    assert.deepEqual(api.stats().maxPerInterval, { [KEY]: 2 });
+    assert.deepEqual(api.stats().maxPerWindow, { [KEY]: 2 });
+
+    // Fractional arrival times are kept: 1000.2 - 1000 is still before 0.25.
+    api.reset();
+    assert.deepEqual(api.stats().maxPerInterval, { [KEY]: 0 });
+    await callAt(api, (ms) => (clock = ms), [5000.25, 6000.2]);
+    assert.deepEqual(api.stats().maxPerInterval, { [KEY]: 2 });
+    assert.deepEqual(api.stats().maxPerWindow, { [KEY]: 1 });
+
+    const reset = await fetch(`${api.url}/_reset`, { method: "POST" });
+    await reset.arrayBuffer();
+    assert.deepEqual((await (await fetch(`${api.url}/_stats`)).json()) as unknown, api.stats());
+    assert.deepEqual(api.stats().maxPerInterval, { [KEY]: 0 });
+  });
+
+  it("counts rejected calls in maxPerInterval, like maxPerWindow", async (t) => {
+    let clock = 0;
+    const api = await startFakeApi({ keys: { [KEY]: { limit: 1, windowMs: 1000 } }, now: () => clock });
+    t.after(() => api.close());
+    const answers = await callAt(api, (ms) => (clock = ms), [900, 950, 1100, 1200]);
+    assert.deepEqual(answers.map((a) => a.status), [200, 429, 200, 429]);
+    assert.deepEqual(api.stats().maxPerWindow, { [KEY]: 2 });
+    assert.deepEqual(api.stats().maxPerInterval, { [KEY]: 4 });
+  });
+
+  it("in rolling mode refuses the (limit+1)-th call in any interval, across a clock boundary, until the oldest leaves", async (t) => {
+    let clock = 0;
+    const api = await startFakeApi({
+      keys: { [KEY]: { limit: 3, windowMs: 1000, mode: "rolling" }, "fixed-key": { limit: 3, windowMs: 1000 } },
+      now: () => clock,
+    });
+    t.after(() => api.close());
+    const setClock = (ms: number): void => {
+      clock = ms;
+    };
+    const times = [900, 950, 990, 1010, 1899.5, 1900, 1920, 1950];
+    const answers = await callAt(api, setClock, times);
+    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 429, 429, 200, 429, 200]);
+    assert.deepEqual(answers.map((a) => a.remaining), ["2", "1", "0", "0", "0", "0", "0", "0"]);
+    // Reset and Retry-After point at when the oldest admitted call (900, then 950) leaves the interval.
+    assert.deepEqual(answers[3], { status: 429, remaining: "0", reset: "2", retryAfter: "1" });
+    assert.equal(answers[6].reset, "2");
+    assert.equal(answers[0].retryAfter, null);
+    const stats = api.stats();
+    assert.equal(stats.maxPerWindow[KEY], 5);
+    assert.equal(stats.maxPerInterval[KEY], 6);
+
+    // The same calls under a fixed window are all admitted after the boundary, which is the difference.
+    const fixed = await callAt(api, setClock, times.map((ms) => ms + 10_000), "fixed-key");
+    assert.deepEqual(fixed.map((a) => a.status), [200, 200, 200, 200, 200, 200, 429, 429]);
+  });
+
+  it("in rolling mode gives Retry-After in whole seconds until the oldest call leaves", async (t) => {
+    let clock = 0;
+    const api = await startFakeApi({ keys: { [KEY]: { limit: 1, windowMs: 60_000, mode: "rolling" } }, now: () => clock });
+    t.after(() => api.close());
+    const answers = await callAt(api, (ms) => (clock = ms), [1000, 10_000.5, 60_999, 61_000]);
+    assert.deepEqual(answers.map((a) => a.status), [200, 429, 429, 200]);
+    assert.equal(answers[1].retryAfter, "51");
+    assert.equal(answers[1].reset, "61");
+    assert.equal(answers[2].retryAfter, "1");
+    assert.equal(answers[3].reset, "121");
+  });
+
+  it("in rolling mode with the default clock admits again once the oldest call is windowMs old", async (t) => {
+    const windowMs = 300;
+    const api = await startFakeApi({ keys: { [KEY]: { limit: 2, windowMs, mode: "rolling" } } });
+    t.after(() => api.close());
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i += 1) {
+      const res = await get(api, "/v1/sites/example.com");
+      statuses.push(res.status);
+      await res.arrayBuffer();
+    }
+    assert.deepEqual(statuses, [200, 200, 429]);
+    await delay(windowMs + 20);
+    const again = await get(api, "/v1/sites/example.com");
+    assert.equal(again.status, 200);
+    await again.arrayBuffer();
+    assert.ok(api.stats().maxPerInterval[KEY] >= 3);
+  });
+
+  it("rejects an unknown mode", async () => {
+    const keys = { [KEY]: { limit: 1, windowMs: 1000, mode: "sliding" } } as unknown as Record<string, KeyQuota>;
+    await assert.rejects(startFakeApi({ keys }), RangeError);
   });
 });
 
@@ -225,6 +352,17 @@ describe("fake API key spec", () => {
       "k:2": { limit: 5, windowMs: 200 },
     });
     for (const bad of ["", "nokey", ":1/1", "a:1", "a:0/100", "a:1/100,a:2/100"]) {
+      assert.throws(() => parseKeySpec(bad), RangeError, bad);
+    }
+  });
+
+  it("parses a /rolling suffix and rejects any other mode", () => {
+    assert.deepEqual(parseKeySpec("a-key:100/1000,b-key:5/60000/rolling"), {
+      "a-key": { limit: 100, windowMs: 1000 },
+      "b-key": { limit: 5, windowMs: 60_000, mode: "rolling" },
+    });
+    assert.throws(() => parseKeySpec("a:1/100/sliding"), /unknown mode "sliding"/);
+    for (const bad of ["a:1/100/", "a:1/100/Rolling", "a:1/100/rolling/x", "a:0/100/rolling", "a:1/rolling"]) {
       assert.throws(() => parseKeySpec(bad), RangeError, bad);
     }
   });
@@ -244,7 +382,7 @@ describe("fake API standalone entry (main.ts)", () => {
     const port = await freePort();
     const child = spawn(process.execPath, ["--import", "tsx", "test/fixtures/fake-api/main.ts"], {
       cwd: REPO_ROOT,
-      env: { ...process.env, FAKE_API_PORT: String(port), FAKE_API_KEYS: "cli-key:5/1000" },
+      env: { ...process.env, FAKE_API_PORT: String(port), FAKE_API_KEYS: "cli-key:5/1000,roll-key:1/60000/rolling" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     const exited = once(child, "exit") as Promise<[number | null, NodeJS.Signals | null]>;
@@ -273,6 +411,13 @@ describe("fake API standalone entry (main.ts)", () => {
       assert.equal(res.status, 200);
       assert.equal(res.headers.get("x-ratelimit-limit"), "5");
       assert.deepEqual(await res.json(), { site: expectedSite("site-03.test") });
+      const rolling: number[] = [];
+      for (let i = 0; i < 2; i += 1) {
+        const r = await fetch(`http://127.0.0.1:${port}/v1/sites/site-03.test`, { headers: { "X-Api-Key": "roll-key" } });
+        rolling.push(r.status);
+        await r.arrayBuffer();
+      }
+      assert.deepEqual(rolling, [200, 429]);
     } finally {
       child.kill("SIGTERM");
     }

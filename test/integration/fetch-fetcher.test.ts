@@ -206,8 +206,14 @@ describe("fetcher against the fake API", () => {
   it("lists known sources and queries in errors", async () => {
     const e1 = await failure(fetcher.fetch({ source: "nope", query: "site", lead: lead({}) }), "UNKNOWN_SOURCE");
     assert.equal(e1.message, 'unknown source "nope"; known sources: sitestats, slow');
-    const e2 = await failure(fetcher.fetch({ source: "sitestats", query: "sitez", lead: lead({}) }), "BAD_REQUEST");
+    const e2 = await failure(fetcher.fetch({ source: "sitestats", query: "sitez", lead: lead({}) }), "NOT_FOUND");
     assert.equal(e2.message, 'source sitestats has no query "sitez"; its queries: site, sites, sites_capped, traffic');
+    for (const name of ["constructor", "__proto__", "toString", "valueOf", "hasOwnProperty"]) {
+      await failure(fetcher.fetch({ source: name, query: "site", lead: lead({}) }), "UNKNOWN_SOURCE");
+      const e = await failure(fetcher.fetch({ source: "sitestats", query: name, lead: lead({}) }), "NOT_FOUND");
+      assert.match(e.message, /its queries: site, /, name);
+      assert.equal(fetcher.hasQuery("sitestats", name), false, name);
+    }
     await failure(fetcher.fetch({ source: "sitestats", query: "site" } as never), "BAD_REQUEST");
     assert.deepEqual(fetcher.sources(), ["sitestats", "slow"]);
     assert.equal(fetcher.hasQuery("sitestats", "sites"), true);

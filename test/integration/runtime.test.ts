@@ -61,14 +61,13 @@ const spec: ServiceSpec<Record<string, never>> = {
           durable: "test-worker",
           filter: ctx.names.streamSubjects.AGGREGATE,
           message: "RecordBatch",
-          maxAttempts: 3,
           async handle(batch) {
             const n = (seen.get(batch.id) ?? 0) + 1;
             seen.set(batch.id, n);
             if (batch.source === "flaky" && n < 3) throw new MachinaError("UPSTREAM", "flaky upstream");
             if (batch.source === "quota" && n < 2) throw new MachinaError("OVER_QUOTA", "wait", { details: { retryAfterMs: 300 } });
             if (batch.source === "broken") throw new MachinaError("BAD_REQUEST", "record has no key field \"domain\"");
-            if (batch.source === "always") throw new MachinaError("UNAVAILABLE", "down");
+            if (batch.source === "outage" && n < 4) throw new MachinaError("UNAVAILABLE", "cassandra down", { details: { dependency: "cassandra" } });
             done.push(batch.id);
           },
         }),
@@ -110,7 +109,7 @@ describe("runtime", () => {
     h.set(TIMING_HEADER, "caller;dur=1.00");
     const m = await nc.request(`${prefix}.test.echo`, JSON.stringify({ trigger: "t1" }), { timeout: 5000, headers: h });
     assert.equal(m.headers?.get("Content-Type"), "application/json");
-    assert.deepEqual(JSON.parse(m.string()), { trigger: "t1", tick: 7, tasks: 0, duplicates: 0 });
+    assert.deepEqual(JSON.parse(m.string()), { trigger: "t1", tick: 7, tasks: 0, duplicates: 0, superseded: 0 });
     const hops = parseTiming(m.headers?.get(TIMING_HEADER));
     assert.deepEqual(hops.map((x) => x.hop), ["caller", "aggregate"]);
   });
@@ -184,21 +183,30 @@ describe("runtime", () => {
     assert.match(metrics, /machina_requests_total\{[^}]*endpoint="boom"[^}]*outcome="INTERNAL"/);
   });
 
-  it("retries retryable failures, delays over-quota work, and dead-letters what keeps failing", async () => {
+  it("retries retryable failures for as long as they last, delays over-quota work, and dead-letters only permanent errors", async () => {
     const js = jetstream(nc);
     const subject = svc.ctx.names.task.aggregate("website");
-    for (const source of ["flaky", "quota", "broken", "fine", "always"]) {
-      await publishDurable(js, subject, "RecordBatch", { id: `b-${source}`, type: "website", source }, { msgID: `b-${source}` });
-    }
-    await waitFor(() => ["b-flaky", "b-quota", "b-fine"].every((id) => done.includes(id)));
+    const base = `http://127.0.0.1:${svc.probePort}`;
+    const send = (source: string) => publishDurable(js, subject, "RecordBatch", { id: `b-${source}`, type: "website", source }, { msgID: `b-${source}` });
+    await send("outage");
+    // While the "dependency" is down the worker pauses and /readyz names it.
+    await waitFor(async () => {
+      const r = await fetch(`${base}/readyz`);
+      const body = (await r.json()) as { waitingFor?: Record<string, unknown> };
+      return r.status === 503 && body.waitingFor?.cassandra !== undefined;
+    });
+    for (const source of ["flaky", "quota", "broken", "fine"]) await send(source);
+    await waitFor(() => ["b-flaky", "b-quota", "b-fine", "b-outage"].every((id) => done.includes(id)), 60_000);
     assert.equal(seen.get("b-flaky"), 3, "flaky succeeds on its third delivery");
     assert.equal(seen.get("b-quota"), 2, "quota delay then success");
+    assert.equal(seen.get("b-outage"), 4, "an outage is retried past any attempt budget, then stored");
+    assert.equal((await fetch(`${base}/readyz`)).status, 200, "ready again once the dependency answers");
     const jsm = await jetstreamManager(nc);
-    await waitFor(async () => (await jsm.streams.info(svc.ctx.names.streams.DLQ)).state.messages >= 2);
+    await waitFor(async () => (await jsm.streams.info(svc.ctx.names.streams.DLQ)).state.messages >= 1);
     assert.equal(seen.get("b-broken"), 1, "non-retryable errors are not retried");
-    assert.equal(seen.get("b-always"), 3, "retryable errors stop at maxAttempts");
+    assert.equal((await jsm.streams.info(svc.ctx.names.streams.DLQ)).state.messages, 1, "only the permanent error is dead-lettered");
     const letters = [];
-    for (let seq = 1; seq <= 2; seq++) {
+    for (let seq = 1; seq <= 1; seq++) {
       const sm = await jsm.streams.getMessage(svc.ctx.names.streams.DLQ, { seq });
       letters.push(codec("DeadLetter").decode(sm!.data));
     }

@@ -32,17 +32,17 @@ describe("example network in config/default", () => {
     for (const qs of querySets.values()) {
       const src = sources.find((s) => s.name === qs.source);
       assert.ok(src, `query set ${qs.name}: unknown source ${qs.source}`);
-      for (const q of qs.queries) assert.ok(src.queries[q], `query set ${qs.name}: ${qs.source} has no query ${q}`);
+      for (const q of qs.queries) assert.ok(src.queries.has(q), `query set ${qs.name}: ${qs.source} has no query ${q}`);
     }
   });
 
   it("every extracted type is a declared data type with an aggregator, keyed by a field the leads supply", () => {
     const typeNames = new Set(types.map((t) => t.name));
     for (const s of sources) {
-      for (const q of Object.values(s.queries)) {
+      for (const q of s.queries.values()) {
         for (const e of q.extract) {
           assert.ok(typeNames.has(e.type), `${s.name}.${q.name} extracts undeclared type ${e.type}`);
-          assert.ok(aggregators.kinds()[e.type], `no aggregator declared for ${e.type}`);
+          assert.ok(aggregators.kinds().has(e.type), `no aggregator declared for ${e.type}`);
         }
       }
     }

@@ -53,9 +53,9 @@ describe("compileSource", () => {
     assert.equal(def.manager.baseUrl, "http://127.0.0.1:8787");
     assert.equal(def.manager.timeoutMs, 10_000);
     assert.deepEqual(def.manager.retries, { max: 3, baseDelayMs: 200, maxDelayMs: 10_000 });
-    assert.equal(def.queries.site.path.refs[0].scope, "lead");
-    assert.deepEqual(def.queries.site.extract, [{ name: "site", type: "website", path: ["site"] }]);
-    assert.deepEqual(def.queries.sites.paginate, { type: "page", param: "page", next: ["next_page"], start: 1, maxPages: 20 });
+    assert.equal(def.queries.get("site")!.path.refs[0].scope, "lead");
+    assert.deepEqual(def.queries.get("site")!.extract, [{ name: "site", type: "website", path: ["site"] }]);
+    assert.deepEqual(def.queries.get("sites")!.paginate, { type: "page", param: "page", next: ["next_page"], start: 1, maxPages: 20 });
   });
 
   it("accepts limiter: unlimited, http without auth and defaults", () => {
@@ -67,8 +67,8 @@ describe("compileSource", () => {
     const def = compileSource(raw, ORIGIN);
     assert.deepEqual(def.limiter, { kind: "unlimited" });
     assert.equal(def.manager.auth, null);
-    assert.equal(def.queries.q.method, "GET");
-    assert.deepEqual(def.queries.q.extract[0].path, []);
+    assert.equal(def.queries.get("q")!.method, "GET");
+    assert.deepEqual(def.queries.get("q")!.extract[0].path, []);
   });
 
   it("names the file and field path of a bad method", () => {

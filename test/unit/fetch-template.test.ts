@@ -71,7 +71,7 @@ describe("templates", () => {
       },
       "sources/s.yaml",
     );
-    const req = renderRequest(def.queries.q, { ...ctx, source: "s", query: "q" });
+    const req = renderRequest(def.queries.get("q")!, { ...ctx, source: "s", query: "q" });
     assert.deepEqual(req, {
       query: "q",
       method: "POST",

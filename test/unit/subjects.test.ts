@@ -24,7 +24,7 @@ function concreteSubjects(n: MeshNames): { subject: string; stream: StreamKey | 
   const out: { subject: string; stream: StreamKey | null }[] = [];
   // names chosen to look like each other's prefixes: "fetch" vs "fetched", "store" vs "stores"
   for (const x of ["s", "fetch", "fetched", "store", "aggregate", "dlq", "Website"]) {
-    out.push({ subject: n.task.fetch(x), stream: "FETCH" });
+    out.push({ subject: n.task.fetch(x, x, `lead ${x}.com`), stream: "FETCH" });
     out.push({ subject: n.task.fetched(x), stream: "FETCHED" });
     out.push({ subject: n.task.aggregate(x), stream: "AGGREGATE" });
     out.push({ subject: n.task.store(x), stream: "STORE" });
@@ -60,7 +60,11 @@ describe("meshNames", () => {
     assert.equal(n.prefix, "machina");
     assert.equal(n.fetch.fetch, "machina.fetch.fetch");
     assert.equal(n.invoke.fire, "machina.invoke.fire");
-    assert.equal(n.task.fetch("sitestats"), "machina.task.fetch.sitestats");
+    assert.match(n.task.fetch("sitestats", "site", "example.com"), /^machina\.task\.fetch\.sitestats\.site\.[A-Za-z0-9_-]{22}$/);
+    assert.equal(n.task.fetch("s", "q", "a.b c"), n.task.fetch("s", "q", "a.b c"), "a lead's token is stable");
+    assert.notEqual(n.task.fetch("s", "q", "a"), n.task.fetch("s", "q", "b"));
+    assert.equal(n.task.fetchOf("sitestats"), "machina.task.fetch.sitestats.>");
+    assert.equal(n.consumers.fetch("sitestats"), "fetch-sitestats");
     assert.equal(n.data("read", "clean", "Website"), "machina.data.read.clean.Website");
     assert.equal(n.streams.FETCH, "MACHINA_FETCH");
     assert.equal(n.buckets.limiter, "machina_limiter");
@@ -95,7 +99,7 @@ describe("meshNames", () => {
 
   it("derives names that NATS accepts: streams and buckets are single tokens without dots or wildcards", () => {
     for (const n of [meshNames(), meshNames("ab9")]) {
-      for (const name of [...Object.values(n.streams), ...Object.values(n.buckets), ...Object.values(n.consumers)]) {
+      for (const name of [...Object.values(n.streams), ...Object.values(n.buckets), n.consumers.fetch("sitestats"), n.consumers.fetched, n.consumers.aggregate, n.consumers.store]) {
         assert.match(name, /^[A-Za-z0-9_-]+$/, name);
       }
       for (const k of STREAMS) assert.match(n.streamSubjects[k], new RegExp(`^${n.prefix}\\.[a-z.]+\\.>$`));
@@ -162,7 +166,8 @@ describe("meshNames", () => {
       assert.throws(() => meshNames(bad), (e: unknown) => e instanceof TypeError && /mesh\.prefix/.test(e.message), JSON.stringify(bad));
     }
     const n = meshNames();
-    assert.throws(() => n.task.fetch("a.b"), /source "a\.b" must be letters, digits/);
+    assert.throws(() => n.task.fetch("a.b", "q", "l"), /source "a\.b" must be letters, digits/);
+    assert.throws(() => n.task.fetch("s", "q.x", "l"), /query "q\.x"/);
     assert.throws(() => n.task.fetched("*"), /source/);
     assert.throws(() => n.task.aggregate(">"), /entity type/);
     assert.throws(() => n.task.store(""), /entity type/);

@@ -131,9 +131,9 @@ describe("decodeBody", () => {
   it("decodes an empty or whitespace body to the message defaults", () => {
     for (const body of [new Uint8Array(), te.encode("  \n\t ")]) {
       const r = decodeBody("FireReply", body, "json");
-      assert.deepEqual(r, { trigger: "", tick: 0, tasks: 0, duplicates: 0 });
+      assert.deepEqual(r, { trigger: "", tick: 0, tasks: 0, duplicates: 0, superseded: 0 });
     }
-    assert.deepEqual(decodeBody("FireReply", new Uint8Array(), "protobuf"), { trigger: "", tick: 0, tasks: 0, duplicates: 0 });
+    assert.deepEqual(decodeBody("FireReply", new Uint8Array(), "protobuf"), { trigger: "", tick: 0, tasks: 0, duplicates: 0, superseded: 0 });
   });
 
   it("accepts snake_case field names in JSON", () => {

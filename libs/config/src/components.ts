@@ -80,7 +80,15 @@ function isObj(v: unknown): v is Record<string, unknown> {
 export function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) {
-    out[k] = isObj(v) && isObj(out[k]) ? deepMerge(out[k] as Record<string, unknown>, v) : v;
+    const prev = Object.hasOwn(out, k) ? out[k] : undefined;
+    // Defined, not assigned: a YAML key `__proto__` must stay a key (for validation to name it)
+    // instead of replacing the prototype of the merged document.
+    Object.defineProperty(out, k, {
+      value: isObj(v) && isObj(prev) ? deepMerge(prev, v) : v,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return out;
 }

@@ -25,18 +25,23 @@ export function leafPaths(obj: unknown, base = ""): string[] {
 export function setPath(obj: Record<string, unknown>, keyPath: string, value: unknown): void {
   const parts = keyPath.split(".");
   let o = obj;
+  // Own keys only, defined rather than assigned: a `__proto__` part must never walk into (and
+  // write to) Object.prototype.
+  const put = (target: Record<string, unknown>, k: string, v: unknown) =>
+    Object.defineProperty(target, k, { value: v, enumerable: true, writable: true, configurable: true });
   for (const p of parts.slice(0, -1)) {
-    if (o[p] === null || typeof o[p] !== "object" || Array.isArray(o[p])) o[p] = {};
+    const cur = Object.hasOwn(o, p) ? o[p] : undefined;
+    if (cur === null || typeof cur !== "object" || Array.isArray(cur)) put(o, p, {});
     o = o[p] as Record<string, unknown>;
   }
-  o[parts[parts.length - 1]] = value;
+  put(o, parts[parts.length - 1], value);
 }
 
-/** Reads a dotted path of a plain object. */
+/** Reads a dotted path of a plain object (own keys only). */
 export function getPath(obj: unknown, keyPath: string): unknown {
   let o = obj;
   for (const p of keyPath.split(".")) {
-    if (o === null || typeof o !== "object") return undefined;
+    if (o === null || typeof o !== "object" || !Object.hasOwn(o, p)) return undefined;
     o = (o as Record<string, unknown>)[p];
   }
   return o;

@@ -1,6 +1,7 @@
 export { codec, messageNames, PROTOS_DIR } from "./codec";
 export type { Codec } from "./codec";
 export { ProtoShapeError } from "./proto-error";
+export { PROTO_KEY, protoKeyPath } from "./struct-json";
 export type {
   JsonValue,
   JsonObject,
@@ -40,6 +41,16 @@ export type {
   ConfigPatch,
   Empty,
   Ack,
+  DeadLetterFilter,
+  DeadLetterListRequest,
+  DeadLetterGroup,
+  DeadLetterEntry,
+  DeadLetterListReply,
+  DeadLetterShowRequest,
+  DeadLetterShowReply,
+  DeadLetterFailure,
+  DeadLetterReplayReply,
+  DeadLetterPurgeReply,
   MessageTypes,
   MessageName,
 } from "./types";

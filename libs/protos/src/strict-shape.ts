@@ -1,5 +1,6 @@
 import protobuf from "protobufjs";
 import { ProtoShapeError } from "./proto-error";
+import { PROTO_KEY, protoKeyPath } from "./struct-json";
 
 // protobufjs' fromObject silently drops unknown keys and coerces wrong types;
 // a typo in a hand-typed `nats req` body must instead say which field is wrong.
@@ -51,7 +52,10 @@ function checkField(field: protobuf.Field, v: unknown, root: string, at: string)
   if (field instanceof protobuf.MapField) {
     if (!isPlainObject(v)) throw new ProtoShapeError(root, at, `expected an object (map), got ${describe(v)}`);
     const out: Record<string, unknown> = {};
-    for (const [k, item] of Object.entries(v)) out[k] = checkSingle(field, item, root, `${at}.${k}`);
+    for (const [k, item] of Object.entries(v)) {
+      if (k === PROTO_KEY) throw new ProtoShapeError(root, `${at}.${k}`, RESERVED_KEY);
+      out[k] = checkSingle(field, item, root, `${at}.${k}`);
+    }
     return out;
   }
   if (field.repeated) {
@@ -78,20 +82,20 @@ function checkSingle(field: protobuf.Field, v: unknown, root: string, at: string
     switch (fullNameOf(resolved)) {
       case ".google.protobuf.Struct":
         if (!isPlainObject(v)) throw new ProtoShapeError(root, at, `expected a JSON object, got ${describe(v)}`);
-        return v;
+        return freeJson(v, root, at);
       case ".google.protobuf.ListValue":
         if (!Array.isArray(v)) throw new ProtoShapeError(root, at, `expected a JSON array, got ${describe(v)}`);
-        return v;
+        return freeJson(v, root, at);
       case ".google.protobuf.Value":
         // protobufjs' generated fromObject demands an object here, so "text" or 3 would fail;
         // the built Value message passes through untouched.
-        return resolved.fromObject(v as { [k: string]: unknown });
+        return resolved.fromObject(freeJson(v, root, at) as { [k: string]: unknown });
       default:
         return normalizeShape(resolved, v, root, at);
     }
   }
   if (resolved instanceof protobuf.Enum) {
-    if (typeof v === "string" && v in resolved.values) return v;
+    if (typeof v === "string" && Object.hasOwn(resolved.values, v)) return v;
     if (typeof v === "number" && Object.values(resolved.values).includes(v)) return v;
     throw new ProtoShapeError(root, at, `expected one of ${Object.keys(resolved.values).join(", ")}, got ${describe(v)}`);
   }
@@ -129,6 +133,16 @@ function checkSingle(field: protobuf.Field, v: unknown, root: string, at: string
     if (typeof v === "string" && /^[A-Za-z0-9+/=_-]*$/.test(v)) return new Uint8Array(Buffer.from(v, "base64"));
     throw new ProtoShapeError(root, at, `expected base64 bytes, got ${describe(v)}`);
   }
+  return v;
+}
+
+const RESERVED_KEY = `the key "${PROTO_KEY}" is not allowed (it names the prototype of JavaScript objects); rename it`;
+
+// Free-form JSON (Struct, ListValue, Value) may use any key but one: a `__proto__` entry would
+// silently vanish on the way in, or replace the prototype of whatever object reads it.
+function freeJson<T>(v: T, root: string, at: string): T {
+  const bad = protoKeyPath(v, at);
+  if (bad !== null) throw new ProtoShapeError(root, bad, RESERVED_KEY);
   return v;
 }
 

@@ -54,7 +54,12 @@ function makeValue(ts: Types, v: unknown): protobuf.Message {
 
 function makeStruct(ts: Types, obj: Record<string, unknown>): protobuf.Message {
   const fields: Record<string, protobuf.Message> = {};
-  for (const [k, v] of Object.entries(obj)) if (v !== undefined) fields[k] = makeValue(ts, v);
+  for (const [k, v] of Object.entries(obj)) {
+    // Assigning this key would swap the prototype of `fields` and drop the entry; normalizeShape
+    // refuses it with a path first, so reaching here is a bug.
+    if (k === PROTO_KEY) throw new TypeError(`a Struct key "${PROTO_KEY}" cannot be encoded`);
+    if (v !== undefined) fields[k] = makeValue(ts, v);
+  }
   return ts.struct.create({ fields });
 }
 
@@ -77,6 +82,9 @@ function readValue(m: Msg | null | undefined): Json {
 function readStruct(m: Msg | null | undefined): { [k: string]: Json } {
   const out: { [k: string]: Json } = {};
   const fields = (m?.fields ?? {}) as Record<string, Msg>;
+  // protobufjs' decoder stores a binary `__proto__` entry by assigning it, which replaces the
+  // map's prototype; refuse it as malformed rather than drop it or read values through it.
+  if (Object.getPrototypeOf(fields) !== Object.prototype) throw new TypeError(`a Struct key "${PROTO_KEY}" is not allowed`);
   for (const [k, v] of Object.entries(fields)) out[k] = readValue(v);
   return out;
 }
@@ -87,6 +95,34 @@ function readList(m: Msg | null | undefined): Json[] {
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
+/** The one JSON object key that plain-object code cannot store: assigning it sets the prototype. */
+export const PROTO_KEY = "__proto__";
+
+/** Path (`a.b[2].__proto__`, below `path`) of the first `__proto__` key inside a JSON value, or null. */
+export function protoKeyPath(v: unknown, path = ""): string | null {
+  const hit = findProtoKey(v);
+  if (hit === null) return null;
+  return hit.reduce<string>((at, seg) => (typeof seg === "number" ? `${at}[${seg}]` : at ? `${at}.${seg}` : seg), path);
+}
+
+// Segments are collected on the way back out, so a clean value (the usual case) costs no strings.
+function findProtoKey(v: unknown): (string | number)[] | null {
+  if (v === null || typeof v !== "object" || v instanceof Uint8Array || v instanceof Date) return null;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const hit = findProtoKey(v[i]);
+      if (hit !== null) return [i, ...hit];
+    }
+    return null;
+  }
+  for (const k of Object.keys(v)) {
+    if (k === PROTO_KEY) return [k];
+    const hit = findProtoKey((v as Record<string, unknown>)[k]);
+    if (hit !== null) return [k, ...hit];
+  }
+  return null;
 }
 
 /** Registers natural-JSON converters for Struct, Value and ListValue; idempotent. */

@@ -91,6 +91,8 @@ export interface QuotaWindow {
   quota: number;
   percent?: number;
   resetsAt: number;
+  /** `rolling` or `clock`. */
+  align: string;
 }
 
 /** Quota view of one source. */
@@ -125,6 +127,8 @@ export interface FireReply {
   tick: number;
   tasks: number;
   duplicates: number;
+  /** New tasks that replaced an older queued task for the same (source, query, lead). */
+  superseded: number;
 }
 
 /** Ask for the tasks a query set would produce. */
@@ -269,6 +273,100 @@ export interface Ack {
   id: string;
 }
 
+/** Which dead letters a replay or purge applies to; every set field must match, none set = all. */
+export interface DeadLetterFilter {
+  code: string;
+  /** NATS subject pattern; `*` and `>` allowed. */
+  subject: string;
+  type: string;
+  /** Stream name (MACHINA_STORE) or key (STORE). */
+  stream: string;
+  seqs: number[];
+}
+
+/** Counts of matching dead letters, plus the oldest `limit` one by one. */
+export interface DeadLetterListRequest {
+  code: string;
+  subject: string;
+  type: string;
+  stream: string;
+  limit: number;
+}
+
+/** Dead letters sharing an error code and an original subject. */
+export interface DeadLetterGroup {
+  code: string;
+  subject: string;
+  type: string;
+  stream: string;
+  count: number;
+  oldestTime: number;
+  oldestSeq: number;
+}
+
+/** One dead letter without its payload. */
+export interface DeadLetterEntry {
+  seq: number;
+  stream: string;
+  subject: string;
+  type: string;
+  code: string;
+  message: string;
+  deliveries: number;
+  time: number;
+}
+
+/** Dead-letter counts by group, oldest first. */
+export interface DeadLetterListReply {
+  total: number;
+  groups: DeadLetterGroup[];
+  letters: DeadLetterEntry[];
+  moreGroups: number;
+}
+
+/** One dead letter by DLQ sequence. */
+export interface DeadLetterShowRequest {
+  seq: number;
+}
+
+/** One dead letter with its payload decoded by its original stream. */
+export interface DeadLetterShowReply {
+  seq: number;
+  stream: string;
+  subject: string;
+  streamSeq: number;
+  type: string;
+  code: string;
+  message: string;
+  deliveries: number;
+  time: number;
+  contentType: string;
+  payloadType: string;
+  /** Null when the payload did not decode (then payloadRaw and payloadError are set). */
+  payload: JsonObject | null;
+  payloadRaw: Uint8Array;
+  payloadError: string;
+}
+
+/** A dead letter an operation could not handle. */
+export interface DeadLetterFailure {
+  seq: number;
+  code: string;
+  reason: string;
+}
+
+/** What a replay did. */
+export interface DeadLetterReplayReply {
+  replayed: number;
+  failed: number;
+  failures: DeadLetterFailure[];
+}
+
+/** What a purge deleted. */
+export interface DeadLetterPurgeReply {
+  purged: number;
+}
+
 /** Message name → plain shape, for typed codec lookup. */
 export interface MessageTypes {
   Meta: Meta;
@@ -307,6 +405,16 @@ export interface MessageTypes {
   ConfigPatch: ConfigPatch;
   Empty: Empty;
   Ack: Ack;
+  DeadLetterFilter: DeadLetterFilter;
+  DeadLetterListRequest: DeadLetterListRequest;
+  DeadLetterGroup: DeadLetterGroup;
+  DeadLetterEntry: DeadLetterEntry;
+  DeadLetterListReply: DeadLetterListReply;
+  DeadLetterShowRequest: DeadLetterShowRequest;
+  DeadLetterShowReply: DeadLetterShowReply;
+  DeadLetterFailure: DeadLetterFailure;
+  DeadLetterReplayReply: DeadLetterReplayReply;
+  DeadLetterPurgeReply: DeadLetterPurgeReply;
 }
 
 /** Name of a message in package machina.v1. */

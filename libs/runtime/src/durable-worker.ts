@@ -1,11 +1,13 @@
 import { headers as makeHeaders } from "@nats-io/nats-core";
 import type { MsgHdrs } from "@nats-io/nats-core";
-import type { ConsumerMessages, JetStreamClient, JsMsg } from "@nats-io/jetstream";
+import type { Consumer, JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "@machina/log";
 import type { MessageName, MessageTypes } from "@machina/protos";
 import type { MeshNames } from "@machina/subjects";
-import { CONTENT_TYPE_PROTOBUF, DEAD_LETTER_ERROR_HEADER, TIMING_HEADER, appendTiming, decodeBody, encodeBody, encodingOf, toMachinaError } from "@machina/wire";
+import { CONTENT_TYPE_PROTOBUF, DEAD_LETTER_ERROR_HEADER, TIMING_HEADER, appendTiming, decodeBody, encodeBody, encodingOf } from "@machina/wire";
 import type { MachinaError } from "@machina/wire";
+import { classifyThrown } from "./classify";
+import type { Health } from "./health";
 import type { ServiceMetrics } from "./metrics";
 import type { PipelineStream } from "./topology";
 
@@ -14,7 +16,7 @@ export interface WorkerContext {
   log: Logger;
   subject: string;
   headers?: MsgHdrs;
-  /** 1 on first delivery. */
+  /** 1 on first delivery; quota delays and crashes count too, so use it for logs only. */
   deliveryCount: number;
   /** Machina-Timing value including this hop so far; pass it on to the next hop. */
   timing(): string;
@@ -33,11 +35,18 @@ export interface WorkerDef<N extends MessageName = MessageName> {
   message: N;
   /** Messages handled at once by this replica. Default 8. */
   concurrency?: number;
-  /** Retryable failures before the message goes to the dead-letter stream. Default 5. */
-  maxAttempts?: number;
+  /** Unacked messages across all replicas (the consumer's max_ack_pending). Default 1000. */
+  maxAckPending?: number;
+  /**
+   * Milliseconds to wait before pulling the next message (0: pull now). The fetch service
+   * passes its limiter's estimate, so work a source cannot admit stays on the stream.
+   * Default: always 0.
+   */
+  gate?(): number;
   /**
    * Does the work; resolve only once the output is durably stored (PubAck or DB write).
-   * Throw a MachinaError: OVER_QUOTA delays, retryable retries with backoff, others dead-letter.
+   * Throw a MachinaError: OVER_QUOTA waits `details.retryAfterMs`, other retryable errors
+   * retry with capped backoff for as long as they last, the rest go to the dead-letter stream.
    */
   handle(value: MessageTypes[N], ctx: WorkerContext): Promise<void>;
 }
@@ -53,13 +62,28 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
-/** Backoff before redelivery after the n-th failed attempt: 0.5 s doubling to 30 s, ±20 % jitter. */
+/** Longest wait between two tries while a dependency is down. */
+export const MAX_RETRY_DELAY_MS = 30_000;
+
+/** Backoff before the n-th retry: 0.5 s doubling to 30 s, ±20 % jitter. */
 export function retryDelayMs(attempt: number): number {
-  const base = Math.min(30_000, 500 * 2 ** Math.max(0, attempt - 1));
-  return Math.round(base * (0.8 + Math.random() * 0.4));
+  const base = Math.min(MAX_RETRY_DELAY_MS, 500 * 2 ** Math.max(0, attempt - 1));
+  return Math.min(MAX_RETRY_DELAY_MS, Math.round(base * (0.8 + Math.random() * 0.4)));
 }
 
-/** Starts pulling from a durable consumer and handling messages with bounded concurrency. */
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
+// How long one pull request waits on an empty stream; short enough that a gate or stop is noticed soon.
+const PULL_EXPIRES_MS = 2_000;
+// A gate's wait is re-checked at least this often, so a quota that reopens early is used.
+const MAX_GATE_SLEEP_MS = 1_000;
+
+/**
+ * Starts `concurrency` pull lanes on a durable consumer. Each lane takes one message at a time,
+ * so nothing waits in a local buffer: what this replica cannot work on stays on the stream for
+ * another replica. After a retryable failure the worker pauses (backoff doubling to 30 s) and
+ * then probes with a single lane until a message succeeds, so an outage costs one try per
+ * pause instead of a storm; the dependency shows on /readyz meanwhile.
+ */
 export async function startWorker(
   js: JetStreamClient,
   names: MeshNames,
@@ -67,38 +91,59 @@ export async function startWorker(
   hop: string,
   log: Logger,
   metrics: ServiceMetrics,
+  health: Health,
 ): Promise<RunningWorker> {
-  const consumer = await js.consumers.get(names.streams[def.stream], def.durable);
-  const limit = def.concurrency ?? 8;
-  const maxAttempts = def.maxAttempts ?? 5;
-  let messages: ConsumerMessages | undefined;
+  const consumer: Consumer = await js.consumers.get(names.streams[def.stream], def.durable);
+  const lanes = Math.max(1, def.concurrency ?? 8);
   let stopping = false;
-  const inFlight = new Set<Promise<void>>();
-  let wake: (() => void) | undefined;
+  let pausedUntil = 0;
+  // Consecutive failed pauses; 0 when healthy. A failure of a message pulled before the current
+  // pause began does not deepen it: one outage hits every lane at once.
+  let failures = 0;
+  let epoch = 0;
+  let down: string | null = null;
+  let wake: () => void = () => undefined;
+  const stopped = new Promise<void>((r) => (wake = r));
 
-  const loop = (async () => {
+  const rest = (ms: number) => Promise.race([sleep(ms), stopped]);
+
+  async function lane(index: number): Promise<void> {
+    let pullErrors = 0;
     while (!stopping) {
+      const now = Date.now();
+      if (pausedUntil > now) {
+        await rest(Math.min(pausedUntil - now, MAX_GATE_SLEEP_MS));
+        continue;
+      }
+      // While probing after failures only the first lane pulls.
+      if (failures > 0 && index > 0) {
+        await rest(200);
+        continue;
+      }
+      const wait = def.gate?.() ?? 0;
+      if (wait > 0) {
+        await rest(Math.min(wait, MAX_GATE_SLEEP_MS));
+        continue;
+      }
+      let m: JsMsg | null;
       try {
-        messages = await consumer.consume({ max_messages: limit * 2 });
-        for await (const m of messages) {
-          while (inFlight.size >= limit) await new Promise<void>((r) => (wake = r));
-          const p = handleOne(m).finally(() => {
-            inFlight.delete(p);
-            wake?.();
-          });
-          inFlight.add(p);
-          if (stopping) break;
-        }
+        m = await consumer.next({ expires: PULL_EXPIRES_MS });
+        pullErrors = 0;
       } catch (err) {
         if (stopping) break;
-        log.warn({ err, worker: def.name }, "consumer interrupted; resubscribing");
-        await new Promise((r) => setTimeout(r, 1000));
+        pullErrors++;
+        if (pullErrors === 1) log.warn({ err, worker: def.name }, "cannot pull from the stream; retrying");
+        await rest(Math.min(5_000, 250 * 2 ** pullErrors));
+        continue;
       }
+      if (m === null) continue;
+      await handleOne(m);
     }
-  })();
+  }
 
   async function handleOne(m: JsMsg): Promise<void> {
     const started = performance.now();
+    const myEpoch = epoch;
     const deliveryCount = m.info.deliveryCount;
     const child = log.child({ worker: def.name, subject: m.subject, seq: m.seq, msgId: m.headers?.get("Nats-Msg-Id") || undefined, delivery: deliveryCount });
     // Long fetches must not let the ack wait expire and cause a duplicate delivery.
@@ -114,9 +159,12 @@ export async function startWorker(
         timing: () => appendTiming(m.headers?.get(TIMING_HEADER), hop, performance.now() - started),
       });
       m.ack();
+      if (failures > 0) child.info({ afterPauses: failures }, "worker resumed");
+      failures = 0;
+      if (down !== null) health.recover(down);
+      down = null;
     } catch (thrown) {
-      const err = toMachinaError(thrown);
-      outcome = await settleFailure(m, err, deliveryCount, child);
+      outcome = await settleFailure(m, classifyThrown(thrown), myEpoch, child);
     } finally {
       clearInterval(keepAlive);
       metrics.messages.inc({ consumer: def.name, outcome });
@@ -124,33 +172,44 @@ export async function startWorker(
     }
   }
 
-  async function settleFailure(m: JsMsg, err: MachinaError, deliveryCount: number, child: Logger): Promise<string> {
+  async function settleFailure(m: JsMsg, err: MachinaError, myEpoch: number, child: Logger): Promise<string> {
     if (err.code === "OVER_QUOTA") {
-      const delay = Math.max(100, Number(err.details.retryAfterMs ?? 1000));
-      child.debug({ delayMs: delay }, "over quota; delaying");
+      // Not an attempt: the task waits on the stream until the quota admits it.
+      const delay = Math.min(MAX_RETRY_DELAY_MS, Math.max(100, Number(err.details.retryAfterMs ?? 1000)));
+      pausedUntil = Math.max(pausedUntil, Date.now() + delay);
+      child.debug({ delayMs: delay }, "over quota; waiting");
       m.nak(delay);
       return "delay";
     }
-    if (err.retryable && deliveryCount < maxAttempts) {
-      const delay = retryDelayMs(deliveryCount);
-      child.warn({ code: err.code, reason: err.message, delayMs: delay }, "retryable failure; will retry");
-      m.nak(delay);
+    if (err.retryable) {
+      if (myEpoch === epoch) {
+        failures++;
+        epoch++;
+        pausedUntil = Date.now() + retryDelayMs(failures);
+        if (err.code === "UNAVAILABLE") {
+          down = String(err.details.dependency ?? "dependency");
+          health.fail(down, err.message);
+        }
+        const level = failures === 1 ? "warn" : "debug";
+        child[level]({ code: err.code, reason: err.message, pauseMs: pausedUntil - Date.now(), pauses: failures }, "retryable failure; pausing this worker and retrying");
+      }
+      m.nak(Math.max(100, pausedUntil - Date.now()));
       return "nak";
     }
     try {
-      await deadLetter(m, err, deliveryCount);
+      await deadLetter(m, err);
       m.term(err.code);
       child.error({ code: err.code, reason: err.message }, "message dead-lettered");
       return "dead";
     } catch (dlqErr) {
       // Without a stored dead letter the message must stay in the stream.
       child.error({ err: dlqErr }, "could not dead-letter; will retry");
-      m.nak(retryDelayMs(deliveryCount));
+      m.nak(retryDelayMs(2));
       return "nak";
     }
   }
 
-  async function deadLetter(m: JsMsg, err: MachinaError, deliveryCount: number): Promise<void> {
+  async function deadLetter(m: JsMsg, err: MachinaError): Promise<void> {
     const h = makeHeaders();
     h.set("Content-Type", CONTENT_TYPE_PROTOBUF);
     h.set(DEAD_LETTER_ERROR_HEADER, err.code);
@@ -160,7 +219,7 @@ export async function startWorker(
         stream: m.info.stream,
         subject: m.subject,
         streamSeq: m.seq,
-        deliveries: deliveryCount,
+        deliveries: m.info.deliveryCount,
         errorCode: err.code,
         errorMessage: err.message,
         payload: m.data,
@@ -171,12 +230,13 @@ export async function startWorker(
     await js.publish(names.dlq(m.info.stream), body, { headers: h, msgID: `dlq-${m.info.stream}-${m.seq}` });
   }
 
+  const running = Array.from({ length: lanes }, (_, i) => lane(i));
   return {
     async stop() {
       stopping = true;
-      await messages?.close();
-      await loop.catch(() => undefined);
-      await Promise.allSettled([...inFlight]);
+      wake();
+      await Promise.allSettled(running);
+      if (down !== null) health.recover(down);
     },
   };
 }

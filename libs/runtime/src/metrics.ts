@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
 /** The metrics every service exposes on /metrics. */
 export interface ServiceMetrics {
@@ -7,6 +7,10 @@ export interface ServiceMetrics {
   requestSeconds: Histogram<"endpoint">;
   messages: Counter<"consumer" | "outcome">;
   messageSeconds: Histogram<"consumer">;
+  /** Messages a durable consumer has not delivered yet (its lag; what a KEDA scaler reads). */
+  consumerPending: Gauge<"stream" | "consumer">;
+  /** Messages delivered and not yet acknowledged. */
+  consumerAckPending: Gauge<"stream" | "consumer">;
 }
 
 /** Creates the registry and standard metrics of one service process. */
@@ -42,5 +46,34 @@ export function createMetrics(service: string): ServiceMetrics {
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15],
       registers: [registry],
     }),
+    consumerPending: new Gauge({
+      name: "machina_consumer_pending",
+      help: "Messages waiting for a durable consumer (lag), sampled every few seconds.",
+      labelNames: ["stream", "consumer"],
+      registers: [registry],
+    }),
+    consumerAckPending: new Gauge({
+      name: "machina_consumer_ack_pending",
+      help: "Messages a durable consumer delivered that are not acknowledged yet.",
+      labelNames: ["stream", "consumer"],
+      registers: [registry],
+    }),
   };
+}
+
+/** Adds a gauge read from `read()` at every scrape, e.g. a counter kept by a library object. */
+export function observeGauge(metrics: ServiceMetrics, name: string, help: string, read: () => number): void {
+  new Gauge({
+    name,
+    help,
+    registers: [metrics.registry],
+    collect() {
+      this.set(read());
+    },
+  });
+}
+
+/** Adds a counter with labels to the service's registry. */
+export function addCounter<L extends string>(metrics: ServiceMetrics, name: string, help: string, labelNames: readonly L[]): Counter<L> {
+  return new Counter({ name, help, labelNames: [...labelNames], registers: [metrics.registry] });
 }

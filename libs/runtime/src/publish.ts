@@ -11,6 +11,11 @@ export interface DurablePublishOptions {
   timing?: string;
   /** Sender node id (Machina-Sender). */
   sender?: string;
+  /**
+   * Store only if the subject holds no message now; otherwise fail with CONFLICT
+   * (`details.conflict: true`), not retryable. Default false.
+   */
+  expectEmptySubject?: boolean;
 }
 
 /** Publishes a pipeline message in protobuf and resolves once the stream stored it (PubAck). */
@@ -26,8 +31,21 @@ export async function publishDurable<N extends MessageName>(
   if (opts.timing) h.set(TIMING_HEADER, opts.timing);
   if (opts.sender) h.set(SENDER_HEADER, opts.sender);
   try {
-    return await js.publish(subject, encodeBody(name, value, "protobuf"), { msgID: opts.msgID, headers: h });
+    return await js.publish(subject, encodeBody(name, value, "protobuf"), {
+      msgID: opts.msgID,
+      headers: h,
+      ...(opts.expectEmptySubject ? { expect: { lastSubjectSequence: 0 } } : {}),
+    });
   } catch (err) {
-    throw new MachinaError("UNAVAILABLE", `could not store message on ${subject}: ${(err as Error).message}`, { cause: err });
+    if (opts.expectEmptySubject && isWrongLastSequence(err)) {
+      throw new MachinaError("CONFLICT", `${subject} already holds a message`, { retryable: false, details: { conflict: true, subject } });
+    }
+    throw new MachinaError("UNAVAILABLE", `could not store message on ${subject}: ${(err as Error).message}`, { cause: err, details: { dependency: "nats" } });
   }
+}
+
+// JetStream's "wrong last sequence" API error: the expectation on the subject did not hold.
+function isWrongLastSequence(err: unknown): boolean {
+  const code = (err as { code?: unknown; api_error?: { err_code?: unknown } } | null)?.api_error?.err_code ?? (err as { code?: unknown } | null)?.code;
+  return code === 10071 || /wrong last sequence/i.test(String((err as Error)?.message));
 }

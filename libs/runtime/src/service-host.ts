@@ -23,6 +23,7 @@ import { MeshClient } from "./mesh-client";
 import { createMetrics } from "./metrics";
 import type { ServiceMetrics } from "./metrics";
 import { collectNodeInfo } from "./node-info";
+import { Health } from "./health";
 import { ensureDurable, ensureStream, pipelineStreams } from "./topology";
 
 /** Everything a service's setup gets: config, connections, names, logging, metrics. */
@@ -37,6 +38,8 @@ export interface ServiceContext<C> {
   names: MeshNames;
   log: Logger;
   metrics: ServiceMetrics;
+  /** Dependencies this process is waiting for; /readyz answers 503 while any is listed. */
+  health: Health;
   client: MeshClient;
   node: NodeInfo;
   /** Where config files live and which mode applies (components load from here too). */
@@ -92,6 +95,7 @@ export async function startService<C>(spec: ServiceSpec<C>, opts: StartOptions =
   const log = createRootLogger({ service: spec.name, node: config.mesh.node, level: config.log.level });
   const names = meshNames(config.mesh.prefix);
   const metrics = createMetrics(spec.name);
+  const health = new Health();
 
   const nc = await connect({
     servers: config.nats.url.split(","),
@@ -119,6 +123,7 @@ export async function startService<C>(spec: ServiceSpec<C>, opts: StartOptions =
       names,
       log,
       metrics,
+      health,
       client: new MeshClient(nc),
       node,
       configSource: { configDir: loaded.configDir, mode: loaded.mode, env: opts.env },
@@ -126,10 +131,11 @@ export async function startService<C>(spec: ServiceSpec<C>, opts: StartOptions =
 
     let ready = false;
     let draining = false;
+    watchNats(nc, health, log);
     const server = await startProbeServer(config.http.host, config.http.port, metrics.registry, {
       healthy: () => !nc.isClosed(),
-      ready: () => ready && !draining && !nc.isClosed(),
-      info: () => ({ service: spec.name, node: config.mesh.node, nats: nc.isClosed() ? "closed" : "connected" }),
+      ready: () => ready && !draining && !nc.isClosed() && health.ok(),
+      info: () => ({ service: spec.name, node: config.mesh.node, nats: nc.isClosed() ? "closed" : "connected", waitingFor: health.waiting() }),
     });
     probe = server;
 
@@ -146,9 +152,10 @@ export async function startService<C>(spec: ServiceSpec<C>, opts: StartOptions =
     const workers: RunningWorker[] = [];
     for (const w of parts.workers ?? []) {
       const streamName = names.streams[w.stream];
-      await ensureDurable(jsm, streamName, w.durable, w.filter);
-      workers.push(await startWorker(js, names, w, spec.name, log, metrics));
+      await ensureDurable(jsm, streamName, w.durable, w.filter, { maxAckPending: w.maxAckPending });
+      workers.push(await startWorker(js, names, w, spec.name, log, metrics, health));
     }
+    const lag = sampleLag(jsm, (parts.workers ?? []).map((w) => ({ stream: names.streams[w.stream], durable: w.durable })), metrics);
 
     const heartbeat = startVertexLink(ctx, spec.role ?? "processor");
     ready = true;
@@ -159,6 +166,7 @@ export async function startService<C>(spec: ServiceSpec<C>, opts: StartOptions =
       (stopped ??= (async () => {
         draining = true;
         clearInterval(heartbeat);
+        clearInterval(lag);
         await svc.stop().catch(() => undefined);
         await Promise.allSettled(workers.map((w) => w.stop()));
         await parts.onStop?.().catch((err: unknown) => log.error({ err }, "onStop failed"));
@@ -184,6 +192,37 @@ export async function startService<C>(spec: ServiceSpec<C>, opts: StartOptions =
     await nc.close().catch(() => undefined);
     throw err;
   }
+}
+
+// Readiness follows the NATS connection: work cannot move while it is down.
+function watchNats(nc: NatsConnection, health: Health, log: Logger): void {
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === "disconnect") {
+        health.fail("nats", `disconnected from ${String((s as { server?: unknown }).server ?? "the server")}`);
+        log.warn("NATS disconnected; work waits until it reconnects");
+      } else if (s.type === "reconnect") {
+        health.recover("nats");
+        log.info("NATS reconnected");
+      }
+    }
+  })().catch(() => undefined);
+}
+
+// Consumer lag per durable, for /metrics (and so for a KEDA or HPA scaler on external metrics).
+function sampleLag(jsm: JetStreamManager, consumers: { stream: string; durable: string }[], metrics: ServiceMetrics): NodeJS.Timeout {
+  const sample = async () => {
+    for (const c of consumers) {
+      const info = await jsm.consumers.info(c.stream, c.durable).catch(() => null);
+      if (info === null) continue;
+      metrics.consumerPending.set({ stream: c.stream, consumer: c.durable }, info.num_pending);
+      metrics.consumerAckPending.set({ stream: c.stream, consumer: c.durable }, info.num_ack_pending);
+    }
+  };
+  void sample();
+  const t = setInterval(() => void sample(), 5_000);
+  t.unref();
+  return t;
 }
 
 // Vertex may start after us or restart: connect is re-sent on every heartbeat and failures stay quiet.

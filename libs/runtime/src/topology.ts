@@ -21,7 +21,9 @@ export function pipelineStreams(names: MeshNames, replicas = 1): Record<Pipeline
     duplicate_window: 5 * 60_000 * NS_PER_MS,
   });
   return {
-    FETCH: work("FETCH"),
+    // One queued task per (source, query, lead): a newer one supersedes it, so a source whose
+    // quota is smaller than demand keeps a bounded backlog.
+    FETCH: { ...work("FETCH"), max_msgs_per_subject: 1 },
     FETCHED: work("FETCHED"),
     AGGREGATE: work("AGGREGATE"),
     STORE: work("STORE"),

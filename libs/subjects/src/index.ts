@@ -1,2 +1,2 @@
-export { SERVICES, DATA_OPS, assertToken, meshNames } from "./names";
+export { SERVICES, DATA_OPS, assertToken, leadToken, meshNames } from "./names";
 export type { ServiceName, StoreName, DataOp, MeshNames } from "./names";

@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+
 /** The six deployable services of the mesh. */
 export const SERVICES = ["fetch", "invoke", "aggregate", "data", "compute", "vertex"] as const;
 
@@ -23,6 +25,14 @@ export function assertToken(what: string, value: string): string {
   return value;
 }
 
+/**
+ * A lead id as one subject token: lead ids are free text (dots, spaces, unicode), so the
+ * token is a digest; 128 bits keep collisions out of reach for any realistic ledger.
+ */
+export function leadToken(leadId: string): string {
+  return createHash("sha256").update(leadId).digest("base64url").slice(0, 22);
+}
+
 /** Every subject, stream, consumer and bucket name of one network, derived from its prefix. */
 export interface MeshNames {
   readonly prefix: string;
@@ -35,7 +45,13 @@ export interface MeshNames {
   aggregateSave(type: string): string;
   data(op: DataOp, store: StoreName, type: string): string;
   computeGet(name: string): string;
-  readonly vertex: { connect(role: "processor" | "scheduler"): string; nodes: string; stats: string };
+  readonly vertex: {
+    connect(role: "processor" | "scheduler"): string;
+    nodes: string;
+    stats: string;
+    /** Dead-letter operations; outside `<p>.dlq.>` so the DLQ stream never captures a request. */
+    dlq: { list: string; show: string; replay: string; purge: string };
+  };
   readonly config: { head: string; patch: string; history: string };
   /** Wildcard subjects that one endpoint serves for every type/name, and their parsers. */
   readonly any: { aggregateSave: string; data(op: DataOp): string; computeGet: string; vertexConnect: string };
@@ -44,7 +60,14 @@ export interface MeshNames {
   /** Cache invalidation broadcasts between compute replicas. */
   readonly cacheInvalidate: string;
   readonly task: {
-    fetch(source: string): string;
+    /**
+     * One FetchTask's subject: `<p>.task.fetch.<source>.<query>.<lead hash>`. The FETCH stream
+     * keeps one message per subject, so a newer task for the same (source, query, lead)
+     * supersedes the queued one.
+     */
+    fetch(source: string, query: string, leadId: string): string;
+    /** Every FetchTask of one source: the filter of that source's own consumer. */
+    fetchOf(source: string): string;
     fetched(source: string): string;
     aggregate(type: string): string;
     store(type: string): string;
@@ -54,7 +77,13 @@ export interface MeshNames {
   readonly streams: { FETCH: string; FETCHED: string; AGGREGATE: string; STORE: string; DLQ: string };
   /** The subject filter each stream captures. */
   readonly streamSubjects: { FETCH: string; FETCHED: string; AGGREGATE: string; STORE: string; DLQ: string };
-  readonly consumers: { fetch: string; fetched: string; aggregate: string; store: string };
+  readonly consumers: {
+    /** Durable consumer of one source's FetchTasks (`fetch-<source>`), shared by every fetch replica. */
+    fetch(source: string): string;
+    fetched: string;
+    aggregate: string;
+    store: string;
+  };
   readonly buckets: { limiter: string; config: string; nodes: string };
 }
 
@@ -85,6 +114,7 @@ export function meshNames(prefix = "machina"): MeshNames {
       connect: (role) => `${p}.vertex.connect.${role}`,
       nodes: `${p}.vertex.nodes`,
       stats: `${p}.vertex.stats`,
+      dlq: { list: `${p}.vertex.dlq.list`, show: `${p}.vertex.dlq.show`, replay: `${p}.vertex.dlq.replay`, purge: `${p}.vertex.dlq.purge` },
     },
     config: { head: `${p}.config.head`, patch: `${p}.config.patch`, history: `${p}.config.history` },
     any: {
@@ -96,7 +126,8 @@ export function meshNames(prefix = "machina"): MeshNames {
     tail: (subject, n) => subject.split(".").slice(-n),
     cacheInvalidate: `${p}.cache.invalidate`,
     task: {
-      fetch: (source) => `${p}.task.fetch.${tok("source", source)}`,
+      fetch: (source, query, leadId) => `${p}.task.fetch.${tok("source", source)}.${tok("query", query)}.${leadToken(leadId)}`,
+      fetchOf: (source) => `${p}.task.fetch.${tok("source", source)}.>`,
       fetched: (source) => `${p}.task.fetched.${tok("source", source)}`,
       aggregate: (type) => `${p}.task.aggregate.${tok("entity type", type)}`,
       store: (type) => `${p}.task.store.${tok("entity type", type)}`,
@@ -116,7 +147,7 @@ export function meshNames(prefix = "machina"): MeshNames {
       STORE: `${p}.task.store.>`,
       DLQ: `${p}.dlq.>`,
     },
-    consumers: { fetch: "fetch", fetched: "invoke-handler", aggregate: "aggregate", store: "data-dump" },
+    consumers: { fetch: (source) => `fetch-${tok("source", source)}`, fetched: "invoke-handler", aggregate: "aggregate", store: "data-dump" },
     buckets: { limiter: `${p}_limiter`, config: `${p}_config`, nodes: `${p}_nodes` },
   };
 }

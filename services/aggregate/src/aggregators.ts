@@ -13,15 +13,18 @@ export type Aggregator = (batch: RecordBatch) => Promise<RecordBatch[]>;
 
 /** The aggregator declared for each entity type. */
 export interface AggregatorTable {
+  /** The aggregator of `type`; NOT_FOUND listing the declared types when it has none. */
   forType(type: string): Aggregator;
-  kinds(): Record<string, AggregatorKind>;
+  /** The declared kind of every type, by type name. */
+  kinds(): Map<string, AggregatorKind>;
 }
 
 const passthrough: Aggregator = async (batch) => [batch];
 
 /** Validates `config/<mode>/aggregate/aggregators/<type>.yaml` docs; errors name the file and key. */
 export function compileAggregators(docs: ComponentDoc[]): AggregatorTable {
-  const kinds: Record<string, AggregatorKind> = {};
+  // Keyed by a subject token at run time, so a Map: `constructor` must not find Object's.
+  const kinds = new Map<string, AggregatorKind>();
   for (const c of docs) {
     const origin = c.origins.join(" + ");
     for (const key of Object.keys(c.doc)) {
@@ -33,11 +36,22 @@ export function compileAggregators(docs: ComponentDoc[]): AggregatorTable {
     if (typeof kind !== "string" || !(AGGREGATOR_KINDS as readonly string[]).includes(kind)) {
       throw new MachinaError("BAD_REQUEST", `${origin}: aggregator: expected one of ${AGGREGATOR_KINDS.join(", ")}, got ${JSON.stringify(kind)}`);
     }
-    kinds[c.name] = kind as AggregatorKind;
+    kinds.set(c.name, kind as AggregatorKind);
   }
   return {
-    // Types without a declaration pass through: the data layer decides whether it knows them.
-    forType: () => passthrough,
-    kinds: () => ({ ...kinds }),
+    // Every type needs its declaration (one aggregator per entity type): a type without one is
+    // a typo or a missing file, and answering NOT_FOUND now beats a dead letter from data later.
+    forType(type) {
+      if (!kinds.has(type)) {
+        const known = [...kinds.keys()].sort();
+        throw new MachinaError(
+          "NOT_FOUND",
+          `no aggregator declared for type "${type}" (declared: ${known.join(", ") || "none"}); declare it in config/<mode>/aggregate/aggregators/<type>.yaml`,
+          { retryable: false, details: { type, known } },
+        );
+      }
+      return passthrough;
+    },
+    kinds: () => new Map(kinds),
   };
 }

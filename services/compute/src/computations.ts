@@ -31,9 +31,11 @@ function requireObject(args: JsonObject, field: string, hint: string): JsonObjec
   return v;
 }
 
+// A Map, not an object literal: the name comes from a subject token, and `constructor` or
+// `toString` must be unknown names rather than Object.prototype members.
 /** The computations this build registers (series, moving averages, top-N… come with later issues). */
-export const COMPUTATIONS: Record<string, Computation> = {
-  latest: {
+export const COMPUTATIONS: ReadonlyMap<string, Computation> = new Map<string, Computation>([
+  ["latest", {
     description: "Newest merged (clean) record of one entity: args {type, key: {<key fields>}}",
     async run(args, { client, names }) {
       const type = requireString(args, "type", 'the entity type, e.g. "website"');
@@ -41,12 +43,15 @@ export const COMPUTATIONS: Record<string, Computation> = {
       const reply = await client.request(names.data("readone", "clean", type), "KeyRequest", { key }, "RecordReply");
       return [reply.record];
     },
-  },
-};
+  }],
+]);
 
 /** The computation called `name`, or NOT_FOUND listing the registered ones. */
 export function computationOf(name: string): Computation {
-  const c = COMPUTATIONS[name];
-  if (!c) throw new MachinaError("NOT_FOUND", `unknown computation "${name}" (registered: ${Object.keys(COMPUTATIONS).join(", ")})`);
+  const c = COMPUTATIONS.get(name);
+  if (c === undefined) {
+    const known = [...COMPUTATIONS.keys()];
+    throw new MachinaError("NOT_FOUND", `unknown computation "${name}" (registered: ${known.join(", ")})`, { details: { name, known } });
+  }
   return c;
 }

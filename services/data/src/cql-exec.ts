@@ -104,13 +104,13 @@ export function toDataError(err: unknown, doing: string): MachinaError {
     if (inner.length > 0 && inner.every(([, cause]) => cause instanceof e.ArgumentError)) {
       return new MachinaError("BAD_REQUEST", summary, { cause: err, retryable: false });
     }
-    return new MachinaError("UNAVAILABLE", summary, { cause: err, retryable: true });
+    return new MachinaError("UNAVAILABLE", summary, { cause: err, retryable: true, details: { dependency: "cassandra" } });
   }
   if (err instanceof e.OperationTimedOutError || err instanceof e.BusyConnectionError) {
-    return new MachinaError("UNAVAILABLE", text, { cause: err, retryable: true });
+    return new MachinaError("UNAVAILABLE", text, { cause: err, retryable: true, details: { dependency: "cassandra" } });
   }
   if (err instanceof e.ResponseError) {
-    if (TRANSIENT.has(err.code)) return new MachinaError("UNAVAILABLE", text, { cause: err, retryable: true });
+    if (TRANSIENT.has(err.code)) return new MachinaError("UNAVAILABLE", text, { cause: err, retryable: true, details: { dependency: "cassandra" } });
     if (err.code === codes.badCredentials || err.code === codes.unauthorized) {
       return new MachinaError("UNAVAILABLE", text, { cause: err, retryable: false });
     }

@@ -8,7 +8,7 @@ import { writeDump, type DumpRow, type WriteDumpResult } from "./dump-store";
 import { entityKeyJson, keyValues, toCql, toPlain, type CqlValue } from "./field-codec";
 import { filterableMeta, rowToPlain, selectList, valueFieldsOf, type PlainRow } from "./row-format";
 import { DAY_MS, dayOf, daysBack, windowStartOf } from "./time-windows";
-import type { TypeDef } from "./type-def";
+import { isField, type TypeDef } from "./type-def";
 
 /** Options of a read: `criteria` names every key field, and may add equality filters on fields (and dump meta columns). */
 export interface ReadOptions {
@@ -68,8 +68,8 @@ export async function createRecords(
         : (toCql("timestamp", r.window_start, { type, field: "window_start" }) as Date).getTime();
     const alterations: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(r)) {
-      if (k in def.fields && !def.key.includes(k)) alterations[k] = v;
-      else if (!(k in def.fields) && k !== "window_start") ignoredFields++;
+      if (isField(def, k) && !def.key.includes(k)) alterations[k] = v;
+      else if (!isField(def, k) && k !== "window_start") ignoredFields++;
     }
     const stmt = upsertClean(ctx, def, key, dayOf(ws), new Date(ws), alterations, nowMs);
     const part = `${entityKeyJson(def, key)}\u0000${dayOf(ws)}`;
@@ -169,7 +169,7 @@ export async function updateRecord(
         details: { type, field },
       });
     }
-    if (!(field in def.fields)) {
+    if (!isField(def, field)) {
       throw new MachinaError(
         "BAD_REQUEST",
         `type ${type}: "${field}" is not a field (fields: ${valueFieldsOf(def).join(", ")})`,
@@ -281,7 +281,7 @@ function upsertClean(
     `WHERE ${def.key.map((f) => `${quoteId(f)} = ?`).join(" AND ")} AND bucket = ? AND window_start = ?`;
   const provenance: Record<string, string> = {};
   const values = fields.map((f) => {
-    if (!(f in alterations)) return undefined;
+    if (!Object.hasOwn(alterations, f)) return undefined;
     provenance[f] = MANUAL_SOURCE;
     return toCql(def.fields[f], alterations[f], { type: def.name, field: f, source: MANUAL_SOURCE });
   });
@@ -306,7 +306,7 @@ function compileCriteria(
   const filters: Array<[string, string]> = [];
   for (const [field, value] of Object.entries(criteria)) {
     if (def.key.includes(field)) continue;
-    if (field in def.fields) {
+    if (isField(def, field)) {
       const v = toCql(def.fields[field], value, { type: def.name, field });
       filters.push([field, JSON.stringify(toPlain(def.fields[field], v))]);
     } else if (meta.includes(field)) {
@@ -323,7 +323,8 @@ function compileCriteria(
 }
 
 function keyOf(def: TypeDef, input: Record<string, unknown>): Record<string, CqlValue> {
-  const missing = def.key.filter((f) => input?.[f] === undefined || input?.[f] === null);
+  const given = (f: string) => (input !== null && typeof input === "object" && Object.hasOwn(input, f) ? input[f] : undefined);
+  const missing = def.key.filter((f) => given(f) === undefined || given(f) === null);
   if (missing.length > 0) {
     throw new MachinaError(
       "BAD_REQUEST",

@@ -65,6 +65,9 @@ export class DataLayer {
       encoding: { useBigIntAsLong: true, useUndefinedAsUnset: true },
       // LOCAL_QUORUM writes and reads: a read after a completed write sees it, whatever the replication factor.
       queryOptions: { consistency: cassandra.types.consistencies.localQuorum, prepare: true },
+      // The driver's default waits up to 10 min between reconnects; after an outage, queued work
+      // must resume within seconds of the cluster's return.
+      policies: { reconnection: new cassandra.policies.reconnection.ExponentialReconnectionPolicy(500, 5_000, false) },
     });
     try {
       await client.connect();

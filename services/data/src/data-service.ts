@@ -35,10 +35,14 @@ export function parseReplication(text: string): Record<string, number> {
   return out;
 }
 
-function storeOf(names: MeshNames, subject: string): { store: StoreName; type: string } {
+/** Store and type named by the last two tokens of a `data.<op>.<store>.<type>` subject; NOT_FOUND for an unknown store. */
+export function storeOf(names: MeshNames, subject: string): { store: StoreName; type: string } {
   const [store, type] = names.tail(subject, 2);
   if (store !== "dump" && store !== "clean") {
-    throw new MachinaError("BAD_REQUEST", `unknown store "${store}" in ${subject}; use dump (raw answers) or clean (merged records)`);
+    throw new MachinaError("NOT_FOUND", `unknown store "${store}" in ${subject}; known stores: dump (raw answers), clean (merged records)`, {
+      retryable: false,
+      details: { store, known: ["dump", "clean"] },
+    });
   }
   return { store, type };
 }

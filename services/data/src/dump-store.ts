@@ -6,7 +6,7 @@ import { resolveType, tableRef, type DataContext } from "./data-context";
 import { markDirty, type DirtyMark } from "./dirty-marks";
 import { entityKeyJson, keyValues, toCql, type CqlValue } from "./field-codec";
 import { dayOf, windowStartOf } from "./time-windows";
-import type { TypeDef } from "./type-def";
+import { isField, type TypeDef } from "./type-def";
 
 /** One raw answer to store. */
 export interface DumpRow {
@@ -48,11 +48,12 @@ export async function writeDump(ctx: DataContext, type: string, rows: readonly D
     const keyJson = entityKeyJson(def, key);
     const day = dayOf(fetchedAt);
     const values = valueFields.map((field) => {
-      const v = toCql(def.fields[field], row.record[field], { type: def.name, field, source: row.source });
+      const given = Object.hasOwn(row.record, field) ? row.record[field] : undefined;
+      const v = toCql(def.fields[field], given, { type: def.name, field, source: row.source });
       // Unset rather than null: a null would write a tombstone for every absent field of every raw row.
       return v === null ? undefined : v;
     });
-    for (const field of Object.keys(row.record)) if (!(field in def.fields)) ignoredFields++;
+    for (const field of Object.keys(row.record)) if (!isField(def, field)) ignoredFields++;
     const params: (CqlValue | undefined)[] = [
       ...def.key.map((f) => key[f]),
       day,

@@ -110,7 +110,9 @@ export function keyValues(
 ): Record<string, Exclude<CqlValue, null>> {
   const out: Record<string, Exclude<CqlValue, null>> = {};
   for (const field of def.key) {
-    const v = toCql(def.fields[field], input[field], { type: def.name, field, source });
+    // Own keys only: a record without `constructor` must not read Object's as its value.
+    const given = Object.hasOwn(input, field) ? input[field] : undefined;
+    const v = toCql(def.fields[field], given, { type: def.name, field, source });
     if (v === null || v === "") {
       const where = source === undefined ? `type ${def.name}` : `type ${def.name}, source ${source}`;
       throw new MachinaError(

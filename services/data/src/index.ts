@@ -7,6 +7,7 @@ export {
   FIELD_TYPES,
   MERGE_POLICIES,
   RESERVED_COLUMNS,
+  isField,
 } from "./type-def";
 export type { TypeDef, FieldType, FieldMerge, MergePolicyName } from "./type-def";
 export {
@@ -41,5 +42,5 @@ export type { CqlClient } from "./cql-exec";
 export { toCql, toPlain, keyValues, entityKeyJson, parseEntityKeyJson } from "./field-codec";
 export type { CqlValue, ValueOrigin } from "./field-codec";
 export { dayOf, daysBack, windowStartOf, DAY_MS } from "./time-windows";
-export { dataService, parseReplication } from "./data-service";
+export { dataService, parseReplication, storeOf } from "./data-service";
 export type { DataConfig } from "./data-service";

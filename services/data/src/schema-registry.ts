@@ -239,7 +239,7 @@ function diffDefinition(def: TypeDef, prev: HistoryEntry | undefined): string[] 
     problems.push(`key changed from [${old.key.join(", ")}] to [${def.key.join(", ")}]`);
   }
   for (const [field, type] of Object.entries(old.fields)) {
-    const now = def.fields[field];
+    const now = Object.hasOwn(def.fields, field) ? def.fields[field] : undefined;
     if (now === undefined) problems.push(`field "${field}" was removed`);
     else if (now !== type) problems.push(`field "${field}" changed type from ${type} to ${now}`);
   }

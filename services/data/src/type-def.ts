@@ -45,6 +45,11 @@ export interface TypeDef {
   readonly origin: string;
 }
 
+/** True when `name` is a declared field of `def`; own keys only, so `constructor` or `toString` is not one. */
+export function isField(def: Pick<TypeDef, "fields">, name: string): boolean {
+  return Object.hasOwn(def.fields, name);
+}
+
 /** Columns the data layer adds to every table; fields may not reuse them. */
 export const RESERVED_COLUMNS = [
   "day",
@@ -112,7 +117,7 @@ export function compileTypeDef(raw: unknown, origin: string): TypeDef {
   (keyRaw as unknown[]).forEach((k, i) => {
     const path = `key[${i}]`;
     if (typeof k !== "string") return fail(path, `expected a field name, got ${describe(k)}`);
-    if (!(k in fields)) return fail(path, `"${k}" is not declared in fields`);
+    if (!Object.hasOwn(fields, k)) return fail(path, `"${k}" is not declared in fields`);
     if (key.includes(k)) return fail(path, `"${k}" is listed twice`);
     if (fields[k] === "json") return fail(path, `"${k}" is a json field; key fields must be scalar`);
     key.push(k);
@@ -147,13 +152,13 @@ function compileMerge(
   for (const [field, value] of Object.entries(spec)) {
     if (field === "default") continue;
     const path = `merge.${field}`;
-    if (!(field in fields)) fail(path, `"${field}" is not declared in fields`);
+    if (!Object.hasOwn(fields, field)) fail(path, `"${field}" is not declared in fields`);
     if (key.includes(field)) fail(path, `"${field}" is a key field; key fields are equal in every merged row`);
     merge[field] = parsePolicy(value, path, fail);
     checkApplies(merge[field], fields[field], field, path, fail);
   }
   for (const field of Object.keys(fields)) {
-    if (key.includes(field) || field in merge) continue;
+    if (key.includes(field) || Object.hasOwn(merge, field)) continue;
     checkApplies(defaultPolicy, fields[field], field, "merge.default", fail, `; give "${field}" its own policy under merge`);
     merge[field] = defaultPolicy;
   }

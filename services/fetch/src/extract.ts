@@ -1,3 +1,4 @@
+import { protoKeyPath } from "@machina/protos";
 import { MachinaError } from "@machina/wire";
 import type { ExtractSpec } from "./source-def";
 
@@ -23,7 +24,8 @@ export function readPath(body: unknown, path: readonly string[]): unknown {
 export function extractRecords(body: unknown, specs: readonly ExtractSpec[], source: string, query: string): EntityRecords {
   const out: EntityRecords = {};
   for (const spec of specs) {
-    const list = (out[spec.type] ??= []);
+    // compileSource refuses the type `__proto__`, so assignment below always makes an own key.
+    const list = Object.hasOwn(out, spec.type) ? out[spec.type] : (out[spec.type] = []);
     const v = readPath(body, spec.path);
     if (v === undefined || v === null) continue;
     const items = Array.isArray(v) ? v : [v];
@@ -36,6 +38,15 @@ export function extractRecords(body: unknown, specs: readonly ExtractSpec[], sou
           { retryable: false, details: { source, query, extract: spec.name, path: spec.path.join(".") } },
         );
       }
+      // The mesh refuses this key in every message, so say here which record brought it.
+      const bad = protoKeyPath(item);
+      if (bad !== null) {
+        throw new MachinaError(
+          "UPSTREAM",
+          `query ${source}.${query}: extract ${spec.name}: record ${i} has a "__proto__" key (at ${bad}), which the mesh cannot carry (it names the prototype of JavaScript objects); check the upstream API`,
+          { retryable: false, details: { source, query, extract: spec.name, record: i, key: bad } },
+        );
+      }
       list.push(item as Record<string, unknown>);
     });
   }
@@ -44,7 +55,7 @@ export function extractRecords(body: unknown, specs: readonly ExtractSpec[], sou
 
 /** Appends every record of `more` to `into`, type by type. */
 export function mergeRecords(into: EntityRecords, more: EntityRecords): EntityRecords {
-  for (const [type, records] of Object.entries(more)) (into[type] ??= []).push(...records);
+  for (const [type, records] of Object.entries(more)) (Object.hasOwn(into, type) ? into[type] : (into[type] = [])).push(...records);
   return into;
 }
 

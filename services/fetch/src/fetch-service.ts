@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { loadComponents } from "@machina/config";
 import type { JsonObject, Lead, QueryResponse, QuotaReply } from "@machina/protos";
-import { defineEndpoint, defineWorker, publishDurable } from "@machina/runtime";
+import { defineEndpoint, defineWorker, observeGauge, publishDurable } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import { MachinaError, makeMeta } from "@machina/wire";
 import { createFetcher } from "./fetcher";
@@ -32,6 +32,8 @@ export const fetchService: ServiceSpec<FetchConfig> = {
       compileSource({ name: c.name, ...c.doc }, c.origins.join(" + ")),
     );
     const limiter = await openLimiter(nc, { bucket: names.buckets.limiter, sources });
+    await dropSharedConsumer(ctx);
+    registerLimiterMetrics(ctx, limiter);
     const fetcher = createFetcher({ sources, limiter, env: ctx.configSource.env ?? process.env });
     ctx.log.info({ sources: fetcher.sources() }, "sources loaded");
 
@@ -76,27 +78,45 @@ export const fetchService: ServiceSpec<FetchConfig> = {
           },
         }),
       ],
-      workers: [
+      // One consumer per source on its own subjects, pulled only while its limiter can admit
+      // work: an over-quota, paused or failing source holds back nothing but its own tasks.
+      workers: fetcher.sources().map((source) =>
         defineWorker({
-          name: "fetch",
+          name: `fetch-${source}`,
           stream: "FETCH",
-          durable: names.consumers.fetch,
-          filter: names.streamSubjects.FETCH,
+          durable: names.consumers.fetch(source),
+          filter: names.task.fetchOf(source),
           message: "FetchTask",
           concurrency: ctx.config.fetch.concurrency,
+          gate: () => limiter.waitHint(source),
           async handle(task, { timing }) {
             if (!task.id) throw new MachinaError("BAD_REQUEST", "FetchTask has no id; invoke sets it from trigger, tick, lead and query");
             const resp = await run(task.source, task.query, task.lead, { requestId: task.id, taskId: task.id });
             await publishDurable(js, names.task.fetched(task.source), "QueryResponse", resp, { msgID: task.id, timing: timing(), sender: ctx.node.id });
           },
         }),
-      ],
+      ),
       async onStop() {
         await limiter.close();
       },
     };
   },
 };
+
+// Before per-source consumers, one consumer took every source's tasks; a work-queue stream
+// refuses overlapping consumers, so it has to go before the per-source ones are made.
+async function dropSharedConsumer(ctx: ServiceContext<FetchConfig>): Promise<void> {
+  const stream = ctx.names.streams.FETCH;
+  const legacy = await ctx.jsm.consumers.info(stream, "fetch").catch(() => null);
+  if (legacy === null) return;
+  await ctx.jsm.consumers.delete(stream, "fetch").catch(() => undefined);
+  ctx.log.info({ stream }, "removed the shared fetch consumer; every source now has its own");
+}
+
+function registerLimiterMetrics(ctx: ServiceContext<FetchConfig>, limiter: Limiter): void {
+  observeGauge(ctx.metrics, "machina_limiter_late_grants", "Grants confirmed too late to be used (slow KV); they stay counted, so the quota holds.", () => limiter.stats().lateGrants);
+  observeGauge(ctx.metrics, "machina_limiter_conflicts", "Limiter compare-and-set rounds lost to another replica.", () => limiter.stats().conflicts);
+}
 
 function toResponse(result: FetchResult, source: string, query: string, lead: Lead, ids: { requestId: string; taskId: string }, node: string): QueryResponse {
   const m = result.meta;
@@ -133,16 +153,16 @@ async function quotaOf(limiter: Limiter, fetcher: Fetcher, source: string): Prom
   }
   const r = await limiter.report(source);
   const now = Date.now();
-  const blocked = r.blockedUntil !== null && r.blockedUntil > now;
   return {
     source,
-    overQuota: blocked || r.windows.some((w) => w.used >= w.limit),
+    overQuota: r.blockedUntil !== null || r.windows.some((w) => w.used >= w.limit),
     windows: r.windows.map((w) => ({
       perMs: w.perMs,
       usage: w.used,
       quota: w.limit,
       percent: w.percent,
-      resetsAt: w.windowStart + w.perMs,
+      resetsAt: now + w.resetsInMs,
+      align: w.align,
     })),
   };
 }

@@ -53,6 +53,7 @@ export interface Fetcher {
   sources(): string[];
   /** Names of the queries of `source` (empty when unknown). */
   queries(source: string): string[];
+  /** True when `source` has a query called `query`. */
   hasQuery(source: string, query: string): boolean;
 }
 
@@ -98,10 +99,10 @@ export function createFetcher(opts: FetcherOptions): Fetcher {
         details: { source: req.source, known },
       });
     }
-    const q = rt.def.queries[req.query];
+    const q = rt.def.queries.get(req.query);
     if (q === undefined) {
-      const known = Object.keys(rt.def.queries);
-      throw new MachinaError("BAD_REQUEST", `source ${req.source} has no query "${req.query}"; its queries: ${known.join(", ")}`, {
+      const known = [...rt.def.queries.keys()];
+      throw new MachinaError("NOT_FOUND", `source ${req.source} has no query "${req.query}"; its queries: ${known.join(", ")}`, {
         retryable: false,
         details: { source: req.source, query: req.query, known },
       });
@@ -111,8 +112,8 @@ export function createFetcher(opts: FetcherOptions): Fetcher {
 
   return {
     sources: () => [...runtimes.keys()],
-    queries: (source) => Object.keys(runtimes.get(source)?.def.queries ?? {}),
-    hasQuery: (source, query) => runtimes.get(source)?.def.queries[query] !== undefined,
+    queries: (source) => [...(runtimes.get(source)?.def.queries.keys() ?? [])],
+    hasQuery: (source, query) => runtimes.get(source)?.def.queries.has(query) ?? false,
     async fetch(raw) {
       const start = Date.now();
       const t0 = performance.now();

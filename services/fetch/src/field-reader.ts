@@ -36,7 +36,12 @@ export class FieldReader {
   /** Requires a mapping with arbitrary keys (names chosen by the user), each matching `keyPattern`. */
   map(v: unknown, path: string, keyPattern: RegExp, keyRule: string): RawObject {
     if (v === null || typeof v !== "object" || Array.isArray(v)) this.fail(path, `expected a mapping, got ${describe(v)}`);
-    for (const k of Object.keys(v as RawObject)) if (!keyPattern.test(k)) this.fail(join(path, k), `name must be ${keyRule}`);
+    for (const k of Object.keys(v as RawObject)) {
+      // Names become keys of plain objects (data, headers, params) and JSON maps on the wire, where
+      // `__proto__` would replace the prototype instead of adding an entry.
+      if (k === "__proto__") this.fail(join(path, k), "this name is reserved (it is the prototype of JavaScript objects); choose another");
+      if (!keyPattern.test(k)) this.fail(join(path, k), `name must be ${keyRule}`);
+    }
     return v as RawObject;
   }
 

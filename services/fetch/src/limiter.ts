@@ -3,9 +3,11 @@ import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/nats-core";
 import { MachinaError } from "@machina/wire";
 import { formatDuration } from "@machina/config";
-import { KvCounters, type Counter } from "./kv-counters";
+import { KvCounters } from "./kv-counters";
 import { exhaustedUntil, retryAfterMs, type HeaderBag } from "./rate-headers";
-import type { LimiterSpec, RateWindow } from "./source-def";
+import { ServerClock, type LocalClock } from "./server-clock";
+import type { LimiterSpec } from "./source-def";
+import { openGate, type Span, type Taken, type WindowGate } from "./window-gate";
 
 /** What the limiter needs to know about a source (a SourceDef fits). */
 export interface LimitedSource {
@@ -15,16 +17,25 @@ export interface LimitedSource {
 
 /** Options of {@link openLimiter}. */
 export interface LimiterOptions {
-  /** KV bucket holding the counters; every replica of one network must use the same name. */
+  /** KV bucket holding the shared state; every replica of one network must use the same name. */
   readonly bucket: string;
   readonly sources: readonly LimitedSource[];
   /** Most concurrent local acquires of one source admitted by a single compare-and-set. Default 64. */
   readonly maxBatch?: number;
   /**
-   * A call admitted this close to the end of a window may reach the upstream in the next one,
-   * so it is counted in both. Capped at a tenth of each window. Default 100 ms.
+   * Time a granted call has to go out after its scheduled send time; a grant used later is
+   * void (it stays counted, the caller is served by a new one). Default 20 ms.
    */
-  readonly edgeGuardMs?: number;
+  readonly sendSlackMs?: number;
+  /**
+   * Allowance for calls of different replicas taking different times to reach the upstream
+   * (network jitter, a new TLS connection); widens every call's span. Default 20 ms.
+   */
+  readonly latencySpreadMs?: number;
+  /** How far ahead a call may be scheduled instead of being refused. Default 1 000 ms. */
+  readonly maxWaitMs?: number;
+  /** This replica's clock; tests inject a skewed one. Default monotonic, epoch-anchored. */
+  readonly clock?: LocalClock;
 }
 
 /** One admitted call: usage and quota of its tightest window after admission (null when unlimited). */
@@ -35,7 +46,7 @@ export interface Acquired {
   readonly percent: number | null;
   /** The tightest window's length, e.g. `1s`; null when unlimited. */
   readonly window: string | null;
-  /** Epoch ms at which the tightest window started: the window this call is counted in. */
+  /** Server time (epoch ms) from which the tightest window counts this call. */
   readonly windowStart: number | null;
 }
 
@@ -44,10 +55,13 @@ export interface WindowUsage {
   readonly window: string;
   readonly perMs: number;
   readonly limit: number;
+  readonly align: "rolling" | "clock";
+  /** Calls counted now: in the last `perMs` (rolling) or in the current aligned window (clock). */
   readonly used: number;
   readonly percent: number;
-  /** Epoch ms at which this window started. */
+  /** Epoch ms at which the counted interval started. */
   readonly windowStart: number;
+  /** Until a call's worth of room opens (rolling) or the window resets (clock), ms. */
   readonly resetsInMs: number;
 }
 
@@ -64,27 +78,33 @@ export interface QuotaReport {
   readonly blockedUntil: number | null;
 }
 
-/** The shared rate limiter: every replica's admissions are counted in one KV bucket. */
+/** Counters of the limiter's own behaviour, for /metrics. */
+export interface LimiterStats {
+  /** Grants confirmed too late to be used (slow KV); they stay counted. */
+  readonly lateGrants: number;
+  /** Compare-and-set rounds lost to another replica. */
+  readonly conflicts: number;
+}
+
+/** The shared rate limiter: every replica's admissions are ordered in one KV bucket. */
 export interface Limiter {
-  /** Admits one upstream call or throws OVER_QUOTA with `details.retryAfterMs`. */
+  /**
+   * Admits one upstream call, resolving when it may be sent (at most `maxWaitMs` from now);
+   * send it at once. Throws OVER_QUOTA with `details.retryAfterMs` when it cannot be admitted
+   * that soon.
+   */
   acquire(source: string): Promise<Acquired>;
-  /** Current usage of every window of `source`, read fresh from KV. */
+  /** Usage of every window of `source`, read fresh from KV. */
   report(source: string): Promise<QuotaReport>;
   /** Corrects the shared view from an upstream answer: a 429 or `X-RateLimit-Remaining: 0` pauses the source. */
   observeUpstream(source: string, status: number, headers: HeaderBag): Promise<void>;
+  /** Local estimate of ms until `source` can admit a call (0 = now or unknown); for pull gating. */
+  waitHint(source: string): number;
   /** Names of the sources this limiter knows. */
   sources(): string[];
+  stats(): LimiterStats;
   /** Stops watching the bucket; later acquires fail with UNAVAILABLE. */
   close(): Promise<void>;
-}
-
-interface Slot {
-  readonly w: RateWindow;
-  readonly key: string;
-  readonly start: number;
-  readonly end: number;
-  /** The next window, also charged because the call may land in it (see edgeGuardMs). */
-  readonly edge: boolean;
 }
 
 interface Waiter {
@@ -94,23 +114,22 @@ interface Waiter {
 
 interface SourceState {
   readonly name: string;
-  /** Sorted shortest first; null when unlimited. */
-  readonly windows: readonly RateWindow[] | null;
+  /** Sorted shortest first; empty when unlimited. */
+  readonly gates: readonly WindowGate[];
+  readonly unlimited: boolean;
   readonly queue: Waiter[];
   busy: boolean;
+  /** Server time until which the upstream paused the source. */
   blockedUntil: number;
 }
 
-type Reservation = { granted: number; after: Counter[]; slots: Slot[]; refusal: MachinaError | null };
-
 const BLOCKED = "blocked";
-// Extra bucket TTL beyond the longest window, so clock skew between replicas never expires a live counter.
+// Extra bucket TTL beyond the longest window, so a live entry never expires under skew or slow writes.
 const TTL_SLACK_MS = 60_000;
 const MAX_ROUNDS = 20;
-const MAX_CAS_TRIES = 20;
 const UNLIMITED: Acquired = Object.freeze({ usage: null, quota: null, percent: null, window: null, windowStart: null });
 
-/** Opens (creating if needed) the limiter bucket and starts following upstream pauses set by other replicas. */
+/** Opens (creating if needed) the limiter bucket, syncs with the server clock and follows pauses. */
 export async function openLimiter(nc: NatsConnection, opts: LimiterOptions): Promise<Limiter> {
   const maxPer = Math.max(0, ...opts.sources.flatMap((s) => (s.limiter.kind === "windows" ? s.limiter.windows.map((w) => w.perMs) : [])));
   const ttl = maxPer + TTL_SLACK_MS;
@@ -118,12 +137,14 @@ export async function openLimiter(nc: NatsConnection, opts: LimiterOptions): Pro
   try {
     kv = await new Kvm(nc).create(opts.bucket, { history: 1, ttl });
     const status = await kv.status();
-    // An older deployment may have created the bucket for shorter windows; counters must outlive their window.
+    // An older deployment may have created the bucket for shorter windows; state must outlive its window.
     if (status.ttl > 0 && status.ttl < ttl) await extendTtl(nc, opts.bucket, ttl);
   } catch (err) {
-    throw new MachinaError("UNAVAILABLE", `cannot open limiter KV bucket "${opts.bucket}": ${(err as Error).message}; the NATS server must run with JetStream enabled (-js) and the bucket name must be letters, digits, '-' or '_'`, { cause: err });
+    throw new MachinaError("UNAVAILABLE", `cannot open limiter KV bucket "${opts.bucket}": ${(err as Error).message}; the NATS server must run with JetStream enabled (-js) and the bucket name must be letters, digits, '-' or '_'`, { cause: err, details: { dependency: "nats-kv" } });
   }
-  const limiter = new KvLimiter(kv, opts);
+  const clock = new ServerClock(kv, { now: opts.clock });
+  const limiter = new KvLimiter(kv, clock, opts);
+  await clock.probe().catch(() => undefined);
   await limiter.watchBlocks();
   return limiter;
 }
@@ -134,21 +155,32 @@ async function extendTtl(nc: NatsConnection, bucket: string, ttlMs: number): Pro
   await jsm.streams.update(info.config.name, { ...info.config, max_age: ttlMs * 1_000_000 });
 }
 
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
+
 class KvLimiter implements Limiter {
-  private readonly counters: KvCounters;
   private readonly states = new Map<string, SourceState>();
   private readonly maxBatch: number;
-  private readonly edgeGuardMs: number;
+  private readonly sendSlack: number;
+  private readonly spread: number;
+  private readonly maxWait: number;
   private watcher: QueuedIterator<unknown> | null = null;
   private closed = false;
+  // Expected compare-and-set round trip (mean + 4 deviations), so a grant is scheduled for when it can be confirmed.
+  private rttMean = 2;
+  private rttDev = 1;
+  private late = 0;
+  private conflicts = 0;
 
-  constructor(private readonly kv: KV, opts: LimiterOptions) {
-    this.counters = new KvCounters(kv);
+  constructor(private readonly kv: KV, private readonly clock: ServerClock, opts: LimiterOptions) {
     this.maxBatch = Math.max(1, opts.maxBatch ?? 64);
-    this.edgeGuardMs = Math.max(0, opts.edgeGuardMs ?? 100);
+    this.sendSlack = Math.max(1, opts.sendSlackMs ?? 20);
+    this.spread = Math.max(0, opts.latencySpreadMs ?? 20);
+    this.maxWait = Math.max(0, opts.maxWaitMs ?? 1_000);
+    const counters = new KvCounters(kv);
     for (const s of opts.sources) {
-      const windows = s.limiter.kind === "unlimited" ? null : [...s.limiter.windows].sort((a, b) => a.perMs - b.perMs);
-      this.states.set(s.name, { name: s.name, windows, queue: [], busy: false, blockedUntil: 0 });
+      const windows = s.limiter.kind === "unlimited" ? [] : [...s.limiter.windows].sort((a, b) => a.perMs - b.perMs);
+      const gates = windows.map((w) => openGate(kv, counters, s.name, w));
+      this.states.set(s.name, { name: s.name, gates, unlimited: s.limiter.kind === "unlimited", queue: [], busy: false, blockedUntil: 0 });
     }
   }
 
@@ -156,12 +188,14 @@ class KvLimiter implements Limiter {
     return [...this.states.keys()];
   }
 
+  stats(): LimiterStats {
+    return { lateGrants: this.late, conflicts: this.conflicts };
+  }
+
   async acquire(source: string): Promise<Acquired> {
     const s = this.state(source);
     if (this.closed) throw new MachinaError("UNAVAILABLE", `limiter is closed; source ${source} cannot be admitted (the fetch service is shutting down)`);
-    const now = Date.now();
-    if (s.blockedUntil > now) throw blockedError(s, now);
-    if (s.windows === null) return UNLIMITED;
+    if (s.unlimited) return UNLIMITED;
     return new Promise<Acquired>((resolve, reject) => {
       s.queue.push({ resolve, reject });
       void this.pump(s);
@@ -169,7 +203,7 @@ class KvLimiter implements Limiter {
   }
 
   // Local callers of one source are served one batch at a time: a batch of n waiters costs one
-  // CAS per window instead of n racing CASes that would mostly conflict with each other.
+  // compare-and-set per window instead of n racing ones that would mostly conflict.
   private async pump(s: SourceState): Promise<void> {
     if (s.busy) return;
     s.busy = true;
@@ -177,13 +211,13 @@ class KvLimiter implements Limiter {
       while (s.queue.length > 0) {
         const batch = s.queue.splice(0, this.maxBatch);
         try {
-          const now = Date.now();
-          if (s.blockedUntil > now) throw blockedError(s, now);
-          const r = await this.reserve(s, batch.length, now);
-          batch.forEach((w, i) => (i < r.granted ? w.resolve(acquiredAt(r, i)) : w.reject(r.refusal ?? overQuota(s, r.slots, r.after))));
+          const { granted, acquired, refusal } = await this.admit(s, batch.length);
+          batch.slice(0, granted).forEach((w, i) => w.resolve(acquired[i]));
+          s.queue.unshift(...batch.slice(granted));
+          if (refusal !== null) for (const w of s.queue.splice(0)) w.reject(refusal);
         } catch (err) {
           const e = err instanceof MachinaError ? err : unavailable(this.kv, s.name, err);
-          for (const w of batch) w.reject(e);
+          for (const w of [...batch, ...s.queue.splice(0)]) w.reject(e);
         }
       }
     } finally {
@@ -191,84 +225,174 @@ class KvLimiter implements Limiter {
     }
   }
 
-  private async reserve(s: SourceState, n: number, now: number): Promise<Reservation> {
-    this.counters.prune(now);
-    const slots = slotsAt(s, now, this.edgeGuardMs);
+  // Grants up to n calls: schedules them for when the KV write can be confirmed, on the server's
+  // clock, and waits until then. Resolves with what was granted, or a refusal for all waiters.
+  private async admit(s: SourceState, n: number): Promise<{ granted: number; acquired: Acquired[]; refusal: MachinaError | null }> {
+    if (!this.clock.ready()) await this.clock.probe();
+    const first = this.clock.local();
+    let notBefore = 0;
+    let fresh = false;
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      const view = await Promise.all(slots.map((x) => this.counters.cached(x.key) ?? this.counters.load(x.key, x.end)));
-      // A cached "full" may be stale after another replica rolled back; confirm before refusing.
-      if (slots.some((x, i) => view[i].used >= x.w.limit)) {
-        await Promise.all(slots.map(async (x, i) => (view[i] = await this.counters.load(x.key, x.end))));
+      const t0 = this.clock.local();
+      // A fast KV confirms well inside the send slack: send at once. A slow one gets the call
+      // scheduled for when its confirmation is expected instead of every grant going void.
+      const rtt = this.expectedRtt();
+      const send = Math.max(t0 + (rtt < this.sendSlack / 2 ? 0 : rtt), notBefore);
+      const off = this.clock.bounds(send);
+      const span: Span = { lb: send + off.low, ub: send + off.high + this.sendSlack + this.spread };
+      const nowLow = t0 + off.low;
+      if (s.blockedUntil > span.lb) {
+        const at = send + (s.blockedUntil - span.lb);
+        if (at - first > this.maxWait) return { granted: 0, acquired: [], refusal: blockedError(s, s.blockedUntil - nowLow) };
+        notBefore = at;
+        continue;
       }
-      const room = Math.min(...slots.map((x, i) => x.w.limit - view[i].used));
-      if (room <= 0) return { granted: 0, after: view, slots, refusal: overQuota(s, slots, view) };
-      const g = Math.min(n, room);
-      const after = await Promise.all(slots.map((x, i) => this.take(x, view[i], g)));
-      if (after.every((c) => c !== null)) return { granted: g, after: after as Counter[], slots, refusal: null };
-      // Some window filled up under us: give back what this round took so no window stays spent
-      // for calls that were not admitted, then look again.
-      await Promise.all(slots.map((x, i) => (after[i] === null ? null : this.counters.adjust(x.key, (used) => Math.max(0, used - g), x.end))));
+      const rooms = await Promise.all(s.gates.map((g) => g.room(span, n, fresh)));
+      const g = Math.min(n, ...rooms);
+      if (g <= 0) {
+        // A cached view may be stale after another replica gave calls back: confirm before waiting.
+        if (!fresh) {
+          fresh = true;
+          continue;
+        }
+        const earliest = Math.max(...s.gates.map((gate, i) => (rooms[i] > 0 ? -Infinity : gate.earliest(span))));
+        const at = send + Math.max(1, earliest - span.lb);
+        if (!Number.isFinite(earliest) || at - first > this.maxWait) {
+          return { granted: 0, acquired: [], refusal: overQuota(s, s.gates[rooms.findIndex((r) => r <= 0)], Math.max(1, earliest - nowLow)) };
+        }
+        notBefore = at;
+        fresh = false;
+        continue;
+      }
+      const taken = await this.takeAll(s, span, g, nowLow);
+      if (taken === null) {
+        this.conflicts++;
+        fresh = true;
+        continue;
+      }
+      const acquired = await this.describe(s, span, g);
+      const t1 = this.clock.local();
+      this.observeRtt(t1 - t0);
+      if (send > t1) await sleep(send - t1);
+      if (this.clock.local() > send + this.sendSlack) {
+        // Confirmed too late to go out inside its span: it stays counted (safe) and is not used.
+        this.late++;
+        notBefore = 0;
+        continue;
+      }
+      return { granted: g, acquired, refusal: null };
     }
-    throw new MachinaError("UNAVAILABLE", `limiter for source ${s.name} lost ${MAX_ROUNDS} compare-and-set rounds in a row; too many replicas contend for one key, lower the replica count or raise maxBatch`);
+    throw new MachinaError("UNAVAILABLE", `limiter for source ${s.name} lost ${MAX_ROUNDS} rounds in a row (compare-and-set conflicts or a KV slower than its round-trip estimate); lower the replica count or raise maxBatch`, { details: { source: s.name, dependency: "nats-kv" } });
   }
 
-  // Adds g to one window by CAS, re-reading on conflicts while the window still has room for g.
-  private async take(x: Slot, seen: Counter, g: number): Promise<Counter | null> {
-    let cur = seen;
-    for (let i = 0; i < MAX_CAS_TRIES; i++) {
-      if (x.w.limit - cur.used < g) return null;
-      const done = await this.counters.trySet(x.key, cur, cur.used + g, x.end);
-      if (done !== null) return done;
-      cur = await this.counters.load(x.key, x.end);
+  private async takeAll(s: SourceState, span: Span, g: number, now: number): Promise<Taken[] | null> {
+    const taken: Taken[] = [];
+    for (const gate of s.gates) {
+      const t = await gate.take(span, g, now);
+      if (t === null) {
+        // Another replica wrote first: give back what this round took so no window stays spent.
+        await Promise.all(taken.map((x) => x.undo()));
+        return null;
+      }
+      taken.push(t);
     }
-    return null;
+    return taken;
+  }
+
+  // Each waiter of a granted batch sees the count including itself, as if admitted alone.
+  private async describe(s: SourceState, span: Span, g: number): Promise<Acquired[]> {
+    const tight = s.gates[0];
+    const used = Math.max(g, tight.w.limit - (await tight.room(span, tight.w.limit, false)));
+    return Array.from({ length: g }, (_, i) => {
+      const usage = used - g + i + 1;
+      return { usage, quota: tight.w.limit, percent: usage / tight.w.limit, window: formatDuration(tight.w.perMs), windowStart: Math.round(span.lb - tight.w.perMs) };
+    });
+  }
+
+  private expectedRtt(): number {
+    return Math.ceil(this.rttMean + 4 * this.rttDev) + 1;
+  }
+
+  private observeRtt(ms: number): void {
+    const err = ms - this.rttMean;
+    this.rttMean += err / 8;
+    this.rttDev += (Math.abs(err) - this.rttDev) / 4;
+  }
+
+  waitHint(source: string): number {
+    const s = this.state(source);
+    if (s.unlimited || !this.clock.ready()) return 0;
+    const now = this.clock.local() + this.clock.bounds().low;
+    return Math.max(0, s.blockedUntil - now, ...s.gates.map((g) => g.waitHint(now)));
   }
 
   async report(source: string): Promise<QuotaReport> {
     const s = this.state(source);
-    const now = Date.now();
-    const blockedUntil = s.blockedUntil > now ? s.blockedUntil : null;
-    if (s.windows === null) return { source, unlimited: true, usage: null, quota: null, percent: null, windows: [], blockedUntil };
-    const slots = slotsAt(s, now, 0);
-    const view = await Promise.all(slots.map((x) => this.counters.load(x.key, x.end)));
-    const windows = slots.map((x, i): WindowUsage => ({
-      window: formatDuration(x.w.perMs),
-      perMs: x.w.perMs,
-      limit: x.w.limit,
-      used: view[i].used,
-      percent: view[i].used / x.w.limit,
-      windowStart: x.start,
-      resetsInMs: x.end - now,
-    }));
+    if (!this.clock.ready()) await this.clock.probe();
+    const off = this.clock.bounds();
+    const now = this.clock.local() + (off.low + off.high) / 2;
+    const blockedUntil = s.blockedUntil > now ? Math.round(s.blockedUntil) : null;
+    if (s.unlimited) return { source, unlimited: true, usage: null, quota: null, percent: null, windows: [], blockedUntil };
+    const windows = await Promise.all(
+      s.gates.map(async (g): Promise<WindowUsage> => {
+        const u = await g.usage(now);
+        return {
+          window: formatDuration(g.w.perMs),
+          perMs: g.w.perMs,
+          limit: g.w.limit,
+          align: g.w.align,
+          used: u.used,
+          percent: u.used / g.w.limit,
+          windowStart: Math.round(u.windowStart),
+          resetsInMs: Math.max(0, Math.round(u.resetsAt - now)),
+        };
+      }),
+    );
     const tight = windows.reduce((a, b) => (b.percent > a.percent ? b : a));
     return { source, unlimited: false, usage: tight.used, quota: tight.limit, percent: tight.percent, windows, blockedUntil };
   }
 
   async observeUpstream(source: string, status: number, headers: HeaderBag): Promise<void> {
     const s = this.state(source);
-    const now = Date.now();
-    const slots = s.windows === null ? [] : slotsAt(s, now, 0);
+    if (!this.clock.ready()) return;
+    const off = this.clock.bounds();
+    const local = this.clock.local();
+    // Pauses are kept on the server clock, taken late so no replica resumes early.
+    const now = local + off.high;
     let until: number | null;
     if (status === 429) {
       // Without Retry-After, assume the upstream counts like our shortest window.
-      until = now + (retryAfterMs(headers, now) ?? (slots.length > 0 ? slots[0].end - now : 1_000));
+      until = now + (retryAfterMs(headers, Date.now()) ?? (s.gates.length > 0 ? s.gates[0].w.perMs : 1_000));
     } else {
-      until = exhaustedUntil(headers, now);
+      const at = exhaustedUntil(headers, Date.now());
+      until = at === null ? null : now + (at - Date.now());
     }
     if (until === null || until <= now) return;
     s.blockedUntil = Math.max(s.blockedUntil, until);
-    if (slots.length === 0) return; // unlimited sources keep no shared state
+    if (s.unlimited) return; // unlimited sources keep no shared state
     try {
-      // Mark full the shortest window and every window that ends before the pause does, so
-      // replicas stop at once; a longer pause is carried by the blocked key they watch.
-      await Promise.all(
-        slots
-          .filter((x, i) => i === 0 || x.end <= until)
-          .map((x) => this.counters.adjust(x.key, (used) => (used >= x.w.limit ? null : x.w.limit), x.end)),
-      );
-      if (until > slots[0].end) await this.counters.adjust(`${s.name}.${BLOCKED}`, (old) => (old >= until ? null : until), until);
+      // Marking the windows stops every replica at its next compare-and-set; the blocked key
+      // also reaches replicas that only watch (pull gating) and carries pauses past the windows.
+      await Promise.all(s.gates.map((g) => g.block(now, until)));
+      await this.writeBlocked(s.name, until);
     } catch (err) {
       throw unavailable(this.kv, s.name, err);
+    }
+  }
+
+  private async writeBlocked(source: string, until: number): Promise<void> {
+    const key = `${source}.${BLOCKED}`;
+    for (let i = 0; i < 20; i++) {
+      const e = await this.kv.get(key);
+      const old = e !== null && e.operation === "PUT" ? Number(e.string()) : 0;
+      if (old >= until) return;
+      try {
+        if (e === null) await this.kv.create(key, String(Math.ceil(until)));
+        else await this.kv.update(key, String(Math.ceil(until)), e.revision);
+        return;
+      } catch {
+        // lost a race with another replica's pause; read again
+      }
     }
   }
 
@@ -293,6 +417,7 @@ class KvLimiter implements Limiter {
     this.closed = true;
     this.watcher?.stop();
     this.watcher = null;
+    await this.clock.close();
   }
 
   private state(source: string): SourceState {
@@ -307,54 +432,21 @@ class KvLimiter implements Limiter {
   }
 }
 
-// The counters a call admitted at `now` is charged to: the current window of each rate window,
-// plus the next one when `now` is within the edge guard of the window's end.
-function slotsAt(s: SourceState, now: number, edgeGuardMs: number): Slot[] {
-  const slots: Slot[] = [];
-  for (const w of s.windows ?? []) {
-    const start = Math.floor(now / w.perMs) * w.perMs;
-    const end = start + w.perMs;
-    slots.push({ w, start, end, key: `${s.name}.w${w.perMs}.${start}`, edge: false });
-    if (end - now <= Math.min(edgeGuardMs, w.perMs / 10)) {
-      slots.push({ w, start: end, end: end + w.perMs, key: `${s.name}.w${w.perMs}.${end}`, edge: true });
-    }
-  }
-  return slots;
-}
-
-// The i-th waiter of a granted batch sees the count including itself, as if admitted alone.
-function acquiredAt(r: Reservation, i: number): Acquired {
-  let best: Acquired = UNLIMITED;
-  r.slots.forEach((x, j) => {
-    if (x.edge) return;
-    const usage = r.after[j].used - r.granted + i + 1;
-    const percent = usage / x.w.limit;
-    if (best.percent === null || percent > best.percent) best = { usage, quota: x.w.limit, percent, window: formatDuration(x.w.perMs), windowStart: x.start };
-  });
-  return best;
-}
-
-function overQuota(s: SourceState, slots: readonly Slot[], view: readonly Counter[]): MachinaError {
-  const now = Date.now();
-  // Of the full windows, the one that reopens last decides when a retry can succeed.
-  let at = -1;
-  slots.forEach((x, i) => {
-    if (view[i].used >= x.w.limit && (at < 0 || x.end > slots[at].end)) at = i;
-  });
-  if (at < 0) at = 0;
-  const x = slots[at];
-  const retry = Math.max(1, x.end - now);
-  return new MachinaError("OVER_QUOTA", `source ${s.name} is over quota: ${view[at].used}/${x.w.limit} calls used in the ${x.edge ? "next" : "current"} ${formatDuration(x.w.perMs)} window; retry in ${retry} ms`, {
+function overQuota(s: SourceState, gate: WindowGate | undefined, retry: number): MachinaError {
+  const w = gate?.w;
+  const what = w === undefined ? "" : ` (${w.limit} calls per ${formatDuration(w.perMs)}${w.align === "clock" ? ", clock-aligned" : ""})`;
+  const ms = Math.ceil(retry);
+  return new MachinaError("OVER_QUOTA", `source ${s.name} is over quota${what}; retry in ${ms} ms`, {
     retryable: true,
-    details: { source: s.name, window: formatDuration(x.w.perMs), limit: x.w.limit, used: view[at].used, retryAfterMs: retry },
+    details: { source: s.name, window: w === undefined ? null : formatDuration(w.perMs), limit: w?.limit ?? null, retryAfterMs: ms },
   });
 }
 
-function blockedError(s: SourceState, now: number): MachinaError {
-  const retry = s.blockedUntil - now;
-  return new MachinaError("OVER_QUOTA", `source ${s.name} is paused until ${new Date(s.blockedUntil).toISOString()} because the upstream reported its quota exhausted; retry in ${retry} ms`, {
+function blockedError(s: SourceState, retry: number): MachinaError {
+  const ms = Math.max(1, Math.ceil(retry));
+  return new MachinaError("OVER_QUOTA", `source ${s.name} is paused because the upstream reported its quota exhausted; retry in ${ms} ms`, {
     retryable: true,
-    details: { source: s.name, retryAfterMs: retry, blockedUntil: s.blockedUntil },
+    details: { source: s.name, retryAfterMs: ms, blockedUntil: Math.round(s.blockedUntil) },
   });
 }
 
@@ -363,6 +455,6 @@ function unavailable(kv: KV, source: string, err: unknown): MachinaError {
   return new MachinaError("UNAVAILABLE", `limiter for source ${source} cannot reach KV bucket "${bucket}": ${(err as Error)?.message ?? String(err)}; check the NATS connection and JetStream`, {
     retryable: true,
     cause: err,
-    details: { source, bucket },
+    details: { source, bucket, dependency: "nats-kv" },
   });
 }

@@ -1,10 +1,15 @@
 import { FieldReader, join, type RawObject } from "./field-reader";
 import { compileTemplate, type Template } from "./template";
 
-/** One rate window: at most `limit` calls per `perMs`, windows aligned to the epoch. */
+/**
+ * One rate window: at most `limit` calls per `perMs`. `rolling` (the default) holds in every
+ * interval of that length; `clock` counts per epoch-aligned window, for APIs that document a
+ * fixed reset grid (e.g. a daily quota reset at 00:00 UTC).
+ */
 export interface RateWindow {
   readonly limit: number;
   readonly perMs: number;
+  readonly align: "rolling" | "clock";
 }
 
 /** How a source's calls are rationed: not at all, or by one or more rate windows at once. */
@@ -91,7 +96,8 @@ export interface SourceDef {
   readonly limiter: LimiterSpec;
   readonly data: Readonly<Record<string, DataSpec>>;
   readonly manager: ManagerSpec;
-  readonly queries: Readonly<Record<string, QueryDef>>;
+  /** Queries by name, in declared order; a Map because requests name them. */
+  readonly queries: ReadonlyMap<string, QueryDef>;
 }
 
 // Source, query and type names become subject tokens and KV key parts.
@@ -113,8 +119,8 @@ export function compileSource(raw: unknown, origin: string): SourceDef {
   const manager = readManager(r, o.manager);
   const queriesRaw = r.map(o.queries, "queries", NAME, NAME_RULE);
   if (Object.keys(queriesRaw).length === 0) r.fail("queries", "declare at least one query");
-  const queries: Record<string, QueryDef> = {};
-  for (const [q, v] of Object.entries(queriesRaw)) queries[q] = readQuery(r, q, v);
+  const queries = new Map<string, QueryDef>();
+  for (const [q, v] of Object.entries(queriesRaw)) queries.set(q, readQuery(r, q, v));
 
   const def: SourceDef = { name, origin, limiter, data, manager, queries };
   checkDataRefs(r, def);
@@ -129,8 +135,9 @@ function readLimiter(r: FieldReader, v: unknown): LimiterSpec {
   if (list.length === 0) r.fail("limiter.windows", "declare at least one window, or write `limiter: unlimited`");
   const windows = list.map((w, i): RateWindow => {
     const p = `limiter.windows[${i}]`;
-    const wo = r.object(w, p, ["limit", "per"], ["limit", "per"]);
-    return { limit: r.int(wo.limit, `${p}.limit`, 1), perMs: r.duration(wo.per, `${p}.per`) };
+    const wo = r.object(w, p, ["limit", "per", "align"], ["limit", "per"]);
+    const align = wo.align === undefined ? "rolling" : r.oneOf(wo.align, `${p}.align`, ["rolling", "clock"] as const);
+    return { limit: r.int(wo.limit, `${p}.limit`, 1), perMs: r.duration(wo.per, `${p}.per`), align };
   });
   const seen = new Set<number>();
   windows.forEach((w, i) => {
@@ -243,7 +250,7 @@ function readQuery(r: FieldReader, name: string, v: unknown): QueryDef {
   const body = o.body === undefined ? null : readBody(r, o.body, `${p}.body`);
   if (body !== null && (method === "GET" || method === "DELETE")) r.fail(`${p}.body`, `a ${method} request cannot carry a body; use POST or PUT, or move the values to params`);
   const paginate = o.paginate === undefined ? null : readPaginate(r, o.paginate, `${p}.paginate`);
-  if (paginate !== null && params[paginate.param] !== undefined) r.fail(`${p}.params.${paginate.param}`, "is set by paginate; remove it from params");
+  if (paginate !== null && Object.hasOwn(params, paginate.param)) r.fail(`${p}.params.${paginate.param}`, "is set by paginate; remove it from params");
   return {
     name,
     method,
@@ -284,7 +291,10 @@ function readExtract(r: FieldReader, v: unknown, path: string): ExtractSpec[] {
   return entries.map(([name, x]) => {
     const p = join(path, name);
     const o = r.object(x, p, ["type", "path"], ["type", "path"]);
-    return { name, type: r.string(o.type, `${p}.type`, NAME, NAME_RULE), path: splitPath(r.string(o.path, `${p}.path`)) };
+    const type = r.string(o.type, `${p}.type`, NAME, NAME_RULE);
+    // Records travel as a JSON map keyed by type, where this key cannot be an entry.
+    if (type === "__proto__") r.fail(`${p}.type`, "this name is reserved (it is the prototype of JavaScript objects); choose another");
+    return { name, type, path: splitPath(r.string(o.path, `${p}.path`)) };
   });
 }
 
@@ -297,7 +307,7 @@ export function splitPath(text: string): string[] {
 function checkDataRefs(r: FieldReader, def: SourceDef): void {
   const check = (t: Template, path: string) => {
     for (const ref of t.refs) {
-      if (ref.scope === "data" && def.data[ref.path[0]] === undefined) {
+      if (ref.scope === "data" && !Object.hasOwn(def.data, ref.path[0])) {
         const known = Object.keys(def.data);
         r.fail(path, `{{data.${ref.path[0]}}} is not declared under data (${known.length === 0 ? "no data declared" : `declared: ${known.join(", ")}`})`);
       }
@@ -311,7 +321,7 @@ function checkDataRefs(r: FieldReader, def: SourceDef): void {
     check(auth.password, "manager.auth.password");
   }
   for (const [k, t] of Object.entries(def.manager.headers)) check(t, `manager.headers.${k}`);
-  for (const q of Object.values(def.queries)) {
+  for (const q of def.queries.values()) {
     const p = `queries.${q.name}`;
     check(q.path, `${p}.path`);
     for (const [k, t] of Object.entries(q.params)) check(t, `${p}.params.${k}`);

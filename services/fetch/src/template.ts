@@ -90,13 +90,14 @@ export function renderValue(t: Template, ctx: RenderContext, field: string): unk
 function lookup(ref: TemplateRef, t: Template, ctx: RenderContext, field: string): unknown {
   const name = ref.path.join(".");
   if (ref.scope === "data") {
-    const v = ctx.data[name];
+    const v = Object.hasOwn(ctx.data, name) ? ctx.data[name] : undefined;
     // compileSource checks every {{data.x}} against the declared data, so this is a real bug.
     if (v === undefined) throw new MachinaError("INTERNAL", `query ${ctx.source}.${ctx.query}: data value "${name}" was not resolved`, { retryable: false });
     return v;
   }
   let v: unknown = ctx.lead.args;
-  for (const k of ref.path) v = v !== null && typeof v === "object" ? (v as Record<string, unknown>)[k] : undefined;
+  // Own properties only: a lead without `constructor` lacks that field, it has no Object function.
+  for (const k of ref.path) v = v !== null && typeof v === "object" && Object.hasOwn(v, k) ? (v as Record<string, unknown>)[k] : undefined;
   if (v === undefined || v === null || v === "") {
     throw new MachinaError(
       "BAD_REQUEST",

@@ -1,5 +1,5 @@
 import { loadComponents } from "@machina/config";
-import { defineEndpoint, defineWorker, publishDurable } from "@machina/runtime";
+import { addCounter, defineEndpoint, defineWorker, publishDurable } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import { MachinaError } from "@machina/wire";
 import { publishTasks } from "./fetch-link";
@@ -32,10 +32,12 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
     const querySets = compileQuerySets(loadComponents("invoke/query_sets", ctx.configSource), ledgers);
     const triggers = compileTriggers(loadComponents("invoke/triggers", ctx.configSource), querySets);
 
+    const superseded = addCounter(ctx.metrics, "machina_fetch_tasks_superseded_total", "FetchTasks that replaced an older queued task for the same (source, query, lead); the older one is never fetched.", ["source"]);
     const fire = async (t: TriggerDef, tick: number) => {
       const tasks = t.querySets.flatMap((qs) => buildTasks(querySetOf(querySets, qs), ledgers, { trigger: t.name, time: tick }));
       const res = await publishTasks(js, names, tasks, ctx.config.invoke.maxInFlight, ctx.node.id);
-      log.info({ trigger: t.name, tick, published: res.published, duplicates: res.duplicates }, "tick fired");
+      for (const [source, n] of res.supersededBySource) superseded.inc({ source }, n);
+      log.info({ trigger: t.name, tick, published: res.published, duplicates: res.duplicates, superseded: res.superseded }, "tick fired");
       return res;
     };
 
@@ -54,7 +56,7 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
             const t = triggerOf(triggers, req.trigger);
             const tick = currentTick(t, Date.now(), Date.now());
             const res = await fire(t, tick);
-            return { trigger: t.name, tick, tasks: res.published, duplicates: res.duplicates };
+            return { trigger: t.name, tick, tasks: res.published, duplicates: res.duplicates, superseded: res.superseded };
           },
         }),
         defineEndpoint({

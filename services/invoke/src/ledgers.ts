@@ -28,7 +28,7 @@ export function compileLedgers(docs: ComponentDoc[]): LedgerTable {
         throw configError(origin, `leads[${i}]`, "expected a mapping of lead fields");
       }
       const args = raw as JsonObject;
-      const id = args[idField];
+      const id = Object.hasOwn(args, idField) ? args[idField] : undefined;
       if (id === undefined || id === null || id === "") {
         throw configError(origin, `leads[${i}].${idField}`, `missing; every lead needs its id field "${idField}" (set lead_id to change it)`);
       }

@@ -1,0 +1,316 @@
+// Dead-letter operations over NATS (vertex.dlq.list/show/replay/purge) against the real nats-server
+// and Cassandra: a batch of an undeclared type is dead-lettered by the data service, listed,
+// shown, replayed once the type is declared, and stored; purge, bad filters and unknown seqs.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { randomBytes } from "node:crypto";
+import cassandra from "cassandra-driver";
+import { connect } from "@nats-io/transport-node";
+import { headers as makeHeaders } from "@nats-io/nats-core";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { JetStreamClient } from "@nats-io/jetstream";
+import { dataService } from "@machina/data";
+import type { DataConfig } from "@machina/data";
+import { codec } from "@machina/protos";
+import type { DeadLetterListReply, DeadLetterPurgeReply, DeadLetterReplayReply, DeadLetterShowReply, RecordBatch } from "@machina/protos";
+import { publishDurable, startService } from "@machina/runtime";
+import type { RunningService } from "@machina/runtime";
+import { meshNames } from "@machina/subjects";
+import { vertexService } from "@machina/vertex";
+import type { VertexConfig } from "@machina/vertex";
+import { CONTENT_TYPE_PROTOBUF, DEAD_LETTER_ERROR_HEADER, readErrorReply } from "@machina/wire";
+import { NATS_URL, emptyConfigDir, uniquePrefix } from "../support/nats-env";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const prefix = uniquePrefix("dlq");
+const names = meshNames(prefix);
+const CQL_PORT = process.env.MACHINA_DATA_CASSANDRA_PORT ?? process.env.MACHINA_CQL_PORT ?? "9042";
+const keyspace = `machina_dlq_${Date.now().toString(36)}_${randomBytes(3).toString("hex")}`;
+const env = {
+  MACHINA_NATS_URL: NATS_URL,
+  MACHINA_MESH_PREFIX: prefix,
+  MACHINA_HTTP_PORT: "0",
+  MACHINA_LOG_LEVEL: "silent",
+  MACHINA_DATA_CASSANDRA_PORT: CQL_PORT,
+  MACHINA_DATA_CASSANDRA_KEYSPACE: keyspace,
+  MACHINA_DATA_CLEAN_INTERVAL_MS: "0",
+};
+// A closed hour, so the dump rows are deterministic: a redelivery rewrites the same row.
+const FETCHED_AT = Math.floor(Date.now() / 3_600_000) * 3_600_000 - 3_600_000;
+
+/** A config root declaring `website`, and `company` too when asked. */
+function dataConfigDir(withCompany: boolean): string {
+  const dir = emptyConfigDir();
+  const types = path.join(dir, "default", "data", "types");
+  mkdirSync(types, { recursive: true });
+  copyFileSync(path.join(ROOT, "config/default/data/types/website.yaml"), path.join(types, "website.yaml"));
+  if (withCompany) {
+    writeFileSync(
+      path.join(types, "company.yaml"),
+      "name: company\nkey: [name]\nfields:\n  name: text\n  employees: int\nmerge:\n  default: latest_non_null\ndump_ttl: 30d\nclean_window: 1h\n",
+    );
+  }
+  return dir;
+}
+
+function startData(withCompany: boolean): Promise<RunningService<DataConfig>> {
+  return startService(dataService, { handleSignals: false, configDir: dataConfigDir(withCompany), env });
+}
+
+let nc: NatsConnection;
+let js: JetStreamClient;
+let data: RunningService<DataConfig> | undefined;
+let vertex: RunningService<VertexConfig>;
+
+interface Answer<T> {
+  status: number;
+  body: T;
+  error?: { code: string; message: string };
+}
+
+/** A JSON request, as an operator types it into `nats req`. */
+async function ask<T>(subject: string, body: unknown): Promise<Answer<T>> {
+  const m = await nc.request(subject, JSON.stringify(body), { timeout: 15_000 });
+  const err = readErrorReply(m);
+  if (err) return { status: err.status, body: JSON.parse(m.string()) as T, error: { code: err.code, message: err.message } };
+  return { status: 200, body: JSON.parse(m.string()) as T };
+}
+
+async function ok<T>(subject: string, body: unknown): Promise<T> {
+  const a = await ask<T>(subject, body);
+  assert.equal(a.status, 200, `${subject} ${JSON.stringify(body)} answered ${a.status}: ${a.error?.message}`);
+  return a.body;
+}
+
+async function eventually<T>(what: string, probe: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`${what}: not reached in ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function batch(id: string, type: string, record: Record<string, string>): Partial<RecordBatch> {
+  return { id, type, source: "manual", query: "dlq-test", taskId: id, fetchedAt: FETCHED_AT, records: [record] };
+}
+
+const list = (req: object = {}) => ok<DeadLetterListReply>(names.vertex.dlq.list, req);
+const dumpCount = async (type: string, key: object) => (await ok<{ count: number }>(names.data("count", "dump", type), { criteria: key })).count;
+
+describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
+  before(async () => {
+    nc = await connect({ servers: NATS_URL });
+    js = jetstream(nc);
+    data = await startData(false);
+    vertex = await startService(vertexService, { handleSignals: false, configDir: emptyConfigDir(), env });
+  });
+
+  after(async () => {
+    await data?.stop();
+    await vertex?.stop();
+    const jsm = await jetstreamManager(nc);
+    for (const s of Object.values(names.streams)) await jsm.streams.delete(s).catch(() => undefined);
+    await jsm.streams.delete(`KV_${names.buckets.nodes}`).catch(() => undefined);
+    await nc?.close();
+    const cql = new cassandra.Client({ contactPoints: [`127.0.0.1:${CQL_PORT}`], localDataCenter: "datacenter1" });
+    await cql.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`).catch(() => undefined);
+    await cql.shutdown();
+  });
+
+  it("serves outside the DLQ stream's subjects, so a request is never stored as a dead letter", () => {
+    for (const s of Object.values(names.vertex.dlq)) assert.ok(!s.startsWith(names.streamSubjects.DLQ.slice(0, -1)), s);
+  });
+
+  it("lists an empty DLQ as nothing", async () => {
+    assert.deepEqual(await list({ limit: 10 }), { total: 0, groups: [], letters: [], moreGroups: 0 });
+    assert.deepEqual(await ok<DeadLetterReplayReply>(names.vertex.dlq.replay, {}), { replayed: 0, failed: 0, failures: [] });
+    assert.deepEqual(await ok<DeadLetterPurgeReply>(names.vertex.dlq.purge, {}), { purged: 0 });
+  });
+
+  let acmeSeq = 0;
+  let globexSeq = 0;
+
+  it("lists batches of an undeclared type, grouped by code and subject, oldest first", async () => {
+    // One in protobuf (what services send), one in JSON (what a person sends), and one of another type.
+    await publishDurable(js, names.task.store("company"), "RecordBatch", batch("poison-1", "company", { name: "ACME" }), { msgID: "poison-1" });
+    await eventually("the first letter", async () => ((await list()).total === 1 ? true : undefined));
+    await publishDurable(js, names.task.store("gadget"), "RecordBatch", batch("poison-2", "gadget", { name: "Widget" }), { msgID: "poison-2" });
+    await eventually("the second letter", async () => ((await list()).total === 2 ? true : undefined));
+    const h = makeHeaders();
+    h.set("Content-Type", "application/json");
+    await js.publish(names.task.store("company"), JSON.stringify(batch("poison-3", "company", { name: "Globex" })), { msgID: "poison-3", headers: h });
+
+    const all = await eventually("three dead letters", async () => {
+      const r = await list({ limit: 10 });
+      return r.total === 3 ? r : undefined;
+    });
+    assert.deepEqual(
+      all.groups.map((g) => [g.code, g.subject, g.type, g.stream, g.count]),
+      [
+        ["NOT_FOUND", names.task.store("company"), "company", names.streams.STORE, 2],
+        ["NOT_FOUND", names.task.store("gadget"), "gadget", names.streams.STORE, 1],
+      ],
+    );
+    assert.equal(all.letters.length, 3);
+    const [acme, gadget, globex] = all.letters;
+    assert.ok(acme.seq < gadget.seq && gadget.seq < globex.seq, "letters oldest first");
+    assert.equal(all.groups[0].oldestSeq, acme.seq);
+    assert.equal(all.groups[0].oldestTime, acme.time);
+    assert.ok(Math.abs(acme.time - Date.now()) < 60_000, "time is epoch ms of the dead-lettering");
+    assert.match(acme.message, /unknown type "company"/);
+    assert.equal(acme.deliveries, 1, "a non-retryable error is not retried");
+    assert.deepEqual([acme.type, acme.stream, acme.code], ["company", names.streams.STORE, "NOT_FOUND"]);
+    acmeSeq = acme.seq;
+    globexSeq = globex.seq;
+
+    // the Machina-Error-Code header still says why, for `nats stream get`
+    const jsm = await jetstreamManager(nc);
+    const sm = await jsm.streams.getMessage(names.streams.DLQ, { seq: acmeSeq });
+    assert.equal(sm?.header.get(DEAD_LETTER_ERROR_HEADER), "NOT_FOUND");
+  });
+
+  it("filters by type, code, stream (key or name) and subject pattern, and limits the letters listed", async () => {
+    assert.equal((await list({ type: "gadget" })).total, 1);
+    assert.equal((await list({ code: "NOT_FOUND" })).total, 3);
+    assert.equal((await list({ code: "BAD_REQUEST" })).total, 0);
+    assert.equal((await list({ stream: "STORE" })).total, 3);
+    assert.equal((await list({ stream: names.streams.STORE })).total, 3);
+    assert.equal((await list({ stream: "fetch" })).total, 0);
+    assert.equal((await list({ subject: `${prefix}.task.store.*` })).total, 3);
+    assert.equal((await list({ subject: `${prefix}.task.>` })).total, 3);
+    assert.equal((await list({ subject: `${prefix}.task.*.company` })).total, 2);
+    assert.equal((await list({ subject: `${prefix}.task.fetch.>` })).total, 0);
+    assert.equal((await list({ subject: `${prefix}.task` })).total, 0, "a pattern without wildcards matches only itself");
+    const two = await list({ type: "company", limit: 1 });
+    assert.equal(two.total, 2);
+    assert.deepEqual(two.letters.map((l) => l.seq), [acmeSeq], "the oldest letter");
+    assert.equal((await list({ type: "company" })).letters.length, 0, "limit 0 lists counts only");
+  });
+
+  it("shows one letter with its error and the payload decoded from protobuf or JSON", async () => {
+    const acme = await ok<DeadLetterShowReply>(names.vertex.dlq.show, { seq: acmeSeq });
+    assert.equal(acme.seq, acmeSeq);
+    assert.equal(acme.subject, names.task.store("company"));
+    assert.equal(acme.stream, names.streams.STORE);
+    assert.ok(acme.streamSeq > 0);
+    assert.equal(acme.code, "NOT_FOUND");
+    assert.match(acme.message, /unknown type "company" \(known: website\)/);
+    assert.equal(acme.contentType, CONTENT_TYPE_PROTOBUF);
+    assert.equal(acme.payloadType, "RecordBatch");
+    assert.equal(acme.payloadError, "");
+    assert.equal(acme.payloadRaw, "", "no raw bytes when the payload decoded");
+    assert.deepEqual(acme.payload, { id: "poison-1", type: "company", source: "manual", query: "dlq-test", taskId: "poison-1", fetchedAt: FETCHED_AT, records: [{ name: "ACME" }] });
+
+    const globex = await ok<DeadLetterShowReply>(names.vertex.dlq.show, { seq: globexSeq });
+    assert.equal(globex.contentType, "application/json");
+    assert.deepEqual((globex.payload as { records: unknown }).records, [{ name: "Globex" }]);
+  });
+
+  it("falls back to base64 when a payload does not decode, and purges by seq", async () => {
+    const h = makeHeaders();
+    h.set("Content-Type", CONTENT_TYPE_PROTOBUF);
+    const garbage = new Uint8Array([0x0a, 0x7f, 0x01]); // field 1 claims 127 bytes, 1 follows
+    const letter = codec("DeadLetter").encode({
+      stream: names.streams.STORE,
+      subject: names.task.store("company"),
+      streamSeq: 1,
+      deliveries: 1,
+      errorCode: "BAD_REQUEST",
+      errorMessage: "truncated",
+      payload: garbage,
+      contentType: CONTENT_TYPE_PROTOBUF,
+    });
+    const ack = await js.publish(names.dlq(names.streams.STORE), letter, { headers: h, msgID: `dlq-test-${Date.now()}` });
+    const shown = await ok<DeadLetterShowReply>(names.vertex.dlq.show, { seq: ack.seq });
+    assert.equal(shown.payload, null);
+    assert.equal(shown.payloadRaw, Buffer.from(garbage).toString("base64"));
+    assert.match(shown.payloadError, /not a RecordBatch in application\/x-protobuf: .*malformed protobuf/);
+
+    assert.deepEqual(await ok<DeadLetterPurgeReply>(names.vertex.dlq.purge, { seqs: [ack.seq], type: "gadget" }), { purged: 0 }, "seqs and fields both apply");
+    assert.deepEqual(await ok<DeadLetterPurgeReply>(names.vertex.dlq.purge, { seqs: [ack.seq] }), { purged: 1 });
+    assert.equal((await ask(names.vertex.dlq.show, { seq: ack.seq })).status, 404);
+  });
+
+  it("answers 404 for an unknown seq and 400 saying what to fix for bad filters", async () => {
+    const unknown = await ask(names.vertex.dlq.show, { seq: 999_999 });
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.error?.code, "NOT_FOUND");
+    assert.match(unknown.error!.message, /no dead letter with seq 999999/);
+    const noSeq = await ask(names.vertex.dlq.show, {});
+    assert.equal(noSeq.status, 400);
+    assert.match(noSeq.error!.message, /give the DLQ sequence/);
+
+    const cases: [string, object, RegExp][] = [
+      [names.vertex.dlq.list, { subject: `${prefix}.>.store` }, /">" may only be the last token/],
+      [names.vertex.dlq.list, { subject: `${prefix}..store` }, /empty token/],
+      [names.vertex.dlq.list, { subject: `${prefix}.task.st*` }, /wildcards must be whole tokens/],
+      [names.vertex.dlq.list, { subject: "a b" }, /whitespace/],
+      [names.vertex.dlq.list, { code: "NOTFOUND" }, /unknown error code "NOTFOUND"; use one of .*NOT_FOUND/],
+      [names.vertex.dlq.list, { stream: "STORES" }, /unknown stream "STORES"; use one of FETCH, FETCHED, AGGREGATE, STORE/],
+      [names.vertex.dlq.list, { type: "a.b" }, /type "a\.b" must be one subject token/],
+      [names.vertex.dlq.list, { limit: 5000 }, /limit 5000: list between 0/],
+      [names.vertex.dlq.list, { sujbect: "x" }, /sujbect: unknown field/],
+      [names.vertex.dlq.replay, { subject: `${prefix}.>.x` }, /">" may only be the last token/],
+      [names.vertex.dlq.purge, { subject: ">.x" }, /">" may only be the last token/],
+      [names.vertex.dlq.purge, { seqs: [0] }, /0 is not a DLQ sequence/],
+    ];
+    for (const [subject, body, message] of cases) {
+      const a = await ask(subject, body);
+      assert.equal(a.status, 400, `${subject} ${JSON.stringify(body)}`);
+      assert.equal(a.error?.code, "BAD_REQUEST");
+      assert.match(a.error!.message, message);
+    }
+    assert.equal((await list()).total, 3, "refused requests change nothing");
+  });
+
+  it("purges only what the filter names", async () => {
+    assert.deepEqual(await ok<DeadLetterPurgeReply>(names.vertex.dlq.purge, { type: "gadget" }), { purged: 1 });
+    const left = await list();
+    assert.equal(left.total, 2);
+    assert.deepEqual(left.groups.map((g) => g.type), ["company"]);
+  });
+
+  it("replays like a new message: while the type is still undeclared the letters come back as new ones", async () => {
+    const r = await ok<DeadLetterReplayReply>(names.vertex.dlq.replay, { type: "company" });
+    assert.deepEqual(r, { replayed: 2, failed: 0, failures: [] });
+    const back = await eventually("the letters dead-lettered again", async () => {
+      const l = await list({ limit: 10 });
+      return l.total === 2 && l.letters.every((x) => x.seq > globexSeq) ? l : undefined;
+    });
+    assert.deepEqual(back.letters.map((l) => l.message.match(/unknown type "company"/) !== null), [true, true]);
+    assert.equal((await ask(names.vertex.dlq.show, { seq: acmeSeq })).status, 404, "a replayed letter is gone");
+  });
+
+  it("replays by type once the type is declared: the records are stored and the DLQ is empty", async () => {
+    await data!.stop();
+    data = await startData(true);
+
+    const missing = await ok<DeadLetterReplayReply>(names.vertex.dlq.replay, { seqs: [999_999] });
+    assert.equal(missing.replayed, 0);
+    assert.deepEqual(missing.failures.map((f) => [f.seq, f.code]), [[999_999, "NOT_FOUND"]]);
+
+    const r = await ok<DeadLetterReplayReply>(names.vertex.dlq.replay, { type: "company" });
+    assert.deepEqual(r, { replayed: 2, failed: 0, failures: [] });
+    await eventually("both records stored", async () =>
+      (await dumpCount("company", { name: "ACME" })) === 1 && (await dumpCount("company", { name: "Globex" })) === 1 ? true : undefined,
+    );
+    const jsm = await jetstreamManager(nc);
+    await eventually("the STORE stream drained", async () => ((await jsm.streams.info(names.streams.STORE)).state.messages === 0 ? true : undefined));
+    assert.deepEqual(await list({ limit: 10 }), { total: 0, groups: [], letters: [], moreGroups: 0 });
+    assert.equal((await jsm.streams.info(names.streams.DLQ)).state.messages, 0);
+  });
+
+  it("purges everything with an empty filter", async () => {
+    await publishDurable(js, names.task.store("gizmo"), "RecordBatch", batch("poison-4", "gizmo", { name: "G" }), { msgID: "poison-4" });
+    await publishDurable(js, names.task.store("doohickey"), "RecordBatch", batch("poison-5", "doohickey", { name: "D" }), { msgID: "poison-5" });
+    await eventually("two more letters", async () => ((await list()).total === 2 ? true : undefined));
+    assert.deepEqual(await ok<DeadLetterPurgeReply>(names.vertex.dlq.purge, {}), { purged: 2 });
+    assert.equal((await list()).total, 0);
+  });
+});
