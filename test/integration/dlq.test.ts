@@ -313,4 +313,36 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
     assert.deepEqual(await ok<DeadLetterPurgeReply>(names.vertex.dlq.purge, {}), { purged: 2 });
     assert.equal((await list()).total, 0);
   });
+
+  it("scans past one pull batch and over gaps left by deleted letters", async () => {
+    const h = makeHeaders();
+    h.set("Content-Type", CONTENT_TYPE_PROTOBUF);
+    const seqs: number[] = [];
+    for (let i = 0; i < 600; i++) {
+      const body = codec("DeadLetter").encode({
+        stream: names.streams.FETCHED,
+        subject: names.task.fetched(`src${i % 3}`),
+        streamSeq: i + 1,
+        deliveries: 1,
+        errorCode: "BAD_REQUEST",
+        errorMessage: `bad answer ${i}`,
+        payload: new Uint8Array(0),
+        contentType: CONTENT_TYPE_PROTOBUF,
+      });
+      seqs.push((await js.publish(names.dlq(names.streams.FETCHED), body, { headers: h, msgID: `bulk-${prefix}-${i}` })).seq);
+    }
+    const jsm = await jetstreamManager(nc);
+    const gone = seqs.filter((_, i) => i % 10 === 0);
+    for (const seq of gone) await jsm.streams.deleteMessage(names.streams.DLQ, seq, false);
+
+    const all = await list({ stream: "FETCHED", limit: 1000 });
+    assert.equal(all.total, 540);
+    // seqs[0] (src0) is gone, so src1 holds the oldest letter now
+    assert.deepEqual(all.groups.map((g) => [g.type, g.count, g.oldestSeq]), [["src1", 180, seqs[1]], ["src2", 180, seqs[2]], ["src0", 180, seqs[3]]]);
+    assert.deepEqual(all.letters.map((l) => l.seq), seqs.filter((q) => !gone.includes(q)), "every letter once, oldest first, gaps skipped");
+
+    assert.deepEqual(await ok<DeadLetterPurgeReply>(names.vertex.dlq.purge, { subject: names.task.fetched("src1") }), { purged: 180 });
+    assert.deepEqual(await ok<DeadLetterPurgeReply>(names.vertex.dlq.purge, {}), { purged: 360 });
+    assert.equal((await jsm.streams.info(names.streams.DLQ)).state.messages, 0);
+  });
 });

@@ -82,10 +82,12 @@ function readValue(m: Msg | null | undefined): Json {
 function readStruct(m: Msg | null | undefined): { [k: string]: Json } {
   const out: { [k: string]: Json } = {};
   const fields = (m?.fields ?? {}) as Record<string, Msg>;
-  // protobufjs' decoder stores a binary `__proto__` entry by assigning it, which replaces the
-  // map's prototype; refuse it as malformed rather than drop it or read values through it.
-  if (Object.getPrototypeOf(fields) !== Object.prototype) throw new TypeError(`a Struct key "${PROTO_KEY}" is not allowed`);
-  for (const [k, v] of Object.entries(fields)) out[k] = readValue(v);
+  for (const [k, v] of Object.entries(fields)) {
+    // protobufjs decodes a binary `__proto__` entry as an own key; assigning it to `out` would
+    // replace out's prototype, so values would be read through it. JSON input refuses the key too.
+    if (k === PROTO_KEY) throw new TypeError(`a Struct key "${PROTO_KEY}" is not allowed`);
+    out[k] = readValue(v);
+  }
   return out;
 }
 

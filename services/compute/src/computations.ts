@@ -40,6 +40,10 @@ export const COMPUTATIONS: ReadonlyMap<string, Computation> = new Map<string, Co
     async run(args, { client, names }) {
       const type = requireString(args, "type", 'the entity type, e.g. "website"');
       const key = requireObject(args, "key", 'the entity key, e.g. {"domain": "example.com"}');
+      if (!/^[A-Za-z0-9_-]+$/.test(type)) {
+        // It becomes a subject token; the subject builder would throw a TypeError (a 500) instead.
+        throw new MachinaError("BAD_REQUEST", `args.type "${type}" is not an entity type name (letters, digits, '_' or '-')`, { details: { field: "type" } });
+      }
       const reply = await client.request(names.data("readone", "clean", type), "KeyRequest", { key }, "RecordReply");
       return [reply.record];
     },

@@ -29,7 +29,7 @@ export interface LimiterOptions {
   readonly sendSlackMs?: number;
   /**
    * Allowance for calls of different replicas taking different times to reach the upstream
-   * (network jitter, a new TLS connection); widens every call's span. Default 20 ms.
+   * (network jitter, a new TLS connection); widens every call's span. Default 10 ms.
    */
   readonly latencySpreadMs?: number;
   /** How far ahead a call may be scheduled instead of being refused. Default 1 000 ms. */
@@ -155,7 +155,6 @@ async function extendTtl(nc: NatsConnection, bucket: string, ttlMs: number): Pro
   await jsm.streams.update(info.config.name, { ...info.config, max_age: ttlMs * 1_000_000 });
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
 
 class KvLimiter implements Limiter {
   private readonly states = new Map<string, SourceState>();
@@ -174,7 +173,7 @@ class KvLimiter implements Limiter {
   constructor(private readonly kv: KV, private readonly clock: ServerClock, opts: LimiterOptions) {
     this.maxBatch = Math.max(1, opts.maxBatch ?? 64);
     this.sendSlack = Math.max(1, opts.sendSlackMs ?? 20);
-    this.spread = Math.max(0, opts.latencySpreadMs ?? 20);
+    this.spread = Math.max(0, opts.latencySpreadMs ?? 10);
     this.maxWait = Math.max(0, opts.maxWaitMs ?? 1_000);
     const counters = new KvCounters(kv);
     for (const s of opts.sources) {
@@ -211,10 +210,13 @@ class KvLimiter implements Limiter {
       while (s.queue.length > 0) {
         const batch = s.queue.splice(0, this.maxBatch);
         try {
-          const { granted, acquired, refusal } = await this.admit(s, batch.length);
-          batch.slice(0, granted).forEach((w, i) => w.resolve(acquired[i]));
+          const { granted, acquired, refusal, send } = await this.admit(s, batch.length);
+          const won = batch.slice(0, granted);
           s.queue.unshift(...batch.slice(granted));
           if (refusal !== null) for (const w of s.queue.splice(0)) w.reject(refusal);
+          // The next batch is admitted while this one waits for its send time: one source's
+          // admissions are bounded by KV round trips, not by timer sleeps.
+          if (won.length > 0) this.release(s, won, acquired, send);
         } catch (err) {
           const e = err instanceof MachinaError ? err : unavailable(this.kv, s.name, err);
           for (const w of [...batch, ...s.queue.splice(0)]) w.reject(e);
@@ -225,9 +227,26 @@ class KvLimiter implements Limiter {
     }
   }
 
-  // Grants up to n calls: schedules them for when the KV write can be confirmed, on the server's
-  // clock, and waits until then. Resolves with what was granted, or a refusal for all waiters.
-  private async admit(s: SourceState, n: number): Promise<{ granted: number; acquired: Acquired[]; refusal: MachinaError | null }> {
+  // Lets granted waiters go at their send time; a grant that fires past its slack is void (it
+  // stays counted) and its waiters queue again for a new one.
+  private release(s: SourceState, won: Waiter[], acquired: Acquired[], send: number): void {
+    const fire = () => {
+      if (this.clock.local() > send + this.sendSlack) {
+        this.late++;
+        s.queue.unshift(...won);
+        void this.pump(s);
+        return;
+      }
+      won.forEach((w, i) => w.resolve(acquired[i]));
+    };
+    const wait = send - this.clock.local();
+    if (wait <= 0) fire();
+    else setTimeout(fire, wait);
+  }
+
+  // Grants up to n calls, scheduled for when the KV write can be confirmed, on the server's
+  // clock. Returns what was granted and its local send time, or a refusal for all waiters.
+  private async admit(s: SourceState, n: number): Promise<{ granted: number; acquired: Acquired[]; refusal: MachinaError | null; send: number }> {
     if (!this.clock.ready()) await this.clock.probe();
     const first = this.clock.local();
     let notBefore = 0;
@@ -243,7 +262,7 @@ class KvLimiter implements Limiter {
       const nowLow = t0 + off.low;
       if (s.blockedUntil > span.lb) {
         const at = send + (s.blockedUntil - span.lb);
-        if (at - first > this.maxWait) return { granted: 0, acquired: [], refusal: blockedError(s, s.blockedUntil - nowLow) };
+        if (at - first > this.maxWait) return { granted: 0, acquired: [], refusal: blockedError(s, s.blockedUntil - nowLow), send };
         notBefore = at;
         continue;
       }
@@ -258,7 +277,7 @@ class KvLimiter implements Limiter {
         const earliest = Math.max(...s.gates.map((gate, i) => (rooms[i] > 0 ? -Infinity : gate.earliest(span))));
         const at = send + Math.max(1, earliest - span.lb);
         if (!Number.isFinite(earliest) || at - first > this.maxWait) {
-          return { granted: 0, acquired: [], refusal: overQuota(s, s.gates[rooms.findIndex((r) => r <= 0)], Math.max(1, earliest - nowLow)) };
+          return { granted: 0, acquired: [], refusal: overQuota(s, s.gates[rooms.findIndex((r) => r <= 0)], Math.max(1, earliest - nowLow)), send };
         }
         notBefore = at;
         fresh = false;
@@ -273,14 +292,13 @@ class KvLimiter implements Limiter {
       const acquired = await this.describe(s, span, g);
       const t1 = this.clock.local();
       this.observeRtt(t1 - t0);
-      if (send > t1) await sleep(send - t1);
-      if (this.clock.local() > send + this.sendSlack) {
+      if (t1 > send + this.sendSlack) {
         // Confirmed too late to go out inside its span: it stays counted (safe) and is not used.
         this.late++;
         notBefore = 0;
         continue;
       }
-      return { granted: g, acquired, refusal: null };
+      return { granted: g, acquired, refusal: null, send };
     }
     throw new MachinaError("UNAVAILABLE", `limiter for source ${s.name} lost ${MAX_ROUNDS} rounds in a row (compare-and-set conflicts or a KV slower than its round-trip estimate); lower the replica count or raise maxBatch`, { details: { source: s.name, dependency: "nats-kv" } });
   }

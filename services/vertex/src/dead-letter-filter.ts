@@ -25,7 +25,7 @@ function bad(message: string, field: string): MachinaError {
 
 /** Checks a request's filter fields; BAD_REQUEST saying what to fix. */
 export function parseFilter(names: MeshNames, f: FilterFields): LetterFilter {
-  const code = f.code.trim();
+  const code = f.code;
   if (code && !(CODES as string[]).includes(code)) {
     throw bad(`unknown error code "${code}"; use one of ${CODES.join(", ")}`, "code");
   }
@@ -57,8 +57,8 @@ function streamNameOf(names: MeshNames, given: string): string {
   throw bad(`unknown stream "${given}"; use one of ${keys.join(", ")} or its full name (${keys.map((k) => names.streams[k]).join(", ")})`, "stream");
 }
 
-/** Splits a NATS subject pattern into tokens; BAD_REQUEST naming the mistake. */
-export function parseSubjectPattern(names: MeshNames, pattern: string): string[] {
+// Splits a NATS subject pattern into tokens; BAD_REQUEST naming the mistake.
+function parseSubjectPattern(names: MeshNames, pattern: string): string[] {
   const example = `e.g. "${names.streamSubjects.STORE}" or "${names.prefix}.task.*.website"`;
   if (/\s/.test(pattern)) throw bad(`subject "${pattern}" contains whitespace; a NATS subject is dot-separated tokens, ${example}`, "subject");
   const tokens = pattern.split(".");
@@ -72,8 +72,8 @@ export function parseSubjectPattern(names: MeshNames, pattern: string): string[]
   return tokens;
 }
 
-/** NATS matching: `*` is exactly one token, `>` one or more trailing tokens. */
-export function subjectMatches(pattern: string[], subject: string): boolean {
+// NATS matching: `*` is exactly one token, `>` one or more trailing tokens.
+function subjectMatches(pattern: string[], subject: string): boolean {
   const s = subject.split(".");
   for (let i = 0; i < pattern.length; i++) {
     if (pattern[i] === ">") return s.length > i;

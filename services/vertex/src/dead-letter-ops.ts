@@ -18,8 +18,8 @@ import type { LetterFilter } from "./dead-letter-filter";
 import { decodePayload } from "./dead-letter-payload";
 import type { DeadLetterStore, StoredLetter } from "./dead-letter-store";
 
-/** Most letters `dlq.list` lists one by one; a bigger limit is refused rather than cut silently. */
-export const MAX_LIST_LIMIT = 1000;
+// Most letters dlq.list lists one by one; a bigger limit is refused rather than cut silently.
+const MAX_LIST_LIMIT = 1000;
 // Groups and failures beyond these are counted, not listed: a reply must stay under NATS' max payload.
 const MAX_GROUPS = 500;
 const MAX_FAILURES = 100;

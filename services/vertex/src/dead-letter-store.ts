@@ -39,8 +39,8 @@ export interface StoredLetter {
   type: string;
 }
 
-/** Which pipeline stream captures `subject`, and its type token (entity type or source). */
-export function originOf(names: MeshNames, subject: string): { streamKey?: WorkStream; type: string } {
+// Which pipeline stream captures `subject`, and its type token (entity type or source).
+function originOf(names: MeshNames, subject: string): { streamKey?: WorkStream; type: string } {
   for (const key of WORK_STREAMS) {
     // `<p>.task.store.>` → `<p>.task.store.`; the dot keeps fetch from matching fetched.
     const literal = names.streamSubjects[key].slice(0, -1);

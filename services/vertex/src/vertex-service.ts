@@ -1,8 +1,11 @@
+import { MachinaError } from "@machina/wire";
 import { defineEndpoint } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import { DeadLetterOps } from "./dead-letter-ops";
 import { DeadLetterStore } from "./dead-letter-store";
 import { NodeRegistry } from "./node-registry";
+
+const ROLES: ReadonlySet<string> = new Set(["processor", "scheduler"]);
 
 /** Vertex settings. */
 export interface VertexConfig {
@@ -39,6 +42,12 @@ export const vertexService: ServiceSpec<VertexConfig> = {
           description: "A service instance announces itself (on start, then as heartbeat)",
           async handler(info, { subject }) {
             const [role] = names.tail(subject, 1);
+            if (!ROLES.has(role)) {
+              throw new MachinaError("NOT_FOUND", `unknown role "${role}" in ${subject}; known roles: processor, scheduler`, {
+                retryable: false,
+                details: { role, known: [...ROLES] },
+              });
+            }
             const id = await registry.upsert({ ...info, role });
             return { ok: true, id };
           },
