@@ -3,7 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import { compileSource, createFetcher, openLimiter, type Acquired, type Limiter, type SourceDef } from "@machina/fetch";
+import { compileSource, createFetcher, openLimiter, type Limiter, type SourceDef } from "@machina/fetch";
 import { isMachinaError, MachinaError } from "@machina/wire";
 import { startFakeApi, type FakeApi } from "../fixtures/fake-api/server";
 

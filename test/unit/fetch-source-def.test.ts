@@ -10,7 +10,7 @@ const ORIGIN = "sources/sitestats.yaml";
 function sample(): Record<string, any> {
   return {
     name: "sitestats",
-    limiter: { windows: [{ limit: 10, per: "1s" }, { limit: 5000, per: "1d" }] },
+    limiter: { windows: [{ limit: 10, per: "1s" }, { limit: 5000, per: "1d", align: "clock" }] },
     data: { api_key: { env: "SITESTATS_API_KEY" } },
     manager: {
       type: "http-auth",
@@ -45,10 +45,17 @@ function compileError(raw: unknown, origin = ORIGIN): MachinaError {
 }
 
 describe("compileSource", () => {
+  it("refuses an unknown window alignment, naming the field", () => {
+    const raw = sample();
+    (raw.limiter as { windows: unknown[] }).windows = [{ limit: 1, per: "1s", align: "sliding" }];
+    const err = compileError(raw);
+    assert.match(err.message, /limiter\.windows\[0\]\.align: expected one of rolling, clock/);
+  });
+
   it("compiles the documented example", () => {
     const def: SourceDef = compileSource(sample(), ORIGIN);
     assert.equal(def.name, "sitestats");
-    assert.deepEqual(def.limiter, { kind: "windows", windows: [{ limit: 10, perMs: 1000 }, { limit: 5000, perMs: 86_400_000 }] });
+    assert.deepEqual(def.limiter, { kind: "windows", windows: [{ limit: 10, perMs: 1000, align: "rolling" }, { limit: 5000, perMs: 86_400_000, align: "clock" }] });
     assert.deepEqual(def.data.api_key, { kind: "env", name: "SITESTATS_API_KEY" });
     assert.equal(def.manager.baseUrl, "http://127.0.0.1:8787");
     assert.equal(def.manager.timeoutMs, 10_000);

@@ -3,7 +3,7 @@ import { loadComponents } from "@machina/config";
 import type { JsonObject, Lead, QueryResponse, QuotaReply } from "@machina/protos";
 import { defineEndpoint, defineWorker, observeGauge, publishDurable } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
-import { MachinaError, makeMeta } from "@machina/wire";
+import { MachinaError, isMachinaError, makeMeta } from "@machina/wire";
 import { createFetcher } from "./fetcher";
 import type { FetchResult, Fetcher } from "./fetcher";
 import { openLimiter } from "./limiter";
@@ -12,7 +12,7 @@ import { compileSource } from "./source-def";
 
 /** Fetch settings. */
 export interface FetchConfig {
-  fetch: { concurrency: number };
+  fetch: { concurrency: number; clockSkewMs: number };
 }
 
 /** The fetch service (layer 0): sources with their shared limiter, HTTP manager and queries. */
@@ -23,7 +23,8 @@ export const fetchService: ServiceSpec<FetchConfig> = {
   httpPort: 9301,
   schema: {
     fetch: {
-      concurrency: { doc: "FetchTasks this replica works on at once.", format: "nat", default: 16 },
+      concurrency: { doc: "FetchTasks this replica works on at once, per source.", format: "nat", default: 16 },
+      clockSkewMs: { doc: "Shifts the clock this replica's limiter reads, for fault tests of clock skew between replicas; leave 0.", format: "int", default: 0 },
     },
   },
   async setup(ctx: ServiceContext<FetchConfig>) {
@@ -31,9 +32,14 @@ export const fetchService: ServiceSpec<FetchConfig> = {
     const sources = loadComponents("fetch/sources", ctx.configSource).map((c) =>
       compileSource({ name: c.name, ...c.doc }, c.origins.join(" + ")),
     );
-    const limiter = await openLimiter(nc, { bucket: names.buckets.limiter, sources });
+    const skew = ctx.config.fetch.clockSkewMs;
+    const clock = skew === 0 ? undefined : () => performance.timeOrigin + performance.now() + skew;
+    const limiter = await openLimiter(nc, { bucket: names.buckets.limiter, sources, clock });
     await dropSharedConsumer(ctx);
     registerLimiterMetrics(ctx, limiter);
+    // The first fetch() in a process loads Node's HTTP client (tens of ms): pay it now, not in
+    // the first granted call, where it would delay that call past its quota span.
+    await fetch("data:,").catch(() => undefined);
     const fetcher = createFetcher({ sources, limiter, env: ctx.configSource.env ?? process.env });
     ctx.log.info({ sources: fetcher.sources() }, "sources loaded");
 
@@ -91,7 +97,7 @@ export const fetchService: ServiceSpec<FetchConfig> = {
           gate: () => limiter.waitHint(source),
           async handle(task, { timing }) {
             if (!task.id) throw new MachinaError("BAD_REQUEST", "FetchTask has no id; invoke sets it from trigger, tick, lead and query");
-            const resp = await run(task.source, task.query, task.lead, { requestId: task.id, taskId: task.id });
+            const resp = await untilAdmitted(() => run(task.source, task.query, task.lead, { requestId: task.id, taskId: task.id }));
             await publishDurable(js, names.task.fetched(task.source), "QueryResponse", resp, { msgID: task.id, timing: timing(), sender: ctx.node.id });
           },
         }),
@@ -102,6 +108,24 @@ export const fetchService: ServiceSpec<FetchConfig> = {
     };
   },
 };
+
+// Longest quota wait a pulled task sits out in hand; a longer one goes back to the stream.
+const HOLD_MAX_MS = 30_000;
+
+// A task already pulled waits for its turn in the limiter's queue instead of going back to the
+// stream: a nak would hand it to another lane that would only queue again behind it. Only the
+// pull gate decides how much is taken, so what is held is bounded by the worker's lanes.
+async function untilAdmitted<T>(attempt: () => Promise<T>): Promise<T> {
+  for (;;) {
+    try {
+      return await attempt();
+    } catch (err) {
+      const wait = isMachinaError(err, "OVER_QUOTA") ? Number(err.details.retryAfterMs ?? 0) : Infinity;
+      if (!(wait > 0 && wait <= HOLD_MAX_MS)) throw err;
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
 
 // Before per-source consumers, one consumer took every source's tasks; a work-queue stream
 // refuses overlapping consumers, so it has to go before the per-source ones are made.
@@ -115,6 +139,7 @@ async function dropSharedConsumer(ctx: ServiceContext<FetchConfig>): Promise<voi
 
 function registerLimiterMetrics(ctx: ServiceContext<FetchConfig>, limiter: Limiter): void {
   observeGauge(ctx.metrics, "machina_limiter_late_grants", "Grants confirmed too late to be used (slow KV); they stay counted, so the quota holds.", () => limiter.stats().lateGrants);
+  observeGauge(ctx.metrics, "machina_limiter_slow_calls", "Calls answered after their grant's span; their record was moved later so the quota still holds.", () => limiter.stats().slowCalls);
   observeGauge(ctx.metrics, "machina_limiter_conflicts", "Limiter compare-and-set rounds lost to another replica.", () => limiter.stats().conflicts);
 }
 

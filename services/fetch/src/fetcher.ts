@@ -140,6 +140,7 @@ export function createFetcher(opts: FetcherOptions): Fetcher {
               admitted = await opts.limiter.acquire(rt.def.name);
             },
             onResponse: (status, headers) => opts.limiter.observeUpstream(rt.def.name, status, headers),
+            afterAttempt: () => (admitted === null ? Promise.resolve() : opts.limiter.settle(rt.def.name, admitted)),
           });
           pages += 1;
           attempts += res.attempts;

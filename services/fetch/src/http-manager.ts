@@ -33,6 +33,8 @@ export interface CallHooks {
   beforeAttempt?(attempt: number): Promise<void>;
   /** Sees every upstream answer's status and headers; failures here never fail the call. */
   onResponse?(status: number, headers: Headers): Promise<void>;
+  /** Runs after every attempt, answered or not; failures here never fail the call. */
+  afterAttempt?(): Promise<void>;
 }
 
 /** Performs HTTP calls for one source: auth, timeout, retries, error mapping. */
@@ -123,6 +125,7 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
       for (let n = 1; ; n++) {
         await hooks.beforeAttempt?.(n);
         const a = await attempt(req, label);
+        await hooks.afterAttempt?.().catch(() => undefined);
         sourceTimeMs += a.ms;
         let failure = a.failure;
         if (a.res !== undefined) {

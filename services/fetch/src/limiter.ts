@@ -29,10 +29,10 @@ export interface LimiterOptions {
   readonly sendSlackMs?: number;
   /**
    * Allowance for calls of different replicas taking different times to reach the upstream
-   * (network jitter, a new TLS connection); widens every call's span. Default 10 ms.
+   * (network jitter, a busy event loop between grant and socket write); widens every call's span. Default 40 ms.
    */
   readonly latencySpreadMs?: number;
-  /** How far ahead a call may be scheduled instead of being refused. Default 1 000 ms. */
+  /** How far ahead a call may be scheduled instead of being refused. Default 2 000 ms. */
   readonly maxWaitMs?: number;
   /** This replica's clock; tests inject a skewed one. Default monotonic, epoch-anchored. */
   readonly clock?: LocalClock;
@@ -48,6 +48,8 @@ export interface Acquired {
   readonly window: string | null;
   /** Server time (epoch ms) from which the tightest window counts this call. */
   readonly windowStart: number | null;
+  /** Latest server time the grant was recorded at; {@link Limiter.settle} moves it when the call ran late. */
+  readonly latest?: number;
 }
 
 /** Usage of one rate window as stored in KV. */
@@ -84,6 +86,8 @@ export interface LimiterStats {
   readonly lateGrants: number;
   /** Compare-and-set rounds lost to another replica. */
   readonly conflicts: number;
+  /** Calls answered after their grant's span ended, whose record was moved later. */
+  readonly slowCalls: number;
 }
 
 /** The shared rate limiter: every replica's admissions are ordered in one KV bucket. */
@@ -98,6 +102,13 @@ export interface Limiter {
   report(source: string): Promise<QuotaReport>;
   /** Corrects the shared view from an upstream answer: a 429 or `X-RateLimit-Remaining: 0` pauses the source. */
   observeUpstream(source: string, status: number, headers: HeaderBag): Promise<void>;
+  /**
+   * Call once the admitted call is done (answered or failed). A call may reach the upstream
+   * any time before its answer returns; when that is later than its grant claimed (a new TLS
+   * connection, a slow network), its record is moved to now so no replica reuses the slot
+   * early. Costs a KV write only for such slow calls.
+   */
+  settle(source: string, acquired: Acquired): Promise<void>;
   /** Local estimate of ms until `source` can admit a call (0 = now or unknown); for pull gating. */
   waitHint(source: string): number;
   /** Names of the sources this limiter knows. */
@@ -168,13 +179,14 @@ class KvLimiter implements Limiter {
   private rttMean = 2;
   private rttDev = 1;
   private late = 0;
+  private slow = 0;
   private conflicts = 0;
 
   constructor(private readonly kv: KV, private readonly clock: ServerClock, opts: LimiterOptions) {
     this.maxBatch = Math.max(1, opts.maxBatch ?? 64);
     this.sendSlack = Math.max(1, opts.sendSlackMs ?? 20);
-    this.spread = Math.max(0, opts.latencySpreadMs ?? 10);
-    this.maxWait = Math.max(0, opts.maxWaitMs ?? 1_000);
+    this.spread = Math.max(0, opts.latencySpreadMs ?? 40);
+    this.maxWait = Math.max(0, opts.maxWaitMs ?? 2_000);
     const counters = new KvCounters(kv);
     for (const s of opts.sources) {
       const windows = s.limiter.kind === "unlimited" ? [] : [...s.limiter.windows].sort((a, b) => a.perMs - b.perMs);
@@ -188,7 +200,7 @@ class KvLimiter implements Limiter {
   }
 
   stats(): LimiterStats {
-    return { lateGrants: this.late, conflicts: this.conflicts };
+    return { lateGrants: this.late, conflicts: this.conflicts, slowCalls: this.slow };
   }
 
   async acquire(source: string): Promise<Acquired> {
@@ -323,7 +335,7 @@ class KvLimiter implements Limiter {
     const used = Math.max(g, tight.w.limit - (await tight.room(span, tight.w.limit, false)));
     return Array.from({ length: g }, (_, i) => {
       const usage = used - g + i + 1;
-      return { usage, quota: tight.w.limit, percent: usage / tight.w.limit, window: formatDuration(tight.w.perMs), windowStart: Math.round(span.lb - tight.w.perMs) };
+      return { usage, quota: tight.w.limit, percent: usage / tight.w.limit, window: formatDuration(tight.w.perMs), windowStart: Math.round(span.lb - tight.w.perMs), latest: span.ub };
     });
   }
 
@@ -335,6 +347,15 @@ class KvLimiter implements Limiter {
     const err = ms - this.rttMean;
     this.rttMean += err / 8;
     this.rttDev += (Math.abs(err) - this.rttDev) / 4;
+  }
+
+  async settle(source: string, acquired: Acquired): Promise<void> {
+    const s = this.state(source);
+    if (s.unlimited || acquired.latest === undefined || !this.clock.ready()) return;
+    const now = this.clock.local() + this.clock.bounds().high;
+    if (now <= acquired.latest) return;
+    this.slow++;
+    await Promise.all(s.gates.map((g) => g.extend(acquired.latest as number, now)));
   }
 
   waitHint(source: string): number {
@@ -462,7 +483,7 @@ function overQuota(s: SourceState, gate: WindowGate | undefined, retry: number):
 
 function blockedError(s: SourceState, retry: number): MachinaError {
   const ms = Math.max(1, Math.ceil(retry));
-  return new MachinaError("OVER_QUOTA", `source ${s.name} is paused because the upstream reported its quota exhausted; retry in ${ms} ms`, {
+  return new MachinaError("OVER_QUOTA", `source ${s.name} is paused until ${new Date(Date.now() + ms).toISOString()} because the upstream reported its quota exhausted; retry in ${ms} ms`, {
     retryable: true,
     details: { source: s.name, retryAfterMs: ms, blockedUntil: Math.round(s.blockedUntil) },
   });

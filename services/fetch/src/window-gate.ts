@@ -43,6 +43,8 @@ export interface WindowGate {
   block(now: number, until: number): Promise<void>;
   /** Local estimate of how long until one call fits at server time `now` (0 when unknown). */
   waitHint(now: number): number;
+  /** Moves one call recorded at `from` to `to` (later): it may have reached the upstream then. */
+  extend(from: number, to: number): Promise<void>;
 }
 
 /** Opens the gate a window asks for: rolling (default) or clock-aligned. */
@@ -113,6 +115,10 @@ class RollingGate implements WindowGate {
     // An entry of `limit` calls at until - W counts against every call sent before `until`.
     const latest = until - this.w.perMs;
     await this.adjust(now, (log) => (countSince(log, until - 1, this.w.perMs) >= this.w.limit ? null : append(log, latest, this.w.limit, this.w.perMs, this.grid, now - PRUNE_MARGIN_MS)));
+  }
+
+  async extend(from: number, to: number): Promise<void> {
+    await this.adjust(to, (log) => append(remove(log, from, 1, this.grid), to, 1, this.w.perMs, this.grid, to - this.w.perMs - PRUNE_MARGIN_MS));
   }
 
   waitHint(now: number): number {
@@ -210,6 +216,13 @@ class ClockGate implements WindowGate {
     // blocked key carries a longer pause.
     const slots = this.slots({ lb: now, ub: Math.max(now, until - 1) }).slice(0, 4);
     await Promise.all(slots.map((x) => this.counters.adjust(x.key, (used) => (used >= this.w.limit ? null : this.w.limit), x.end)));
+  }
+
+  async extend(from: number, to: number): Promise<void> {
+    // The call was charged to every slot its span touched; a later one needs the next slot too.
+    const had = this.slots({ lb: from, ub: from });
+    const more = this.slots({ lb: from, ub: to }).filter((x) => !had.some((h) => h.key === x.key));
+    await Promise.all(more.map((x) => this.counters.adjust(x.key, (used) => used + 1, x.end)));
   }
 
   waitHint(now: number): number {
