@@ -47,7 +47,7 @@ async function main(): Promise<void> {
     prefixes.push(prefix);
     const names = meshNames(prefix);
     const configDir = writeConfig({ "fetch/sources/qsrc.yaml": source("qsrc", `{ windows: [{ limit: ${Q}, per: 1s }] }`, api.url, "Q_KEY") });
-    const replicas = [{}, { MACHINA_FETCH_FETCH_CLOCK_SKEW_MS: "500" }, { MACHINA_FETCH_FETCH_CLOCK_SKEW_MS: "-500" }, { MACHINA_NATS_URL: `nats://127.0.0.1:${proxy.port}` }];
+    const replicas: Record<string, string>[] = [{}, { MACHINA_FETCH_FETCH_CLOCK_SKEW_MS: "500" }, { MACHINA_FETCH_FETCH_CLOCK_SKEW_MS: "-500" }, { MACHINA_NATS_URL: `nats://127.0.0.1:${proxy.port}` }];
     for (const env of replicas) procs.push(await startServiceProc("fetch", { configDir, prefix, env: { Q_KEY: "key-q", MACHINA_LOG_LEVEL: "warn", ...env } }));
     await publishTasks(jetstream(nc), names, tasks("qsrc", Q * (SECONDS + 10), "q"), 64, "bench");
     await sleep(2_000);

@@ -116,15 +116,13 @@ describe("limiter on JetStream KV", () => {
     const ms = 4_000;
     const times = await hammer([a, b, skewed], "hammer", ms);
     const worst = maxInAnyInterval(times, 1000);
-    // A rolling window allows a first burst of N, then N per window length (plus the span margins).
-    // Calls waiting at the deadline still go out (up to maxWait later): measure over the real
-    // span, plus one window for the burst that opens it (k full windows of N span k - 1 lengths).
-    const span = (Math.max(...times) - Math.min(...times)) / 1000;
-    const perSecond = times.length / (span + 1);
-    t.diagnostic(`admitted ${times.length} in ${ms} ms; most in any 1 s interval ${worst} (quota ${N}); steady rate ${perSecond.toFixed(1)}/s`);
+    // A rolling window opens with a burst of N, then lets N more out about every window length
+    // (plus the ~60 ms span of a grant): three windows' worth fit in the first 3 s.
+    const first = Math.min(...times);
+    const early = times.filter((x) => x < first + 3000).length;
+    t.diagnostic(`admitted ${times.length} in ${ms} ms; most in any 1 s interval ${worst} (quota ${N}); ${early} in the first 3 s (ideal ${3 * N})`);
     assert.ok(worst <= N, `${worst} calls in one 1 s interval > ${N}`);
-    // The bench measures >= 90 % over 30 s; a 4 s run is dominated by its edges.
-    assert.ok(perSecond >= N * 0.85, `steady rate ${perSecond.toFixed(1)}/s is under 85 % of ${N}/s`);
+    assert.ok(early >= 3 * N * 0.9, `only ${early} of ${3 * N} in the first 3 s`);
   });
 
   it("a clock-aligned window fills each aligned second, even when a replica's clock is 500 ms off", async (t) => {
@@ -169,15 +167,16 @@ describe("limiter on JetStream KV", () => {
 
   it("an upstream 429 with Retry-After pauses every replica at once, beyond the window", async () => {
     await a.acquire("paused");
-    await a.observeUpstream("paused", 429, { "Retry-After": "3" });
+    // Longer than the 2 s a caller may be scheduled ahead, so acquires are refused, not delayed.
+    await a.observeUpstream("paused", 429, { "Retry-After": "5" });
     const mine = await refusal(a.acquire("paused"));
-    assert.ok(Number(mine.details.retryAfterMs) > 2_000, String(mine.details.retryAfterMs));
+    assert.ok(Number(mine.details.retryAfterMs) > 4_000, String(mine.details.retryAfterMs));
     await refusal(b.acquire("paused"));
     await sleep(1_100);
     const theirs = await refusal(b.acquire("paused"));
-    assert.ok(Number(theirs.details.retryAfterMs) > 500 && Number(theirs.details.retryAfterMs) <= 2_100, String(theirs.details.retryAfterMs));
+    assert.ok(Number(theirs.details.retryAfterMs) > 2_500 && Number(theirs.details.retryAfterMs) <= 4_100, String(theirs.details.retryAfterMs));
     assert.ok((await b.report("paused")).blockedUntil !== null);
-    assert.ok(b.waitHint("paused") > 500, "the pull gate sees the pause too");
+    assert.ok(b.waitHint("paused") > 2_500, "the pull gate sees the pause too");
   });
 
   it("charges a call admitted at the very end of an aligned window to the next window too", async () => {

@@ -94,7 +94,7 @@ export const fetchService: ServiceSpec<FetchConfig> = {
           filter: names.task.fetchOf(source),
           message: "FetchTask",
           concurrency: ctx.config.fetch.concurrency,
-          gate: () => limiter.waitHint(source),
+          gate: () => Math.max(0, limiter.waitHint(source) - GATE_LOOKAHEAD_MS),
           async handle(task, { timing }) {
             if (!task.id) throw new MachinaError("BAD_REQUEST", "FetchTask has no id; invoke sets it from trigger, tick, lead and query");
             const resp = await untilAdmitted(() => run(task.source, task.query, task.lead, { requestId: task.id, taskId: task.id }));
@@ -108,6 +108,11 @@ export const fetchService: ServiceSpec<FetchConfig> = {
     };
   },
 };
+
+// A source's lanes keep pulling while its limiter expects room within this long (a pulled task
+// waits in the limiter's queue for its slot, about as long as the limiter schedules ahead);
+// only a longer wait leaves the tasks on the stream.
+const GATE_LOOKAHEAD_MS = 2_000;
 
 // Longest quota wait a pulled task sits out in hand; a longer one goes back to the stream.
 const HOLD_MAX_MS = 30_000;

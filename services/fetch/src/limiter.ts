@@ -138,6 +138,8 @@ const BLOCKED = "blocked";
 // Extra bucket TTL beyond the longest window, so a live entry never expires under skew or slow writes.
 const TTL_SLACK_MS = 60_000;
 const MAX_ROUNDS = 20;
+// Bounds one admission's loop whatever happens (each step is a KV read or write at most).
+const MAX_STEPS = 200;
 const UNLIMITED: Acquired = Object.freeze({ usage: null, quota: null, percent: null, window: null, windowStart: null });
 
 /** Opens (creating if needed) the limiter bucket, syncs with the server clock and follows pauses. */
@@ -263,7 +265,9 @@ class KvLimiter implements Limiter {
     const first = this.clock.local();
     let notBefore = 0;
     let fresh = false;
-    for (let round = 0; round < MAX_ROUNDS; round++) {
+    // Waiting for room or a pause is progress; only lost races and void grants count as lost rounds.
+    let lost = 0;
+    for (let step = 0; lost < MAX_ROUNDS && step < MAX_STEPS; step++) {
       const t0 = this.clock.local();
       // A fast KV confirms well inside the send slack: send at once. A slow one gets the call
       // scheduled for when its confirmation is expected instead of every grant going void.
@@ -298,6 +302,7 @@ class KvLimiter implements Limiter {
       const taken = await this.takeAll(s, span, g, nowLow);
       if (taken === null) {
         this.conflicts++;
+        lost++;
         fresh = true;
         continue;
       }
@@ -307,6 +312,7 @@ class KvLimiter implements Limiter {
       if (t1 > send + this.sendSlack) {
         // Confirmed too late to go out inside its span: it stays counted (safe) and is not used.
         this.late++;
+        lost++;
         notBefore = 0;
         continue;
       }
