@@ -4,7 +4,7 @@ import type { NatsConnection, QueuedIterator } from "@nats-io/nats-core";
 import { MachinaError } from "@machina/wire";
 import { formatDuration } from "@machina/config";
 import { KvCounters } from "./kv-counters";
-import { exhaustedUntil, retryAfterMs, type HeaderBag } from "./rate-headers";
+import { exhaustedUntil, headerValue, retryAfterMs, type HeaderBag } from "./rate-headers";
 import { ServerClock, type LocalClock } from "./server-clock";
 import type { LimiterSpec } from "./source-def";
 import { openGate, type Span, type Taken, type WindowGate } from "./window-gate";
@@ -140,6 +140,7 @@ const TTL_SLACK_MS = 60_000;
 const MAX_ROUNDS = 20;
 // Bounds one admission's loop whatever happens (each step is a KV read or write at most).
 const MAX_STEPS = 200;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const UNLIMITED: Acquired = Object.freeze({ usage: null, quota: null, percent: null, window: null, windowStart: null });
 
 /** Opens (creating if needed) the limiter bucket, syncs with the server clock and follows pauses. */
@@ -295,8 +296,12 @@ class KvLimiter implements Limiter {
         if (!Number.isFinite(earliest) || at - first > this.maxWait) {
           return { granted: 0, acquired: [], refusal: overQuota(s, s.gates[rooms.findIndex((r) => r <= 0)], Math.max(1, earliest - nowLow)), send };
         }
+        // Wait for the slot instead of reserving it ahead: a call still in flight may yet move
+        // its record later (settle), and a reservation made now could not see that.
+        const ahead = rtt < this.sendSlack / 2 ? 0 : rtt;
+        await sleep(Math.max(1, at - ahead - this.clock.local()));
         notBefore = at;
-        fresh = false;
+        fresh = true;
         continue;
       }
       const taken = await this.takeAll(s, span, g, nowLow);
@@ -411,6 +416,11 @@ class KvLimiter implements Limiter {
     } else {
       const at = exhaustedUntil(headers, Date.now());
       until = at === null ? null : now + (at - Date.now());
+      // "None left" from an upstream whose limit is one of our windows says what our own log
+      // already holds, to the millisecond rather than rounded up to a whole-second reset; a
+      // different limit means it counts calls we do not see (a shared key), so it pauses us.
+      const limit = Number(headerValue(headers, "x-ratelimit-limit"));
+      if (until !== null && s.gates.some((g) => g.w.limit === limit && g.w.align === "rolling")) until = null;
     }
     if (until === null || until <= now) return;
     s.blockedUntil = Math.max(s.blockedUntil, until);

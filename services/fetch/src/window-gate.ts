@@ -71,6 +71,8 @@ class RollingGate implements WindowGate {
   private readonly key: string;
   private readonly grid: number;
   private cell: LogCell | null = null;
+  private readonly moves: [from: number, to: number][] = [];
+  private moving: Promise<void> | null = null;
 
   constructor(private readonly kv: KV, source: string, readonly w: RateWindow) {
     this.key = `${source}.r${w.perMs}`;
@@ -117,8 +119,25 @@ class RollingGate implements WindowGate {
     await this.adjust(now, (log) => (countSince(log, until - 1, this.w.perMs) >= this.w.limit ? null : append(log, latest, this.w.limit, this.w.perMs, this.grid, now - PRUNE_MARGIN_MS)));
   }
 
-  async extend(from: number, to: number): Promise<void> {
-    await this.adjust(to, (log) => append(remove(log, from, 1, this.grid), to, 1, this.w.perMs, this.grid, to - this.w.perMs - PRUNE_MARGIN_MS));
+  extend(from: number, to: number): Promise<void> {
+    this.moves.push([from, to]);
+    this.moving ??= this.applyMoves();
+    return this.moving;
+  }
+
+  // Moves are applied together, one compare-and-set for all that queued meanwhile: a burst of
+  // slow answers must land within a window length, before anyone reuses their slots.
+  private async applyMoves(): Promise<void> {
+    try {
+      while (this.moves.length > 0) {
+        const batch = this.moves.splice(0);
+        const latest = Math.max(...batch.map(([, to]) => to));
+        const prune = latest - this.w.perMs - PRUNE_MARGIN_MS;
+        await this.adjust(latest, (log) => batch.reduce((l, [from, to]) => append(remove(l, from, 1, this.grid), to, 1, this.w.perMs, this.grid, prune), log));
+      }
+    } finally {
+      this.moving = null;
+    }
   }
 
   waitHint(now: number): number {
