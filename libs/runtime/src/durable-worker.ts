@@ -74,6 +74,8 @@ export function retryDelayMs(attempt: number): number {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
 // How long one pull request waits on an empty stream; short enough that a gate or stop is noticed soon.
 const PULL_EXPIRES_MS = 2_000;
+// Finished messages remembered per worker, to recognise one whose ack was lost.
+const COMPLETED_MEMORY = 100_000;
 // A gate's wait is re-checked at least this often, so a quota that reopens early is used.
 const MAX_GATE_SLEEP_MS = 1_000;
 
@@ -106,6 +108,12 @@ export async function startWorker(
   const stopped = new Promise<void>((r) => (wake = r));
 
   const rest = (ms: number) => Promise.race([sleep(ms), stopped]);
+  // Stream sequences this replica finished recently, oldest first (bounded).
+  const completed = new Set<number>();
+  const remember = (seq: number) => {
+    completed.add(seq);
+    if (completed.size > COMPLETED_MEMORY) completed.delete(completed.values().next().value as number);
+  };
 
   async function lane(index: number): Promise<void> {
     let pullErrors = 0;
@@ -142,6 +150,13 @@ export async function startWorker(
   }
 
   async function handleOne(m: JsMsg): Promise<void> {
+    // An ack lost in a disconnect brings the message back though its output is stored; doing
+    // the work again would e.g. fetch again and store a second raw answer.
+    if (m.info.deliveryCount > 1 && completed.has(m.seq)) {
+      m.ack();
+      metrics.messages.inc({ consumer: def.name, outcome: "redelivered-done" });
+      return;
+    }
     const started = performance.now();
     const myEpoch = epoch;
     const deliveryCount = m.info.deliveryCount;
@@ -159,6 +174,7 @@ export async function startWorker(
         timing: () => appendTiming(m.headers?.get(TIMING_HEADER), hop, performance.now() - started),
       });
       m.ack();
+      remember(m.seq);
       if (failures > 0) child.info({ afterPauses: failures }, "worker resumed");
       failures = 0;
       if (down !== null) health.recover(down);
