@@ -48,7 +48,7 @@ async function main(): Promise<void> {
     const names = meshNames(prefix);
     const configDir = writeConfig({ "fetch/sources/qsrc.yaml": source("qsrc", `{ windows: [{ limit: ${Q}, per: 1s }] }`, api.url, "Q_KEY") });
     const replicas: Record<string, string>[] = [{}, { MACHINA_FETCH_FETCH_CLOCK_SKEW_MS: "500" }, { MACHINA_FETCH_FETCH_CLOCK_SKEW_MS: "-500" }, { MACHINA_NATS_URL: `nats://127.0.0.1:${proxy.port}` }];
-    for (const env of replicas) procs.push(await startServiceProc("fetch", { configDir, prefix, env: { Q_KEY: "key-q", MACHINA_LOG_LEVEL: "warn", ...env } }));
+    for (const env of replicas) procs.push(await startServiceProc("fetch", { configDir, prefix, env: { Q_KEY: "key-q", ...env } }));
     await publishTasks(jetstream(nc), names, tasks("qsrc", Q * (SECONDS + 10), "q"), 64, "bench");
     await sleep(2_000);
     const c0 = (await api.stats()).byKey["key-q"] ?? 0;
@@ -71,7 +71,7 @@ async function main(): Promise<void> {
         "fetch/sources/asrc.yaml": source("asrc", "{ windows: [{ limit: 100, per: 1s }] }", api.url, "A_KEY"),
         "fetch/sources/bsrc.yaml": source("bsrc", "{ windows: [{ limit: 5, per: 1m }] }", api.url, "B_KEY"),
       });
-      const p = await startServiceProc("fetch", { configDir: dir, prefix: px, env: { A_KEY: "key-a", B_KEY: "key-b", MACHINA_LOG_LEVEL: "warn" } });
+      const p = await startServiceProc("fetch", { configDir: dir, prefix: px, env: { A_KEY: "key-a", B_KEY: "key-b" } });
       procs.push(p);
       await sleep(1_100); // both rolling windows of the upstream start empty for each run
       const js = jetstream(nc);
