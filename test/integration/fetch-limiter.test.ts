@@ -3,7 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
-import { compileSource, createFetcher, openLimiter, type Limiter, type SourceDef } from "@machina/fetch";
+import { ServerClock, compileSource, createFetcher, openLimiter, type Limiter, type SourceDef } from "@machina/fetch";
 import { isMachinaError, MachinaError } from "@machina/wire";
 import { startFakeApi, type FakeApi } from "../fixtures/fake-api/server";
 
@@ -198,6 +198,19 @@ describe("limiter on JetStream KV", () => {
     const keys: string[] = [];
     for await (const k of await (await new Kvm(nc1).open(BUCKET)).keys("free.>")) keys.push(k);
     assert.deepEqual(keys, []);
+  });
+
+  it("bounds the server's clock from KV write stamps, whatever this process's clock says", async () => {
+    const kv = await new Kvm(nc1).open(BUCKET);
+    const skew = 5_000;
+    const clock = new ServerClock(kv, { now: () => performance.timeOrigin + performance.now() + skew, probeEveryMs: 60_000 });
+    for (let i = 0; i < 5; i++) await clock.probe();
+    const b = clock.bounds();
+    // nats-server on this machine stamps with the wall clock: the offset must be about -skew.
+    const truth = Date.now() - (performance.timeOrigin + performance.now() + skew);
+    assert.ok(b.low <= truth + 2 && truth - 2 <= b.high, `offset ${truth} outside [${b.low}, ${b.high}]`);
+    assert.ok(b.high - b.low < 50, `bounds ${b.high - b.low} ms wide on a local server`);
+    await clock.close();
   });
 
   it("rejects unknown sources with the known ones listed", async () => {

@@ -38,6 +38,8 @@ function concreteSubjects(n: MeshNames): { subject: string; stream: StreamKey | 
   out.push({ subject: n.vertex.connect("processor"), stream: null }, { subject: n.vertex.nodes, stream: null }, { subject: n.vertex.stats, stream: null });
   for (const s of Object.values(n.config)) out.push({ subject: s, stream: null });
   out.push({ subject: n.cacheInvalidate, stream: null });
+  // Operator requests on dead letters must not be captured by the DLQ stream itself.
+  for (const s of Object.values(n.vertex.dlq)) out.push({ subject: s, stream: null });
   return out;
 }
 

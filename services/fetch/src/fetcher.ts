@@ -1,7 +1,7 @@
 import { MachinaError } from "@machina/wire";
 import { countRecords, extractRecords, mergeRecords, readPath, type EntityRecords } from "./extract";
 import { createHttpManager, type HttpManager, type HttpManagerOptions, type HttpRequest } from "./http-manager";
-import type { Acquired, Limiter } from "./limiter";
+import type { Acquired, Limiter } from "./limiter/limiter-types";
 import { resolveData } from "./secrets";
 import type { BodyNode, QueryDef, SourceDef } from "./source-def";
 import { renderTemplate, renderValue, type RenderContext } from "./template";

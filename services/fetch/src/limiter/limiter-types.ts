@@ -1,0 +1,112 @@
+import type { HeaderBag } from "../rate-headers";
+import type { LimiterSpec } from "../source-def";
+import type { LocalClock } from "./server-clock";
+
+/** What the limiter needs to know about a source (a SourceDef fits). */
+export interface LimitedSource {
+  readonly name: string;
+  readonly limiter: LimiterSpec;
+}
+
+/** Options of {@link openLimiter}. */
+export interface LimiterOptions {
+  /** KV bucket holding the shared state; every replica of one network must use the same name. */
+  readonly bucket: string;
+  readonly sources: readonly LimitedSource[];
+  /** Most concurrent local acquires of one source admitted by a single compare-and-set. Default 64. */
+  readonly maxBatch?: number;
+  /**
+   * Time a granted call has to go out after its scheduled send time; a grant used later is
+   * void (it stays counted, the caller is served by a new one). Default 20 ms.
+   */
+  readonly sendSlackMs?: number;
+  /**
+   * Allowance for calls of different replicas taking different times to reach the upstream
+   * (network jitter, a busy event loop between grant and socket write); widens every call's span. Default 40 ms.
+   */
+  readonly latencySpreadMs?: number;
+  /** How far ahead a call may be scheduled instead of being refused. Default 2 000 ms. */
+  readonly maxWaitMs?: number;
+  /** This replica's clock; tests inject a skewed one. Default monotonic, epoch-anchored. */
+  readonly clock?: LocalClock;
+}
+
+/** One admitted call: usage and quota of its tightest window after admission (null when unlimited). */
+export interface Acquired {
+  readonly usage: number | null;
+  readonly quota: number | null;
+  /** usage / quota, or null when unknown. */
+  readonly percent: number | null;
+  /** The tightest window's length, e.g. `1s`; null when unlimited. */
+  readonly window: string | null;
+  /** Server time (epoch ms) from which the tightest window counts this call. */
+  readonly windowStart: number | null;
+  /** Latest server time the grant was recorded at; {@link Limiter.settle} moves it when the call ran late. */
+  readonly latest?: number;
+}
+
+/** Usage of one rate window as stored in KV. */
+export interface WindowUsage {
+  readonly window: string;
+  readonly perMs: number;
+  readonly limit: number;
+  readonly align: "rolling" | "clock";
+  /** Calls counted now: in the last `perMs` (rolling) or in the current aligned window (clock). */
+  readonly used: number;
+  readonly percent: number;
+  /** Epoch ms at which the counted interval started. */
+  readonly windowStart: number;
+  /** Until a call's worth of room opens (rolling) or the window resets (clock), ms. */
+  readonly resetsInMs: number;
+}
+
+/** A source's quota state across all replicas. */
+export interface QuotaReport {
+  readonly source: string;
+  readonly unlimited: boolean;
+  /** The tightest window's numbers; null when unlimited. */
+  readonly usage: number | null;
+  readonly quota: number | null;
+  readonly percent: number | null;
+  readonly windows: readonly WindowUsage[];
+  /** Epoch ms until which an upstream 429 paused the source; null when not paused. */
+  readonly blockedUntil: number | null;
+}
+
+/** Counters of the limiter's own behaviour, for /metrics. */
+export interface LimiterStats {
+  /** Grants confirmed too late to be used (slow KV); they stay counted. */
+  readonly lateGrants: number;
+  /** Compare-and-set rounds lost to another replica. */
+  readonly conflicts: number;
+  /** Calls answered after their grant's span ended, whose record was moved later. */
+  readonly slowCalls: number;
+}
+
+/** The shared rate limiter: every replica's admissions are ordered in one KV bucket. */
+export interface Limiter {
+  /**
+   * Admits one upstream call, resolving when it may be sent (at most `maxWaitMs` from now);
+   * send it at once. Throws OVER_QUOTA with `details.retryAfterMs` when it cannot be admitted
+   * that soon.
+   */
+  acquire(source: string): Promise<Acquired>;
+  /** Usage of every window of `source`, read fresh from KV. */
+  report(source: string): Promise<QuotaReport>;
+  /** Corrects the shared view from an upstream answer: a 429 or `X-RateLimit-Remaining: 0` pauses the source. */
+  observeUpstream(source: string, status: number, headers: HeaderBag): Promise<void>;
+  /**
+   * Call once the admitted call is done (answered or failed). A call may reach the upstream
+   * any time before its answer returns; when that is later than its grant claimed (a new TLS
+   * connection, a slow network), its record is moved to now so no replica reuses the slot
+   * early. Costs a KV write only for such slow calls.
+   */
+  settle(source: string, acquired: Acquired): Promise<void>;
+  /** Local estimate of ms until `source` can admit a call (0 = now or unknown); for pull gating. */
+  waitHint(source: string): number;
+  /** Names of the sources this limiter knows. */
+  sources(): string[];
+  stats(): LimiterStats;
+  /** Stops watching the bucket; later acquires fail with UNAVAILABLE. */
+  close(): Promise<void>;
+}
