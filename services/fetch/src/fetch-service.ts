@@ -110,7 +110,7 @@ export const fetchService: ServiceSpec<FetchConfig> = {
 };
 
 // A source's lanes keep pulling while its limiter expects room within this long (a pulled task
-// waits in the limiter's queue for its slot, about as long as the limiter schedules ahead);
+// waits in the limiter's queue for its slot, up to as long as the limiter lets a call wait);
 // only a longer wait leaves the tasks on the stream.
 const GATE_LOOKAHEAD_MS = 2_000;
 

@@ -25,7 +25,7 @@ export interface LimiterOptions {
    * (network jitter, a busy event loop between grant and socket write); widens every call's span. Default 40 ms.
    */
   readonly latencySpreadMs?: number;
-  /** How far ahead a call may be scheduled instead of being refused. Default 2 000 ms. */
+  /** How long a call may wait for a free slot (or the end of an upstream pause) before it is refused. Default 2 000 ms. */
   readonly maxWaitMs?: number;
   /** This replica's clock; tests inject a skewed one. Default monotonic, epoch-anchored. */
   readonly clock?: LocalClock;
