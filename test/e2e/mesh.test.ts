@@ -8,7 +8,10 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { expectedSite, expectedTraffic } from "../fixtures/fake-api/index";
+import { eventually as poll } from "../support/eventually";
 import { nats, natsReq } from "../support/nats-cli";
+
+const eventually = <T>(what: string, fn: () => Promise<T | undefined>, ms = 60_000) => poll(what, fn, ms, 500);
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const FAKE_API = `http://127.0.0.1:${process.env.MACHINA_FAKE_API_PORT ?? 8787}`;
@@ -21,21 +24,6 @@ function mesh(cmd: "start" | "stop"): Promise<void> {
       timeout: 180_000,
     }, (err, _out, stderr) => (err ? reject(new Error(`mesh.sh ${cmd} failed: ${stderr}`)) : resolve()));
   });
-}
-
-async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`${what} did not happen within ${ms} ms${last ? `: ${(last as Error).message}` : ""}`);
 }
 
 type Latest = { name: string; rows: Array<Record<string, unknown>> };

@@ -5,6 +5,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { NATS_URL } from "./nats-env";
 
+export { eventually } from "./eventually";
+
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 /** One running service process started by a test. */
@@ -94,20 +96,4 @@ export async function readyz(p: ServiceProc): Promise<{ status: number; waitingF
   const r = await fetch(`http://127.0.0.1:${p.probePort}/readyz`);
   const body = (await r.json()) as { waitingFor?: Record<string, unknown> };
   return { status: r.status, waitingFor: body.waitingFor ?? {} };
-}
-
-/** Polls `fn` until it returns a value other than undefined, or throws after `ms`. */
-export async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms = 60_000, everyMs = 250): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  throw new Error(`${what} did not happen within ${ms} ms${last ? `: ${(last as Error).message}` : ""}`);
 }

@@ -1,22 +1,9 @@
 // Covers @machina/protos: codec round trips (binary and JSON), strict shape errors, and .proto ↔ types.ts agreement.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { codec, messageNames, ProtoShapeError } from "@machina/protos";
+import { codec, messageNames } from "@machina/protos";
 import type { JsonObject, MessageName, MessageTypes, QueryRequest, QueryResponse } from "@machina/protos";
-
-/** Asserts that `fn` throws a ProtoShapeError at `path` whose message matches `re`. */
-function throwsShape(fn: () => unknown, path: string, re: RegExp): ProtoShapeError {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof ProtoShapeError, `expected ProtoShapeError, got ${String(caught)}`);
-  assert.equal(caught.path, path);
-  assert.match(caught.message, re);
-  return caught;
-}
+import { throwsShape } from "../support/throws-shape";
 
 const nestedArgs: JsonObject = {
   domain: "example.com",

@@ -12,6 +12,7 @@ import { compileLedgers, compileQuerySets, compileTriggers, ledgerOf, querySetOf
 import { codec, ProtoShapeError, protoKeyPath } from "@machina/protos";
 import { meshNames } from "@machina/subjects";
 import { decodeBody, isMachinaError, MachinaError, type ErrorCode } from "@machina/wire";
+import { throwsShape } from "../support/throws-shape";
 
 const PROTO_NAMES = ["constructor", "__proto__", "toString", "valueOf", "hasOwnProperty"];
 
@@ -26,19 +27,6 @@ function fails(fn: () => unknown, code: ErrorCode, re?: RegExp): MachinaError {
     return err;
   }
   assert.fail(`expected ${code}`);
-}
-
-/** Asserts that `fn` throws a ProtoShapeError at `path`. */
-function throwsShape(fn: () => unknown, path: string, re: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (err) {
-    caught = err;
-  }
-  assert.ok(caught instanceof ProtoShapeError, `expected ProtoShapeError, got ${String(caught)}`);
-  assert.equal(caught.path, path);
-  assert.match(caught.message, re);
 }
 
 const doc = (name: string, d: Record<string, unknown>): ComponentDoc => ({ name, origins: [`config/default/x/${name}.yaml`], doc: d });

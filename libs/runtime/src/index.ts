@@ -6,6 +6,7 @@ export { defineWorker, retryDelayMs, MAX_RETRY_DELAY_MS } from "./durable-worker
 export { Health } from "./health";
 export type { Waiting } from "./health";
 export { classifyThrown } from "./classify";
+export { isCasConflict } from "./cas-conflict";
 export type { WorkerDef, WorkerContext, RunningWorker } from "./durable-worker";
 export { MeshClient } from "./mesh-client";
 export type { MeshRequestOptions } from "./mesh-client";

@@ -2,6 +2,7 @@ import { headers as makeHeaders } from "@nats-io/nats-core";
 import type { JetStreamClient, PubAck } from "@nats-io/jetstream";
 import type { MessageName, MessageTypes } from "@machina/protos";
 import { CONTENT_TYPE_PROTOBUF, MachinaError, SENDER_HEADER, TIMING_HEADER, encodeBody } from "@machina/wire";
+import { isCasConflict } from "./cas-conflict";
 
 /** Options of a durable publish. */
 export interface DurablePublishOptions {
@@ -37,15 +38,10 @@ export async function publishDurable<N extends MessageName>(
       ...(opts.expectEmptySubject ? { expect: { lastSubjectSequence: 0 } } : {}),
     });
   } catch (err) {
-    if (opts.expectEmptySubject && isWrongLastSequence(err)) {
+    if (opts.expectEmptySubject && isCasConflict(err)) {
       throw new MachinaError("CONFLICT", `${subject} already holds a message`, { retryable: false, details: { conflict: true, subject } });
     }
     throw new MachinaError("UNAVAILABLE", `could not store message on ${subject}: ${(err as Error).message}`, { cause: err, details: { dependency: "nats" } });
   }
 }
 
-// JetStream's "wrong last sequence" API error: the expectation on the subject did not hold.
-function isWrongLastSequence(err: unknown): boolean {
-  const code = (err as { code?: unknown; api_error?: { err_code?: unknown } } | null)?.api_error?.err_code ?? (err as { code?: unknown } | null)?.code;
-  return code === 10071 || /wrong last sequence/i.test(String((err as Error)?.message));
-}

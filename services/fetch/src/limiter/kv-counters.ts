@@ -1,19 +1,10 @@
 import type { KV } from "@nats-io/kv";
+import { isCasConflict } from "@machina/runtime";
 
 /** A counter as last seen: its value and the KV revision it was read or written at (0 = absent). */
 export interface Counter {
   readonly used: number;
   readonly revision: number;
-}
-
-// JetStream API codes for "expected last subject sequence" mismatches, i.e. a lost CAS race.
-const WRONG_LAST_SEQUENCE = new Set([10071, 10164]);
-
-/** True when `err` is a compare-and-set conflict (someone else wrote the key first). */
-export function isCasConflict(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === "number" && WRONG_LAST_SEQUENCE.has(code)) return true;
-  return err instanceof Error && /wrong last sequence/i.test(err.message);
 }
 
 const encoder = new TextEncoder();

@@ -1,5 +1,6 @@
 import type { KV } from "@nats-io/kv";
-import { KvCounters, isCasConflict, type Counter } from "./kv-counters";
+import { isCasConflict } from "@machina/runtime";
+import { KvCounters, type Counter } from "./kv-counters";
 import type { RateWindow } from "../source-def";
 import { EMPTY_LOG, append, countSince, decodeLog, earliestFor, encodeLog, gridOf, remove, roomAt, type SlidingLog } from "./sliding-log";
 
