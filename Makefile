@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 H := test/harness
 
-.PHONY: help setup deps up down status test test-unit typecheck lint bench
+.PHONY: help setup deps up down status test test-unit typecheck lint format docs protos bench
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,8 +34,21 @@ test-unit: deps ## unit tests only (no servers)
 typecheck: deps ## tsc in strict mode over every package
 	@pnpm exec tsc -p tsconfig.json --noEmit
 
-lint: deps ## eslint over every package
+lint: deps ## eslint, formatting, exact dependencies, and generated files up to date
 	@pnpm exec eslint .
+	@pnpm exec prettier --check .
+	@node tools/check-deps.mjs
+	@bash libs/protos/scripts/gen-types.sh --check
+	@node --import tsx tools/gen-component-docs.ts --check
+
+protos: deps ## regenerate the TypeScript declarations of protos/*.proto (libs/protos/src/generated)
+	@bash libs/protos/scripts/gen-types.sh
+
+format: deps ## apply prettier to the repo
+	@pnpm exec prettier --write .
+
+docs: deps ## regenerate docs/components.md from the component schemas
+	@node --import tsx tools/gen-component-docs.ts
 
 bench: setup ## benchmarks under test/bench (numbers and ratios vs a same-run baseline)
 	@bash $(H)/run-bench.sh

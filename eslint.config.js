@@ -2,7 +2,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["**/node_modules/**", ".machina/**"] },
+  { ignores: ["**/node_modules/**", ".machina/**", "libs/protos/src/generated/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -143,7 +143,7 @@ describe("example network, end to end", { timeout: 300_000 }, () => {
       probes.push(["machina.fetch.quota", { source: t }, "UNKNOWN_SOURCE", /sitestats/]);
       probes.push(["machina.fetch.overquota", { source: t }, "UNKNOWN_SOURCE", /sitestats/]);
       probes.push(["machina.invoke.fire", { trigger: t }, "NOT_FOUND", /refresh/]);
-      probes.push(["machina.invoke.buildqueryset", { querySet: t }, "NOT_FOUND", /websites-sitestats/]);
+      probes.push(["machina.invoke.buildqueryset", { querySet: t }, "NOT_FOUND", /websites_sitestats/]);
       probes.push(["machina.invoke.ledger.get", { name: t }, "NOT_FOUND", /websites/]);
     }
     // A few CLI processes at a time: a hundred at once would starve a 2-core machine into time-outs.
@@ -179,7 +179,7 @@ describe("example network, end to end", { timeout: 300_000 }, () => {
     assert.equal(quota.source, "sitestats");
     const ledger = await natsReq<{ name: string; leads: unknown[] }>("machina.invoke.ledger.get", { name: "websites" });
     assert.ok(ledger.leads.length >= 3);
-    const built = await natsReq<{ tasks: unknown[] }>("machina.invoke.buildqueryset", { querySet: "websites-sitestats" });
+    const built = await natsReq<{ tasks: unknown[] }>("machina.invoke.buildqueryset", { querySet: "websites_sitestats" });
     assert.ok(built.tasks.length >= 3);
     const nodes = await natsReq<{ nodes: unknown[] }>("machina.vertex.nodes", {});
     assert.ok(nodes.nodes.length >= 1);

@@ -253,7 +253,7 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
       [names.vertex.dlq.list, { subject: "a b" }, /whitespace/],
       [names.vertex.dlq.list, { code: "NOTFOUND" }, /unknown error code "NOTFOUND"; use one of .*NOT_FOUND/],
       [names.vertex.dlq.list, { stream: "STORES" }, /unknown stream "STORES"; use one of FETCH, FETCHED, AGGREGATE, STORE/],
-      [names.vertex.dlq.list, { type: "a.b" }, /type "a\.b" must be one subject token/],
+      [names.vertex.dlq.list, { type: "a.b" }, /type: "a\.b" is not a name/],
       [names.vertex.dlq.list, { limit: 5000 }, /limit 5000: list between 0/],
       [names.vertex.dlq.list, { sujbect: "x" }, /sujbect: unknown field/],
       [names.vertex.dlq.replay, { subject: `${prefix}.>.x` }, /">" may only be the last token/],

@@ -14,6 +14,7 @@ import {
   parseConfigFile,
   parseDuration,
   formatDuration,
+  durationProblem,
   screamingSnake,
 } from "@machina/config";
 
@@ -283,7 +284,7 @@ describe("loadComponents", () => {
   });
 
   it("turns component names and camelCase or dashed keys into SCREAMING_SNAKE env names", () => {
-    const dir = configRoot({ "default/invoke/query_sets/websites-sitestats.yaml": "ledger: websites\nmaxRetries: 1\n" });
+    const dir = configRoot({ "default/invoke/query_sets/websites_sitestats.yaml": "ledger: websites\nmaxRetries: 1\n" });
     const env = { MACHINA_INVOKE_QUERY_SETS_WEBSITES_SITESTATS_LEDGER: "others", MACHINA_INVOKE_QUERY_SETS_WEBSITES_SITESTATS_MAX_RETRIES: "3" };
     const [c] = loadComponents("invoke/query_sets", { configDir: dir, mode: "default", env });
     assert.deepEqual(c.doc, { ledger: "others", maxRetries: 3 });
@@ -318,12 +319,16 @@ describe("parseDuration", () => {
     assert.equal(parseDuration("0s"), 0);
   });
 
-  it("takes a bare non-negative number as milliseconds", () => {
-    assert.equal(parseDuration(1234), 1234);
-    assert.equal(parseDuration(0), 0);
-    assert.equal(parseDuration(-1), null);
-    assert.equal(parseDuration(Number.POSITIVE_INFINITY), null);
-    assert.equal(parseDuration(Number.NaN), null);
+  it("refuses a bare number: the unit must be written", () => {
+    for (const bare of [1234, 0, -1, Number.POSITIVE_INFINITY, Number.NaN]) assert.equal(parseDuration(bare), null, String(bare));
+    assert.match(durationProblem(300) ?? "", /got the bare number 300; write 300ms or 300s/);
+    assert.match(durationProblem("5 mins") ?? "", /expected a duration such as 250ms, 1s, 15m, 1h or 1d, got "5 mins"/);
+    assert.equal(durationProblem("5m"), null);
+  });
+
+  it("parses durations past Node's timer limit (2^31-1 ms)", () => {
+    assert.equal(parseDuration("30d"), 30 * 86_400_000);
+    assert.ok(parseDuration("3650d")! > 2 ** 31);
   });
 
   it("returns null for malformed input and fractions of a millisecond", () => {

@@ -7,7 +7,9 @@ import {
   createTableCql,
   dirtyTableSpec,
   dumpTableSpec,
+  ensureSchema,
 } from "@machina/data";
+import { isMachinaError } from "@machina/wire";
 
 const def = compileTypeDef(
   {
@@ -51,4 +53,16 @@ test("dirty table and keyspace use only portable CQL", () => {
     createKeyspaceCql("ks", { datacenter1: 3, dc2: 1 }),
     "CREATE KEYSPACE IF NOT EXISTS ks WITH replication = {'class': 'NetworkTopologyStrategy', 'datacenter1': 3, 'dc2': 1}",
   );
+});
+
+test("the keyspace follows the name rule, checked before any statement", async () => {
+  // The client is never reached: the keyspace is refused first.
+  for (const [keyspace, hint] of [["Machina", 'write "machina"'], ["machina-it", 'write "machina_it"'], ["k".repeat(43), "42"]]) {
+    await assert.rejects(ensureSchema(undefined as never, keyspace, { datacenter1: 1 }, [def]), (e) => {
+      assert.ok(isMachinaError(e, "BAD_REQUEST"), String(e));
+      assert.match(e.message, /^keyspace: /);
+      assert.ok(e.message.includes(hint), e.message);
+      return true;
+    });
+  }
 });

@@ -68,8 +68,8 @@ test("refuses bad names, keys and reserved columns", () => {
   rejects({ ...website, fields: { ...website.fields, source: "text" } }, "fields.source", "reserved");
   rejects({ ...website, fields: { ...website.fields, "Bad-Name": "text" } }, "fields.Bad-Name");
   rejects({ ...website, fields: { domain: "json" } }, "key[0]", "json");
-  rejects({ ...website, extra: 1 }, "extra: unknown setting");
-  rejects("nope", "(root)");
+  rejects({ ...website, extra: 1 }, "extra: unknown key");
+  rejects("nope", "website.yaml: expected a mapping");
 });
 
 test("refuses bad merge policies", () => {
@@ -103,4 +103,44 @@ test("the definition hash ignores origin and field order but not meaning", () =>
   );
   assert.equal(typeDefHash(a), typeDefHash(reordered));
   assert.notEqual(typeDefHash(a), typeDefHash(compileTypeDef({ ...website, dump_ttl: "7d" }, "a.yaml")));
+});
+
+test("refuses a bare number as a duration, asking for a unit", () => {
+  rejects({ ...website, dump_ttl: 30 }, "website.yaml: dump_ttl:", "bare number 30", "write 30ms or 30s");
+  rejects({ ...website, clean_window: 3600 }, "clean_window:", "bare number 3600", "unit");
+  rejects({ ...website, dump_ttl: "1500ms" }, "dump_ttl:", "whole number of seconds");
+});
+
+test("names follow the one name rule, with a hint for upper case and '-'", () => {
+  rejects({ ...website, name: "Website" }, 'website.yaml: name: "Website" is not a name', 'write "website"');
+  rejects({ ...website, fields: { ...website.fields, Title: "text" } }, 'fields.Title: "Title" is not a name', 'write "title"');
+  rejects(
+    { ...website, merge: { title: { policy: "source_priority", sources: ["site-stats"] } } },
+    "merge.title.sources[0]",
+    'write "site_stats"',
+  );
+  rejects({ ...website, merge: { title: { policy: "source_priority", sources: ["a", "b", "a"] } } }, "merge.title.sources[2]", "twice");
+});
+
+test("an unknown key names the nearest known one", () => {
+  rejects({ ...website, dump_tll: "7d" }, 'dump_tll: unknown key (did you mean "dump_ttl"?)');
+  rejects({ ...website, merge: { title: { policy: "source_priority", source: ["a"] } } }, 'merge.title.source: unknown key (did you mean "sources"?)');
+});
+
+test("__proto__ and constructor from JSON.parse never reach a prototype", () => {
+  const json = (text: string) => JSON.parse(text) as Record<string, unknown>;
+  rejects({ ...website, fields: json('{"domain":"text","__proto__":"text"}') }, "fields.__proto__", "reserved");
+  rejects({ ...website, merge: json('{"__proto__":{"policy":"max"}}') }, "merge.__proto__", "reserved");
+  rejects(json('{"name":"t","key":"id","fields":{"id":"text"},"__proto__":{"dump_ttl":"1s"}}'), "__proto__", "reserved");
+  // `constructor` follows the name rule, so it is an ordinary own field, key and merge entry.
+  const def = compileTypeDef(
+    { name: "odd", key: json('["id"]'), fields: json('{"id":"text","constructor":"int"}'), merge: json('{"constructor":"max"}') },
+    "odd.yaml",
+  );
+  assert.deepEqual(Object.keys(def.fields), ["id", "constructor"]);
+  assert.deepEqual(def.merge.constructor, { policy: "max" });
+  assert.equal(Object.getPrototypeOf(def.fields), Object.prototype);
+  assert.equal(Object.getPrototypeOf(def.merge), Object.prototype);
+  assert.equal(({} as Record<string, unknown>).policy, undefined);
+  assert.equal(({} as Record<string, unknown>).dump_ttl, undefined);
 });

@@ -9,6 +9,7 @@ import { compileLedgers, compileQuerySets, compileTriggers } from "@machina/invo
 import { compileAggregators } from "@machina/aggregate";
 import { compileTypeDef, parseReplication } from "@machina/data";
 import { computationOf } from "@machina/compute";
+import { NAME_RULE } from "@machina/subjects";
 import { isMachinaError } from "@machina/wire";
 
 const load = (kind: string) => loadComponents(kind, { env: {} });
@@ -24,7 +25,8 @@ describe("example network in config/default", () => {
   it("declares sources, ledgers, query sets, a trigger and a type", () => {
     assert.deepEqual(sources.map((s) => s.name).sort(), ["sitestats", "traffic"]);
     assert.ok(ledgers.get("websites")!.leads.length >= 3);
-    assert.ok(triggers.get("refresh"));
+    assert.deepEqual(triggers.get("refresh")?.querySets, ["websites_sitestats", "websites_traffic"]);
+    assert.deepEqual([...querySets.keys()], ["websites_sitestats", "websites_traffic"]);
     assert.deepEqual(types.map((t) => t.name), ["website"]);
   });
 
@@ -73,8 +75,16 @@ describe("example network in config/default", () => {
 describe("aggregate, compute and data validators", () => {
   it("refuses an unknown aggregator kind or key, naming the file", () => {
     const bad = (doc: Record<string, unknown>) => () => compileAggregators([{ name: "website", origins: ["aggregators/website.yaml"], doc }]);
-    assert.throws(bad({ aggregator: "avg" }), (e) => isMachinaError(e, "BAD_REQUEST") && /website\.yaml: aggregator: expected one of passthrough/.test(e.message));
-    assert.throws(bad({ aggregatr: "passthrough" }), (e) => isMachinaError(e, "BAD_REQUEST") && /aggregatr: unknown key/.test(e.message));
+    assert.throws(bad({ aggregator: "avg" }), (e) => isMachinaError(e, "BAD_REQUEST") && /website\.yaml: aggregator: expected "passthrough", got "avg"/.test(e.message));
+    assert.throws(bad({ aggregatr: "passthrough" }), (e) => isMachinaError(e, "BAD_REQUEST") && /aggregatr: unknown key \(did you mean "aggregator"\?\); expected one of aggregator$/.test(e.message));
+  });
+
+  it("defaults to passthrough and names aggregators after entity types under the name rule", () => {
+    assert.deepEqual([...compileAggregators([{ name: "website", origins: ["website.yaml"], doc: {} }]).kinds()], [["website", "passthrough"]]);
+    assert.throws(
+      () => compileAggregators([{ name: "Web-Site", origins: ["aggregators/Web-Site.yaml"], doc: {} }]),
+      (e) => isMachinaError(e, "BAD_REQUEST") && /^aggregators\/Web-Site\.yaml: the file name is the component's name: "Web-Site" is not a name: .*\(write "web_site"\)$/.test(e.message),
+    );
   });
 
   it("passthrough forwards a batch unchanged", async () => {
@@ -89,6 +99,19 @@ describe("aggregate, compute and data validators", () => {
     const deps = {} as Parameters<ReturnType<typeof computationOf>["run"]>[1];
     await assert.rejects(computationOf("latest").run({ key: { domain: "a" } }, deps), (e) => isMachinaError(e, "BAD_REQUEST") && /args\.type/.test(e.message));
     await assert.rejects(computationOf("latest").run({ type: "website" }, deps), (e) => isMachinaError(e, "BAD_REQUEST") && /args\.key/.test(e.message));
+  });
+
+  it("checks computation args with the component wording: required, name rule, unknown-key hints, `__proto__`", async () => {
+    const deps = {} as Parameters<ReturnType<typeof computationOf>["run"]>[1];
+    const latest = computationOf("latest");
+    const refuses = (args: Record<string, unknown>, message: string) => assert.rejects(latest.run(args as never, deps), (e) => isMachinaError(e, "BAD_REQUEST") && e.message === message);
+    await refuses({ key: { domain: "a" } }, 'computation "latest": args.type: is required');
+    await refuses({ type: "Website", key: { domain: "a" } }, `computation "latest": args.type: "Website" is not a name: use ${NAME_RULE} (write "website")`);
+    await refuses({ type: "website", key: { domain: "a" }, keys: {} }, 'computation "latest": args.keys: unknown key (did you mean "key"?); expected one of type, key');
+    await refuses({ type: "website", key: "example.com" }, 'computation "latest": args.key: expected a mapping, got "example.com"');
+    await refuses(JSON.parse('{"type":"website","key":{"__proto__":{"domain":"a"}}}') as Record<string, unknown>, 'computation "latest": args.key.__proto__: this name is reserved (it is the prototype of JavaScript objects); choose another');
+    // The args schema is exported with each computation, for docs and clients.
+    assert.equal(latest.args.safeParse({ type: "website", key: { domain: "a" } }).success, true);
   });
 
   it("parses replication factors per datacenter", () => {

@@ -111,11 +111,14 @@ describe("compileSource", () => {
     const raw = sample();
     raw.limiter.windows[1].per = "1 day";
     assert.equal(compileError(raw).message, 'sources/sitestats.yaml: limiter.windows[1].per: expected a duration such as 250ms, 1s, 15m, 1h or 1d, got "1 day"');
-    for (const bad of ["0s", 1000, "1h30m"]) {
+    for (const bad of [1000, "1h30m"]) {
       const r = sample();
       r.limiter.windows[0].per = bad;
       assert.match(compileError(r).message, /limiter\.windows\[0\]\.per: expected a duration/, String(bad));
     }
+    const zero = sample();
+    zero.limiter.windows[0].per = "0s";
+    assert.match(compileError(zero).message, /limiter\.windows\[0\]\.per: must be at least 1ms, got "0s"/);
     const raw2 = sample();
     raw2.limiter.windows[0].limit = 0;
     assert.match(compileError(raw2).message, /limiter\.windows\[0\]\.limit: expected an integer >= 1, got 0/);
@@ -181,7 +184,7 @@ describe("compileSource", () => {
     assert.match(compileError(raw3).message, /queries\.site\.extract: declare at least one entry/);
     const raw4 = sample();
     raw4.queries.site.extract.site.type = "web site";
-    assert.match(compileError(raw4).message, /queries\.site\.extract\.site\.type: must be letters, digits/);
+    assert.match(compileError(raw4).message, /queries\.site\.extract\.site\.type: "web site" is not a name/);
     const raw5 = sample();
     raw5.queries.site.body = { a: 1 };
     assert.match(compileError(raw5).message, /queries\.site\.body: a GET request cannot carry a body/);
@@ -198,6 +201,62 @@ describe("compileSource", () => {
     raw.name = "other";
     assert.match(compileError(raw).message, /^sources\/sitestats\.yaml: name: "other" does not match the file name "sitestats"/);
     assert.equal(compileSource(raw, "module:other-api.ts").name, "other");
+  });
+
+  it("applies the one name rule to source, query, data and type names, suggesting the spelling", () => {
+    const raw = sample();
+    raw.name = "SiteStats";
+    assert.match(compileError(raw, "module:x").message, /^module:x: name: "SiteStats" is not a name: .*\(write "sitestats"\)$/);
+    const raw2 = sample();
+    raw2.queries.site.extract.site.type = "Web-Site";
+    assert.match(compileError(raw2).message, /queries\.site\.extract\.site\.type: "Web-Site" is not a name: .*\(write "web_site"\)$/);
+    const raw3 = sample();
+    raw3.queries["site-info"] = raw3.queries.site;
+    assert.match(compileError(raw3).message, /queries\.site-info: "site-info" is not a name: .*\(write "site_info"\)$/);
+    const raw4 = sample();
+    raw4.data = { ApiKey: { env: "SITESTATS_API_KEY" } };
+    assert.match(compileError(raw4).message, /data\.ApiKey: "ApiKey" is not a name: .*\(write "apikey"\)$/);
+  });
+
+  it("refuses a bare number as a duration, asking for a unit", () => {
+    const raw = sample();
+    raw.manager.timeout = 5000;
+    assert.equal(
+      compileError(raw).message,
+      "sources/sitestats.yaml: manager.timeout: expected a duration with a unit such as 250ms, 1s, 15m, 1h or 1d, got the bare number 5000; write 5000ms or 5000s, whichever is meant",
+    );
+    const raw2 = sample();
+    raw2.manager.retries.base_delay = 200;
+    assert.match(compileError(raw2).message, /manager\.retries\.base_delay: expected a duration with a unit .* got the bare number 200/);
+  });
+
+  it("suggests the intended key deep in the file and lists the known ones", () => {
+    const raw = sample();
+    raw.limiter.windows[0].aling = "clock";
+    assert.match(compileError(raw).message, /limiter\.windows\[0\]\.aling: unknown key \(did you mean "align"\?\); expected one of limit, per, align$/);
+    const raw2 = sample();
+    raw2.queries.sites.paginate.max_page = 3;
+    assert.match(compileError(raw2).message, /queries\.sites\.paginate\.max_page: unknown key \(did you mean "max_pages"\?\)/);
+    const raw3 = sample();
+    raw3.manager.retries.maximum = 3;
+    assert.match(compileError(raw3).message, /manager\.retries\.maximum: unknown key; expected one of max, base_delay, max_delay$/);
+  });
+
+  it("refuses a `__proto__` key from JSON.parse in queries, data and headers, prototypes untouched", () => {
+    const withQueries = { ...sample(), queries: JSON.parse('{"__proto__":{"path":"/x","extract":{"a":{"type":"t","path":"."}}}}') };
+    assert.match(compileError(withQueries).message, /^sources\/sitestats\.yaml: queries\.__proto__: this name is reserved/);
+    const withData = { ...sample(), data: JSON.parse('{"api_key":{"env":"K"},"__proto__":{"value":"x"}}') };
+    assert.match(compileError(withData).message, /: data\.__proto__: this name is reserved/);
+    const withHeaders = sample();
+    withHeaders.manager.headers = JSON.parse('{"__proto__":"x"}');
+    assert.match(compileError(withHeaders).message, /: manager\.headers\.__proto__: this name is reserved/);
+    const withQueryHeaders = sample();
+    withQueryHeaders.queries.site.headers = JSON.parse('{"X-A":"1","__proto__":{"polluted":"yes"}}');
+    assert.match(compileError(withQueryHeaders).message, /: queries\.site\.headers\.__proto__: this name is reserved/);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined, "Object.prototype untouched");
+    const ctor = compileSource({ ...sample(), queries: JSON.parse('{"constructor":{"path":"/c","extract":{"a":{"type":"t","path":"."}}}}') }, ORIGIN);
+    assert.deepEqual([...ctor.queries.keys()], ["constructor"]);
+    assert.equal(ctor.queries.get("toString"), undefined);
   });
 
   it("rejects a non-object", () => {

@@ -2,9 +2,11 @@
 import { describe, it } from "node:test";
 import type { TestContext } from "node:test";
 import assert from "node:assert/strict";
+import { loadComponents } from "@machina/config";
 import type { ComponentDoc } from "@machina/config";
 import { silentLogger } from "@machina/log";
 import { MachinaError } from "@machina/wire";
+import { MAX_TIMER_DELAY_MS } from "@machina/runtime";
 import { buildTasks, compileLedgers, compileQuerySets, compileTriggers, currentTick, nextTick, startScheduler } from "@machina/invoke";
 import type { TriggerDef } from "@machina/invoke";
 
@@ -28,12 +30,12 @@ const ledgerDocs = [
 ];
 const ledgers = compileLedgers(ledgerDocs);
 const querySets = compileQuerySets(
-  [doc("websites-sitestats", { source: "sitestats", queries: ["site", "pages"], ledger: "websites" }), doc("plain-traffic", { source: "traffic", queries: ["traffic"], ledger: "plain" })],
+  [doc("websites_sitestats", { source: "sitestats", queries: ["site", "pages"], ledger: "websites" }), doc("plain_traffic", { source: "traffic", queries: ["traffic"], ledger: "plain" })],
   ledgers,
 );
 
 function trigger(over: Partial<TriggerDef> = {}): TriggerDef {
-  return { name: "t", type: "timer", durationMs: 60_000, runOnStart: true, quantize: true, offsetMs: 0, querySets: ["websites-sitestats"], ...over };
+  return { name: "t", type: "timer", durationMs: 60_000, runOnStart: true, quantize: true, offsetMs: 0, querySets: ["websites_sitestats"], ...over };
 }
 
 describe("compileLedgers", () => {
@@ -51,7 +53,7 @@ describe("compileLedgers", () => {
 
   it("rejects an unknown key, naming the file and the key", () => {
     const err = badRequest(() => compileLedgers([doc("w", { leads: [], lead: "x" }, ["config/default/invoke/ledgers/w.yaml"])]));
-    assert.match(err.message, /^config\/default\/invoke\/ledgers\/w\.yaml: lead: unknown key \(expected one of source, lead_id, leads\)/);
+    assert.match(err.message, /^config\/default\/invoke\/ledgers\/w\.yaml: lead: unknown key \(did you mean "leads"\?\); expected one of source, lead_id, leads$/);
   });
 
   it("names every contributing file when a doc came from several", () => {
@@ -73,16 +75,32 @@ describe("compileLedgers", () => {
   });
 
   it("rejects other malformed ledgers", () => {
-    assert.match(badRequest(() => compileLedgers([doc("w", { source: "kv", leads: [] })])).message, /source: expected one of constant, got "kv"/);
+    assert.match(badRequest(() => compileLedgers([doc("w", { source: "kv", leads: [] })])).message, /source: expected "constant", got "kv"/);
     assert.match(badRequest(() => compileLedgers([doc("w", { leads: [{ id: "a" }, "b"] })])).message, /leads\[1\]: expected a mapping/);
-    assert.match(badRequest(() => compileLedgers([doc("w", { lead_id: 3, leads: [] })])).message, /lead_id: expected the name of a lead field/);
-    assert.match(badRequest(() => compileLedgers([doc("w", {})])).message, /leads: expected a list of leads/);
+    assert.match(badRequest(() => compileLedgers([doc("w", { lead_id: 3, leads: [] })])).message, /lead_id: expected a name \(.*\), got 3/);
+    assert.match(badRequest(() => compileLedgers([doc("w", {})])).message, /leads: is required/);
+    assert.match(badRequest(() => compileLedgers([doc("w", { leads: [{ id: { a: 1 } }] })])).message, /leads\[0\]\.id: expected a string or number as the lead id, got a mapping/);
+  });
+
+  it("refuses a ledger whose file name breaks the name rule, with the name to write", () => {
+    const err = badRequest(() => compileLedgers([doc("Top-Sites", { leads: [] }, ["config/default/invoke/ledgers/Top-Sites.yaml"])]));
+    assert.match(err.message, /^config\/default\/invoke\/ledgers\/Top-Sites\.yaml: the file name is the component's name: "Top-Sites" is not a name: .*\(write "top_sites"\)$/);
+    assert.match(badRequest(() => compileLedgers([doc("w", { lead_id: "Domain", leads: [] })])).message, /lead_id: "Domain" is not a name: .*\(write "domain"\)/);
+  });
+
+  it("refuses a `__proto__` key of a lead parsed from JSON, leaving prototypes alone", () => {
+    const raw = JSON.parse('{"leads":[{"id":"a"},{"id":"b","__proto__":{"polluted":1}}]}') as Record<string, unknown>;
+    assert.match(badRequest(() => compileLedgers([doc("w", raw)])).message, /w\.yaml: leads\[1\]\.__proto__: this name is reserved/);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+    // Other prototype names are ordinary lead fields.
+    const l = compileLedgers([doc("w", JSON.parse('{"leads":[{"id":"a","constructor":"c","toString":1}]}') as Record<string, unknown>)]);
+    assert.deepEqual(l.get("w")!.leads[0].args, { id: "a", constructor: "c", toString: 1 });
   });
 });
 
 describe("compileQuerySets", () => {
   it("compiles a query set referencing a known ledger", () => {
-    assert.deepEqual(querySets.get("websites-sitestats"), { name: "websites-sitestats", source: "sitestats", queries: ["site", "pages"], ledger: "websites" });
+    assert.deepEqual(querySets.get("websites_sitestats"), { name: "websites_sitestats", source: "sitestats", queries: ["site", "pages"], ledger: "websites" });
   });
 
   it("rejects an unknown ledger, listing the known ones", () => {
@@ -92,13 +110,37 @@ describe("compileQuerySets", () => {
 
   it("rejects unknown keys, bad sources and bad query lists", () => {
     assert.match(badRequest(() => compileQuerySets([doc("qs", { source: "s", queries: ["q"], ledger: "plain", extra: 1 })], ledgers)).message, /qs\.yaml: extra: unknown key/);
-    for (const source of [undefined, 3, "a.b", ""]) {
-      assert.match(badRequest(() => compileQuerySets([doc("qs", { source, queries: ["q"], ledger: "plain" })], ledgers)).message, /: source: expected a source name/);
+    const sources: [unknown, RegExp][] = [[undefined, /is required/], [3, /expected a name \(.*\), got 3/], ["a.b", /"a\.b" is not a name/], ["", /expected a name/]];
+    for (const [source, re] of sources) {
+      assert.match(badRequest(() => compileQuerySets([doc("qs", { source, queries: ["q"], ledger: "plain" })], ledgers)).message, new RegExp(`: source: ${re.source}`));
     }
     // query names are tokens like in fetch source files; a '/' would make task ids ambiguous
-    for (const queries of [undefined, [], "q", [""], ["q", 3], ["a/b"], ["a.b"]]) {
-      assert.match(badRequest(() => compileQuerySets([doc("qs", { source: "s", queries, ledger: "plain" })], ledgers)).message, /: queries: expected a non-empty list/, JSON.stringify(queries));
+    const lists: [unknown, RegExp][] = [
+      [undefined, /queries: is required/],
+      [[], /queries: expected a non-empty list/],
+      ["q", /queries: expected a list, got "q"/],
+      [[""], /queries\[0\]: expected a name/],
+      [["q", 3], /queries\[1\]: expected a name \(.*\), got 3/],
+      [["a/b"], /queries\[0\]: "a\/b" is not a name/],
+      [["a.b"], /queries\[0\]: "a\.b" is not a name/],
+    ];
+    for (const [queries, re] of lists) {
+      assert.match(badRequest(() => compileQuerySets([doc("qs", { source: "s", queries, ledger: "plain" })], ledgers)).message, re, JSON.stringify(queries));
     }
+    assert.match(badRequest(() => compileQuerySets([doc("qs", { source: "s", queries: ["a", "b", "a"], ledger: "plain" })], ledgers)).message, /qs\.yaml: queries\[2\]: query "a" is listed twice/);
+  });
+
+  it("applies the name rule to the file name, the source and the queries, saying what to write", () => {
+    const qs = (name: string, d: Record<string, unknown>) => badRequest(() => compileQuerySets([doc(name, { source: "s", queries: ["q"], ledger: "plain", ...d })], ledgers)).message;
+    assert.match(qs("websites-traffic", {}), /websites-traffic\.yaml: the file name is the component's name: "websites-traffic" is not a name: .*\(write "websites_traffic"\)$/);
+    assert.match(qs("qs", { source: "SiteStats" }), /qs\.yaml: source: "SiteStats" is not a name: .*\(write "sitestats"\)$/);
+    assert.match(qs("qs", { queries: ["site", "top-pages"] }), /qs\.yaml: queries\[1\]: "top-pages" is not a name: .*\(write "top_pages"\)$/);
+    assert.match(qs("qs", { queries: ["a".repeat(43)] }), /queries\[0\]: "a{20}…" is longer than 42 characters/);
+  });
+
+  it("hints at the key meant by an unknown one", () => {
+    const err = badRequest(() => compileQuerySets([doc("qs", { source: "s", queries: ["q"], ledger: "plain", quries: ["x"] })], ledgers));
+    assert.match(err.message, /qs\.yaml: quries: unknown key \(did you mean "queries"\?\); expected one of source, queries, ledger$/);
   });
 });
 
@@ -106,54 +148,98 @@ describe("compileTriggers", () => {
   const compile = (d: Record<string, unknown>) => compileTriggers([doc("refresh", d, ["config/default/invoke/triggers/refresh.yaml"])], querySets).get("refresh")!;
 
   it("applies defaults: timer, run on start, quantized, no offset", () => {
-    assert.deepEqual(compile({ duration: "1m", query_sets: ["websites-sitestats"] }), {
+    assert.deepEqual(compile({ duration: "1m", query_sets: ["websites_sitestats"] }), {
       name: "refresh",
       type: "timer",
       durationMs: 60_000,
       runOnStart: true,
       quantize: true,
       offsetMs: 0,
-      querySets: ["websites-sitestats"],
+      querySets: ["websites_sitestats"],
     });
-    const t = compile({ duration: "30s", offset: "5s", run_on_start: false, quantize: false, query_sets: ["plain-traffic", "websites-sitestats"] });
+    const t = compile({ duration: "30s", offset: "5s", run_on_start: false, quantize: false, query_sets: ["plain_traffic", "websites_sitestats"] });
     assert.equal(t.offsetMs, 5000);
     assert.equal(t.runOnStart, false);
     assert.equal(t.quantize, false);
-    assert.deepEqual(t.querySets, ["plain-traffic", "websites-sitestats"]);
+    assert.deepEqual(t.querySets, ["plain_traffic", "websites_sitestats"]);
   });
 
   it("does not need a duration for a manual trigger", () => {
-    const t = compile({ type: "manual", query_sets: ["plain-traffic"] });
+    const t = compile({ type: "manual", query_sets: ["plain_traffic"] });
     assert.equal(t.type, "manual");
     assert.equal(t.durationMs, 0);
   });
 
   it("rejects an unknown query set, naming its index and the known ones", () => {
-    const err = badRequest(() => compile({ duration: "1m", query_sets: ["websites-sitestats", "nope"] }));
-    assert.match(err.message, /^config\/default\/invoke\/triggers\/refresh\.yaml: query_sets\[1\]: unknown query set "nope" \(known: websites-sitestats, plain-traffic\)/);
+    const err = badRequest(() => compile({ duration: "1m", query_sets: ["websites_sitestats", "nope"] }));
+    assert.match(err.message, /^config\/default\/invoke\/triggers\/refresh\.yaml: query_sets\[1\]: unknown query set "nope" \(known: websites_sitestats, plain_traffic\)/);
     assert.match(badRequest(() => compile({ duration: "1m", query_sets: [] })).message, /query_sets: expected a non-empty list/);
-    assert.match(badRequest(() => compile({ duration: "1m" })).message, /query_sets: expected a non-empty list/);
+    assert.match(badRequest(() => compile({ duration: "1m" })).message, /query_sets: is required/);
   });
 
   it("rejects bad durations and offsets, quoting the value", () => {
-    for (const duration of ["soon", "10", undefined, "50ms", 99, "-1m"]) {
-      const err = badRequest(() => compile({ duration, query_sets: ["plain-traffic"] }));
-      assert.match(err.message, /refresh\.yaml: duration: expected a duration of at least 100ms/, String(duration));
+    const durations: [unknown, RegExp][] = [
+      ["soon", /expected a duration such as .*, got "soon"/],
+      ["10", /expected a duration such as .*, got "10"/],
+      [undefined, /is required for a timer/],
+      ["50ms", /must be at least 100ms, got "50ms"/],
+      [99, /expected a duration with a unit .*, got the bare number 99/],
+      ["-1m", /expected a duration such as .*, got "-1m"/],
+    ];
+    for (const [duration, re] of durations) {
+      const err = badRequest(() => compile({ duration, query_sets: ["plain_traffic"] }));
+      assert.match(err.message, new RegExp(`refresh\\.yaml: duration: ${re.source}`), String(duration));
     }
-    assert.equal(compile({ duration: "100ms", query_sets: ["plain-traffic"] }).durationMs, 100);
-    assert.match(badRequest(() => compile({ duration: "1m", offset: "later", query_sets: ["plain-traffic"] })).message, /offset: expected a duration such as 10s, got "later"/);
+    assert.equal(compile({ duration: "100ms", query_sets: ["plain_traffic"] }).durationMs, 100);
+    assert.match(badRequest(() => compile({ duration: "1m", offset: "later", query_sets: ["plain_traffic"] })).message, /offset: expected a duration such as .*, got "later"/);
   });
 
   it("rejects unknown keys, bad types and non-boolean flags", () => {
-    assert.match(badRequest(() => compile({ duration: "1m", query_sets: ["plain-traffic"], every: "1m" })).message, /refresh\.yaml: every: unknown key/);
-    assert.match(badRequest(() => compile({ type: "cron", duration: "1m", query_sets: ["plain-traffic"] })).message, /type: expected timer or manual, got "cron"/);
-    assert.match(badRequest(() => compile({ duration: "1m", run_on_start: "yes", query_sets: ["plain-traffic"] })).message, /run_on_start: expected true or false/);
-    assert.match(badRequest(() => compile({ duration: "1m", quantize: 1, query_sets: ["plain-traffic"] })).message, /quantize: expected true or false/);
+    assert.match(badRequest(() => compile({ duration: "1m", query_sets: ["plain_traffic"], every: "1m" })).message, /refresh\.yaml: every: unknown key/);
+    assert.match(badRequest(() => compile({ type: "cron", duration: "1m", query_sets: ["plain_traffic"] })).message, /type: expected one of timer, manual, got "cron"/);
+    assert.match(badRequest(() => compile({ duration: "1m", run_on_start: "yes", query_sets: ["plain_traffic"] })).message, /run_on_start: expected true or false/);
+    assert.match(badRequest(() => compile({ duration: "1m", quantize: 1, query_sets: ["plain_traffic"] })).message, /quantize: expected true or false/);
+    assert.match(badRequest(() => compile({ duration: "1m", query_sets: ["plain_traffic", "plain_traffic"] })).message, /query_sets\[1\]: query set "plain_traffic" is listed twice/);
+  });
+
+  it("refuses a bare number as a duration or offset, asking for the unit", () => {
+    // `300` used to mean 300 ms; it could as well be seconds, so the unit must be written.
+    const err = badRequest(() => compile({ duration: 300, query_sets: ["plain_traffic"] }));
+    assert.equal(err.message, "config/default/invoke/triggers/refresh.yaml: duration: expected a duration with a unit such as 250ms, 1s, 15m, 1h or 1d, got the bare number 300; write 300ms or 300s, whichever is meant");
+    assert.equal(err.details.field, "duration");
+    assert.match(badRequest(() => compile({ duration: "1m", offset: 10, query_sets: ["plain_traffic"] })).message, /offset: .*got the bare number 10; write 10ms or 10s/);
+    assert.equal(compile({ duration: "300ms", query_sets: ["plain_traffic"] }).durationMs, 300);
+  });
+
+  it("refuses a bare number from an env override, naming the variable", () => {
+    const docs = loadComponents("invoke/triggers", { env: { MACHINA_INVOKE_TRIGGERS_REFRESH_DURATION: "300" } });
+    const sets = new Map([...querySets, ["websites_traffic", querySets.get("plain_traffic")!]]);
+    const err = badRequest(() => compileTriggers(docs, sets));
+    assert.match(err.message, /^config\/default\/invoke\/triggers\/refresh\.yaml \+ env MACHINA_INVOKE_TRIGGERS_REFRESH_DURATION: duration: .*the bare number 300/);
+  });
+
+  it("accepts periods longer than setTimeout's limit, e.g. 30 days", () => {
+    const t = compile({ duration: "30d", query_sets: ["plain_traffic"] });
+    assert.equal(t.durationMs, 30 * 86_400_000);
+    assert.ok(t.durationMs > MAX_TIMER_DELAY_MS);
+  });
+
+  it("applies the name rule to the file name and the query set names", () => {
+    const err = badRequest(() => compileTriggers([doc("Refresh", { duration: "1m", query_sets: ["plain_traffic"] })], querySets));
+    assert.match(err.message, /Refresh\.yaml: the file name is the component's name: "Refresh" is not a name: .*\(write "refresh"\)$/);
+    assert.match(badRequest(() => compile({ duration: "1m", query_sets: ["websites-sitestats"] })).message, /query_sets\[0\]: "websites-sitestats" is not a name: .*\(write "websites_sitestats"\)$/);
+  });
+
+  it("hints at the key meant by an unknown one, also next to the key it leaves missing", () => {
+    const err = badRequest(() => compile({ duration: "1m", query_sets: ["plain_traffic"], run_on_strat: false }));
+    assert.match(err.message, /refresh\.yaml: run_on_strat: unknown key \(did you mean "run_on_start"\?\); expected one of type, duration, run_on_start, quantize, offset, query_sets$/);
+    const missing = badRequest(() => compile({ duration: "1m", qurey_sets: ["plain_traffic"] }));
+    assert.ok((missing.details.problems as string[]).some((p) => /^qurey_sets: unknown key \(did you mean "query_sets"\?\)/.test(p)), String(missing.details.problems));
   });
 });
 
 describe("buildTasks", () => {
-  const qs = querySets.get("websites-sitestats")!;
+  const qs = querySets.get("websites_sitestats")!;
 
   it("builds leads × queries with every field filled from the query set and the tick", () => {
     const tasks = buildTasks(qs, ledgers, { trigger: "refresh", time: 1_700_000_040_000 }, 1_700_000_041_000);
@@ -172,7 +258,7 @@ describe("buildTasks", () => {
       assert.equal(t.trigger, "refresh");
       assert.equal(t.tick, 1_700_000_040_000);
       assert.equal(t.createdAt, 1_700_000_041_000);
-      assert.equal(t.querySet, "websites-sitestats");
+      assert.equal(t.querySet, "websites_sitestats");
       assert.deepEqual(t.lead, ledgers.get(qs.ledger)!.leads.find((l) => l.id === t.lead.id));
     }
   });
@@ -192,15 +278,15 @@ describe("buildTasks", () => {
     const allLedgers = new Map([...ledgers, ...tricky]);
     const sets = compileQuerySets(
       [
-        doc("qs", { source: "s", queries: ["b", "c", "b-c"], ledger: "tricky" }),
-        doc("qs-2", { source: "s", queries: ["b", "c"], ledger: "tricky" }),
+        doc("qs", { source: "s", queries: ["b", "c", "b_c"], ledger: "tricky" }),
+        doc("qs_2", { source: "s", queries: ["b", "c"], ledger: "tricky" }),
       ],
       allLedgers,
     );
     const seen = new Map<string, string>();
     for (const trig of ["t", "t@6", "t-2"]) {
       for (const time of [6, 60_000, 660_000]) {
-        for (const name of ["qs", "qs-2"]) {
+        for (const name of ["qs", "qs_2"]) {
           for (const task of buildTasks(sets.get(name)!, allLedgers, { trigger: trig, time })) {
             const tuple = JSON.stringify([trig, time, name, task.lead.id, task.query]);
             const prior = seen.get(task.id);
@@ -235,8 +321,8 @@ describe("tick grids", () => {
     assert.equal(currentTick(t2, now, now - 1000), expected);
     assert.equal(currentTick(t2, now, now), expected);
     assert.equal(nextTick(t1, now, 17), expected + minute);
-    const idsA = buildTasks(querySets.get("websites-sitestats")!, ledgers, { trigger: "refresh", time: currentTick(t1, now, 5) }).map((t) => t.id);
-    const idsB = buildTasks(querySets.get("websites-sitestats")!, ledgers, { trigger: "refresh", time: currentTick(t2, now, now - 7) }).map((t) => t.id);
+    const idsA = buildTasks(querySets.get("websites_sitestats")!, ledgers, { trigger: "refresh", time: currentTick(t1, now, 5) }).map((t) => t.id);
+    const idsB = buildTasks(querySets.get("websites_sitestats")!, ledgers, { trigger: "refresh", time: currentTick(t2, now, now - 7) }).map((t) => t.id);
     assert.deepEqual(idsA, idsB);
   });
 
@@ -362,6 +448,35 @@ describe("startScheduler", () => {
     assert.deepEqual(ticks("off"), [5_000_050, 5_000_250]);
     assert.deepEqual(ticks("free"), [5_000_230, 5_000_430]);
     stop();
+  });
+
+  it("fires a 30-day trigger after 30 days, not at once (no setTimeout overflow)", (t) => {
+    const day = 86_400_000;
+    const period = 30 * day;
+    const start = 600 * period + 5_000; // 5 s past a grid point
+    t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: start });
+    const fired: number[] = [];
+    const stop = startScheduler([trigger({ name: "monthly", durationMs: period, runOnStart: false })], async (_tr, tick) => void fired.push(tick), log);
+    // Mock timers run callbacks at the end time of their tick() call, and a long timeout arms
+    // its next chunk from there: every step below ends on a chunk boundary or the fire time.
+    const delay = period - 5_000;
+    t.mock.timers.tick(1);
+    assert.deepEqual(fired, [], "nothing at 1 ms");
+    t.mock.timers.tick(MAX_TIMER_DELAY_MS - 1);
+    assert.deepEqual(fired, [], "nothing at setTimeout's limit");
+    t.mock.timers.tick(delay - MAX_TIMER_DELAY_MS - 1);
+    assert.deepEqual(fired, [], "nothing 1 ms before the grid point");
+    t.mock.timers.tick(1);
+    assert.deepEqual(fired, [601 * period]);
+    t.mock.timers.tick(MAX_TIMER_DELAY_MS);
+    t.mock.timers.tick(period - MAX_TIMER_DELAY_MS - 1);
+    assert.deepEqual(fired, [601 * period]);
+    t.mock.timers.tick(1);
+    assert.deepEqual(fired, [601 * period, 602 * period]);
+    t.mock.timers.tick(MAX_TIMER_DELAY_MS);
+    stop();
+    t.mock.timers.tick(2 * period);
+    assert.equal(fired.length, 2, "stop cancels a long timer between its chunks");
   });
 
   it("keeps firing after a tick fails", (t) => {

@@ -1,7 +1,7 @@
 // Covers @machina/subjects: meshNames defaults and prefixes, stream subject filters not overlapping, token checks, tail.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { DATA_OPS, SERVICES, assertToken, meshNames } from "@machina/subjects";
+import { DATA_OPS, SERVICES, assertName, meshNames } from "@machina/subjects";
 import type { MeshNames } from "@machina/subjects";
 
 /** NATS subject matching: `*` is one token, `>` one or more trailing tokens. */
@@ -23,7 +23,7 @@ const STREAMS: StreamKey[] = ["FETCH", "FETCHED", "AGGREGATE", "STORE", "DLQ"];
 function concreteSubjects(n: MeshNames): { subject: string; stream: StreamKey | null }[] {
   const out: { subject: string; stream: StreamKey | null }[] = [];
   // names chosen to look like each other's prefixes: "fetch" vs "fetched", "store" vs "stores"
-  for (const x of ["s", "fetch", "fetched", "store", "aggregate", "dlq", "Website"]) {
+  for (const x of ["s", "fetch", "fetched", "store", "aggregate", "dlq", "web_site"]) {
     out.push({ subject: n.task.fetch(x, x, `lead ${x}.com`), stream: "FETCH" });
     out.push({ subject: n.task.fetched(x), stream: "FETCHED" });
     out.push({ subject: n.task.aggregate(x), stream: "AGGREGATE" });
@@ -67,7 +67,7 @@ describe("meshNames", () => {
     assert.notEqual(n.task.fetch("s", "q", "a"), n.task.fetch("s", "q", "b"));
     assert.equal(n.task.fetchOf("sitestats"), "machina.task.fetch.sitestats.>");
     assert.equal(n.consumers.fetch("sitestats"), "fetch-sitestats");
-    assert.equal(n.data("read", "clean", "Website"), "machina.data.read.clean.Website");
+    assert.equal(n.data("read", "clean", "web_site"), "machina.data.read.clean.web_site");
     assert.equal(n.streams.FETCH, "MACHINA_FETCH");
     assert.equal(n.buckets.limiter, "machina_limiter");
     assert.equal(n.queue("fetch"), "machina-fetch");
@@ -140,17 +140,17 @@ describe("meshNames", () => {
 
   it("wildcard endpoint subjects match the concrete ones and tail recovers the variable tokens", () => {
     const n = meshNames();
-    const save = n.aggregateSave("Website");
+    const save = n.aggregateSave("web_site");
     assert.equal(matches(n.any.aggregateSave, save), true);
-    assert.deepEqual(n.tail(save, 1), ["Website"]);
+    assert.deepEqual(n.tail(save, 1), ["web_site"]);
     for (const op of DATA_OPS) {
-      const s = n.data(op, "dump", "Page");
+      const s = n.data(op, "dump", "page");
       assert.equal(matches(n.any.data(op), s), true, s);
       for (const other of DATA_OPS) if (other !== op) assert.equal(matches(n.any.data(other), s), false, `${other} vs ${s}`);
-      assert.deepEqual(n.tail(s, 2), ["dump", "Page"]);
+      assert.deepEqual(n.tail(s, 2), ["dump", "page"]);
     }
-    assert.equal(matches(n.any.computeGet, n.computeGet("top-sites")), true);
-    assert.deepEqual(n.tail(n.computeGet("top-sites"), 1), ["top-sites"]);
+    assert.equal(matches(n.any.computeGet, n.computeGet("top_sites")), true);
+    assert.deepEqual(n.tail(n.computeGet("top_sites"), 1), ["top_sites"]);
     assert.equal(matches(n.any.vertexConnect, n.vertex.connect("scheduler")), true);
     assert.deepEqual(n.tail(n.vertex.connect("scheduler"), 1), ["scheduler"]);
   });
@@ -168,8 +168,8 @@ describe("meshNames", () => {
       assert.throws(() => meshNames(bad), (e: unknown) => e instanceof TypeError && /mesh\.prefix/.test(e.message), JSON.stringify(bad));
     }
     const n = meshNames();
-    assert.throws(() => n.task.fetch("a.b", "q", "l"), /source "a\.b" must be letters, digits/);
-    assert.throws(() => n.task.fetch("s", "q.x", "l"), /query "q\.x"/);
+    assert.throws(() => n.task.fetch("a.b", "q", "l"), /source: "a\.b" is not a name/);
+    assert.throws(() => n.task.fetch("s", "q.x", "l"), /query: "q\.x" is not a name/);
     assert.throws(() => n.task.fetched("*"), /source/);
     assert.throws(() => n.task.aggregate(">"), /entity type/);
     assert.throws(() => n.task.store(""), /entity type/);
@@ -177,19 +177,24 @@ describe("meshNames", () => {
     assert.throws(() => n.data("read", "clean", "a.b"), /entity type/);
     assert.throws(() => n.computeGet("a.*"), /computation/);
     assert.throws(() => n.invoke.ledger("get.all"), /ledger op/);
+    // One name rule: a type fetch would accept must be one data accepts, so upper case is refused here too.
+    assert.throws(() => n.data("read", "clean", "Website"), /write "website"/);
   });
 });
 
-describe("assertToken", () => {
-  it("returns valid tokens unchanged", () => {
-    for (const ok of ["a", "A-1_b", "0", "web-site_2"]) assert.equal(assertToken("x", ok), ok);
+describe("assertName", () => {
+  it("returns valid names unchanged", () => {
+    for (const ok of ["a", "a_1b", "website", "web_site_2", "a".repeat(42)]) assert.equal(assertName("x", ok), ok);
   });
 
-  it("throws a TypeError naming what and the value", () => {
+  it("throws a TypeError naming what and the value, and suggests the lower-case spelling", () => {
     assert.throws(
-      () => assertToken("source", "my.source"),
-      (e: unknown) => e instanceof TypeError && e.message.startsWith('source "my.source" must be letters, digits'),
+      () => assertName("source", "my.source"),
+      (e: unknown) => e instanceof TypeError && e.message.startsWith('source: "my.source" is not a name: use a lower-case letter'),
     );
-    for (const bad of ["", "a.b", "a b", "*", ">", "a>", "tab\t", "slash/"]) assert.throws(() => assertToken("t", bad), TypeError, JSON.stringify(bad));
+    assert.throws(() => assertName("entity type", "Web-Site"), /write "web_site"/);
+    for (const bad of ["", "a.b", "a b", "*", ">", "a>", "tab\t", "slash/", "A", "web-site", "1a", "_a", "a".repeat(43)]) {
+      assert.throws(() => assertName("t", bad), TypeError, JSON.stringify(bad));
+    }
   });
 });

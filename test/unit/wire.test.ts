@@ -143,14 +143,14 @@ describe("decodeBody", () => {
 
 describe("encodeBody / decodeBody round trips", () => {
   const task: FetchTask = {
-    id: "refresh@1700000040000/websites-sitestats/example.com/site",
+    id: "refresh@1700000040000/websites_sitestats/example.com/site",
     source: "sitestats",
     query: "site",
     lead: { id: "example.com", args: { domain: "example.com", tags: ["a", null], nested: { n: 1.5, ok: false } } },
     trigger: "refresh",
     tick: 1_700_000_040_000,
     createdAt: 1_700_000_041_234,
-    querySet: "websites-sitestats",
+    querySet: "websites_sitestats",
   };
 
   for (const enc of ["json", "protobuf"] as Encoding[]) {
@@ -169,7 +169,7 @@ describe("encodeBody / decodeBody round trips", () => {
 
   it("writes proto3 JSON: camelCase names, Struct as plain JSON, bytes as base64", () => {
     const json = JSON.parse(td.decode(encodeBody("FetchTask", task, "json")));
-    assert.equal(json.querySet, "websites-sitestats");
+    assert.equal(json.querySet, "websites_sitestats");
     assert.equal(json.query_set, undefined);
     assert.deepEqual(json.lead.args, task.lead.args);
     const dl = JSON.parse(td.decode(encodeBody("DeadLetter", { payload: new Uint8Array([1, 2, 3]) }, "json")));

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import YAML from "yaml";
+import { isPlainObject } from "@machina/protos";
 import { parseConfigFile } from "./config-files";
 import { envName, leafPaths, screamingSnake, setPath } from "./env-names";
 import { resolveConfigSource } from "./process-config";
@@ -72,9 +73,6 @@ function parseScalar(raw: string): unknown {
   return raw;
 }
 
-function isObj(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === "object" && !Array.isArray(v);
-}
 
 /** Deep merge where `over` wins; arrays are replaced, not concatenated. */
 export function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
@@ -84,7 +82,7 @@ export function deepMerge(base: Record<string, unknown>, over: Record<string, un
     // Defined, not assigned: a YAML key `__proto__` must stay a key (for validation to name it)
     // instead of replacing the prototype of the merged document.
     Object.defineProperty(out, k, {
-      value: isObj(v) && isObj(prev) ? deepMerge(prev, v) : v,
+      value: isPlainObject(v) && isPlainObject(prev) ? deepMerge(prev, v) : v,
       enumerable: true,
       writable: true,
       configurable: true,

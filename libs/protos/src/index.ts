@@ -1,6 +1,7 @@
 export { codec, messageNames, PROTOS_DIR } from "./codec";
 export type { Codec } from "./codec";
 export { ProtoShapeError } from "./proto-error";
+export { describeValue, isPlainObject } from "./plain-value";
 export { PROTO_KEY, protoKeyPath } from "./struct-json";
 export type {
   JsonValue,

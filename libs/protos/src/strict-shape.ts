@@ -1,6 +1,9 @@
 import protobuf from "protobufjs";
 import { ProtoShapeError } from "./proto-error";
 import { PROTO_KEY, protoKeyPath } from "./struct-json";
+import { describeValue, isPlainObject } from "./plain-value";
+
+const describeJson = (v: unknown) => describeValue(v, "json");
 
 // protobufjs' fromObject silently drops unknown keys and coerces wrong types;
 // a typo in a hand-typed `nats req` body must instead say which field is wrong.
@@ -20,9 +23,6 @@ function camel(name: string): string {
   return name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === "object" && !Array.isArray(v) && !(v instanceof Uint8Array);
-}
 
 /**
  * Checks `value` against message type `type` and returns a copy whose message keys are
@@ -30,7 +30,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
  */
 export function normalizeShape(type: protobuf.Type, value: unknown, root = type.name, path = ""): Record<string, unknown> {
   if (!isPlainObject(value)) {
-    throw new ProtoShapeError(root, path, `expected a JSON object, got ${describe(value)}`);
+    throw new ProtoShapeError(root, path, `expected a JSON object, got ${describeJson(value)}`);
   }
   const out: Record<string, unknown> = {};
   for (const [rawKey, v] of Object.entries(value)) {
@@ -50,7 +50,7 @@ export function normalizeShape(type: protobuf.Type, value: unknown, root = type.
 
 function checkField(field: protobuf.Field, v: unknown, root: string, at: string): unknown {
   if (field instanceof protobuf.MapField) {
-    if (!isPlainObject(v)) throw new ProtoShapeError(root, at, `expected an object (map), got ${describe(v)}`);
+    if (!isPlainObject(v)) throw new ProtoShapeError(root, at, `expected an object (map), got ${describeJson(v)}`);
     const out: Record<string, unknown> = {};
     for (const [k, item] of Object.entries(v)) {
       if (k === PROTO_KEY) throw new ProtoShapeError(root, `${at}.${k}`, RESERVED_KEY);
@@ -59,7 +59,7 @@ function checkField(field: protobuf.Field, v: unknown, root: string, at: string)
     return out;
   }
   if (field.repeated) {
-    if (!Array.isArray(v)) throw new ProtoShapeError(root, at, `expected an array, got ${describe(v)}`);
+    if (!Array.isArray(v)) throw new ProtoShapeError(root, at, `expected an array, got ${describeJson(v)}`);
     return v.map((item, i) => checkSingle(field, item, root, `${at}[${i}]`));
   }
   return checkSingle(field, v, root, at);
@@ -81,10 +81,10 @@ function checkSingle(field: protobuf.Field, v: unknown, root: string, at: string
   if (resolved instanceof protobuf.Type) {
     switch (fullNameOf(resolved)) {
       case ".google.protobuf.Struct":
-        if (!isPlainObject(v)) throw new ProtoShapeError(root, at, `expected a JSON object, got ${describe(v)}`);
+        if (!isPlainObject(v)) throw new ProtoShapeError(root, at, `expected a JSON object, got ${describeJson(v)}`);
         return freeJson(v, root, at);
       case ".google.protobuf.ListValue":
-        if (!Array.isArray(v)) throw new ProtoShapeError(root, at, `expected a JSON array, got ${describe(v)}`);
+        if (!Array.isArray(v)) throw new ProtoShapeError(root, at, `expected a JSON array, got ${describeJson(v)}`);
         return freeJson(v, root, at);
       case ".google.protobuf.Value":
         // protobufjs' generated fromObject demands an object here, so "text" or 3 would fail;
@@ -97,21 +97,21 @@ function checkSingle(field: protobuf.Field, v: unknown, root: string, at: string
   if (resolved instanceof protobuf.Enum) {
     if (typeof v === "string" && Object.hasOwn(resolved.values, v)) return v;
     if (typeof v === "number" && Object.values(resolved.values).includes(v)) return v;
-    throw new ProtoShapeError(root, at, `expected one of ${Object.keys(resolved.values).join(", ")}, got ${describe(v)}`);
+    throw new ProtoShapeError(root, at, `expected one of ${Object.keys(resolved.values).join(", ")}, got ${describeJson(v)}`);
   }
   const t = field.type;
   if (t === "string") {
-    if (typeof v !== "string") throw new ProtoShapeError(root, at, `expected a string, got ${describe(v)}`);
+    if (typeof v !== "string") throw new ProtoShapeError(root, at, `expected a string, got ${describeJson(v)}`);
     return v;
   }
   if (t === "bool") {
-    if (typeof v !== "boolean") throw new ProtoShapeError(root, at, `expected true or false, got ${describe(v)}`);
+    if (typeof v !== "boolean") throw new ProtoShapeError(root, at, `expected true or false, got ${describeJson(v)}`);
     return v;
   }
   if (INT_TYPES.has(t)) {
     const n = typeof v === "string" && /^-?\d+$/.test(v) ? Number(v) : v;
     if (typeof n !== "number" || !Number.isInteger(n)) {
-      throw new ProtoShapeError(root, at, `expected an integer, got ${describe(v)}`);
+      throw new ProtoShapeError(root, at, `expected an integer, got ${describeJson(v)}`);
     }
     if (t.startsWith("u") || t.startsWith("fixed")) {
       if (n < 0) throw new ProtoShapeError(root, at, `expected a non-negative integer, got ${n}`);
@@ -124,14 +124,14 @@ function checkSingle(field: protobuf.Field, v: unknown, root: string, at: string
   }
   if (FLOAT_TYPES.has(t)) {
     const n = typeof v === "string" && v.trim() !== "" && !Number.isNaN(Number(v)) ? Number(v) : v;
-    if (typeof n !== "number") throw new ProtoShapeError(root, at, `expected a number, got ${describe(v)}`);
+    if (typeof n !== "number") throw new ProtoShapeError(root, at, `expected a number, got ${describeJson(v)}`);
     return n;
   }
   if (t === "bytes") {
     if (v instanceof Uint8Array) return v;
     // Decoded here: protobufjs' own base64 reader rejects the URL-safe alphabet proto3 JSON allows.
     if (typeof v === "string" && /^[A-Za-z0-9+/=_-]*$/.test(v)) return new Uint8Array(Buffer.from(v, "base64"));
-    throw new ProtoShapeError(root, at, `expected base64 bytes, got ${describe(v)}`);
+    throw new ProtoShapeError(root, at, `expected base64 bytes, got ${describeJson(v)}`);
   }
   return v;
 }
@@ -146,10 +146,3 @@ function freeJson<T>(v: T, root: string, at: string): T {
   return v;
 }
 
-function describe(v: unknown): string {
-  if (v === null) return "null";
-  if (Array.isArray(v)) return "an array";
-  if (typeof v === "string") return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
-  if (typeof v === "object") return "an object";
-  return `${typeof v} ${String(v)}`;
-}

@@ -1,4 +1,5 @@
 import protobuf from "protobufjs";
+import { isPlainObject } from "./plain-value";
 
 // proto3's JSON mapping renders google.protobuf.Struct/Value/ListValue as plain JSON,
 // but protobufjs only knows their message shape ({fields: {k: {stringValue}}}) and its
@@ -95,9 +96,6 @@ function readList(m: Msg | null | undefined): Json[] {
   return ((m?.values ?? []) as Msg[]).map(readValue);
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === "object" && !Array.isArray(v);
-}
 
 /** The one JSON object key that plain-object code cannot store: assigning it sets the prototype. */
 export const PROTO_KEY = "__proto__";

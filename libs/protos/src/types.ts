@@ -1,421 +1,182 @@
-// Plain-object shapes of the messages in protos/machina/v1, as the codecs produce
-// and accept them (proto3 JSON names; int64 as number; Struct as plain JSON).
+// Plain-object shapes of the messages in protos/machina/v1, as the codecs produce and accept them
+// (proto3 JSON names; int64 as number; enums by name; Struct/Value as plain JSON). They are derived
+// from the classes that pbts declares in ./generated/machina.d.ts (`make protos` after editing a
+// .proto; `make lint` fails while it is stale), so no field is written down twice.
+import type { google, machina } from "./generated/machina";
 
 /** Any JSON value. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [k: string]: JsonValue };
 /** A JSON object (google.protobuf.Struct). */
 export type JsonObject = { [k: string]: JsonValue };
 
+// ---- from a pbts class to its plain shape ----
+
+type Flat<T> = T extends object ? { [K in keyof T]: T[K] } : never;
+// Same type and same keys (a class with no fields is assignable both ways to the all-optional Value).
+type Same<A, B> = [A, keyof A] extends [B, keyof B] ? ([B, keyof B] extends [A, keyof A] ? true : false) : false;
+
+// A oneof's virtual discriminator (`kind?: "a" | "b"`): a union of the class's own field names.
+// toObject leaves it out, as it does methods.
+type OneofKeys<C> = {
+  [K in keyof C]-?: string extends NonNullable<C[K]>
+    ? never
+    : NonNullable<C[K]> extends Exclude<keyof C, K>
+      ? K
+      : never;
+}[keyof C];
+type FieldKeys<C> = { [K in keyof C]-?: C[K] extends (...args: never[]) => unknown ? never : K }[keyof C] &
+  Exclude<keyof C, OneofKeys<C>>;
+
+// pbts declares `x?: (T|null)` for proto3 `optional` (and oneof) fields and for singular message fields.
+// toObject({defaults: true}) omits the former when unset and gives null for the latter, which the plain
+// shapes type as always there (see DeadLetterShowReply for the one exception). google.protobuf.Value fields
+// are optional too: absent and null are the same JSON value.
+type OptionalKeys<C> = {
+  [K in FieldKeys<C>]-?: Pick<C, K> extends Required<Pick<C, K>>
+    ? never
+    : IsMessage<NonNullable<C[K]>> extends true
+      ? Same<NonNullable<C[K]>, google.protobuf.Value> extends true
+        ? K
+        : never
+      : K;
+}[FieldKeys<C>];
+type IsMessage<T> = [T] extends [Uint8Array] ? false : [T] extends [object] ? true : false;
+
+type PlainValue<T> =
+  Same<T, google.protobuf.Struct> extends true
+    ? JsonObject
+    : Same<T, google.protobuf.Value> extends true
+      ? JsonValue
+      : Same<T, google.protobuf.ListValue> extends true
+        ? JsonValue[]
+        : [T] extends [Uint8Array]
+          ? Uint8Array
+          : [T] extends [readonly (infer E)[]]
+            ? PlainValue<E>[]
+            : [T] extends [object]
+              ? string extends keyof T
+                ? Record<string, PlainValue<T[string]>>
+                : Plain<T>
+              : T;
+
+type RequiredKeys<C> = Exclude<FieldKeys<C>, OptionalKeys<C>>;
+type Field<C, K extends keyof C> = PlainValue<NonNullable<C[K]>>;
+
+/** The plain object the codec reads and writes for pbts message class `C`. */
+export type Plain<C> = [FieldKeys<C>] extends [never]
+  ? Record<string, never>
+  : Flat<
+      { [K in keyof C as K extends RequiredKeys<C> ? K : never]-?: Field<C, K> } & {
+        [K in keyof C as K extends OptionalKeys<C> ? K : never]+?: Field<C, K>;
+      }
+    >;
+
+type Ctor<I = object> = abstract new (...args: never[]) => I;
+type V1 = typeof machina.v1;
+type Generated = { [N in keyof V1 as V1[N] extends Ctor ? N : never]: V1[N] extends Ctor<infer I> ? Plain<I> : never };
+
+// ---- the messages, by name ----
+
 /** Timing and quota facts about one fetch or handler run. */
-export interface Meta {
-  start: number;
-  end: number;
-  requestTime: number;
-  sourceTime: number;
-  responseTime: number;
-  limiterUsage: number;
-  limiterQuota: number;
-  percentQuota?: number;
-  source: string;
-  query: string;
-  node: string;
-  attempts: number;
-  pages: number;
-}
-
+export type Meta = Plain<machina.v1.Meta>;
 /** One row of a ledger. */
-export interface Lead {
-  id: string;
-  args: JsonObject;
-}
-
+export type Lead = Plain<machina.v1.Lead>;
 /** Records of one entity type. */
-export interface Records {
-  records: JsonObject[];
-}
-
+export type Records = Plain<machina.v1.Records>;
 /** Records grouped by entity type. */
-export interface EntitySet {
-  types: Record<string, Records>;
-}
-
-/** Error body carried with Nats-Service-Error headers. */
-export interface ErrorBody {
-  code: string;
-  status: number;
-  message: string;
-  details: JsonObject;
-  retryable: boolean;
-}
-
+export type EntitySet = Plain<machina.v1.EntitySet>;
+/** Error body carried with Nats-Service-Error headers (message `Error`). */
+export type ErrorBody = Plain<machina.v1.Error>;
 /** Run one query of one source for one lead. */
-export interface QueryRequest {
-  source: string;
-  query: string;
-  lead: Lead;
-  requestId: string;
-}
-
+export type QueryRequest = Plain<machina.v1.QueryRequest>;
 /** Answer to a QueryRequest or FetchTask. */
-export interface QueryResponse {
-  requestId: string;
-  source: string;
-  query: string;
-  lead: Lead;
-  data: EntitySet;
-  meta: Meta;
-  taskId: string;
-}
-
+export type QueryResponse = Plain<machina.v1.QueryResponse>;
 /** A unit of scheduled fetch work. */
-export interface FetchTask {
-  id: string;
-  source: string;
-  query: string;
-  lead: Lead;
-  trigger: string;
-  tick: number;
-  createdAt: number;
-  querySet: string;
-}
-
+export type FetchTask = Plain<machina.v1.FetchTask>;
 /** Quota request for one source. */
-export interface QuotaRequest {
-  source: string;
-}
-
+export type QuotaRequest = Plain<machina.v1.QuotaRequest>;
 /** One limiter window's usage. */
-export interface QuotaWindow {
-  perMs: number;
-  usage: number;
-  quota: number;
-  percent?: number;
-  resetsAt: number;
-  /** `rolling` or `clock`. */
-  align: string;
-}
-
+export type QuotaWindow = Plain<machina.v1.QuotaWindow>;
 /** Quota view of one source. */
-export interface QuotaReply {
-  source: string;
-  overQuota: boolean;
-  windows: QuotaWindow[];
-}
-
+export type QuotaReply = Plain<machina.v1.QuotaReply>;
 /** Rows of leads. */
-export interface Ledger {
-  name: string;
-  leads: Lead[];
-}
-
+export type Ledger = Plain<machina.v1.Ledger>;
 /** A source and the queries to run per lead. */
-export interface QuerySet {
-  name: string;
-  source: string;
-  queries: string[];
-  ledger: string;
-}
-
+export type QuerySet = Plain<machina.v1.QuerySet>;
 /** Fire a trigger now. */
-export interface FireRequest {
-  trigger: string;
-}
-
+export type FireRequest = Plain<machina.v1.FireRequest>;
 /** What a fired tick published. */
-export interface FireReply {
-  trigger: string;
-  tick: number;
-  tasks: number;
-  duplicates: number;
-  /** New tasks that replaced an older queued task for the same (source, query, lead). */
-  superseded: number;
-}
-
+export type FireReply = Plain<machina.v1.FireReply>;
 /** Ask for the tasks a query set would produce. */
-export interface BuildQuerySetRequest {
-  querySet: string;
-}
-
+export type BuildQuerySetRequest = Plain<machina.v1.BuildQuerySetRequest>;
 /** Tasks of a query set. */
-export interface BuildQuerySetReply {
-  tasks: FetchTask[];
-}
-
+export type BuildQuerySetReply = Plain<machina.v1.BuildQuerySetReply>;
 /** Records of one type moving through aggregate and store. */
-export interface RecordBatch {
-  id: string;
-  type: string;
-  source: string;
-  query: string;
-  taskId: string;
-  fetchedAt: number;
-  records: JsonObject[];
-}
-
+export type RecordBatch = Plain<machina.v1.RecordBatch>;
 /** A message parked after repeated failure. */
-export interface DeadLetter {
-  stream: string;
-  subject: string;
-  streamSeq: number;
-  deliveries: number;
-  errorCode: string;
-  errorMessage: string;
-  payload: Uint8Array;
-  contentType: string;
-}
-
+export type DeadLetter = Plain<machina.v1.DeadLetter>;
 /** Upsert records. */
-export interface CreateRequest {
-  records: JsonObject[];
-}
-
+export type CreateRequest = Plain<machina.v1.CreateRequest>;
 /** Read records by criteria. */
-export interface ReadRequest {
-  criteria: JsonObject;
-  offset: number;
-  limit: number;
-}
-
+export type ReadRequest = Plain<machina.v1.ReadRequest>;
 /** One entity by key. */
-export interface KeyRequest {
-  key: JsonObject;
-}
-
+export type KeyRequest = Plain<machina.v1.KeyRequest>;
 /** Alter the newest record of a key. */
-export interface UpdateRequest {
-  key: JsonObject;
-  alterations: JsonObject;
-}
-
+export type UpdateRequest = Plain<machina.v1.UpdateRequest>;
 /** Count records by criteria. */
-export interface CountRequest {
-  criteria: JsonObject;
-}
-
+export type CountRequest = Plain<machina.v1.CountRequest>;
 /** Many records. */
-export interface RecordsReply {
-  records: JsonObject[];
-}
-
+export type RecordsReply = Plain<machina.v1.RecordsReply>;
 /** One record. */
-export interface RecordReply {
-  record: JsonObject;
-}
-
+export type RecordReply = Plain<machina.v1.RecordReply>;
 /** A count. */
-export interface CountReply {
-  count: number;
-}
-
+export type CountReply = Plain<machina.v1.CountReply>;
 /** How many rows a write touched. */
-export interface WriteReply {
-  affected: number;
-}
-
+export type WriteReply = Plain<machina.v1.WriteReply>;
 /** Arguments of a computation. */
-export interface ComputeRequest {
-  args: JsonObject;
-}
-
+export type ComputeRequest = Plain<machina.v1.ComputeRequest>;
 /** Rows a computation produced. */
-export interface ComputeReply {
-  name: string;
-  rows: JsonObject[];
-  cached: boolean;
-}
-
+export type ComputeReply = Plain<machina.v1.ComputeReply>;
 /** A service instance as vertex sees it. */
-export interface NodeInfo {
-  id: string;
-  service: string;
-  role: string;
-  hostname: string;
-  pid: number;
-  cpuCores: number;
-  ramBytes: number;
-  gpus: string[];
-  storageBytes: number;
-  network: string[];
-  startedAt: number;
-  seenAt: number;
-  version: string;
-  configHead: string;
-}
-
+export type NodeInfo = Plain<machina.v1.NodeInfo>;
 /** Registered nodes. */
-export interface NodeList {
-  nodes: NodeInfo[];
-}
-
+export type NodeList = Plain<machina.v1.NodeList>;
 /** One JSON-Patch operation. */
-export interface PatchOp {
-  op: string;
-  path: string;
-  value?: JsonValue;
-  from: string;
-}
-
+export type PatchOp = Plain<machina.v1.PatchOp>;
 /** A live config change. */
-export interface ConfigPatch {
-  hash: string;
-  parent: string;
-  ops: PatchOp[];
-  author: string;
-  createdAt: number;
-}
-
+export type ConfigPatch = Plain<machina.v1.ConfigPatch>;
 /** No fields. */
-export type Empty = Record<string, never>;
-
+export type Empty = Plain<machina.v1.Empty>;
 /** A plain acknowledgement. */
-export interface Ack {
-  ok: boolean;
-  id: string;
-}
-
+export type Ack = Plain<machina.v1.Ack>;
 /** Which dead letters a replay or purge applies to; every set field must match, none set = all. */
-export interface DeadLetterFilter {
-  code: string;
-  /** NATS subject pattern; `*` and `>` allowed. */
-  subject: string;
-  type: string;
-  /** Stream name (MACHINA_STORE) or key (STORE). */
-  stream: string;
-  seqs: number[];
-}
-
+export type DeadLetterFilter = Plain<machina.v1.DeadLetterFilter>;
 /** Counts of matching dead letters, plus the oldest `limit` one by one. */
-export interface DeadLetterListRequest {
-  code: string;
-  subject: string;
-  type: string;
-  stream: string;
-  limit: number;
-}
-
+export type DeadLetterListRequest = Plain<machina.v1.DeadLetterListRequest>;
 /** Dead letters sharing an error code and an original subject. */
-export interface DeadLetterGroup {
-  code: string;
-  subject: string;
-  type: string;
-  stream: string;
-  count: number;
-  oldestTime: number;
-  oldestSeq: number;
-}
-
+export type DeadLetterGroup = Plain<machina.v1.DeadLetterGroup>;
 /** One dead letter without its payload. */
-export interface DeadLetterEntry {
-  seq: number;
-  stream: string;
-  subject: string;
-  type: string;
-  code: string;
-  message: string;
-  deliveries: number;
-  time: number;
-}
-
+export type DeadLetterEntry = Plain<machina.v1.DeadLetterEntry>;
 /** Dead-letter counts by group, oldest first. */
-export interface DeadLetterListReply {
-  total: number;
-  groups: DeadLetterGroup[];
-  letters: DeadLetterEntry[];
-  moreGroups: number;
-}
-
+export type DeadLetterListReply = Plain<machina.v1.DeadLetterListReply>;
 /** One dead letter by DLQ sequence. */
-export interface DeadLetterShowRequest {
-  seq: number;
-}
-
-/** One dead letter with its payload decoded by its original stream. */
-export interface DeadLetterShowReply {
-  seq: number;
-  stream: string;
-  subject: string;
-  streamSeq: number;
-  type: string;
-  code: string;
-  message: string;
-  deliveries: number;
-  time: number;
-  contentType: string;
-  payloadType: string;
-  /** Null when the payload did not decode (then payloadRaw and payloadError are set). */
-  payload: JsonObject | null;
-  payloadRaw: Uint8Array;
-  payloadError: string;
-}
-
+export type DeadLetterShowRequest = Plain<machina.v1.DeadLetterShowRequest>;
+/**
+ * One dead letter with its payload decoded by its original stream. `payload` is null when it did
+ * not decode (then payloadRaw and payloadError are set): the one message field typed as nullable.
+ */
+export type DeadLetterShowReply = Flat<
+  Omit<Plain<machina.v1.DeadLetterShowReply>, "payload"> & { payload: JsonObject | null }
+>;
 /** A dead letter an operation could not handle. */
-export interface DeadLetterFailure {
-  seq: number;
-  code: string;
-  reason: string;
-}
-
+export type DeadLetterFailure = Plain<machina.v1.DeadLetterFailure>;
 /** What a replay did. */
-export interface DeadLetterReplayReply {
-  replayed: number;
-  failed: number;
-  failures: DeadLetterFailure[];
-}
-
+export type DeadLetterReplayReply = Plain<machina.v1.DeadLetterReplayReply>;
 /** What a purge deleted. */
-export interface DeadLetterPurgeReply {
-  purged: number;
-}
+export type DeadLetterPurgeReply = Plain<machina.v1.DeadLetterPurgeReply>;
 
-/** Message name → plain shape, for typed codec lookup. */
-export interface MessageTypes {
-  Meta: Meta;
-  Lead: Lead;
-  Records: Records;
-  EntitySet: EntitySet;
-  Error: ErrorBody;
-  QueryRequest: QueryRequest;
-  QueryResponse: QueryResponse;
-  FetchTask: FetchTask;
-  QuotaRequest: QuotaRequest;
-  QuotaWindow: QuotaWindow;
-  QuotaReply: QuotaReply;
-  Ledger: Ledger;
-  QuerySet: QuerySet;
-  FireRequest: FireRequest;
-  FireReply: FireReply;
-  BuildQuerySetRequest: BuildQuerySetRequest;
-  BuildQuerySetReply: BuildQuerySetReply;
-  RecordBatch: RecordBatch;
-  DeadLetter: DeadLetter;
-  CreateRequest: CreateRequest;
-  ReadRequest: ReadRequest;
-  KeyRequest: KeyRequest;
-  UpdateRequest: UpdateRequest;
-  CountRequest: CountRequest;
-  RecordsReply: RecordsReply;
-  RecordReply: RecordReply;
-  CountReply: CountReply;
-  WriteReply: WriteReply;
-  ComputeRequest: ComputeRequest;
-  ComputeReply: ComputeReply;
-  NodeInfo: NodeInfo;
-  NodeList: NodeList;
-  PatchOp: PatchOp;
-  ConfigPatch: ConfigPatch;
-  Empty: Empty;
-  Ack: Ack;
-  DeadLetterFilter: DeadLetterFilter;
-  DeadLetterListRequest: DeadLetterListRequest;
-  DeadLetterGroup: DeadLetterGroup;
-  DeadLetterEntry: DeadLetterEntry;
-  DeadLetterListReply: DeadLetterListReply;
-  DeadLetterShowRequest: DeadLetterShowRequest;
-  DeadLetterShowReply: DeadLetterShowReply;
-  DeadLetterFailure: DeadLetterFailure;
-  DeadLetterReplayReply: DeadLetterReplayReply;
-  DeadLetterPurgeReply: DeadLetterPurgeReply;
-}
+/** Message name → plain shape, for typed codec lookup: every message class of machina.v1. */
+export type MessageTypes = Flat<Omit<Generated, "DeadLetterShowReply"> & { DeadLetterShowReply: DeadLetterShowReply }>;
 
 /** Name of a message in package machina.v1. */
 export type MessageName = keyof MessageTypes;

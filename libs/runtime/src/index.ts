@@ -18,3 +18,5 @@ export { collectNodeInfo } from "./node-info";
 export { publishDurable } from "./publish";
 export type { DurablePublishOptions } from "./publish";
 export { runMain } from "./run-main";
+export { setLongTimeout, MAX_TIMER_DELAY_MS } from "./long-timer";
+export type { LongTimeout } from "./long-timer";

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { nameProblem } from "./name-rule";
 
 /** The six deployable services of the mesh. */
 export const SERVICES = ["fetch", "invoke", "aggregate", "data", "compute", "vertex"] as const;
@@ -15,13 +16,10 @@ export const DATA_OPS = ["create", "read", "readone", "update", "delete", "count
 /** A data-layer operation. */
 export type DataOp = (typeof DATA_OPS)[number];
 
-const TOKEN = /^[A-Za-z0-9_-]+$/;
-
-/** Throws when `value` cannot be one token of a subject or a stream/bucket name. */
-export function assertToken(what: string, value: string): string {
-  if (!TOKEN.test(value)) {
-    throw new TypeError(`${what} "${value}" must be letters, digits, '-' or '_' (it becomes one subject token)`);
-  }
+/** Throws when `value` breaks the name rule; a name becomes one subject token, stream or bucket name part. */
+export function assertName(what: string, value: string): string {
+  const problem = nameProblem(value);
+  if (problem !== null) throw new TypeError(`${what}: ${problem}`);
   return value;
 }
 
@@ -96,7 +94,7 @@ export function meshNames(prefix = "machina"): MeshNames {
   }
   const p = prefix;
   const up = p.toUpperCase().replace(/-/g, "_");
-  const tok = (what: string, v: string) => assertToken(what, v);
+  const tok = (what: string, v: string) => assertName(what, v);
   return {
     prefix: p,
     queue: (service) => `${p}-${service}`,

@@ -1,3 +1,4 @@
+import { defineKind, field } from "@machina/config";
 import type { ComponentDoc } from "@machina/config";
 import type { RecordBatch } from "@machina/protos";
 import { MachinaError } from "@machina/wire";
@@ -21,22 +22,23 @@ export interface AggregatorTable {
 
 const passthrough: Aggregator = async (batch) => [batch];
 
+/** `config/<mode>/aggregate/aggregators/<type>.yaml`: how records of one entity type are aggregated. */
+export const aggregatorKind = defineKind({
+  kind: "aggregate/aggregators",
+  doc: "One file per entity type, named after the type: every type that sources extract needs one, or its records are refused (NOT_FOUND) rather than stored unaggregated. The aggregator turns each fetched batch of the type into the batches stored.",
+  example: "aggregator: passthrough\n",
+  schema: field.object({
+    aggregator: field.oneOf(AGGREGATOR_KINDS).default("passthrough").describe("How batches are aggregated: `passthrough` stores each batch as fetched; default passthrough"),
+  }),
+});
+
 /** Validates `config/<mode>/aggregate/aggregators/<type>.yaml` docs; errors name the file and key. */
 export function compileAggregators(docs: ComponentDoc[]): AggregatorTable {
   // Keyed by a subject token at run time, so a Map: `constructor` must not find Object's.
   const kinds = new Map<string, AggregatorKind>();
   for (const c of docs) {
-    const origin = c.origins.join(" + ");
-    for (const key of Object.keys(c.doc)) {
-      if (key !== "aggregator") {
-        throw new MachinaError("BAD_REQUEST", `${origin}: ${key}: unknown key (expected: aggregator)`);
-      }
-    }
-    const kind = c.doc.aggregator ?? "passthrough";
-    if (typeof kind !== "string" || !(AGGREGATOR_KINDS as readonly string[]).includes(kind)) {
-      throw new MachinaError("BAD_REQUEST", `${origin}: aggregator: expected one of ${AGGREGATOR_KINDS.join(", ")}, got ${JSON.stringify(kind)}`);
-    }
-    kinds.set(c.name, kind as AggregatorKind);
+    const { name, value } = aggregatorKind.parseDoc(c);
+    kinds.set(name, value.aggregator);
   }
   return {
     // Every type needs its declaration (one aggregator per entity type): a type without one is

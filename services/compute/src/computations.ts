@@ -1,5 +1,8 @@
+import * as z from "zod";
+import { field, parseDocument } from "@machina/config";
 import type { JsonObject } from "@machina/protos";
 import type { MeshClient } from "@machina/runtime";
+import { nameProblem } from "@machina/subjects";
 import type { MeshNames } from "@machina/subjects";
 import { MachinaError } from "@machina/wire";
 
@@ -12,42 +15,54 @@ export interface ComputeDeps {
 /** A registered computation: args in, rows out. */
 export interface Computation {
   description: string;
+  /** Its args, declared with the `field` builders of component kinds; also the source of its docs. */
+  args: z.ZodType;
+  /** Validates `args` (BAD_REQUEST naming `args.<field>`, before any I/O), then runs. */
   run(args: JsonObject, deps: ComputeDeps): Promise<JsonObject[]>;
 }
 
-function requireString(args: JsonObject, field: string, hint: string): string {
-  const v = args[field];
-  if (typeof v !== "string" || v === "") {
-    throw new MachinaError("BAD_REQUEST", `missing args.${field}: ${hint}`, { details: { field } });
-  }
-  return v;
+/** What a computation declares: its args schema and a run that gets the parsed args. */
+interface ComputationSpec<S extends z.ZodType> {
+  description: string;
+  args: S;
+  run(args: z.output<S>, deps: ComputeDeps): Promise<JsonObject[]>;
 }
 
-function requireObject(args: JsonObject, field: string, hint: string): JsonObject {
-  const v = args[field];
-  if (v === null || typeof v !== "object" || Array.isArray(v)) {
-    throw new MachinaError("BAD_REQUEST", `missing args.${field}: ${hint}`, { details: { field } });
-  }
-  return v;
+// Args are parsed as the `args` field of the request, so a problem reads `args.key: …`, the path
+// the caller wrote, in the same wording as a bad component file.
+function defineComputation<S extends z.ZodType>(name: string, spec: ComputationSpec<S>): [string, Computation] {
+  const problem = nameProblem(name);
+  if (problem !== null) throw new Error(`computation ${problem}`);
+  const request = field.object({ args: spec.args });
+  const origin = `computation "${name}"`;
+  return [
+    name,
+    {
+      description: spec.description,
+      args: spec.args,
+      // async, so bad args reject the returned promise like a failed run instead of throwing.
+      // The cast: TypeScript cannot resolve an object's output over a generic field schema.
+      run: async (args, deps) => spec.run((parseDocument(request, { args }, origin) as { args: z.output<S> }).args, deps),
+    },
+  ];
 }
 
 // A Map, not an object literal: the name comes from a subject token, and `constructor` or
 // `toString` must be unknown names rather than Object.prototype members.
 /** The computations this build registers (series, moving averages, top-N… come with later issues). */
 export const COMPUTATIONS: ReadonlyMap<string, Computation> = new Map<string, Computation>([
-  ["latest", {
+  defineComputation("latest", {
     description: "Newest merged (clean) record of one entity: args {type, key: {<key fields>}}",
-    async run(args, { client, names }) {
-      const type = requireString(args, "type", 'the entity type, e.g. "website"');
-      const key = requireObject(args, "key", 'the entity key, e.g. {"domain": "example.com"}');
-      if (!/^[A-Za-z0-9_-]+$/.test(type)) {
-        // It becomes a subject token; the subject builder would throw a TypeError (a 500) instead.
-        throw new MachinaError("BAD_REQUEST", `args.type "${type}" is not an entity type name (letters, digits, '_' or '-')`, { details: { field: "type" } });
-      }
-      const reply = await client.request(names.data("readone", "clean", type), "KeyRequest", { key }, "RecordReply");
+    args: field.object({
+      // A name also keeps it a valid subject token for the data request below.
+      type: field.name().describe('The entity type, e.g. "website"'),
+      key: field.names(z.json()).describe('The entity key: its key fields and values, e.g. {"domain": "example.com"}'),
+    }),
+    async run({ type, key }, { client, names }) {
+      const reply = await client.request(names.data("readone", "clean", type), "KeyRequest", { key: key as JsonObject }, "RecordReply");
       return [reply.record];
     },
-  }],
+  }),
 ]);
 
 /** The computation called `name`, or NOT_FOUND listing the registered ones. */

@@ -4,8 +4,8 @@ import { defineEndpoint, defineWorker } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import type { DataOp, MeshNames, StoreName } from "@machina/subjects";
 import { MachinaError } from "@machina/wire";
-import { DataLayer } from "./data-layer";
-import { compileTypeDef } from "./type-def";
+import { DataLayer } from "./crud";
+import { compileTypeDef } from "./schema";
 
 /** Data settings. */
 export interface DataConfig {
@@ -66,13 +66,17 @@ export const dataService: ServiceSpec<DataConfig> = {
       password: { doc: "CQL password (env only).", format: String, default: "", sensitive: true },
     },
     clean: {
-      intervalMs: { doc: "How often the clean job merges dirty entities (0 disables it in this replica).", format: "nat", default: 10_000 },
+      intervalMs: { doc: "How often the clean job merges dirty entities, ms, at most 86400000 (one day); 0 disables it in this replica.", format: "nat", default: 10_000 },
       lookbackDays: { doc: "Day buckets (at least 1) a clean read walks back to find an entity's newest row.", format: "nat", default: 7 },
     },
   },
   async setup(ctx: ServiceContext<DataConfig>) {
     const { names, log } = ctx;
     const c = ctx.config.cassandra;
+    // setInterval caps at ~24.8 days and past it fires back to back; a day is the useful limit.
+    if (ctx.config.clean.intervalMs > 86_400_000) {
+      throw new MachinaError("BAD_REQUEST", `clean.intervalMs: ${ctx.config.clean.intervalMs} is more than one day (86400000 ms); the clean job must run at least daily`, { retryable: false });
+    }
     const types = loadComponents("data/types", ctx.configSource).map((d) => compileTypeDef({ name: d.name, ...d.doc }, d.origins.join(" + ")));
     const data = await DataLayer.open({
       contactPoints: c.contactPoints.split(",").map((h) => `${h.trim()}:${c.port}`),

@@ -1,6 +1,9 @@
-export { DataLayer } from "./data-layer";
-export type { DataLayerOptions } from "./data-layer";
+import { TYPE_KIND } from "./schema";
+
+export { DataLayer, createRecords, readRecords, readOneRecord, countRecords, updateRecord, deleteRecords, MANUAL_SOURCE } from "./crud";
+export type { DataLayerOptions, ReadOptions, DeleteResult } from "./crud";
 export {
+  TYPE_KIND,
   compileTypeDef,
   typeDefHash,
   canonicalTypeDef,
@@ -8,9 +11,6 @@ export {
   MERGE_POLICIES,
   RESERVED_COLUMNS,
   isField,
-} from "./type-def";
-export type { TypeDef, FieldType, FieldMerge, MergePolicyName } from "./type-def";
-export {
   dumpTableSpec,
   cleanTableSpec,
   dirtyTableSpec,
@@ -22,25 +22,23 @@ export {
   cleanTableName,
   DIRTY_TABLE,
   SCHEMA_HISTORY_TABLE,
-} from "./cql-schema";
-export type { TableSpec, ColumnSpec } from "./cql-schema";
-export { ensureSchema } from "./schema-registry";
-export type { EnsureSchemaResult, SchemaChange } from "./schema-registry";
-export { writeDump } from "./dump-store";
-export type { DumpRow, WriteDumpResult } from "./dump-store";
-export { mergeRows } from "./merge";
-export type { MergeRow, MergeResult } from "./merge";
-export { runClean } from "./clean-job";
-export type { RunCleanOptions, RunCleanResult, CleanedEntity, CleanFailure } from "./clean-job";
-export { createRecords, readRecords, readOneRecord, countRecords, updateRecord, deleteRecords, MANUAL_SOURCE } from "./crud";
-export type { ReadOptions, DeleteResult } from "./crud";
-export { DIRTY_SHARDS, dirtyShardOf } from "./dirty-marks";
-export { resolveType } from "./data-context";
-export type { DataContext } from "./data-context";
-export type { PlainRow } from "./row-format";
-export type { CqlClient } from "./cql-exec";
-export { toCql, toPlain, keyValues, entityKeyJson, parseEntityKeyJson } from "./field-codec";
-export type { CqlValue, ValueOrigin } from "./field-codec";
-export { dayOf, daysBack, windowStartOf, DAY_MS } from "./time-windows";
+  toCql,
+  toPlain,
+  keyValues,
+  entityKeyJson,
+  parseEntityKeyJson,
+  dayOf,
+  daysBack,
+  windowStartOf,
+  DAY_MS,
+} from "./schema";
+export type { TypeDef, FieldType, FieldMerge, MergePolicyName, TableSpec, ColumnSpec, CqlValue, ValueOrigin } from "./schema";
+export { ensureSchema, writeDump, DIRTY_SHARDS, dirtyShardOf, resolveType } from "./store";
+export type { EnsureSchemaResult, SchemaChange, DumpRow, WriteDumpResult, DataContext, PlainRow, CqlClient } from "./store";
+export { mergeRows, runClean } from "./clean";
+export type { MergeRow, MergeResult, RunCleanOptions, RunCleanResult, CleanedEntity, CleanFailure } from "./clean";
 export { dataService, parseReplication, storeOf } from "./data-service";
 export type { DataConfig } from "./data-service";
+
+/** Every component kind the data service reads, for the reference docs. */
+export const componentKinds = [TYPE_KIND] as const;

@@ -6,9 +6,8 @@ import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import { MachinaError, isMachinaError, makeMeta } from "@machina/wire";
 import { createFetcher } from "./fetcher";
 import type { FetchResult, Fetcher } from "./fetcher";
-import { openLimiter } from "./limiter/limiter";
-import type { Limiter } from "./limiter/limiter-types";
-import { compileSource } from "./source-def";
+import { openLimiter, type Limiter } from "./limiter";
+import { compileSource } from "./source";
 
 /** Fetch settings. */
 export interface FetchConfig {

@@ -1,10 +1,20 @@
 import { MachinaError } from "@machina/wire";
-import { countRecords, extractRecords, mergeRecords, readPath, type EntityRecords } from "./extract";
-import { createHttpManager, type HttpManager, type HttpManagerOptions, type HttpRequest } from "./http-manager";
-import type { Acquired, Limiter } from "./limiter/limiter-types";
-import { resolveData } from "./secrets";
-import type { BodyNode, QueryDef, SourceDef } from "./source-def";
-import { renderTemplate, renderValue, type RenderContext } from "./template";
+import { createHttpManager, type HttpManager, type HttpManagerOptions, type HttpRequest } from "./http";
+import type { Acquired, Limiter } from "./limiter";
+import {
+  countRecords,
+  extractRecords,
+  mergeRecords,
+  readPath,
+  renderTemplate,
+  renderValue,
+  resolveData,
+  type BodyNode,
+  type EntityRecords,
+  type QueryDef,
+  type RenderContext,
+  type SourceDef,
+} from "./source";
 
 /** A lead as the fetcher needs it: an id for error messages and the args templates read. */
 export interface FetchLead {

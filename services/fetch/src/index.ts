@@ -1,4 +1,6 @@
-export { compileSource, splitPath, METHODS } from "./source-def";
+import { SOURCE_KIND } from "./source";
+
+export { SOURCE_KIND, compileSource, splitPath, METHODS } from "./source";
 export type {
   SourceDef,
   QueryDef,
@@ -11,24 +13,23 @@ export type {
   BodyNode,
   PaginateSpec,
   ExtractSpec,
-} from "./source-def";
-export { resolveData, describeOrigin, redact } from "./secrets";
-export type { ResolvedData } from "./secrets";
-export { compileTemplate, renderTemplate, renderValue } from "./template";
-export type { Template, TemplateRef, TemplatePart, TemplateScope, RenderContext } from "./template";
-export { openLimiter } from "./limiter/limiter";
-export type { Limiter, LimiterOptions, LimitedSource, Acquired, WindowUsage, QuotaReport, LimiterStats } from "./limiter/limiter-types";
-export { ServerClock, monotonicClock } from "./limiter/server-clock";
-export type { LocalClock, OffsetBounds } from "./limiter/server-clock";
-export { append, countSince, earliestFor, remove, roomAt, gridOf, decodeLog, encodeLog } from "./limiter/sliding-log";
-export type { SlidingLog } from "./limiter/sliding-log";
-export { retryAfterMs, exhaustedUntil, headerValue } from "./rate-headers";
-export type { HeaderBag } from "./rate-headers";
-export { createHttpManager, backoff } from "./http-manager";
-export type { HttpManager, HttpManagerOptions, HttpRequest, HttpResult, CallHooks } from "./http-manager";
-export { extractRecords, readPath, mergeRecords, countRecords } from "./extract";
-export type { EntityRecords } from "./extract";
+} from "./source";
+export { resolveData, describeOrigin, redact } from "./source";
+export type { ResolvedData } from "./source";
+export { compileTemplate, renderTemplate, renderValue } from "./source";
+export type { Template, TemplateRef, TemplatePart, TemplateScope, RenderContext } from "./source";
+export { extractRecords, readPath, mergeRecords, countRecords } from "./source";
+export type { EntityRecords } from "./source";
+export { openLimiter, ServerClock, monotonicClock } from "./limiter";
+export type { Limiter, LimiterOptions, LimitedSource, Acquired, WindowUsage, QuotaReport, LimiterStats, LocalClock, OffsetBounds } from "./limiter";
+export { append, countSince, earliestFor, remove, roomAt, gridOf, decodeLog, encodeLog } from "./limiter";
+export type { SlidingLog } from "./limiter";
+export { retryAfterMs, exhaustedUntil, headerValue, createHttpManager, backoff } from "./http";
+export type { HeaderBag, HttpManager, HttpManagerOptions, HttpRequest, HttpResult, CallHooks } from "./http";
 export { createFetcher, renderRequest } from "./fetcher";
 export type { Fetcher, FetcherOptions, FetchRequest, FetchResult, FetchMeta, FetchLead } from "./fetcher";
 export { fetchService } from "./fetch-service";
 export type { FetchConfig } from "./fetch-service";
+
+/** The component kinds the fetch service declares, for the reference docs generator. */
+export const componentKinds = [SOURCE_KIND] as const;

@@ -1,7 +1,8 @@
+import * as z from "zod";
+import { defineKind, describeValue, field } from "@machina/config";
 import type { ComponentDoc } from "@machina/config";
-import type { JsonObject, Lead, Ledger } from "@machina/protos";
+import type { JsonObject, Ledger } from "@machina/protos";
 import { MachinaError } from "@machina/wire";
-import { configError, onlyKeys } from "./doc-check";
 
 /** Ledger sources this build serves; `self` (compute) and `kv` (runtime edits) come with later issues. */
 export const LEDGER_SOURCES = ["constant"] as const;
@@ -9,34 +10,45 @@ export const LEDGER_SOURCES = ["constant"] as const;
 /** Compiled ledgers by name. */
 export type LedgerTable = Map<string, Ledger>;
 
+const lead = z.record(z.string(), z.json()).describe("One lead: its fields, handed to the source's templates as `{{lead.<field>}}`; one of them is its id");
+
+/** `config/<mode>/invoke/ledgers/<name>.yaml`: the leads (websites, accounts…) that query sets fetch for. */
+export const ledgerKind = defineKind({
+  kind: "invoke/ledgers",
+  doc: "A ledger is the list of leads a query set runs its queries for: every tick builds one fetch task per lead and query. A constant ledger lists its leads in the file.",
+  example: "source: constant\nlead_id: domain\nleads:\n  - domain: example.com\n  - domain: example.org\n",
+  schema: field
+    .object({
+      source: field.oneOf(LEDGER_SOURCES).default("constant").describe("Where the leads come from: `constant`, listed under `leads`; default constant"),
+      lead_id: field.name().default("id").describe("The lead field that identifies a lead (unique in the ledger, part of task ids); default id"),
+      leads: field.list(lead).describe("The leads, each a mapping of its fields"),
+    })
+    .superRefine((d, ctx) => {
+      const seen = new Set<string>();
+      for (const [i, args] of d.leads.entries()) {
+        const path = ["leads", i, d.lead_id];
+        const id = Object.hasOwn(args, d.lead_id) ? args[d.lead_id] : undefined;
+        if (id === undefined || id === null || id === "") {
+          ctx.addIssue({ code: "custom", path, message: `missing; every lead needs its id field "${d.lead_id}" (set lead_id to change it)`, input: id });
+        } else if (typeof id !== "string" && typeof id !== "number") {
+          ctx.addIssue({ code: "custom", path, message: `expected a string or number as the lead id, got ${describeValue(id)}`, input: id });
+        } else if (seen.has(String(id))) {
+          // 1 and "1" are one id: ids are strings in tasks and subjects.
+          ctx.addIssue({ code: "custom", path, message: `duplicate lead id "${String(id)}"`, input: id });
+        } else {
+          seen.add(String(id));
+        }
+      }
+    }),
+});
+
 /** Validates `invoke/ledgers/*.yaml`: `{ source: constant, lead_id: <field>, leads: [ {...args} ] }`. */
 export function compileLedgers(docs: ComponentDoc[]): LedgerTable {
   const out: LedgerTable = new Map();
   for (const c of docs) {
-    const origin = c.origins.join(" + ");
-    onlyKeys(origin, c.doc, ["source", "lead_id", "leads"]);
-    const source = c.doc.source ?? "constant";
-    if (!(LEDGER_SOURCES as readonly unknown[]).includes(source)) {
-      throw configError(origin, "source", `expected one of ${LEDGER_SOURCES.join(", ")}, got ${JSON.stringify(source)}`);
-    }
-    const idField = c.doc.lead_id ?? "id";
-    if (typeof idField !== "string") throw configError(origin, "lead_id", "expected the name of a lead field");
-    if (!Array.isArray(c.doc.leads)) throw configError(origin, "leads", "expected a list of leads");
-    const seen = new Set<string>();
-    const leads: Lead[] = c.doc.leads.map((raw: unknown, i: number) => {
-      if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
-        throw configError(origin, `leads[${i}]`, "expected a mapping of lead fields");
-      }
-      const args = raw as JsonObject;
-      const id = Object.hasOwn(args, idField) ? args[idField] : undefined;
-      if (id === undefined || id === null || id === "") {
-        throw configError(origin, `leads[${i}].${idField}`, `missing; every lead needs its id field "${idField}" (set lead_id to change it)`);
-      }
-      if (seen.has(String(id))) throw configError(origin, `leads[${i}].${idField}`, `duplicate lead id "${String(id)}"`);
-      seen.add(String(id));
-      return { id: String(id), args };
-    });
-    out.set(c.name, { name: c.name, leads });
+    const { name, value } = ledgerKind.parseDoc(c);
+    const leads = value.leads.map((args) => ({ id: String(args[value.lead_id]), args: args as JsonObject }));
+    out.set(name, { name, leads });
   }
   return out;
 }

@@ -1,31 +1,44 @@
+import { componentError, defineKind, field } from "@machina/config";
 import type { ComponentDoc } from "@machina/config";
 import type { FetchTask, QuerySet } from "@machina/protos";
 import { MachinaError } from "@machina/wire";
-import { configError, onlyKeys } from "./doc-check";
 import { ledgerOf } from "./ledgers";
 import type { LedgerTable } from "./ledgers";
 
 /** Compiled query sets by name. */
 export type QuerySetTable = Map<string, QuerySet>;
 
+/** Indexes of the items that repeat an earlier one, e.g. `["a", "b", "a"]` → `[2]`. */
+export function duplicatesIn(items: readonly string[]): number[] {
+  return items.flatMap((x, i) => (items.indexOf(x) === i ? [] : [i]));
+}
+
+/** `config/<mode>/invoke/query_sets/<name>.yaml`: queries of one source to run for every lead of a ledger. */
+export const querySetKind = defineKind({
+  kind: "invoke/query_sets",
+  doc: "A query set names queries of one fetch source and the ledger whose leads they run for; a trigger fires query sets, and each firing builds one fetch task per lead and query.",
+  example: "source: sitestats\nqueries: [site]\nledger: websites\n",
+  schema: field
+    .object({
+      source: field.name().describe("The fetch source (a file under fetch/sources) whose queries run"),
+      // Query names are tokens of task ids and subjects, hence the name rule.
+      queries: field.list(field.name(), { min: 1, emptyHint: "expected a non-empty list of query names" }).describe("Queries of that source to run for every lead, each listed once"),
+      ledger: field.name().describe("The ledger (a file under invoke/ledgers) whose leads the queries run for"),
+    })
+    .superRefine((d, ctx) => {
+      for (const i of duplicatesIn(d.queries)) ctx.addIssue({ code: "custom", path: ["queries", i], message: `query "${d.queries[i]}" is listed twice`, input: d.queries[i] });
+    }),
+});
+
 /** Validates `invoke/query_sets/*.yaml`: `{ source, queries: [..], ledger }`; the ledger must exist. */
 export function compileQuerySets(docs: ComponentDoc[], ledgers: LedgerTable): QuerySetTable {
   const out: QuerySetTable = new Map();
   for (const c of docs) {
-    const origin = c.origins.join(" + ");
-    onlyKeys(origin, c.doc, ["source", "queries", "ledger"]);
-    const { source, queries, ledger } = c.doc as { source?: unknown; queries?: unknown; ledger?: unknown };
-    if (typeof source !== "string" || !/^[A-Za-z0-9_-]+$/.test(source)) throw configError(origin, "source", "expected a source name");
-    // Query names are tokens (as in fetch source files); a '/' would also make task ids ambiguous.
-    if (!Array.isArray(queries) || queries.length === 0 || !queries.every((q) => typeof q === "string" && /^[A-Za-z0-9_-]+$/.test(q))) {
-      throw configError(origin, "queries", "expected a non-empty list of query names");
+    const { name, origin, value } = querySetKind.parseDoc(c);
+    if (!ledgers.has(value.ledger)) {
+      throw componentError(origin, "ledger", `unknown ledger "${value.ledger}" (known: ${[...ledgers.keys()].join(", ") || "none"})`);
     }
-    const dup = queries.find((q, i) => queries.indexOf(q) !== i);
-    if (dup !== undefined) throw configError(origin, "queries", `query "${dup}" is listed twice`);
-    if (typeof ledger !== "string" || !ledgers.has(ledger)) {
-      throw configError(origin, "ledger", `unknown ledger ${JSON.stringify(ledger)} (known: ${[...ledgers.keys()].join(", ") || "none"})`);
-    }
-    out.set(c.name, { name: c.name, source, queries: queries as string[], ledger });
+    out.set(name, { name, source: value.source, queries: value.queries, ledger: value.ledger });
   }
   return out;
 }

@@ -1,7 +1,7 @@
+import { componentError, defineKind, field } from "@machina/config";
 import type { ComponentDoc } from "@machina/config";
-import { parseDuration } from "@machina/config";
 import { MachinaError } from "@machina/wire";
-import { configError, onlyKeys } from "./doc-check";
+import { duplicatesIn } from "./query-sets";
 import type { QuerySetTable } from "./query-sets";
 
 /** A compiled trigger. */
@@ -21,39 +21,43 @@ export interface TriggerDef {
   querySets: string[];
 }
 
+/** `config/<mode>/invoke/triggers/<name>.yaml`: when query sets fire. */
+export const triggerKind = defineKind({
+  kind: "invoke/triggers",
+  doc: "A trigger fires its query sets: a timer on a grid of its period, a manual one only through `invoke.fire`. Quantized timers share one grid since the epoch, so replicas started at different times fire the same ticks and build the same task ids.",
+  example: "type: timer\nduration: 1m\nrun_on_start: true\nquantize: true\nquery_sets: [websites_sitestats]\n",
+  schema: field
+    .object({
+      type: field.oneOf(["timer", "manual"]).default("timer").describe("`timer` fires every `duration`; `manual` only when asked through invoke.fire; default timer"),
+      // A manual trigger ignores it, so a mode can turn a default timer into a manual one.
+      duration: field.duration({ min: 100 }).optional().describe("The period of a timer, at least 100ms (e.g. 30s, 1h, 30d); required for a timer"),
+      run_on_start: field.flag().default(true).describe("Fire once at start, for the current grid point; default true"),
+      quantize: field.flag().default(true).describe("Align ticks to multiples of the duration since the epoch (else since the start); default true"),
+      offset: field.duration({ min: 0 }).prefault("0ms").describe("Shift of the aligned grid, e.g. 10s to fire at :10 of every minute; default 0ms"),
+      query_sets: field.list(field.name(), { min: 1, emptyHint: "expected a non-empty list of query set names" }).describe("The query sets (files under invoke/query_sets) fired on every tick, each listed once"),
+    })
+    .superRefine((d, ctx) => {
+      if (d.type === "timer" && d.duration === undefined) ctx.addIssue({ code: "custom", path: ["duration"], message: "is required for a timer: its period, e.g. 1m", input: undefined });
+      for (const i of duplicatesIn(d.query_sets)) ctx.addIssue({ code: "custom", path: ["query_sets", i], message: `query set "${d.query_sets[i]}" is listed twice`, input: d.query_sets[i] });
+    }),
+});
+
 /** Validates `invoke/triggers/*.yaml`; query sets must exist. */
 export function compileTriggers(docs: ComponentDoc[], querySets: QuerySetTable): Map<string, TriggerDef> {
   const out = new Map<string, TriggerDef>();
   for (const c of docs) {
-    const origin = c.origins.join(" + ");
-    const d = c.doc;
-    onlyKeys(origin, d, ["type", "duration", "run_on_start", "quantize", "offset", "query_sets"]);
-    const type = d.type ?? "timer";
-    if (type !== "timer" && type !== "manual") throw configError(origin, "type", `expected timer or manual, got ${JSON.stringify(type)}`);
-    const durationMs = type === "timer" ? parseDuration(d.duration) : 0;
-    if (durationMs === null || (type === "timer" && durationMs < 100)) {
-      throw configError(origin, "duration", `expected a duration of at least 100ms such as 30s, 5m or 1h, got ${JSON.stringify(d.duration)}`);
-    }
-    const offsetMs = d.offset === undefined ? 0 : parseDuration(d.offset);
-    if (offsetMs === null) throw configError(origin, "offset", `expected a duration such as 10s, got ${JSON.stringify(d.offset)}`);
-    for (const k of ["run_on_start", "quantize"] as const) {
-      if (d[k] !== undefined && typeof d[k] !== "boolean") throw configError(origin, k, "expected true or false");
-    }
-    if (!Array.isArray(d.query_sets) || d.query_sets.length === 0) throw configError(origin, "query_sets", "expected a non-empty list of query set names");
+    const { name, origin, value: d } = triggerKind.parseDoc(c);
     for (const [i, qs] of d.query_sets.entries()) {
-      if (d.query_sets.indexOf(qs) !== i) throw configError(origin, `query_sets[${i}]`, `query set ${JSON.stringify(qs)} is listed twice`);
-      if (typeof qs !== "string" || !querySets.has(qs)) {
-        throw configError(origin, `query_sets[${i}]`, `unknown query set ${JSON.stringify(qs)} (known: ${[...querySets.keys()].join(", ") || "none"})`);
-      }
+      if (!querySets.has(qs)) throw componentError(origin, `query_sets[${i}]`, `unknown query set "${qs}" (known: ${[...querySets.keys()].join(", ") || "none"})`);
     }
-    out.set(c.name, {
-      name: c.name,
-      type,
-      durationMs,
-      runOnStart: (d.run_on_start as boolean | undefined) ?? true,
-      quantize: (d.quantize as boolean | undefined) ?? true,
-      offsetMs,
-      querySets: d.query_sets as string[],
+    out.set(name, {
+      name,
+      type: d.type,
+      durationMs: d.type === "timer" ? (d.duration ?? 0) : 0,
+      runOnStart: d.run_on_start,
+      quantize: d.quantize,
+      offsetMs: d.offset,
+      querySets: d.query_sets,
     });
   }
   return out;

@@ -1,5 +1,5 @@
 import type { DeadLetterFilter } from "@machina/protos";
-import { assertToken } from "@machina/subjects";
+import { nameProblem } from "@machina/subjects";
 import type { MeshNames } from "@machina/subjects";
 import { ErrorCode, MachinaError } from "@machina/wire";
 import type { StoredLetter, WorkStream } from "./dead-letter-store";
@@ -31,11 +31,8 @@ export function parseFilter(names: MeshNames, f: FilterFields): LetterFilter {
   }
   const pattern = f.subject ? parseSubjectPattern(names, f.subject) : undefined;
   if (f.type) {
-    try {
-      assertToken("type", f.type);
-    } catch {
-      throw bad(`type "${f.type}" must be one subject token (letters, digits, '-' or '_'), e.g. "website" or "sitestats"`, "type");
-    }
+    const problem = nameProblem(f.type);
+    if (problem !== null) throw bad(`type: ${problem}, e.g. "website"`, "type");
   }
   const stream = f.stream ? streamNameOf(names, f.stream) : "";
   const seqs = f.seqs?.length ? [...new Set(f.seqs)].sort((a, b) => a - b) : undefined;

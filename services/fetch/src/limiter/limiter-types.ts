@@ -1,5 +1,5 @@
-import type { HeaderBag } from "../rate-headers";
-import type { LimiterSpec } from "../source-def";
+import type { HeaderBag } from "../http";
+import type { LimiterSpec } from "../source";
 import type { LocalClock } from "./server-clock";
 
 /** What the limiter needs to know about a source (a SourceDef fits). */

@@ -4,7 +4,7 @@ import type { NatsConnection, QueuedIterator } from "@nats-io/nats-core";
 import { MachinaError } from "@machina/wire";
 import { formatDuration } from "@machina/config";
 import { KvCounters } from "./kv-counters";
-import { exhaustedUntil, headerValue, retryAfterMs, type HeaderBag } from "../rate-headers";
+import { exhaustedUntil, headerValue, retryAfterMs, type HeaderBag } from "../http";
 import { ServerClock } from "./server-clock";
 import type { Acquired, Limiter, LimiterOptions, LimiterStats, QuotaReport, WindowUsage } from "./limiter-types";
 import { openGate, type Span, type Taken, type WindowGate } from "./window-gate";

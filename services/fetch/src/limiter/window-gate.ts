@@ -1,7 +1,7 @@
 import type { KV } from "@nats-io/kv";
 import { isCasConflict } from "@machina/runtime";
 import { KvCounters, type Counter } from "./kv-counters";
-import type { RateWindow } from "../source-def";
+import type { RateWindow } from "../source";
 import { EMPTY_LOG, append, countSince, decodeLog, earliestFor, encodeLog, gridOf, remove, roomAt, type SlidingLog } from "./sliding-log";
 
 /**

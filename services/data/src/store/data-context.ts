@@ -1,6 +1,6 @@
 import { MachinaError } from "@machina/wire";
+import type { TypeDef } from "../schema";
 import type { CqlClient } from "./cql-exec";
-import type { TypeDef } from "./type-def";
 
 /** Everything the stores need: a connected client, the keyspace and the registered types. */
 export interface DataContext {

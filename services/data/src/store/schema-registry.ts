@@ -1,8 +1,10 @@
+import { nameProblem } from "@machina/subjects";
 import { MachinaError } from "@machina/wire";
 import {
   SCHEMA_HISTORY_TABLE,
   addColumnCql,
   alterOptionsCql,
+  canonicalTypeDef,
   cleanTableSpec,
   createKeyspaceCql,
   createTableCql,
@@ -10,10 +12,12 @@ import {
   dumpTableOptions,
   dumpTableSpec,
   schemaHistoryTableSpec,
+  typeDefHash,
+  type FieldType,
   type TableSpec,
-} from "./cql-schema";
+  type TypeDef,
+} from "../schema";
 import { execute, executeDdl, pages, type CqlClient } from "./cql-exec";
-import { canonicalTypeDef, typeDefHash, type FieldType, type TypeDef } from "./type-def";
 
 /** One type whose schema moved to a new recorded version. */
 export interface SchemaChange {
@@ -55,8 +59,6 @@ interface Plan {
   readonly statements: string[];
   readonly record: boolean;
 }
-
-const KEYSPACE = /^[a-z][a-z0-9_]{0,47}$/;
 
 /** Creates the keyspace and tables, or extends them additively; refuses breaking changes with CONFLICT and records each applied version. */
 export async function ensureSchema(
@@ -164,13 +166,9 @@ export async function ensureSchema(
 
 /** Throws BAD_REQUEST unless the keyspace name and replication map are usable. */
 function checkKeyspace(keyspace: string, replication: Readonly<Record<string, number>>): void {
-  if (!KEYSPACE.test(keyspace)) {
-    throw new MachinaError(
-      "BAD_REQUEST",
-      `keyspace "${keyspace}" must be a lowercase letter then up to 47 lowercase letters, digits or '_'`,
-      { details: { keyspace } },
-    );
-  }
+  // The keyspace is a name an operator chooses and a CQL identifier, like type names: one rule for both.
+  const problem = nameProblem(keyspace);
+  if (problem !== null) throw new MachinaError("BAD_REQUEST", `keyspace: ${problem}`, { details: { keyspace } });
   const entries = Object.entries(replication ?? {});
   if (entries.length === 0) {
     throw new MachinaError("BAD_REQUEST", `replication must name at least one datacenter, e.g. { datacenter1: 1 }`, {

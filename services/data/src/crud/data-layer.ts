@@ -1,7 +1,18 @@
 import cassandra from "cassandra-driver";
 import type { StoreName } from "@machina/subjects";
 import { MachinaError } from "@machina/wire";
-import { runClean, type RunCleanOptions, type RunCleanResult } from "./clean-job";
+import { runClean, type RunCleanOptions, type RunCleanResult } from "../clean";
+import type { TypeDef } from "../schema";
+import {
+  ensureSchema,
+  toDataError,
+  writeDump,
+  type DataContext,
+  type DumpRow,
+  type EnsureSchemaResult,
+  type PlainRow,
+  type WriteDumpResult,
+} from "../store";
 import {
   countRecords,
   createRecords,
@@ -12,12 +23,6 @@ import {
   type DeleteResult,
   type ReadOptions,
 } from "./crud";
-import { toDataError } from "./cql-exec";
-import type { DataContext } from "./data-context";
-import { writeDump, type DumpRow, type WriteDumpResult } from "./dump-store";
-import type { PlainRow } from "./row-format";
-import { ensureSchema, type EnsureSchemaResult } from "./schema-registry";
-import type { TypeDef } from "./type-def";
 
 /** How to reach the cluster and what to register. */
 export interface DataLayerOptions {

@@ -1,14 +1,41 @@
 import type { StoreName } from "@machina/subjects";
 import { MachinaError } from "@machina/wire";
-import { cleanTableName, dumpTableName, quoteId } from "./cql-schema";
-import { execute, executeUnloggedBatch, pages, type CqlRow, type CqlStatement } from "./cql-exec";
-import { chunk, mapLimit } from "./concurrency";
-import { resolveType, tableRef, type DataContext } from "./data-context";
-import { writeDump, type DumpRow, type WriteDumpResult } from "./dump-store";
-import { entityKeyJson, keyValues, toCql, toPlain, type CqlValue } from "./field-codec";
-import { filterableMeta, rowToPlain, selectList, valueFieldsOf, type PlainRow } from "./row-format";
-import { DAY_MS, dayOf, daysBack, windowStartOf } from "./time-windows";
-import { isField, type TypeDef } from "./type-def";
+import {
+  DAY_MS,
+  cleanTableName,
+  dayOf,
+  daysBack,
+  dumpTableName,
+  entityKeyJson,
+  isField,
+  keyValues,
+  quoteId,
+  toCql,
+  toPlain,
+  windowStartOf,
+  type CqlValue,
+  type TypeDef,
+} from "../schema";
+import {
+  chunk,
+  execute,
+  executeUnloggedBatch,
+  filterableMeta,
+  mapLimit,
+  pages,
+  resolveType,
+  rowToPlain,
+  selectList,
+  tableRef,
+  valueFieldsOf,
+  writeDump,
+  type CqlRow,
+  type CqlStatement,
+  type DataContext,
+  type DumpRow,
+  type PlainRow,
+  type WriteDumpResult,
+} from "../store";
 
 /** Options of a read: `criteria` names every key field, and may add equality filters on fields (and dump meta columns). */
 export interface ReadOptions {

@@ -24,7 +24,8 @@ export function readPath(body: unknown, path: readonly string[]): unknown {
 export function extractRecords(body: unknown, specs: readonly ExtractSpec[], source: string, query: string): EntityRecords {
   const out: EntityRecords = {};
   for (const spec of specs) {
-    // compileSource refuses the type `__proto__`, so assignment below always makes an own key.
+    // Types follow the name rule (compileSource), so `__proto__` never gets here and the
+    // assignment below always makes an own key.
     const list = Object.hasOwn(out, spec.type) ? out[spec.type] : (out[spec.type] = []);
     const v = readPath(body, spec.path);
     if (v === undefined || v === null) continue;

@@ -1,12 +1,20 @@
 import { MachinaError } from "@machina/wire";
-import { dumpTableName, quoteId } from "./cql-schema";
+import {
+  dayOf,
+  dumpTableName,
+  entityKeyJson,
+  isField,
+  keyValues,
+  quoteId,
+  toCql,
+  windowStartOf,
+  type CqlValue,
+  type TypeDef,
+} from "../schema";
 import { executeUnloggedBatch, type CqlStatement } from "./cql-exec";
 import { chunk, mapLimit } from "./concurrency";
 import { resolveType, tableRef, type DataContext } from "./data-context";
 import { markDirty, type DirtyMark } from "./dirty-marks";
-import { entityKeyJson, keyValues, toCql, type CqlValue } from "./field-codec";
-import { dayOf, windowStartOf } from "./time-windows";
-import { isField, type TypeDef } from "./type-def";
 
 /** One raw answer to store. */
 export interface DumpRow {

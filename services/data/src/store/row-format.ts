@@ -1,9 +1,6 @@
 import type { StoreName } from "@machina/subjects";
-import { quoteId } from "./cql-schema";
+import { quoteId, toPlain, type TypeDef } from "../schema";
 import type { CqlRow } from "./cql-exec";
-import { toPlain } from "./field-codec";
-import type { MergeRow } from "./merge";
-import type { TypeDef } from "./type-def";
 
 /** A stored row as plain JSON: ISO timestamps, bigint as number, json fields parsed, dates as `YYYY-MM-DD`. */
 export type PlainRow = Record<string, unknown>;
@@ -45,18 +42,6 @@ export function rowToPlain(def: TypeDef, store: StoreName, row: CqlRow): PlainRo
     out.provenance = { ...((row.get("provenance") as Record<string, string> | null) ?? {}) };
   }
   return out;
-}
-
-/** Turns a dump row into merge input, keeping driver values (bigint, Date) so sums and comparisons stay exact. */
-export function dumpRowToMerge(def: TypeDef, row: CqlRow): MergeRow {
-  const values: Record<string, unknown> = {};
-  for (const field of valueFieldsOf(def)) values[field] = row.get(field);
-  return {
-    fetchedAt: (row.get("fetched_at") as Date).getTime(),
-    source: row.get("source") as string,
-    query: row.get("query") as string,
-    values,
-  };
 }
 
 function dateText(v: unknown): string | null {

@@ -1,4 +1,4 @@
-import type { FieldMerge, TypeDef } from "./type-def";
+import type { FieldMerge, TypeDef } from "../schema";
 
 /** One dump row of an entity, as the merge sees it. */
 export interface MergeRow {

@@ -1,14 +1,21 @@
 import { toMachinaError } from "@machina/wire";
-import { cleanTableName, dumpTableName, quoteId } from "./cql-schema";
-import { execute, pages } from "./cql-exec";
-import { mapLimit } from "./concurrency";
-import { resolveType, tableRef, type DataContext } from "./data-context";
-import { DIRTY_SHARDS, clearDirty, readDirty, type DirtyMark } from "./dirty-marks";
-import { parseEntityKeyJson, toCql, toPlain } from "./field-codec";
+import { cleanTableName, dayOf, dumpTableName, parseEntityKeyJson, quoteId, toCql, toPlain, type TypeDef } from "../schema";
+import {
+  DIRTY_SHARDS,
+  clearDirty,
+  execute,
+  mapLimit,
+  pages,
+  readDirty,
+  resolveType,
+  selectList,
+  tableRef,
+  valueFieldsOf,
+  type CqlRow,
+  type DataContext,
+  type DirtyMark,
+} from "../store";
 import { mergeRows, type MergeRow } from "./merge";
-import { dumpRowToMerge, selectList, valueFieldsOf } from "./row-format";
-import { dayOf } from "./time-windows";
-import type { TypeDef } from "./type-def";
 
 /** Options of one clean run. */
 export interface RunCleanOptions {
@@ -137,4 +144,16 @@ async function cleanOne(
 function cleanParam(def: TypeDef, field: string, value: unknown, source: string | undefined): unknown {
   if (def.fields[field] === "json") return value ?? null;
   return toCql(def.fields[field], value, { type: def.name, field, source });
+}
+
+/** Turns a dump row into merge input, keeping driver values (bigint, Date) so sums and comparisons stay exact. */
+function dumpRowToMerge(def: TypeDef, row: CqlRow): MergeRow {
+  const values: Record<string, unknown> = {};
+  for (const field of valueFieldsOf(def)) values[field] = row.get(field);
+  return {
+    fetchedAt: (row.get("fetched_at") as Date).getTime(),
+    source: row.get("source") as string,
+    query: row.get("query") as string,
+    values,
+  };
 }

@@ -1,4 +1,4 @@
-import { DIRTY_TABLE } from "./cql-schema";
+import { DIRTY_TABLE } from "../schema";
 import { execute, executeUnloggedBatch, type CqlStatement } from "./cql-exec";
 import { chunk, mapLimit } from "./concurrency";
 import { tableRef, type DataContext } from "./data-context";

@@ -1,8 +1,6 @@
 import { MachinaError } from "@machina/wire";
 import { retryAfterMs } from "./rate-headers";
-import { redact, type ResolvedData } from "./secrets";
-import type { AuthSpec, SourceDef } from "./source-def";
-import { renderTemplate, type RenderContext, type Template } from "./template";
+import { redact, renderTemplate, type AuthSpec, type RenderContext, type ResolvedData, type SourceDef, type Template } from "../source";
 
 /** One rendered upstream request; `path` is already URL-encoded. */
 export interface HttpRequest {

@@ -1,0 +1,14 @@
+// Talking to Cassandra: the driver wrapper, the keyspace and its tables, dump writes, dirty marks and row shapes.
+export { execute, executeUnloggedBatch, pages, toDataError } from "./cql-exec";
+export type { CqlClient, CqlRow, CqlStatement } from "./cql-exec";
+export { chunk, mapLimit } from "./concurrency";
+export { resolveType, tableRef } from "./data-context";
+export type { DataContext } from "./data-context";
+export { ensureSchema } from "./schema-registry";
+export type { EnsureSchemaResult, SchemaChange } from "./schema-registry";
+export { DIRTY_SHARDS, dirtyShardOf, readDirty, clearDirty } from "./dirty-marks";
+export type { DirtyMark } from "./dirty-marks";
+export { writeDump } from "./dump-store";
+export type { DumpRow, WriteDumpResult } from "./dump-store";
+export { filterableMeta, rowToPlain, selectList, valueFieldsOf } from "./row-format";
+export type { PlainRow } from "./row-format";

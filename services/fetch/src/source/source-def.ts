@@ -1,0 +1,219 @@
+import type * as z from "zod";
+import { componentError, type ComponentValue } from "@machina/config";
+import { METHODS, SOURCE_KIND } from "./source-kind";
+import { compileTemplate, type Template } from "./template";
+
+/**
+ * One rate window: at most `limit` calls per `perMs`. `rolling` (the default) holds in every
+ * interval of that length; `clock` counts per epoch-aligned window, for APIs that document a
+ * fixed reset grid (e.g. a daily quota reset at 00:00 UTC).
+ */
+export interface RateWindow {
+  readonly limit: number;
+  readonly perMs: number;
+  readonly align: "rolling" | "clock";
+}
+
+/** How a source's calls are rationed: not at all, or by one or more rate windows at once. */
+export type LimiterSpec = { readonly kind: "unlimited" } | { readonly kind: "windows"; readonly windows: readonly RateWindow[] };
+
+/** Where one data value comes from; env and file values are treated as secrets. */
+export type DataSpec =
+  | { readonly kind: "env"; readonly name: string }
+  | { readonly kind: "file"; readonly path: string }
+  | { readonly kind: "value"; readonly value: string };
+
+/** How the manager authenticates; templates may only read `{{data.x}}`. */
+export type AuthSpec =
+  | { readonly type: "api_key"; readonly header: string | null; readonly param: string | null; readonly value: Template }
+  | { readonly type: "bearer"; readonly token: Template }
+  | { readonly type: "basic"; readonly username: Template; readonly password: Template };
+
+/** Retry policy for retryable upstream failures (5xx, network error, timeout). */
+export interface RetrySpec {
+  /** Retries after the first attempt; 0 disables retrying. */
+  readonly max: number;
+  readonly baseDelayMs: number;
+  readonly maxDelayMs: number;
+}
+
+/** The HTTP manager of a source. */
+export interface ManagerSpec {
+  readonly type: "http" | "http-auth";
+  /** Without a trailing slash; query paths start with `/`. */
+  readonly baseUrl: string;
+  readonly timeoutMs: number;
+  readonly auth: AuthSpec | null;
+  readonly retries: RetrySpec;
+  /** Headers sent with every query of the source (a query's own headers win). */
+  readonly headers: Readonly<Record<string, Template>>;
+}
+
+/** A request body: JSON whose string leaves are templates. */
+export type BodyNode =
+  | { readonly kind: "template"; readonly template: Template }
+  | { readonly kind: "literal"; readonly value: number | boolean | null }
+  | { readonly kind: "list"; readonly items: readonly BodyNode[] }
+  | { readonly kind: "object"; readonly fields: readonly (readonly [string, BodyNode])[] };
+
+/** Pagination: request pages until the body's `next` value is null (or, without `next`, a page yields no records). */
+export interface PaginateSpec {
+  readonly type: "page" | "cursor";
+  /** Query parameter that carries the page number or cursor. */
+  readonly param: string;
+  /** Response path of the next page's value; null for `page` means "count up from `start`". */
+  readonly next: readonly string[] | null;
+  readonly start: number;
+  readonly maxPages: number;
+}
+
+/** Maps the value at a response path to records of one entity type. */
+export interface ExtractSpec {
+  readonly name: string;
+  readonly type: string;
+  /** Path segments; empty means the whole body. Numeric segments index lists. */
+  readonly path: readonly string[];
+}
+
+/** One declarative query of a source. */
+export interface QueryDef {
+  readonly name: string;
+  readonly method: (typeof METHODS)[number];
+  readonly path: Template;
+  readonly params: Readonly<Record<string, Template>>;
+  readonly headers: Readonly<Record<string, Template>>;
+  readonly body: BodyNode | null;
+  readonly paginate: PaginateSpec | null;
+  readonly extract: readonly ExtractSpec[];
+}
+
+/** A validated source definition, ready for the limiter, secrets and the fetcher. */
+export interface SourceDef {
+  readonly name: string;
+  /** The file (or module) it came from, for error messages. */
+  readonly origin: string;
+  readonly limiter: LimiterSpec;
+  readonly data: Readonly<Record<string, DataSpec>>;
+  readonly manager: ManagerSpec;
+  /** Queries by name, in declared order; a Map because requests name them. */
+  readonly queries: ReadonlyMap<string, QueryDef>;
+}
+
+
+type Source = ComponentValue<typeof SOURCE_KIND>;
+type Compile = (text: string, path: string) => Template;
+
+/** Validates a parsed source file (`origin` names it in errors) and compiles its templates. */
+export function compileSource(raw: unknown, origin: string): SourceDef {
+  const v = SOURCE_KIND.parse(raw, origin);
+  // A source handed over in code (a module, a test) has no file name to agree with.
+  const fileBase = /([^/\\]+)\.ya?ml$/.exec(origin)?.[1];
+  if (fileBase !== undefined && fileBase !== v.name) throw componentError(origin, "name", `"${v.name}" does not match the file name "${fileBase}"; rename one so they agree`);
+  const tpl: Compile = (text, path) => compileTemplate(text, `${origin}: ${path}`);
+  const def: SourceDef = {
+    name: v.name,
+    origin,
+    limiter: v.limiter === "unlimited" ? { kind: "unlimited" } : { kind: "windows", windows: v.limiter.windows.map((w) => ({ limit: w.limit, perMs: w.per, align: w.align })) },
+    data: Object.fromEntries(Object.entries(v.data).map(([k, d]) => [k, dataOf(d)])),
+    manager: managerOf(v.manager, tpl, origin),
+    queries: new Map(Object.entries(v.queries).map(([name, q]) => [name, queryOf(name, q, tpl)])),
+  };
+  checkDataRefs(def);
+  return def;
+}
+
+function dataOf(d: Source["data"][string]): DataSpec {
+  if (d.env !== undefined) return { kind: "env", name: d.env };
+  if (d.file !== undefined) return { kind: "file", path: d.file };
+  // The schema admits exactly one of the three.
+  return { kind: "value", value: d.value ?? "" };
+}
+
+function managerOf(m: Source["manager"], tpl: Compile, origin: string): ManagerSpec {
+  // Credentials are per source, not per lead: a {{lead.x}} here would leak lead data into auth.
+  const secret = (text: string, key: string): Template => {
+    const path = `manager.auth.${key}`;
+    const t = tpl(text, path);
+    if (t.refs.some((ref) => ref.scope === "lead")) throw componentError(origin, path, "credentials may only use {{data.<name>}} placeholders, not lead fields");
+    return t;
+  };
+  const a = m.auth;
+  let auth: AuthSpec | null = null;
+  if (a?.type === "api_key") auth = { type: a.type, header: a.header ?? null, param: a.param ?? null, value: secret(a.value, "value") };
+  else if (a?.type === "bearer") auth = { type: a.type, token: secret(a.token, "token") };
+  else if (a?.type === "basic") auth = { type: a.type, username: secret(a.username, "username"), password: secret(a.password, "password") };
+  return {
+    type: m.type,
+    baseUrl: m.base_url,
+    timeoutMs: m.timeout,
+    auth,
+    retries: { max: m.retries.max, baseDelayMs: m.retries.base_delay, maxDelayMs: m.retries.max_delay },
+    headers: templates(m.headers, "manager.headers", tpl),
+  };
+}
+
+function templates(values: Readonly<Record<string, string>>, path: string, tpl: Compile): Record<string, Template> {
+  return Object.fromEntries(Object.entries(values).map(([k, x]) => [k, tpl(x, `${path}.${k}`)]));
+}
+
+function queryOf(name: string, q: Source["queries"][string], tpl: Compile): QueryDef {
+  const p = `queries.${name}`;
+  const paginate = q.paginate;
+  return {
+    name,
+    method: q.method,
+    path: tpl(q.path, `${p}.path`),
+    params: templates(q.params, `${p}.params`, tpl),
+    headers: templates(q.headers, `${p}.headers`, tpl),
+    body: q.body === undefined ? null : bodyOf(q.body, `${p}.body`, tpl),
+    paginate:
+      paginate === undefined
+        ? null
+        : { type: paginate.type, param: paginate.param, next: paginate.next === undefined ? null : splitPath(paginate.next), start: paginate.start ?? 1, maxPages: paginate.max_pages },
+    extract: Object.entries(q.extract).map(([entry, x]) => ({ name: entry, type: x.type, path: splitPath(x.path) })),
+  };
+}
+
+function bodyOf(v: z.core.util.JSONType, path: string, tpl: Compile): BodyNode {
+  if (typeof v === "string") return { kind: "template", template: tpl(v, path) };
+  if (v === null || typeof v === "number" || typeof v === "boolean") return { kind: "literal", value: v };
+  if (Array.isArray(v)) return { kind: "list", items: v.map((x, i) => bodyOf(x, `${path}[${i}]`, tpl)) };
+  return { kind: "object", fields: Object.entries(v).map(([k, x]) => [k, bodyOf(x, `${path}.${k}`, tpl)] as const) };
+}
+
+/** Splits a response path `a.b.0` into segments; `.` or `$` is the whole body. */
+export function splitPath(text: string): string[] {
+  return text === "." || text === "$" ? [] : text.split(".");
+}
+
+// Every {{data.x}} must name declared data; catching it here beats a failure on the first fetch.
+function checkDataRefs(def: SourceDef): void {
+  const known = Object.keys(def.data);
+  const check = (t: Template, path: string) => {
+    for (const ref of t.refs) {
+      if (ref.scope === "data" && !Object.hasOwn(def.data, ref.path[0])) {
+        throw componentError(def.origin, path, `{{data.${ref.path[0]}}} is not declared under data (${known.length === 0 ? "no data declared" : `declared: ${known.join(", ")}`})`);
+      }
+    }
+  };
+  const auth = def.manager.auth;
+  if (auth?.type === "api_key") check(auth.value, "manager.auth.value");
+  if (auth?.type === "bearer") check(auth.token, "manager.auth.token");
+  if (auth?.type === "basic") {
+    check(auth.username, "manager.auth.username");
+    check(auth.password, "manager.auth.password");
+  }
+  for (const [k, t] of Object.entries(def.manager.headers)) check(t, `manager.headers.${k}`);
+  for (const q of def.queries.values()) {
+    const p = `queries.${q.name}`;
+    check(q.path, `${p}.path`);
+    for (const [k, t] of Object.entries(q.params)) check(t, `${p}.params.${k}`);
+    for (const [k, t] of Object.entries(q.headers)) check(t, `${p}.headers.${k}`);
+    const walk = (n: BodyNode, bp: string): void => {
+      if (n.kind === "template") check(n.template, bp);
+      else if (n.kind === "list") n.items.forEach((x, i) => walk(x, `${bp}[${i}]`));
+      else if (n.kind === "object") for (const [k, x] of n.fields) walk(x, `${bp}.${k}`);
+    };
+    if (q.body !== null) walk(q.body, `${p}.body`);
+  }
+}
