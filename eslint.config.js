@@ -9,12 +9,33 @@ export default tseslint.config(
     files: ["**/*.ts"],
     rules: {
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
-      "no-restricted-syntax": ["error", { selector: "ExportAllDeclaration", message: "export names explicitly (no export *)" }],
-      "no-restricted-imports": ["error", { patterns: [{ group: ["@machina/*/src/*", "**/libs/*/src/*", "**/services/*/src/*"], message: "import a package by its name, not its src/ internals" }] }],
+      "no-restricted-syntax": [
+        "error",
+        { selector: "ExportAllDeclaration", message: "export names explicitly (no export *)" },
+      ],
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["@machina/*/src/*", "**/libs/*/src/*", "**/services/*/src/*"],
+              message: "import a package by its name, not its src/ internals",
+            },
+          ],
+        },
+      ],
     },
   },
   {
     files: ["**/*.mjs", "**/*.js"],
-    languageOptions: { globals: { process: "readonly", console: "readonly", setTimeout: "readonly", clearTimeout: "readonly", Buffer: "readonly" } },
+    languageOptions: {
+      globals: {
+        process: "readonly",
+        console: "readonly",
+        setTimeout: "readonly",
+        clearTimeout: "readonly",
+        Buffer: "readonly",
+      },
+    },
   },
 );

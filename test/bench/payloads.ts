@@ -6,7 +6,10 @@ import type { QueryRequest, QueryResponse } from "@machina/protos";
 export const REQUEST: QueryRequest = {
   source: "sitestats",
   query: "site",
-  lead: { id: "example.com", args: { domain: "example.com", country: "us", lang: "en", page: 1, limit: 50, fresh: true } },
+  lead: {
+    id: "example.com",
+    args: { domain: "example.com", country: "us", lang: "en", page: 1, limit: 50, fresh: true },
+  },
   requestId: "0f8e6b2a-4c1d-4e3b-9a57-2d6c8b1e7f40",
 };
 
@@ -21,6 +24,14 @@ export function replyTo(req: QueryRequest): Partial<QueryResponse> {
     source: req.source,
     query: req.query,
     lead: { id: req.lead?.id ?? "", args: { domain: req.lead?.args?.domain ?? null } },
-    data: { types: { website: { records: [{ domain: "example.com", title: "Example Portal", rank: 1, visits: 1008678, category: "reference" }] } } },
+    data: {
+      types: {
+        website: {
+          records: [
+            { domain: "example.com", title: "Example Portal", rank: 1, visits: 1008678, category: "reference" },
+          ],
+        },
+      },
+    },
   };
 }

@@ -30,12 +30,24 @@ function source(name: string, limiter: string, url: string, keyEnv: string): str
 }
 
 function tasks(src: string, n: number, tag: string): FetchTask[] {
-  return Array.from({ length: n }, (_, i) => ({ id: `${tag}/${i}`, source: src, query: "site", lead: { id: `${tag}${i}.test`, args: { domain: `${tag}${i}.test` } }, trigger: "bench", tick: 1, createdAt: Date.now(), querySet: "qs" }));
+  return Array.from({ length: n }, (_, i) => ({
+    id: `${tag}/${i}`,
+    source: src,
+    query: "site",
+    lead: { id: `${tag}${i}.test`, args: { domain: `${tag}${i}.test` } },
+    trigger: "bench",
+    tick: 1,
+    createdAt: Date.now(),
+    querySet: "qs",
+  }));
 }
 
 async function main(): Promise<void> {
-  const api = await startFakeApiProc(`key-q:${Q}/1000/rolling,key-a:100/1000/rolling,key-b:5/60000/rolling,warm-key:100000/1000`);
-  for (let i = 0; i < 50; i++) await (await fetch(`${api.url}/v3/sites/w${i}.test`, { headers: { "X-Api-Key": "warm-key" } })).text();
+  const api = await startFakeApiProc(
+    `key-q:${Q}/1000/rolling,key-a:100/1000/rolling,key-b:5/60000/rolling,warm-key:100000/1000`,
+  );
+  for (let i = 0; i < 50; i++)
+    await (await fetch(`${api.url}/v3/sites/w${i}.test`, { headers: { "X-Api-Key": "warm-key" } })).text();
   const natsPort = Number(new URL(NATS_URL.replace("nats://", "http://")).port);
   const proxy = await startTcpProxy({ targetPort: natsPort, delayMs: 30 });
   const nc = await connect({ servers: NATS_URL });
@@ -46,9 +58,17 @@ async function main(): Promise<void> {
     const prefix = uniquePrefix("bq");
     prefixes.push(prefix);
     const names = meshNames(prefix);
-    const configDir = writeConfig({ "fetch/sources/qsrc.yaml": source("qsrc", `{ windows: [{ limit: ${Q}, per: 1s }] }`, api.url, "Q_KEY") });
-    const replicas: Record<string, string>[] = [{}, { MACHINA_FETCH_FETCH_CLOCK_SKEW_MS: "500" }, { MACHINA_FETCH_FETCH_CLOCK_SKEW_MS: "-500" }, { MACHINA_NATS_URL: `nats://127.0.0.1:${proxy.port}` }];
-    for (const env of replicas) procs.push(await startServiceProc("fetch", { configDir, prefix, env: { Q_KEY: "key-q", ...env } }));
+    const configDir = writeConfig({
+      "fetch/sources/qsrc.yaml": source("qsrc", `{ windows: [{ limit: ${Q}, per: 1s }] }`, api.url, "Q_KEY"),
+    });
+    const replicas: Record<string, string>[] = [
+      {},
+      { MACHINA_FETCH_FETCH_CLOCK_SKEW_MS: "500" },
+      { MACHINA_FETCH_FETCH_CLOCK_SKEW_MS: "-500" },
+      { MACHINA_NATS_URL: `nats://127.0.0.1:${proxy.port}` },
+    ];
+    for (const env of replicas)
+      procs.push(await startServiceProc("fetch", { configDir, prefix, env: { Q_KEY: "key-q", ...env } }));
     await publishTasks(jetstream(nc), names, tasks("qsrc", Q * (SECONDS + 10), "q"), 64, "bench");
     await sleep(2_000);
     const c0 = (await api.stats()).byKey["key-q"] ?? 0;
@@ -57,9 +77,15 @@ async function main(): Promise<void> {
     const s = await api.stats();
     const rate = ((s.byKey["key-q"] ?? 0) - c0) / ((Date.now() - t0) / 1000);
     const worst = s.maxPerInterval["key-q"];
-    process.stdout.write(`quota  4 fetch replicas (clock +500 ms, -500 ms, slow KV +30 ms each way), ${SECONDS} s, quota ${Q} per rolling 1 s\n`);
-    process.stdout.write(`quota  most calls in any 1 s interval: ${worst} (quota ${Q}) ${worst <= Q ? "OK" : "OVERSPENT"}; upstream 429s: ${s.byStatus["429"] ?? 0}\n`);
-    process.stdout.write(`quota  utilisation: ${rate.toFixed(2)} calls/s = ${((rate / Q) * 100).toFixed(1)} % of quota (target >= 90 %)\n`);
+    process.stdout.write(
+      `quota  4 fetch replicas (clock +500 ms, -500 ms, slow KV +30 ms each way), ${SECONDS} s, quota ${Q} per rolling 1 s\n`,
+    );
+    process.stdout.write(
+      `quota  most calls in any 1 s interval: ${worst} (quota ${Q}) ${worst <= Q ? "OK" : "OVERSPENT"}; upstream 429s: ${s.byStatus["429"] ?? 0}\n`,
+    );
+    process.stdout.write(
+      `quota  utilisation: ${rate.toFixed(2)} calls/s = ${((rate / Q) * 100).toFixed(1)} % of quota (target >= 90 %)\n`,
+    );
     await Promise.all(procs.splice(0).map((p) => p.stop()));
 
     // 2. Isolation at the fetch stage: A alone (baseline), then A behind B.
@@ -71,7 +97,11 @@ async function main(): Promise<void> {
         "fetch/sources/asrc.yaml": source("asrc", "{ windows: [{ limit: 100, per: 1s }] }", api.url, "A_KEY"),
         "fetch/sources/bsrc.yaml": source("bsrc", "{ windows: [{ limit: 5, per: 1m }] }", api.url, "B_KEY"),
       });
-      const p = await startServiceProc("fetch", { configDir: dir, prefix: px, env: { A_KEY: "key-a", B_KEY: "key-b" } });
+      const p = await startServiceProc("fetch", {
+        configDir: dir,
+        prefix: px,
+        env: { A_KEY: "key-a", B_KEY: "key-b" },
+      });
       procs.push(p);
       await sleep(1_100); // both rolling windows of the upstream start empty for each run
       const js = jetstream(nc);
@@ -80,7 +110,9 @@ async function main(): Promise<void> {
       await publishTasks(js, n, tasks("asrc", 1500, `a${px}`), 64, "bench");
       const jsm = await jetstreamManager(nc);
       for (;;) {
-        const st = await jsm.streams.info(n.streams.FETCHED, { subjects_filter: n.task.fetched("asrc") }).catch(() => null);
+        const st = await jsm.streams
+          .info(n.streams.FETCHED, { subjects_filter: n.task.fetched("asrc") })
+          .catch(() => null);
         if ((st?.state.messages ?? 0) >= 1500) break;
         if (Date.now() - start > 120_000) throw new Error("A did not finish in 120 s");
         await sleep(200);
@@ -91,7 +123,9 @@ async function main(): Promise<void> {
     };
     const alone = await timeA(false);
     const behind = await timeA(true);
-    process.stdout.write(`isolation  1,500 tasks of a 100/s source: alone ${alone} ms, behind 1,500 queued tasks of a 5/min source ${behind} ms (ratio ${(behind / alone).toFixed(2)}; its quota alone needs 15 s)\n`);
+    process.stdout.write(
+      `isolation  1,500 tasks of a 100/s source: alone ${alone} ms, behind 1,500 queued tasks of a 5/min source ${behind} ms (ratio ${(behind / alone).toFixed(2)}; its quota alone needs 15 s)\n`,
+    );
   } finally {
     await Promise.allSettled(procs.map((p) => p.stop()));
     const jsm = await jetstreamManager(nc);

@@ -43,7 +43,8 @@ function boundedNumber(name: string, dflt: number, min: number, max: number): nu
   const raw = process.env[name];
   if (raw === undefined || raw === "") return dflt;
   const n = Number(raw);
-  if (!Number.isFinite(n) || n < min || n > max) throw new Error(`${name}=${raw}: expected a number from ${min} to ${max}`);
+  if (!Number.isFinite(n) || n < min || n > max)
+    throw new Error(`${name}=${raw}: expected a number from ${min} to ${max}`);
   return n;
 }
 
@@ -57,11 +58,17 @@ const children = new Set<ChildProcess>();
 function startResponder(kind: "raw" | "mesh", prefix: string): Promise<{ child: ChildProcess; subject: string }> {
   const script = fileURLToPath(new URL("./responder.ts", import.meta.url));
   // fork() passes our execArgv (--import tsx) on, and opens the IPC channel the child watches.
-  const child = fork(script, [kind, prefix], { env: { ...process.env, MACHINA_NATS_URL: NATS_URL }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const child = fork(script, [kind, prefix], {
+    env: { ...process.env, MACHINA_NATS_URL: NATS_URL },
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
   children.add(child);
   child.once("exit", () => children.delete(child));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${kind} responder not ready within ${READY_TIMEOUT_MS} ms`)), READY_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`${kind} responder not ready within ${READY_TIMEOUT_MS} ms`)),
+      READY_TIMEOUT_MS,
+    );
     child.on("message", (m: ResponderMessage) => {
       clearTimeout(timer);
       if (m.type === "ready") resolve({ child, subject: m.subject });
@@ -155,7 +162,13 @@ interface CellResult {
 
 const LATENCY_SLOTS = 200_000;
 
-async function runCell(call: () => Promise<unknown>, inFlight: number, clocks: CpuClock[], warmupMs = WARMUP_MS, seconds = SECONDS): Promise<CellResult> {
+async function runCell(
+  call: () => Promise<unknown>,
+  inFlight: number,
+  clocks: CpuClock[],
+  warmupMs = WARMUP_MS,
+  seconds = SECONDS,
+): Promise<CellResult> {
   let issued = 0;
   let completed = 0;
   let errors = 0;
@@ -236,7 +249,9 @@ async function main(): Promise<void> {
   const protoRequest = encodeBody("QueryRequest", REQUEST, "protobuf");
 
   const probe = await connect({ servers: NATS_URL, name: "bench-probe" }).catch((err: unknown) => {
-    throw new Error(`no nats-server at ${NATS_URL} (${(err as Error).message}); run the bench with \`make bench\` or test/harness/run-bench.sh, which start one`);
+    throw new Error(
+      `no nats-server at ${NATS_URL} (${(err as Error).message}); run the bench with \`make bench\` or test/harness/run-bench.sh, which start one`,
+    );
   });
   const serverVersion = probe.info?.version ?? "?";
   await probe.close();
@@ -252,7 +267,9 @@ async function main(): Promise<void> {
     const started = await Promise.allSettled([startResponder("raw", prefix), startResponder("mesh", prefix)]);
     const startFailure = started.find((s) => s.status === "rejected");
     if (startFailure) throw (startFailure as PromiseRejectedResult).reason;
-    const [raw, mesh] = started.map((s) => (s as PromiseFulfilledResult<{ child: ChildProcess; subject: string }>).value);
+    const [raw, mesh] = started.map(
+      (s) => (s as PromiseFulfilledResult<{ child: ChildProcess; subject: string }>).value,
+    );
     const ncBase = await open("bench-raw", false);
     const ncNoTraces = await open("bench-raw-notraces", true);
     // MeshClient gets a connection built the way startService builds every service's (noAsyncTraces).
@@ -284,9 +301,14 @@ async function main(): Promise<void> {
         responder: mesh.child,
         call: () => client.request(mesh.subject, "QueryRequest", REQUEST, "QueryResponse", { timeoutMs: timeout }),
         check: async () => {
-          const r = await client.request(mesh.subject, "QueryRequest", REQUEST, "QueryResponse", { timeoutMs: timeout });
-          if (r.requestId !== REQUEST.requestId || r.data.types.website?.records.length !== 1) throw new Error(`mesh endpoint answered ${JSON.stringify(r)}`);
-          replySize.proto = (await ncMesh.request(mesh.subject, protoRequest, { timeout, headers: protoHeaders() })).data.length;
+          const r = await client.request(mesh.subject, "QueryRequest", REQUEST, "QueryResponse", {
+            timeoutMs: timeout,
+          });
+          if (r.requestId !== REQUEST.requestId || r.data.types.website?.records.length !== 1)
+            throw new Error(`mesh endpoint answered ${JSON.stringify(r)}`);
+          replySize.proto = (
+            await ncMesh.request(mesh.subject, protoRequest, { timeout, headers: protoHeaders() })
+          ).data.length;
         },
       },
       {
@@ -296,7 +318,8 @@ async function main(): Promise<void> {
         check: async () => {
           const m = await ncCli.request(mesh.subject, jsonRequest, { timeout });
           const body = JSON.parse(m.string()) as { requestId?: string };
-          if (m.headers?.get("Nats-Service-Error-Code") || body.requestId !== REQUEST.requestId) throw new Error(`mesh endpoint answered ${m.string()}`);
+          if (m.headers?.get("Nats-Service-Error-Code") || body.requestId !== REQUEST.requestId)
+            throw new Error(`mesh endpoint answered ${m.string()}`);
           replySize.json = m.data.length;
         },
       },
@@ -306,8 +329,14 @@ async function main(): Promise<void> {
     const cores = cpus();
     console.log("request/reply bench (test/bench/request-reply.bench.ts)");
     console.log(`  date     ${new Date().toISOString()}`);
-    console.log(`  machine  ${cores.length} cores (${cores[0]?.model.trim() ?? "?"}), node ${process.version}, nats-server ${serverVersion} at ${NATS_URL}`);
-    console.log(`  load     ${loadavg().map((x) => x.toFixed(2)).join(" ")} (1/5/15 min, before the run)`);
+    console.log(
+      `  machine  ${cores.length} cores (${cores[0]?.model.trim() ?? "?"}), node ${process.version}, nats-server ${serverVersion} at ${NATS_URL}`,
+    );
+    console.log(
+      `  load     ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(" ")} (1/5/15 min, before the run)`,
+    );
     console.log(
       `  payload  request ${jsonRequest.length} B JSON / ${protoRequest.length} B protobuf; ` +
         `reply ${replySize.raw} B JSON (raw), ${replySize.json} B JSON / ${replySize.proto} B protobuf (Machina endpoint)`,
@@ -328,13 +357,17 @@ async function main(): Promise<void> {
       for (const row of rows) {
         const r = await runCell(row.call, n, clocksOf(row));
         results.set(`${row.label}|${n}`, r);
-        process.stderr.write(`  ${row.label.padEnd(52)} N=${String(n).padEnd(4)} ${Math.round(r.rate)} req/s${r.errors ? `, ${r.errors} errors` : ""}\n`);
-        if (r.errors >= MAX_ERRORS) throw new Error(`${row.label} at N=${n}: ${r.errors} failed requests, first: ${r.firstError}`);
+        process.stderr.write(
+          `  ${row.label.padEnd(52)} N=${String(n).padEnd(4)} ${Math.round(r.rate)} req/s${r.errors ? `, ${r.errors} errors` : ""}\n`,
+        );
+        if (r.errors >= MAX_ERRORS)
+          throw new Error(`${row.label} at N=${n}: ${r.errors} failed requests, first: ${r.firstError}`);
       }
     }
 
     const w = Math.max(...rows.map((r) => r.label.length));
-    const fmtRate = (x: number) => (x >= 10_000 ? `${(x / 1000).toFixed(1)}k` : x >= 1000 ? `${(x / 1000).toFixed(2)}k` : x.toFixed(0));
+    const fmtRate = (x: number) =>
+      x >= 10_000 ? `${(x / 1000).toFixed(1)}k` : x >= 1000 ? `${(x / 1000).toFixed(2)}k` : x.toFixed(0);
     console.log(`${"row".padEnd(w)}  ${IN_FLIGHT.map((n) => `N=${n}`.padStart(16)).join("")}`);
     for (const row of rows) {
       const cells = IN_FLIGHT.map((n) => {
@@ -345,7 +378,9 @@ async function main(): Promise<void> {
       });
       console.log(`${row.label.padEnd(w)}  ${cells.join("")}`);
     }
-    console.log(`${"".padEnd(w)}  (req/s and ratio to row 1 at the same N; ! = some requests failed, ^ = request cap reached)`);
+    console.log(
+      `${"".padEnd(w)}  (req/s and ratio to row 1 at the same N; ! = some requests failed, ^ = request cap reached)`,
+    );
     console.log("");
     console.log("CPU in the measured window, % of one core: requester / responder / nats-server");
     const pct = (x: number | null) => (x === null ? "?" : String(Math.round(x * 100)));
@@ -358,10 +393,13 @@ async function main(): Promise<void> {
     for (const row of rows) {
       const r = results.get(`${row.label}|1`)!;
       const sorted = Float64Array.from(r.latencies ?? []).sort();
-      console.log(`${row.label.padEnd(w)}  p50 ${percentile(sorted, 50).toFixed(3)}  p99 ${percentile(sorted, 99).toFixed(3)}  (${sorted.length} samples)`);
+      console.log(
+        `${row.label.padEnd(w)}  p50 ${percentile(sorted, 50).toFixed(3)}  p99 ${percentile(sorted, 99).toFixed(3)}  (${sorted.length} samples)`,
+      );
     }
     const failed = [...results.entries()].filter(([, r]) => r.errors > 0);
-    for (const [k, r] of failed) console.log(`warning: ${k.replace("|", " at N=")}: ${r.errors} failed requests, first: ${r.firstError}`);
+    for (const [k, r] of failed)
+      console.log(`warning: ${k.replace("|", " at N=")}: ${r.errors} failed requests, first: ${r.firstError}`);
   } finally {
     await Promise.allSettled(conns.map((nc) => nc.close()));
     await stopResponders();

@@ -84,7 +84,13 @@ async function startMesh(subject: string): Promise<() => Promise<void>> {
   const svc: RunningService<Record<string, never>> = await startService(spec, {
     handleSignals: false,
     configDir,
-    env: { MACHINA_NATS_URL: url, MACHINA_MESH_PREFIX: prefix, MACHINA_HTTP_PORT: "0", MACHINA_LOG_LEVEL: "silent", LOG_LEVEL: "silent" },
+    env: {
+      MACHINA_NATS_URL: url,
+      MACHINA_MESH_PREFIX: prefix,
+      MACHINA_HTTP_PORT: "0",
+      MACHINA_LOG_LEVEL: "silent",
+      LOG_LEVEL: "silent",
+    },
   });
   await svc.ctx.nc.flush();
   return async () => {
@@ -97,7 +103,9 @@ async function startMesh(subject: string): Promise<() => Promise<void>> {
 
 async function main(): Promise<void> {
   if ((kind !== "raw" && kind !== "mesh") || !prefix || !/^[a-z][a-z0-9]*$/.test(prefix)) {
-    throw new Error(`usage: responder.ts raw|mesh <prefix> (prefix: lower-case letters and digits); got ${process.argv.slice(2).join(" ")}`);
+    throw new Error(
+      `usage: responder.ts raw|mesh <prefix> (prefix: lower-case letters and digits); got ${process.argv.slice(2).join(" ")}`,
+    );
   }
   process.on("message", (m) => {
     if (m === "stop") shutdown(0);

@@ -19,10 +19,15 @@ const testStart = Date.now();
 
 function mesh(cmd: "start" | "stop"): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile("bash", [path.join(ROOT, "test/harness/mesh.sh"), cmd], {
-      env: { ...process.env, MACHINA_DATA_CLEAN_INTERVAL_MS: "1000" },
-      timeout: 180_000,
-    }, (err, _out, stderr) => (err ? reject(new Error(`mesh.sh ${cmd} failed: ${stderr}`)) : resolve()));
+    execFile(
+      "bash",
+      [path.join(ROOT, "test/harness/mesh.sh"), cmd],
+      {
+        env: { ...process.env, MACHINA_DATA_CLEAN_INTERVAL_MS: "1000" },
+        timeout: 180_000,
+      },
+      (err, _out, stderr) => (err ? reject(new Error(`mesh.sh ${cmd} failed: ${stderr}`)) : resolve()),
+    );
   });
 }
 
@@ -36,14 +41,19 @@ describe("example network, end to end", { timeout: 300_000 }, () => {
   it("nats micro ls lists all six services", async () => {
     const r = await nats(["micro", "ls", "--json"]);
     const names = new Set((JSON.parse(r.stdout) as Array<{ name: string }>).map((s) => s.name));
-    for (const s of ["fetch", "invoke", "aggregate", "data", "compute", "vertex"]) assert.ok(names.has(s), `${s} missing from micro ls`);
+    for (const s of ["fetch", "invoke", "aggregate", "data", "compute", "vertex"])
+      assert.ok(names.has(s), `${s} missing from micro ls`);
   });
 
   it("fetch.fetch returns the fake API's data with Meta filled in", async () => {
-    const resp = await natsReq<{ data: { types: Record<string, { records: Array<Record<string, unknown>> }> }; meta: Record<string, number | string> }>(
-      "machina.fetch.fetch",
-      { source: "sitestats", query: "site", lead: { id: "example.com", args: { domain: "example.com" } } },
-    );
+    const resp = await natsReq<{
+      data: { types: Record<string, { records: Array<Record<string, unknown>> }> };
+      meta: Record<string, number | string>;
+    }>("machina.fetch.fetch", {
+      source: "sitestats",
+      query: "site",
+      lead: { id: "example.com", args: { domain: "example.com" } },
+    });
     const site = resp.data.types.website.records[0];
     const want = expectedSite("example.com");
     assert.equal(site.title, want.title);
@@ -58,11 +68,14 @@ describe("example network, end to end", { timeout: 300_000 }, () => {
   it("a timer tick flows fetch → invoke → aggregate → data → clean job → compute.get.latest", async () => {
     const domain = "example.org";
     const latest = await eventually("merged record for example.org", async () => {
-      const r = await natsReq<Latest | Err>("machina.compute.get.latest", { args: { type: "website", key: { domain } } });
+      const r = await natsReq<Latest | Err>("machina.compute.get.latest", {
+        args: { type: "website", key: { domain } },
+      });
       if (!("rows" in r)) return undefined;
       const row = r.rows[0];
       // Both sources must have landed, and in this run (not rows left by an earlier one).
-      if (row.bounce_rate == null || row.title == null || Date.parse(String(row.merged_at)) < testStart) return undefined;
+      if (row.bounce_rate == null || row.title == null || Date.parse(String(row.merged_at)) < testStart)
+        return undefined;
       return row;
     });
     const site = expectedSite(domain);
@@ -75,12 +88,24 @@ describe("example network, end to end", { timeout: 300_000 }, () => {
   });
 
   it("fetch.quota shows every window of a source and data.count sees the dump rows", async () => {
-    type Quota = { source: string; overQuota: boolean; windows: Array<{ perMs: number; usage: number; quota: number }> };
+    type Quota = {
+      source: string;
+      overQuota: boolean;
+      windows: Array<{ perMs: number; usage: number; quota: number }>;
+    };
     const q = await natsReq<Quota>("machina.fetch.quota", { source: "sitestats" });
     assert.equal(q.overQuota, false);
-    assert.deepEqual(q.windows.map((w) => [w.perMs, w.quota]), [[1000, 10], [86_400_000, 5000]]);
+    assert.deepEqual(
+      q.windows.map((w) => [w.perMs, w.quota]),
+      [
+        [1000, 10],
+        [86_400_000, 5000],
+      ],
+    );
     assert.ok(q.windows[1].usage >= 2, "the day window counts this run's calls");
-    const c = await natsReq<{ count: number }>("machina.data.count.dump.website", { criteria: { domain: "example.org" } });
+    const c = await natsReq<{ count: number }>("machina.data.count.dump.website", {
+      criteria: { domain: "example.org" },
+    });
     assert.ok(c.count >= 2, "one dump row per source that answered");
     const bad = await natsReq<Err>("machina.data.count.dump.company", { criteria: { domain: "x" } });
     assert.equal(bad.code, "NOT_FOUND");
@@ -107,12 +132,20 @@ describe("example network, end to end", { timeout: 300_000 }, () => {
     assert.match(malformed.stdout + malformed.stderr, /Nats-Service-Error-Code: 400/);
     assert.match(malformed.stdout + malformed.stderr, /malformed JSON/);
 
-    const unknown = await natsReq<Err>("machina.fetch.fetch", { source: "nope", query: "site", lead: { id: "x", args: {} } });
+    const unknown = await natsReq<Err>("machina.fetch.fetch", {
+      source: "nope",
+      query: "site",
+      lead: { id: "x", args: {} },
+    });
     assert.equal(unknown.code, "UNKNOWN_SOURCE");
     assert.equal(unknown.status, 404);
     assert.match(unknown.message, /sitestats/, "lists the known sources");
 
-    const missing = await natsReq<Err>("machina.fetch.fetch", { source: "sitestats", query: "site", lead: { id: "lead-7", args: { host: "example.com" } } });
+    const missing = await natsReq<Err>("machina.fetch.fetch", {
+      source: "sitestats",
+      query: "site",
+      lead: { id: "lead-7", args: { host: "example.com" } },
+    });
     assert.equal(missing.code, "BAD_REQUEST");
     assert.match(missing.message, /domain/);
     assert.match(missing.message, /ledger/);
@@ -138,8 +171,18 @@ describe("example network, end to end", { timeout: 300_000 }, () => {
         probes.push([`machina.data.${op}.dump.${t}`, {}, "NOT_FOUND", /website/]);
       }
       probes.push([`machina.vertex.connect.${t}`, {}, "NOT_FOUND", /processor.*scheduler/]);
-      probes.push(["machina.fetch.fetch", { source: t, query: "site", lead: { id: "x", args: {} } }, "UNKNOWN_SOURCE", /sitestats/]);
-      probes.push(["machina.fetch.fetch", { source: "sitestats", query: t, lead: { id: "x", args: {} } }, "NOT_FOUND", /\bsite\b/]);
+      probes.push([
+        "machina.fetch.fetch",
+        { source: t, query: "site", lead: { id: "x", args: {} } },
+        "UNKNOWN_SOURCE",
+        /sitestats/,
+      ]);
+      probes.push([
+        "machina.fetch.fetch",
+        { source: "sitestats", query: t, lead: { id: "x", args: {} } },
+        "NOT_FOUND",
+        /\bsite\b/,
+      ]);
       probes.push(["machina.fetch.quota", { source: t }, "UNKNOWN_SOURCE", /sitestats/]);
       probes.push(["machina.fetch.overquota", { source: t }, "UNKNOWN_SOURCE", /sitestats/]);
       probes.push(["machina.invoke.fire", { trigger: t }, "NOT_FOUND", /refresh/]);
@@ -149,12 +192,14 @@ describe("example network, end to end", { timeout: 300_000 }, () => {
     // A few CLI processes at a time: a hundred at once would starve a 2-core machine into time-outs.
     const answers: Array<Partial<Err>> = new Array(probes.length);
     let next = 0;
-    await Promise.all(Array.from({ length: 8 }, async () => {
-      while (next < probes.length) {
-        const i = next++;
-        answers[i] = await natsReq<Partial<Err>>(probes[i][0], probes[i][1]);
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next < probes.length) {
+          const i = next++;
+          answers[i] = await natsReq<Partial<Err>>(probes[i][0], probes[i][1]);
+        }
+      }),
+    );
     const wrong = probes.flatMap(([subject, body, code, known], i) => {
       const a = answers[i];
       const ok = a.code === code && a.status === 404 && known.test(a.message ?? "");
@@ -163,11 +208,18 @@ describe("example network, end to end", { timeout: 300_000 }, () => {
     assert.deepEqual(wrong, [], `expected 404 naming a known name:\n${wrong.join("\n")}`);
 
     // Every service still serves good requests.
-    const latest = await natsReq<Latest | Err>("machina.compute.get.latest", { args: { type: "website", key: { domain: "example.org" } } });
+    const latest = await natsReq<Latest | Err>("machina.compute.get.latest", {
+      args: { type: "website", key: { domain: "example.org" } },
+    });
     assert.ok("rows" in latest || /no clean row/.test(latest.message), `compute answers: ${JSON.stringify(latest)}`);
-    const saved = await natsReq<{ ok: boolean }>("machina.aggregate.save.website", { id: "e2e-proto-check", records: [{ domain: "proto-check.example", title: "ok" }] });
+    const saved = await natsReq<{ ok: boolean }>("machina.aggregate.save.website", {
+      id: "e2e-proto-check",
+      records: [{ domain: "proto-check.example", title: "ok" }],
+    });
     assert.equal(saved.ok, true);
-    const count = await natsReq<{ count?: number }>("machina.data.count.dump.website", { criteria: { domain: "example.org" } });
+    const count = await natsReq<{ count?: number }>("machina.data.count.dump.website", {
+      criteria: { domain: "example.org" },
+    });
     assert.equal(typeof count.count, "number");
     const fetched = await natsReq<{ data: { types: Record<string, unknown> } }>("machina.fetch.fetch", {
       source: "sitestats",
@@ -179,7 +231,9 @@ describe("example network, end to end", { timeout: 300_000 }, () => {
     assert.equal(quota.source, "sitestats");
     const ledger = await natsReq<{ name: string; leads: unknown[] }>("machina.invoke.ledger.get", { name: "websites" });
     assert.ok(ledger.leads.length >= 3);
-    const built = await natsReq<{ tasks: unknown[] }>("machina.invoke.buildqueryset", { querySet: "websites_sitestats" });
+    const built = await natsReq<{ tasks: unknown[] }>("machina.invoke.buildqueryset", {
+      querySet: "websites_sitestats",
+    });
     assert.ok(built.tasks.length >= 3);
     const nodes = await natsReq<{ nodes: unknown[] }>("machina.vertex.nodes", {});
     assert.ok(nodes.nodes.length >= 1);
@@ -192,13 +246,21 @@ describe("example network, end to end", { timeout: 300_000 }, () => {
     const batch = { id: "e2e-company-1", type: "company", source: "manual", records: [{ name: "ACME" }] };
     const ack = await natsReq<{ stream: string; seq: number }>("machina.task.store.company", batch);
     assert.equal(ack.stream, "MACHINA_STORE", "the STORE stream stored the batch");
-    const after = await eventually("a dead letter", async () => {
-      const info = JSON.parse((await nats(["stream", "info", "MACHINA_DLQ", "--json"])).stdout) as Info;
-      return info.state.messages > dlqBefore.state.messages ? info : undefined;
-    }, 30_000);
+    const after = await eventually(
+      "a dead letter",
+      async () => {
+        const info = JSON.parse((await nats(["stream", "info", "MACHINA_DLQ", "--json"])).stdout) as Info;
+        return info.state.messages > dlqBefore.state.messages ? info : undefined;
+      },
+      30_000,
+    );
     const last = await nats(["stream", "get", "MACHINA_DLQ", String(after.state.messages), "--json"]);
     const headers = (JSON.parse(last.stdout) as { hdrs?: string }).hdrs ?? "";
-    assert.match(Buffer.from(headers, "base64").toString(), /Machina-Error-Code: NOT_FOUND/, "the error travels with the dead letter");
+    assert.match(
+      Buffer.from(headers, "base64").toString(),
+      /Machina-Error-Code: NOT_FOUND/,
+      "the error travels with the dead letter",
+    );
   });
 
   it("never writes an API key to a service log", async () => {
@@ -212,10 +274,17 @@ describe("example network, end to end", { timeout: 300_000 }, () => {
   });
 
   it("vertex knows every service instance", async () => {
-    const list = await eventually("six nodes registered", async () => {
-      const r = await natsReq<{ nodes: Array<{ service: string; cpuCores: number }> }>("machina.vertex.nodes", {});
-      return new Set(r.nodes.map((n) => n.service)).size >= 6 ? r : undefined;
-    }, 20_000);
-    assert.ok(list.nodes.every((n) => n.cpuCores > 0), "node info carries machine facts");
+    const list = await eventually(
+      "six nodes registered",
+      async () => {
+        const r = await natsReq<{ nodes: Array<{ service: string; cpuCores: number }> }>("machina.vertex.nodes", {});
+        return new Set(r.nodes.map((n) => n.service)).size >= 6 ? r : undefined;
+      },
+      20_000,
+    );
+    assert.ok(
+      list.nodes.every((n) => n.cpuCores > 0),
+      "node info carries machine facts",
+    );
   });
 });

@@ -25,7 +25,9 @@ const CQL_PORT = Number(process.env.MACHINA_CQL_PORT ?? 19042);
 
 function harness(script: "cassandra" | "nats", cmd: "start" | "stop"): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile("bash", [path.join(ROOT, `test/harness/${script}.sh`), cmd], { timeout: 240_000 }, (err, _o, stderr) => (err ? reject(new Error(`${script}.sh ${cmd}: ${stderr}`)) : resolve()));
+    execFile("bash", [path.join(ROOT, `test/harness/${script}.sh`), cmd], { timeout: 240_000 }, (err, _o, stderr) =>
+      err ? reject(new Error(`${script}.sh ${cmd}: ${stderr}`)) : resolve(),
+    );
   });
 }
 
@@ -51,7 +53,16 @@ function sourceYaml(name: string, limiter: string, baseUrl: string, keyEnv: stri
 }
 
 function tasks(source: string, domains: string[], tick: number): FetchTask[] {
-  return domains.map((d) => ({ id: `${source}@${tick}/${d}`, source, query: "site", lead: { id: d, args: { domain: d } }, trigger: "test", tick, createdAt: Date.now(), querySet: `qs-${source}` }));
+  return domains.map((d) => ({
+    id: `${source}@${tick}/${d}`,
+    source,
+    query: "site",
+    lead: { id: d, args: { domain: d } },
+    trigger: "test",
+    tick,
+    createdAt: Date.now(),
+    querySet: `qs-${source}`,
+  }));
 }
 
 const domains = (tag: string, n: number) => Array.from({ length: n }, (_, i) => `${tag}-${i}.test`);
@@ -68,8 +79,13 @@ describe("pipeline under pressure", { timeout: 600_000 }, () => {
     const seen = new Map<string, number>();
     let page: string | undefined;
     do {
-      const rs = await cql.execute(`SELECT domain, source FROM ${keyspace}.dump_website`, [], { fetchSize: 5000, pageState: page, prepare: true });
-      for (const r of rs.rows) if (r.source === source) seen.set(r.domain as string, (seen.get(r.domain as string) ?? 0) + 1);
+      const rs = await cql.execute(`SELECT domain, source FROM ${keyspace}.dump_website`, [], {
+        fetchSize: 5000,
+        pageState: page,
+        prepare: true,
+      });
+      for (const r of rs.rows)
+        if (r.source === source) seen.set(r.domain as string, (seen.get(r.domain as string) ?? 0) + 1);
       page = rs.pageState ?? undefined;
     } while (page);
     const rows = [...seen.values()].reduce((a, b) => a + b, 0);
@@ -81,10 +97,20 @@ describe("pipeline under pressure", { timeout: 600_000 }, () => {
   before(async () => {
     api = await startFakeApi({
       port: 0,
-      keys: { "key-fast": { limit: 100, windowMs: 1000 }, "key-slow": { limit: 5, windowMs: 60_000 }, "key-free": { limit: 1_000_000, windowMs: 1000 }, "key-low": { limit: 2, windowMs: 1000 } },
+      keys: {
+        "key-fast": { limit: 100, windowMs: 1000 },
+        "key-slow": { limit: 5, windowMs: 60_000 },
+        "key-free": { limit: 1_000_000, windowMs: 1000 },
+        "key-low": { limit: 2, windowMs: 1000 },
+      },
     });
     const configDir = writeConfig({
-      "fetch/sources/fastsrc.yaml": sourceYaml("fastsrc", "{ windows: [{ limit: 100, per: 1s }] }", api.url, "FAST_KEY"),
+      "fetch/sources/fastsrc.yaml": sourceYaml(
+        "fastsrc",
+        "{ windows: [{ limit: 100, per: 1s }] }",
+        api.url,
+        "FAST_KEY",
+      ),
       "fetch/sources/slowsrc.yaml": sourceYaml("slowsrc", "{ windows: [{ limit: 5, per: 1m }] }", api.url, "SLOW_KEY"),
       "fetch/sources/freesrc.yaml": sourceYaml("freesrc", "unlimited", api.url, "FREE_KEY"),
       "fetch/sources/lowsrc.yaml": sourceYaml("lowsrc", "{ windows: [{ limit: 2, per: 1s }] }", api.url, "LOW_KEY"),
@@ -110,7 +136,8 @@ describe("pipeline under pressure", { timeout: 600_000 }, () => {
   });
 
   after(async () => {
-    if (process.env.MACHINA_TEST_VERBOSE) for (const p of procs) process.stderr.write(`--- ${p.service}\n${p.output().slice(-4000)}\n`);
+    if (process.env.MACHINA_TEST_VERBOSE)
+      for (const p of procs) process.stderr.write(`--- ${p.service}\n${p.output().slice(-4000)}\n`);
     await Promise.allSettled(procs.map((p) => p.stop()));
     await api?.close();
     await cql?.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`).catch(() => undefined);
@@ -127,25 +154,39 @@ describe("pipeline under pressure", { timeout: 600_000 }, () => {
     await publishTasks(js, names, tasks("slowsrc", domains("b", n), 1), 64, "test");
     const t0 = Date.now();
     await publishTasks(js, names, tasks("fastsrc", domains("a", n), 1), 64, "test");
-    const done = await eventually("all of A's records in the dump", async () => {
-      const d = await dump("fastsrc");
-      if (process.env.MACHINA_TEST_VERBOSE) {
-        const m = await (await fetch(`http://127.0.0.1:${byName.get("fetch")!.probePort}/metrics`)).text();
-        const lines = m.split("\n").filter((l) => /fastsrc|limiter|lag/.test(l) && !l.startsWith("#") && !/bucket/.test(l));
-        t.diagnostic(`${Date.now() - t0} ms: A ${d.keys}, upstream ${JSON.stringify(api.stats().byKey)} ${lines.join(" | ")}`);
-      }
-      return d.keys >= n ? Date.now() - t0 : undefined;
-    }, 60_000, 1000);
+    const done = await eventually(
+      "all of A's records in the dump",
+      async () => {
+        const d = await dump("fastsrc");
+        if (process.env.MACHINA_TEST_VERBOSE) {
+          const m = await (await fetch(`http://127.0.0.1:${byName.get("fetch")!.probePort}/metrics`)).text();
+          const lines = m
+            .split("\n")
+            .filter((l) => /fastsrc|limiter|lag/.test(l) && !l.startsWith("#") && !/bucket/.test(l));
+          t.diagnostic(
+            `${Date.now() - t0} ms: A ${d.keys}, upstream ${JSON.stringify(api.stats().byKey)} ${lines.join(" | ")}`,
+          );
+        }
+        return d.keys >= n ? Date.now() - t0 : undefined;
+      },
+      60_000,
+      1000,
+    );
     const a = await dump("fastsrc");
     const b = await dump("slowsrc");
     const stats = api.stats();
-    t.diagnostic(`A: ${a.rows} rows in ${done} ms (its quota alone needs ${(n / 100).toFixed(0)} s); B: ${b.rows} rows meanwhile; upstream most per rolling interval: ${JSON.stringify(stats.maxPerInterval)}`);
+    t.diagnostic(
+      `A: ${a.rows} rows in ${done} ms (its quota alone needs ${(n / 100).toFixed(0)} s); B: ${b.rows} rows meanwhile; upstream most per rolling interval: ${JSON.stringify(stats.maxPerInterval)}`,
+    );
     assert.equal(a.keys, n);
     assert.equal(a.dupes, 0);
     // 1,500 at 100/s is 15 s of quota; the pipeline may add a few seconds, never B's minute.
     assert.ok(done < 35_000, `A took ${done} ms`);
     assert.ok(b.rows >= 1 && b.rows <= 10, `B progresses at its own quota: ${b.rows} rows`);
-    assert.ok(stats.maxPerInterval["key-fast"] <= 100, `A's upstream saw ${stats.maxPerInterval["key-fast"]} in one second`);
+    assert.ok(
+      stats.maxPerInterval["key-fast"] <= 100,
+      `A's upstream saw ${stats.maxPerInterval["key-fast"]} in one second`,
+    );
     assert.ok(stats.maxPerInterval["key-slow"] <= 5);
     assert.equal(stats.byStatus["429"] ?? 0, 0, "no call was refused by an upstream");
   });
@@ -154,12 +195,16 @@ describe("pipeline under pressure", { timeout: 600_000 }, () => {
     const js = jetstream(nc);
     const leads = domains("low", 40);
     const results = [];
-    for (let tick = 1; tick <= 4; tick++) results.push(await publishTasks(js, names, tasks("lowsrc", leads, tick), 64, "test"));
+    for (let tick = 1; tick <= 4; tick++)
+      results.push(await publishTasks(js, names, tasks("lowsrc", leads, tick), 64, "test"));
     const jsm = await jetstreamManager(nc);
     const info = await jsm.streams.info(names.streams.FETCH, { subjects_filter: names.task.fetchOf("lowsrc") });
     const perSubject = Object.values(info.state.subjects ?? {});
     assert.ok(perSubject.length <= leads.length, `${perSubject.length} subjects for ${leads.length} leads`);
-    assert.ok(perSubject.every((c) => c === 1), `a (source, query, lead) holds ${Math.max(...perSubject)} tasks`);
+    assert.ok(
+      perSubject.every((c) => c === 1),
+      `a (source, query, lead) holds ${Math.max(...perSubject)} tasks`,
+    );
     const superseded = results.slice(1).reduce((n, r) => n + r.superseded, 0);
     // lowsrc admits 2 per second, so nearly every later tick's task replaced a queued one.
     assert.ok(superseded >= 3 * leads.length - 20, `only ${superseded} superseded`);
@@ -178,14 +223,23 @@ describe("pipeline under pressure", { timeout: 600_000 }, () => {
     const n = 1500;
     const dlqBefore = await dlqCount();
     await publishTasks(js, names, tasks("freesrc", domains("c", n), 1), 64, "test");
-    await eventually("some records stored", async () => ((await dump("freesrc")).rows > 50 ? true : undefined), 60_000, 200);
+    await eventually(
+      "some records stored",
+      async () => ((await dump("freesrc")).rows > 50 ? true : undefined),
+      60_000,
+      200,
+    );
     await harness("cassandra", "stop");
     const stoppedAt = Date.now();
     try {
-      const waiting = await eventually("data /readyz naming cassandra", async () => {
-        const r = await readyz(byName.get("data")!);
-        return r.status === 503 && "cassandra" in r.waitingFor ? r : undefined;
-      }, 30_000);
+      const waiting = await eventually(
+        "data /readyz naming cassandra",
+        async () => {
+          const r = await readyz(byName.get("data")!);
+          return r.status === 503 && "cassandra" in r.waitingFor ? r : undefined;
+        },
+        30_000,
+      );
       t.diagnostic(`data waits for: ${JSON.stringify(waiting.waitingFor)}`);
       await new Promise((r) => setTimeout(r, Math.max(0, 60_000 - (Date.now() - stoppedAt))));
       assert.equal(await dlqCount(), dlqBefore, "nothing was dead-lettered during the outage");
@@ -196,14 +250,23 @@ describe("pipeline under pressure", { timeout: 600_000 }, () => {
     cql = new cassandra.Client({ contactPoints: [`127.0.0.1:${CQL_PORT}`], localDataCenter: "datacenter1" });
     await cql.connect();
     const back = Date.now();
-    const c = await eventually("every record stored", async () => {
-      const d = await dump("freesrc");
-      return d.keys >= n ? d : undefined;
-    }, 180_000, 1000);
+    const c = await eventually(
+      "every record stored",
+      async () => {
+        const d = await dump("freesrc");
+        return d.keys >= n ? d : undefined;
+      },
+      180_000,
+      1000,
+    );
     t.diagnostic(`all ${n} stored ${Date.now() - back} ms after Cassandra returned; rows ${c.rows}`);
     assert.equal(c.keys, n);
     assert.equal(c.dupes, 0, "no record stored twice");
-    await eventually("data ready again", async () => ((await readyz(byName.get("data")!)).status === 200 ? true : undefined), 30_000);
+    await eventually(
+      "data ready again",
+      async () => ((await readyz(byName.get("data")!)).status === 200 ? true : undefined),
+      30_000,
+    );
     assert.equal(await dlqCount(), dlqBefore);
   });
 
@@ -213,15 +276,25 @@ describe("pipeline under pressure", { timeout: 600_000 }, () => {
     const dlqBefore = await dlqCount();
     const base = (await dump("freesrc")).keys;
     await publishTasks(js, names, tasks("freesrc", domains("d", n), 1), 64, "test");
-    await eventually("some records stored", async () => ((await dump("freesrc")).rows > base + 50 ? true : undefined), 60_000, 200);
+    await eventually(
+      "some records stored",
+      async () => ((await dump("freesrc")).rows > base + 50 ? true : undefined),
+      60_000,
+      200,
+    );
     await harness("nats", "stop");
     await new Promise((r) => setTimeout(r, 3_000));
     await harness("nats", "start");
     const back = Date.now();
-    const d = await eventually("every record stored", async () => {
-      const x = await dump("freesrc");
-      return x.keys >= base + n ? x : undefined;
-    }, 180_000, 1000);
+    const d = await eventually(
+      "every record stored",
+      async () => {
+        const x = await dump("freesrc");
+        return x.keys >= base + n ? x : undefined;
+      },
+      180_000,
+      1000,
+    );
     t.diagnostic(`all stored ${Date.now() - back} ms after nats-server returned`);
     assert.equal(d.keys, base + n);
     assert.equal(d.dupes, 0, "no record stored twice");

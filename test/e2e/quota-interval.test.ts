@@ -18,63 +18,81 @@ const Q = 20;
 const prefix = uniquePrefix("quota");
 const names = meshNames(prefix);
 
-describe("quota over every interval, across four replica processes, skewed clocks and a slow KV", { timeout: 180_000 }, () => {
-  let api: FakeApiProc;
-  let proxy: TcpProxy;
-  let nc: NatsConnection;
-  const procs: ServiceProc[] = [];
+describe(
+  "quota over every interval, across four replica processes, skewed clocks and a slow KV",
+  { timeout: 180_000 },
+  () => {
+    let api: FakeApiProc;
+    let proxy: TcpProxy;
+    let nc: NatsConnection;
+    const procs: ServiceProc[] = [];
 
-  before(async () => {
-    // A rolling-window upstream that refuses the (Q+1)-th call in any 1 s, in its own process.
-    api = await startFakeApiProc(`key-q:${Q}/1000/rolling,warm-key:100000/1000`);
-    // A cold upstream process answers its first requests late, which would look like bunching.
-    for (let i = 0; i < 50; i++) await (await fetch(`${api.url}/v3/sites/warm${i}.test`, { headers: { "X-Api-Key": "warm-key" } })).text();
-    const natsPort = Number(new URL(NATS_URL.replace("nats://", "http://")).port);
-    proxy = await startTcpProxy({ targetPort: natsPort, delayMs: 30 });
-    const configDir = writeConfig({
-      "fetch/sources/qsrc.yaml": [
-        "name: qsrc",
-        `limiter: { windows: [{ limit: ${Q}, per: 1s }] }`,
-        "data: { api_key: { env: Q_KEY } }",
-        `manager: { type: http-auth, base_url: "${api.url}", timeout: 10s, auth: { type: api_key, header: X-Api-Key, value: "{{data.api_key}}" }, retries: { max: 0 } }`,
-        "queries: { site: { path: \"/v3/sites/{{lead.domain}}\", extract: { site: { type: website, path: site } } } }",
-        "",
-      ].join("\n"),
+    before(async () => {
+      // A rolling-window upstream that refuses the (Q+1)-th call in any 1 s, in its own process.
+      api = await startFakeApiProc(`key-q:${Q}/1000/rolling,warm-key:100000/1000`);
+      // A cold upstream process answers its first requests late, which would look like bunching.
+      for (let i = 0; i < 50; i++)
+        await (await fetch(`${api.url}/v3/sites/warm${i}.test`, { headers: { "X-Api-Key": "warm-key" } })).text();
+      const natsPort = Number(new URL(NATS_URL.replace("nats://", "http://")).port);
+      proxy = await startTcpProxy({ targetPort: natsPort, delayMs: 30 });
+      const configDir = writeConfig({
+        "fetch/sources/qsrc.yaml": [
+          "name: qsrc",
+          `limiter: { windows: [{ limit: ${Q}, per: 1s }] }`,
+          "data: { api_key: { env: Q_KEY } }",
+          `manager: { type: http-auth, base_url: "${api.url}", timeout: 10s, auth: { type: api_key, header: X-Api-Key, value: "{{data.api_key}}" }, retries: { max: 0 } }`,
+          'queries: { site: { path: "/v3/sites/{{lead.domain}}", extract: { site: { type: website, path: site } } } }',
+          "",
+        ].join("\n"),
+      });
+      const replicas: Record<string, string>[] = [
+        {},
+        { MACHINA_FETCH_FETCH_CLOCK_SKEW_MS: "500" },
+        { MACHINA_FETCH_FETCH_CLOCK_SKEW_MS: "-500" },
+        { MACHINA_NATS_URL: `nats://127.0.0.1:${proxy.port}` },
+      ];
+      for (const env of replicas)
+        procs.push(await startServiceProc("fetch", { configDir, prefix, env: { Q_KEY: "key-q", ...env } }));
+      nc = await connect({ servers: NATS_URL });
     });
-    const replicas: Record<string, string>[] = [
-      {},
-      { MACHINA_FETCH_FETCH_CLOCK_SKEW_MS: "500" },
-      { MACHINA_FETCH_FETCH_CLOCK_SKEW_MS: "-500" },
-      { MACHINA_NATS_URL: `nats://127.0.0.1:${proxy.port}` },
-    ];
-    for (const env of replicas) procs.push(await startServiceProc("fetch", { configDir, prefix, env: { Q_KEY: "key-q", ...env } }));
-    nc = await connect({ servers: NATS_URL });
-  });
 
-  after(async () => {
-    await Promise.allSettled(procs.map((p) => p.stop()));
-    await proxy?.close();
-    await api?.stop();
-    const jsm = nc ? await jetstreamManager(nc) : null;
-    for (const s of Object.values(names.streams)) await jsm?.streams.delete(s).catch(() => undefined);
-    await jsm?.streams.delete(`KV_${names.buckets.limiter}`).catch(() => undefined);
-    await nc?.close();
-  });
+    after(async () => {
+      await Promise.allSettled(procs.map((p) => p.stop()));
+      await proxy?.close();
+      await api?.stop();
+      const jsm = nc ? await jetstreamManager(nc) : null;
+      for (const s of Object.values(names.streams)) await jsm?.streams.delete(s).catch(() => undefined);
+      await jsm?.streams.delete(`KV_${names.buckets.limiter}`).catch(() => undefined);
+      await nc?.close();
+    });
 
-  it("no interval of 1 s sees more than Q calls, none is refused, and the quota is used", async (t) => {
-    const tasks: FetchTask[] = Array.from({ length: 800 }, (_, i) => ({
-      id: `q/${i}`, source: "qsrc", query: "site", lead: { id: `q${i}.test`, args: { domain: `q${i}.test` } }, trigger: "test", tick: 1, createdAt: Date.now(), querySet: "qs",
-    }));
-    await publishTasks(jetstream(nc), names, tasks, 64, "test");
-    await new Promise((r) => setTimeout(r, 2_000));
-    const c0 = (await api.stats()).byKey["key-q"] ?? 0;
-    const t0 = Date.now();
-    await new Promise((r) => setTimeout(r, 10_000));
-    const stats = await api.stats();
-    const rate = ((stats.byKey["key-q"] ?? 0) - c0) / ((Date.now() - t0) / 1000);
-    t.diagnostic(`upstream: most calls in any 1 s interval ${stats.maxPerInterval["key-q"]} (quota ${Q}); ${rate.toFixed(1)} calls/s steady (${((rate / Q) * 100).toFixed(0)} % of quota); statuses ${JSON.stringify(stats.byStatus)}`);
-    assert.ok(stats.maxPerInterval["key-q"] <= Q, `the upstream saw ${stats.maxPerInterval["key-q"]} calls within one second`);
-    assert.equal(stats.byStatus["429"] ?? 0, 0, "the rolling upstream never had to refuse a call");
-    assert.ok(rate >= Q * 0.85, `only ${rate.toFixed(1)} calls/s of ${Q}`);
-  });
-});
+    it("no interval of 1 s sees more than Q calls, none is refused, and the quota is used", async (t) => {
+      const tasks: FetchTask[] = Array.from({ length: 800 }, (_, i) => ({
+        id: `q/${i}`,
+        source: "qsrc",
+        query: "site",
+        lead: { id: `q${i}.test`, args: { domain: `q${i}.test` } },
+        trigger: "test",
+        tick: 1,
+        createdAt: Date.now(),
+        querySet: "qs",
+      }));
+      await publishTasks(jetstream(nc), names, tasks, 64, "test");
+      await new Promise((r) => setTimeout(r, 2_000));
+      const c0 = (await api.stats()).byKey["key-q"] ?? 0;
+      const t0 = Date.now();
+      await new Promise((r) => setTimeout(r, 10_000));
+      const stats = await api.stats();
+      const rate = ((stats.byKey["key-q"] ?? 0) - c0) / ((Date.now() - t0) / 1000);
+      t.diagnostic(
+        `upstream: most calls in any 1 s interval ${stats.maxPerInterval["key-q"]} (quota ${Q}); ${rate.toFixed(1)} calls/s steady (${((rate / Q) * 100).toFixed(0)} % of quota); statuses ${JSON.stringify(stats.byStatus)}`,
+      );
+      assert.ok(
+        stats.maxPerInterval["key-q"] <= Q,
+        `the upstream saw ${stats.maxPerInterval["key-q"]} calls within one second`,
+      );
+      assert.equal(stats.byStatus["429"] ?? 0, 0, "the rolling upstream never had to refuse a call");
+      assert.ok(rate >= Q * 0.85, `only ${rate.toFixed(1)} calls/s of ${Q}`);
+    });
+  },
+);

@@ -7,9 +7,9 @@
 // (the driver would also discover peers and fetch schema metadata).
 //
 // Usage: node cql-ready.mjs [host] [port] [timeoutMs]
-import net from 'node:net';
+import net from "node:net";
 
-const host = process.argv[2] ?? '127.0.0.1';
+const host = process.argv[2] ?? "127.0.0.1";
 const port = Number(process.argv[3] ?? 9042);
 const timeoutMs = Number(process.argv[4] ?? 3000);
 
@@ -29,14 +29,14 @@ function frame(opcode, stream, body) {
 }
 
 function str(s) {
-  const b = Buffer.from(s, 'utf8');
+  const b = Buffer.from(s, "utf8");
   const len = Buffer.alloc(2);
   len.writeUInt16BE(b.length);
   return Buffer.concat([len, b]);
 }
 
 function longStr(s) {
-  const b = Buffer.from(s, 'utf8');
+  const b = Buffer.from(s, "utf8");
   const len = Buffer.alloc(4);
   len.writeInt32BE(b.length);
   return Buffer.concat([len, b]);
@@ -45,7 +45,7 @@ function longStr(s) {
 function startupBody() {
   const n = Buffer.alloc(2);
   n.writeUInt16BE(1);
-  return Buffer.concat([n, str('CQL_VERSION'), str('3.0.0')]);
+  return Buffer.concat([n, str("CQL_VERSION"), str("3.0.0")]);
 }
 
 function queryBody(cql) {
@@ -72,7 +72,7 @@ class Reader {
   }
   string() {
     const len = this.short();
-    const v = this.buf.toString('utf8', this.pos, this.pos + len);
+    const v = this.buf.toString("utf8", this.pos, this.pos + len);
     this.pos += len;
     return v;
   }
@@ -126,9 +126,9 @@ function firstCell(body) {
     }
   }
   const rows = r.int();
-  if (rows < 1) throw new Error('system.local returned no rows');
+  if (rows < 1) throw new Error("system.local returned no rows");
   const cell = r.bytes();
-  return cell === null ? '' : cell.toString('utf8');
+  return cell === null ? "" : cell.toString("utf8");
 }
 
 function probe() {
@@ -145,10 +145,10 @@ function probe() {
       if (err) reject(err);
       else resolve(value);
     };
-    socket.on('error', (err) => finish(err));
-    socket.on('close', () => finish(new Error('connection closed before an answer')));
-    socket.on('connect', () => socket.write(frame(OP.STARTUP, 0, startupBody())));
-    socket.on('data', (chunk) => {
+    socket.on("error", (err) => finish(err));
+    socket.on("close", () => finish(new Error("connection closed before an answer")));
+    socket.on("connect", () => socket.write(frame(OP.STARTUP, 0, startupBody())));
+    socket.on("data", (chunk) => {
       pending = Buffer.concat([pending, chunk]);
       while (pending.length >= 9) {
         const length = pending.readInt32BE(5);
@@ -159,10 +159,10 @@ function probe() {
         try {
           if (opcode === OP.ERROR) return finish(new Error(errorMessage(body)));
           if (opcode === OP.READY) {
-            socket.write(frame(OP.QUERY, 1, queryBody('SELECT release_version FROM system.local')));
+            socket.write(frame(OP.QUERY, 1, queryBody("SELECT release_version FROM system.local")));
           } else if (opcode === OP.AUTHENTICATE) {
             // Serving CQL, just with auth on; good enough to call it ready.
-            return finish(null, 'ready (authentication required)');
+            return finish(null, "ready (authentication required)");
           } else if (opcode === OP.RESULT) {
             return finish(null, firstCell(body));
           } else {

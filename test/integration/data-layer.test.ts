@@ -93,11 +93,18 @@ after(async () => {
 
 test("schema: creation, idempotent re-run, additive change, refused breaking changes", async () => {
   const first = await DataLayer.open(options(websiteV1));
-  assert.deepEqual(first.schema.applied.map((c) => [c.type, c.version]), [["website", 1]]);
+  assert.deepEqual(
+    first.schema.applied.map((c) => [c.type, c.version]),
+    [["website", 1]],
+  );
   await first.close();
-  const tables = await admin.execute("SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?", [keyspace], {
-    prepare: true,
-  });
+  const tables = await admin.execute(
+    "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?",
+    [keyspace],
+    {
+      prepare: true,
+    },
+  );
   assert.deepEqual(tables.rows.map((r) => r.get("table_name") as string).sort(), [
     "clean_website",
     "dirty",
@@ -122,7 +129,11 @@ test("schema: creation, idempotent re-run, additive change, refused breaking cha
     ["website"],
     { prepare: true },
   );
-  assert.deepEqual(history.rows.map((r) => r.get("version") as number), [2, 1], "newest version first");
+  assert.deepEqual(
+    history.rows.map((r) => r.get("version") as number),
+    [2, 1],
+    "newest version first",
+  );
   assert.match(history.rows[1].get("cql") as string, /CREATE TABLE IF NOT EXISTS/);
 
   // A TTL change alters table options; a merge-only change is recorded without DDL.
@@ -130,7 +141,10 @@ test("schema: creation, idempotent re-run, additive change, refused breaking cha
   const shorterTtl = { ...websiteV2, dump_ttl: "7d" };
   const v3 = await DataLayer.open(options(shorterTtl));
   assert.equal(v3.schema.applied[0].version, 3);
-  assert.match(v3.schema.applied[0].statements.join(), /ALTER TABLE \S+\.dump_website WITH default_time_to_live = 604800/);
+  assert.match(
+    v3.schema.applied[0].statements.join(),
+    /ALTER TABLE \S+\.dump_website WITH default_time_to_live = 604800/,
+  );
   await v3.close();
   const ttl = await admin.execute(
     "SELECT default_time_to_live FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?",
@@ -142,20 +156,29 @@ test("schema: creation, idempotent re-run, additive change, refused breaking cha
   assert.deepEqual(layer.schema.applied, [{ type: "website", version: 4, statements: [] }]);
 
   const changedType = { ...websiteV2, fields: { ...websiteV2.fields, rank: "bigint" } };
-  await assertRejects(DataLayer.open(options(changedType)), "CONFLICT", '"rank" changed type from int to bigint', "new type name");
-  const { country: _dropped, ...fewerFields } = websiteV2.fields;
-  await assertRejects(DataLayer.open(options({ ...websiteV2, fields: fewerFields })), "CONFLICT", '"country" was removed');
   await assertRejects(
-    DataLayer.open(options({ ...websiteV2, key: ["domain", "country"] })),
+    DataLayer.open(options(changedType)),
     "CONFLICT",
-    "key changed",
+    '"rank" changed type from int to bigint',
+    "new type name",
   );
+  const { country: _dropped, ...fewerFields } = websiteV2.fields;
+  await assertRejects(
+    DataLayer.open(options({ ...websiteV2, fields: fewerFields })),
+    "CONFLICT",
+    '"country" was removed',
+  );
+  await assertRejects(DataLayer.open(options({ ...websiteV2, key: ["domain", "country"] })), "CONFLICT", "key changed");
   const columns = await admin.execute(
     "SELECT column_name, type FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?",
     [keyspace, "dump_website"],
     { prepare: true },
   );
-  assert.equal(columns.rows.find((r) => r.get("column_name") === "rank")?.get("type"), "int", "refused change left the table alone");
+  assert.equal(
+    columns.rows.find((r) => r.get("column_name") === "rank")?.get("type"),
+    "int",
+    "refused change left the table alone",
+  );
 });
 
 const dumpRows: DumpRow[] = [
@@ -164,14 +187,30 @@ const dumpRows: DumpRow[] = [
     source: "sitestats",
     query: "overview",
     taskId: "t1",
-    record: { domain: "a.com", title: "A (sitestats)", rank: 7, visits: 100, bounce_rate: 0.4, category: "news", meta: { tags: ["x"] }, junk: 1 },
+    record: {
+      domain: "a.com",
+      title: "A (sitestats)",
+      rank: 7,
+      visits: 100,
+      bounce_rate: 0.4,
+      category: "news",
+      meta: { tags: ["x"] },
+      junk: 1,
+    },
   },
   {
     fetchedAt: at(20),
     source: "traffic",
     query: "daily",
     taskId: "t2",
-    record: { domain: "a.com", title: "A (traffic)", rank: 3, visits: "9007199254740993", category: null, updated_at: "2024-05-01T00:00:00Z" },
+    record: {
+      domain: "a.com",
+      title: "A (traffic)",
+      rank: 3,
+      visits: "9007199254740993",
+      category: null,
+      updated_at: "2024-05-01T00:00:00Z",
+    },
   },
   {
     fetchedAt: at(10),
@@ -194,12 +233,17 @@ test("writeDump: missing key field and bad values are BAD_REQUEST naming the fie
   const bad = (record: Record<string, unknown>): DumpRow[] => [
     { fetchedAt: at(1), source: "sitestats", query: "q", taskId: "t", record },
   ];
-  await assertRejects(layer.writeDump("website", bad({ title: "x" })), "BAD_REQUEST", '"domain"', "website", "sitestats");
+  await assertRejects(
+    layer.writeDump("website", bad({ title: "x" })),
+    "BAD_REQUEST",
+    '"domain"',
+    "website",
+    "sitestats",
+  );
   await assertRejects(layer.writeDump("website", bad({ domain: "b.com", rank: "high" })), "BAD_REQUEST", '"rank"');
   await assertRejects(layer.writeDump("nope", bad({ domain: "b.com" })), "NOT_FOUND", "website");
   assert.equal(await layer.count("dump", "website", { domain: "b.com" }), 0);
 });
-
 
 test("clean job merges two sources by policy; a mark written after the read survives", async () => {
   const first = await layer.runClean();
@@ -237,7 +281,13 @@ test("clean job merges two sources by policy; a mark written after the read surv
       interleaved = true;
       // Lands between this run's read of the mark and its delete.
       await layer.writeDump("website", [
-        { fetchedAt: at(40), source: "sitestats", query: "late", taskId: "t5", record: { domain: "a.com", category: "late" } },
+        {
+          fetchedAt: at(40),
+          source: "sitestats",
+          query: "late",
+          taskId: "t5",
+          record: { domain: "a.com", category: "late" },
+        },
       ]);
     },
   });
@@ -256,19 +306,37 @@ test("clean job merges two sources by policy; a mark written after the read surv
 
 test("CRUD: read, readOne, count, update, delete and unknown type", async () => {
   const rows = await layer.read("dump", "website", { criteria: { domain: "a.com" } });
-  assert.deepEqual(rows.map((r) => r.task_id), ["t5", "t4", "t2", "t3", "t1"], "newest first");
+  assert.deepEqual(
+    rows.map((r) => r.task_id),
+    ["t5", "t4", "t2", "t3", "t1"],
+    "newest first",
+  );
   assert.equal(rows[2].visits, Number(9007199254740993n));
   assert.equal(rows[2].fetched_at, new Date(at(20)).toISOString());
   assert.deepEqual(rows[4].meta, { tags: ["x"] });
   const page = await layer.read("dump", "website", { criteria: { domain: "a.com" }, offset: 1, limit: 2 });
-  assert.deepEqual(page.map((r) => r.task_id), ["t4", "t2"]);
+  assert.deepEqual(
+    page.map((r) => r.task_id),
+    ["t4", "t2"],
+  );
   const fromTraffic = await layer.read("dump", "website", { criteria: { domain: "a.com", source: "traffic" } });
-  assert.deepEqual(fromTraffic.map((r) => r.task_id), ["t4", "t2", "t3"]);
+  assert.deepEqual(
+    fromTraffic.map((r) => r.task_id),
+    ["t4", "t2", "t3"],
+  );
   assert.equal(await layer.count("dump", "website", { domain: "a.com", source: "sitestats" }), 2);
   assert.equal((await layer.readOne("dump", "website", { domain: "a.com" })).task_id, "t5");
   await assertRejects(layer.read("dump", "website", { criteria: { title: "x" } }), "BAD_REQUEST", "full key", "domain");
-  await assertRejects(layer.read("dump", "website", { criteria: { domain: "a.com" }, limit: 1001 }), "BAD_REQUEST", "limit");
-  await assertRejects(layer.read("clean", "website", { criteria: { domain: "a.com", nope: 1 } }), "BAD_REQUEST", '"nope"');
+  await assertRejects(
+    layer.read("dump", "website", { criteria: { domain: "a.com" }, limit: 1001 }),
+    "BAD_REQUEST",
+    "limit",
+  );
+  await assertRejects(
+    layer.read("clean", "website", { criteria: { domain: "a.com", nope: 1 } }),
+    "BAD_REQUEST",
+    '"nope"',
+  );
 
   const updated = await layer.update("clean", "website", { domain: "a.com" }, { title: "Edited", rank: 1 });
   assert.equal(updated.title, "Edited");
@@ -278,7 +346,11 @@ test("CRUD: read, readOne, count, update, delete and unknown type", async () => 
   assert.equal(await layer.count("clean", "website", { domain: "a.com" }), 1);
   await assertRejects(layer.update("clean", "website", { domain: "zzz.com" }, { title: "x" }), "NOT_FOUND", "zzz.com");
   await assertRejects(layer.update("dump", "website", { domain: "a.com" }, { title: "x" }), "BAD_REQUEST", "dump");
-  await assertRejects(layer.update("clean", "website", { domain: "a.com" }, { domain: "b.com" }), "BAD_REQUEST", "key field");
+  await assertRejects(
+    layer.update("clean", "website", { domain: "a.com" }, { domain: "b.com" }),
+    "BAD_REQUEST",
+    "key field",
+  );
 
   assert.deepEqual(await layer.create("clean", "website", [{ domain: "c.com", title: "C", extra: 1 }]), {
     written: 1,
@@ -298,9 +370,17 @@ test("CRUD: read, readOne, count, update, delete and unknown type", async () => 
   assert.equal(await layer.count("dump", "website", { domain: "a.com" }), 0);
   assert.deepEqual(await layer.delete("dump", "website", { domain: "a.com" }), { deleted: 0 });
 
-  await assertRejects(layer.read("dump", "company", { criteria: { id: 1 } }), "NOT_FOUND", '"company"', "known: website");
+  await assertRejects(
+    layer.read("dump", "company", { criteria: { id: 1 } }),
+    "NOT_FOUND",
+    '"company"',
+    "known: website",
+  );
   await assertRejects(layer.readOne("clean", "company", { id: 1 }), "NOT_FOUND", "website");
-  assert.deepEqual(layer.types().map((t) => t.name), ["website"]);
+  assert.deepEqual(
+    layer.types().map((t) => t.name),
+    ["website"],
+  );
 });
 
 test("writeDump: an empty query name is a valid clustering value (the store worker sends '' when absent)", async () => {

@@ -16,7 +16,13 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import { dataService } from "@machina/data";
 import type { DataConfig } from "@machina/data";
 import { codec } from "@machina/protos";
-import type { DeadLetterListReply, DeadLetterPurgeReply, DeadLetterReplayReply, DeadLetterShowReply, RecordBatch } from "@machina/protos";
+import type {
+  DeadLetterListReply,
+  DeadLetterPurgeReply,
+  DeadLetterReplayReply,
+  DeadLetterShowReply,
+  RecordBatch,
+} from "@machina/protos";
 import { publishDurable, startService } from "@machina/runtime";
 import type { RunningService } from "@machina/runtime";
 import { meshNames } from "@machina/subjects";
@@ -76,7 +82,8 @@ interface Answer<T> {
 async function ask<T>(subject: string, body: unknown): Promise<Answer<T>> {
   const m = await nc.request(subject, JSON.stringify(body), { timeout: 15_000 });
   const err = readErrorReply(m);
-  if (err) return { status: err.status, body: JSON.parse(m.string()) as T, error: { code: err.code, message: err.message } };
+  if (err)
+    return { status: err.status, body: JSON.parse(m.string()) as T, error: { code: err.code, message: err.message } };
   return { status: 200, body: JSON.parse(m.string()) as T };
 }
 
@@ -101,7 +108,8 @@ function batch(id: string, type: string, record: Record<string, string>): Partia
 }
 
 const list = (req: object = {}) => ok<DeadLetterListReply>(names.vertex.dlq.list, req);
-const dumpCount = async (type: string, key: object) => (await ok<{ count: number }>(names.data("count", "dump", type), { criteria: key })).count;
+const dumpCount = async (type: string, key: object) =>
+  (await ok<{ count: number }>(names.data("count", "dump", type), { criteria: key })).count;
 
 describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
   before(async () => {
@@ -129,7 +137,11 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
 
   it("lists an empty DLQ as nothing", async () => {
     assert.deepEqual(await list({ limit: 10 }), { total: 0, groups: [], letters: [], moreGroups: 0 });
-    assert.deepEqual(await ok<DeadLetterReplayReply>(names.vertex.dlq.replay, {}), { replayed: 0, failed: 0, failures: [] });
+    assert.deepEqual(await ok<DeadLetterReplayReply>(names.vertex.dlq.replay, {}), {
+      replayed: 0,
+      failed: 0,
+      failures: [],
+    });
     assert.deepEqual(await ok<DeadLetterPurgeReply>(names.vertex.dlq.purge, {}), { purged: 0 });
   });
 
@@ -138,13 +150,28 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
 
   it("lists batches of an undeclared type, grouped by code and subject, oldest first", async () => {
     // One in protobuf (what services send), one in JSON (what a person sends), and one of another type.
-    await publishDurable(js, names.task.store("company"), "RecordBatch", batch("poison-1", "company", { name: "ACME" }), { msgID: "poison-1" });
+    await publishDurable(
+      js,
+      names.task.store("company"),
+      "RecordBatch",
+      batch("poison-1", "company", { name: "ACME" }),
+      { msgID: "poison-1" },
+    );
     await eventually("the first letter", async () => ((await list()).total === 1 ? true : undefined));
-    await publishDurable(js, names.task.store("gadget"), "RecordBatch", batch("poison-2", "gadget", { name: "Widget" }), { msgID: "poison-2" });
+    await publishDurable(
+      js,
+      names.task.store("gadget"),
+      "RecordBatch",
+      batch("poison-2", "gadget", { name: "Widget" }),
+      { msgID: "poison-2" },
+    );
     await eventually("the second letter", async () => ((await list()).total === 2 ? true : undefined));
     const h = makeHeaders();
     h.set("Content-Type", "application/json");
-    await js.publish(names.task.store("company"), JSON.stringify(batch("poison-3", "company", { name: "Globex" })), { msgID: "poison-3", headers: h });
+    await js.publish(names.task.store("company"), JSON.stringify(batch("poison-3", "company", { name: "Globex" })), {
+      msgID: "poison-3",
+      headers: h,
+    });
 
     const all = await eventually("three dead letters", async () => {
       const r = await list({ limit: 10 });
@@ -186,10 +213,18 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
     assert.equal((await list({ subject: `${prefix}.task.>` })).total, 3);
     assert.equal((await list({ subject: `${prefix}.task.*.company` })).total, 2);
     assert.equal((await list({ subject: `${prefix}.task.fetch.>` })).total, 0);
-    assert.equal((await list({ subject: `${prefix}.task` })).total, 0, "a pattern without wildcards matches only itself");
+    assert.equal(
+      (await list({ subject: `${prefix}.task` })).total,
+      0,
+      "a pattern without wildcards matches only itself",
+    );
     const two = await list({ type: "company", limit: 1 });
     assert.equal(two.total, 2);
-    assert.deepEqual(two.letters.map((l) => l.seq), [acmeSeq], "the oldest letter");
+    assert.deepEqual(
+      two.letters.map((l) => l.seq),
+      [acmeSeq],
+      "the oldest letter",
+    );
     assert.equal((await list({ type: "company" })).letters.length, 0, "limit 0 lists counts only");
   });
 
@@ -205,7 +240,15 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
     assert.equal(acme.payloadType, "RecordBatch");
     assert.equal(acme.payloadError, "");
     assert.equal(acme.payloadRaw, "", "no raw bytes when the payload decoded");
-    assert.deepEqual(acme.payload, { id: "poison-1", type: "company", source: "manual", query: "dlq-test", taskId: "poison-1", fetchedAt: FETCHED_AT, records: [{ name: "ACME" }] });
+    assert.deepEqual(acme.payload, {
+      id: "poison-1",
+      type: "company",
+      source: "manual",
+      query: "dlq-test",
+      taskId: "poison-1",
+      fetchedAt: FETCHED_AT,
+      records: [{ name: "ACME" }],
+    });
 
     const globex = await ok<DeadLetterShowReply>(names.vertex.dlq.show, { seq: globexSeq });
     assert.equal(globex.contentType, "application/json");
@@ -226,13 +269,20 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
       payload: garbage,
       contentType: CONTENT_TYPE_PROTOBUF,
     });
-    const ack = await js.publish(names.dlq(names.streams.STORE), letter, { headers: h, msgID: `dlq-test-${Date.now()}` });
+    const ack = await js.publish(names.dlq(names.streams.STORE), letter, {
+      headers: h,
+      msgID: `dlq-test-${Date.now()}`,
+    });
     const shown = await ok<DeadLetterShowReply>(names.vertex.dlq.show, { seq: ack.seq });
     assert.equal(shown.payload, null);
     assert.equal(shown.payloadRaw, Buffer.from(garbage).toString("base64"));
     assert.match(shown.payloadError, /not a RecordBatch in application\/x-protobuf: .*malformed protobuf/);
 
-    assert.deepEqual(await ok<DeadLetterPurgeReply>(names.vertex.dlq.purge, { seqs: [ack.seq], type: "gadget" }), { purged: 0 }, "seqs and fields both apply");
+    assert.deepEqual(
+      await ok<DeadLetterPurgeReply>(names.vertex.dlq.purge, { seqs: [ack.seq], type: "gadget" }),
+      { purged: 0 },
+      "seqs and fields both apply",
+    );
     assert.deepEqual(await ok<DeadLetterPurgeReply>(names.vertex.dlq.purge, { seqs: [ack.seq] }), { purged: 1 });
     assert.equal((await ask(names.vertex.dlq.show, { seq: ack.seq })).status, 404);
   });
@@ -252,7 +302,11 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
       [names.vertex.dlq.list, { subject: `${prefix}.task.st*` }, /wildcards must be whole tokens/],
       [names.vertex.dlq.list, { subject: "a b" }, /whitespace/],
       [names.vertex.dlq.list, { code: "NOTFOUND" }, /unknown error code "NOTFOUND"; use one of .*NOT_FOUND/],
-      [names.vertex.dlq.list, { stream: "STORES" }, /unknown stream "STORES"; use one of FETCH, FETCHED, AGGREGATE, STORE/],
+      [
+        names.vertex.dlq.list,
+        { stream: "STORES" },
+        /unknown stream "STORES"; use one of FETCH, FETCHED, AGGREGATE, STORE/,
+      ],
       [names.vertex.dlq.list, { type: "a.b" }, /type: "a\.b" is not a name/],
       [names.vertex.dlq.list, { limit: 5000 }, /limit 5000: list between 0/],
       [names.vertex.dlq.list, { sujbect: "x" }, /sujbect: unknown field/],
@@ -273,7 +327,10 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
     assert.deepEqual(await ok<DeadLetterPurgeReply>(names.vertex.dlq.purge, { type: "gadget" }), { purged: 1 });
     const left = await list();
     assert.equal(left.total, 2);
-    assert.deepEqual(left.groups.map((g) => g.type), ["company"]);
+    assert.deepEqual(
+      left.groups.map((g) => g.type),
+      ["company"],
+    );
   });
 
   it("replays like a new message: while the type is still undeclared the letters come back as new ones", async () => {
@@ -283,7 +340,10 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
       const l = await list({ limit: 10 });
       return l.total === 2 && l.letters.every((x) => x.seq > globexSeq) ? l : undefined;
     });
-    assert.deepEqual(back.letters.map((l) => l.message.match(/unknown type "company"/) !== null), [true, true]);
+    assert.deepEqual(
+      back.letters.map((l) => l.message.match(/unknown type "company"/) !== null),
+      [true, true],
+    );
     assert.equal((await ask(names.vertex.dlq.show, { seq: acmeSeq })).status, 404, "a replayed letter is gone");
   });
 
@@ -293,22 +353,37 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
 
     const missing = await ok<DeadLetterReplayReply>(names.vertex.dlq.replay, { seqs: [999_999] });
     assert.equal(missing.replayed, 0);
-    assert.deepEqual(missing.failures.map((f) => [f.seq, f.code]), [[999_999, "NOT_FOUND"]]);
+    assert.deepEqual(
+      missing.failures.map((f) => [f.seq, f.code]),
+      [[999_999, "NOT_FOUND"]],
+    );
 
     const r = await ok<DeadLetterReplayReply>(names.vertex.dlq.replay, { type: "company" });
     assert.deepEqual(r, { replayed: 2, failed: 0, failures: [] });
     await eventually("both records stored", async () =>
-      (await dumpCount("company", { name: "ACME" })) === 1 && (await dumpCount("company", { name: "Globex" })) === 1 ? true : undefined,
+      (await dumpCount("company", { name: "ACME" })) === 1 && (await dumpCount("company", { name: "Globex" })) === 1
+        ? true
+        : undefined,
     );
     const jsm = await jetstreamManager(nc);
-    await eventually("the STORE stream drained", async () => ((await jsm.streams.info(names.streams.STORE)).state.messages === 0 ? true : undefined));
+    await eventually("the STORE stream drained", async () =>
+      (await jsm.streams.info(names.streams.STORE)).state.messages === 0 ? true : undefined,
+    );
     assert.deepEqual(await list({ limit: 10 }), { total: 0, groups: [], letters: [], moreGroups: 0 });
     assert.equal((await jsm.streams.info(names.streams.DLQ)).state.messages, 0);
   });
 
   it("purges everything with an empty filter", async () => {
-    await publishDurable(js, names.task.store("gizmo"), "RecordBatch", batch("poison-4", "gizmo", { name: "G" }), { msgID: "poison-4" });
-    await publishDurable(js, names.task.store("doohickey"), "RecordBatch", batch("poison-5", "doohickey", { name: "D" }), { msgID: "poison-5" });
+    await publishDurable(js, names.task.store("gizmo"), "RecordBatch", batch("poison-4", "gizmo", { name: "G" }), {
+      msgID: "poison-4",
+    });
+    await publishDurable(
+      js,
+      names.task.store("doohickey"),
+      "RecordBatch",
+      batch("poison-5", "doohickey", { name: "D" }),
+      { msgID: "poison-5" },
+    );
     await eventually("two more letters", async () => ((await list()).total === 2 ? true : undefined));
     assert.deepEqual(await ok<DeadLetterPurgeReply>(names.vertex.dlq.purge, {}), { purged: 2 });
     assert.equal((await list()).total, 0);
@@ -329,7 +404,9 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
         payload: new Uint8Array(0),
         contentType: CONTENT_TYPE_PROTOBUF,
       });
-      seqs.push((await js.publish(names.dlq(names.streams.FETCHED), body, { headers: h, msgID: `bulk-${prefix}-${i}` })).seq);
+      seqs.push(
+        (await js.publish(names.dlq(names.streams.FETCHED), body, { headers: h, msgID: `bulk-${prefix}-${i}` })).seq,
+      );
     }
     const jsm = await jetstreamManager(nc);
     const gone = seqs.filter((_, i) => i % 10 === 0);
@@ -338,10 +415,23 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
     const all = await list({ stream: "FETCHED", limit: 1000 });
     assert.equal(all.total, 540);
     // seqs[0] (src0) is gone, so src1 holds the oldest letter now
-    assert.deepEqual(all.groups.map((g) => [g.type, g.count, g.oldestSeq]), [["src1", 180, seqs[1]], ["src2", 180, seqs[2]], ["src0", 180, seqs[3]]]);
-    assert.deepEqual(all.letters.map((l) => l.seq), seqs.filter((q) => !gone.includes(q)), "every letter once, oldest first, gaps skipped");
+    assert.deepEqual(
+      all.groups.map((g) => [g.type, g.count, g.oldestSeq]),
+      [
+        ["src1", 180, seqs[1]],
+        ["src2", 180, seqs[2]],
+        ["src0", 180, seqs[3]],
+      ],
+    );
+    assert.deepEqual(
+      all.letters.map((l) => l.seq),
+      seqs.filter((q) => !gone.includes(q)),
+      "every letter once, oldest first, gaps skipped",
+    );
 
-    assert.deepEqual(await ok<DeadLetterPurgeReply>(names.vertex.dlq.purge, { subject: names.task.fetched("src1") }), { purged: 180 });
+    assert.deepEqual(await ok<DeadLetterPurgeReply>(names.vertex.dlq.purge, { subject: names.task.fetched("src1") }), {
+      purged: 180,
+    });
     assert.deepEqual(await ok<DeadLetterPurgeReply>(names.vertex.dlq.purge, {}), { purged: 360 });
     assert.equal((await jsm.streams.info(names.streams.DLQ)).state.messages, 0);
   });

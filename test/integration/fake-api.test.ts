@@ -73,7 +73,13 @@ describe("fake API data endpoints", () => {
     while (page !== null) {
       const res = await get(api, `/v1/sites?page=${page}&per_page=7`);
       assert.equal(res.status, 200);
-      const body = (await res.json()) as { items: Site[]; page: number; per_page: number; total: number; next_page: number | null };
+      const body = (await res.json()) as {
+        items: Site[];
+        page: number;
+        per_page: number;
+        total: number;
+        next_page: number | null;
+      };
       assert.equal(body.page, page);
       assert.equal(body.per_page, 7);
       assert.equal(body.total, SITE_DOMAINS.length);
@@ -85,7 +91,10 @@ describe("fake API data endpoints", () => {
     assert.equal(pages, Math.ceil(SITE_DOMAINS.length / 7));
     assert.equal(seen.length, SITE_DOMAINS.length);
     assert.equal(new Set(seen.map((s) => s.domain)).size, SITE_DOMAINS.length);
-    assert.deepEqual(seen, SITE_DOMAINS.map((d) => expectedSite(d)));
+    assert.deepEqual(
+      seen,
+      SITE_DOMAINS.map((d) => expectedSite(d)),
+    );
   });
 
   it("defaults to page 1 of 10, clamps per_page to 50 and rejects bad paging", async () => {
@@ -161,7 +170,10 @@ describe("fake API auth, quota, failures and stats", () => {
   });
 
   it("applies the same switches through POST /_control and rejects bad control JSON", async () => {
-    const ok = await fetch(`${api.url}/_control`, { method: "POST", body: JSON.stringify({ failRate: 1, latencyMs: 20 }) });
+    const ok = await fetch(`${api.url}/_control`, {
+      method: "POST",
+      body: JSON.stringify({ failRate: 1, latencyMs: 20 }),
+    });
     assert.equal(ok.status, 200);
     assert.deepEqual(await ok.json(), { behaviour: { latencyMs: 20, failRate: 1, failNext: 0 } });
     api.reset();
@@ -277,7 +289,10 @@ describe("fake API rolling intervals", () => {
     const api = await startFakeApi({ keys: { [KEY]: { limit: 1, windowMs: 1000 } }, now: () => clock });
     t.after(() => api.close());
     const answers = await callAt(api, (ms) => (clock = ms), [900, 950, 1100, 1200]);
-    assert.deepEqual(answers.map((a) => a.status), [200, 429, 200, 429]);
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [200, 429, 200, 429],
+    );
     assert.deepEqual(api.stats().maxPerWindow, { [KEY]: 2 });
     assert.deepEqual(api.stats().maxPerInterval, { [KEY]: 4 });
   });
@@ -294,8 +309,14 @@ describe("fake API rolling intervals", () => {
     };
     const times = [900, 950, 990, 1010, 1899.5, 1900, 1920, 1950];
     const answers = await callAt(api, setClock, times);
-    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 429, 429, 200, 429, 200]);
-    assert.deepEqual(answers.map((a) => a.remaining), ["2", "1", "0", "0", "0", "0", "0", "0"]);
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [200, 200, 200, 429, 429, 200, 429, 200],
+    );
+    assert.deepEqual(
+      answers.map((a) => a.remaining),
+      ["2", "1", "0", "0", "0", "0", "0", "0"],
+    );
     // Reset and Retry-After point at when the oldest admitted call (900, then 950) leaves the interval.
     assert.deepEqual(answers[3], { status: 429, remaining: "0", reset: "2", retryAfter: "1" });
     assert.equal(answers[6].reset, "2");
@@ -305,16 +326,30 @@ describe("fake API rolling intervals", () => {
     assert.equal(stats.maxPerInterval[KEY], 6);
 
     // The same calls under a fixed window are all admitted after the boundary, which is the difference.
-    const fixed = await callAt(api, setClock, times.map((ms) => ms + 10_000), "fixed-key");
-    assert.deepEqual(fixed.map((a) => a.status), [200, 200, 200, 200, 200, 200, 429, 429]);
+    const fixed = await callAt(
+      api,
+      setClock,
+      times.map((ms) => ms + 10_000),
+      "fixed-key",
+    );
+    assert.deepEqual(
+      fixed.map((a) => a.status),
+      [200, 200, 200, 200, 200, 200, 429, 429],
+    );
   });
 
   it("in rolling mode gives Retry-After in whole seconds until the oldest call leaves", async (t) => {
     let clock = 0;
-    const api = await startFakeApi({ keys: { [KEY]: { limit: 1, windowMs: 60_000, mode: "rolling" } }, now: () => clock });
+    const api = await startFakeApi({
+      keys: { [KEY]: { limit: 1, windowMs: 60_000, mode: "rolling" } },
+      now: () => clock,
+    });
     t.after(() => api.close());
     const answers = await callAt(api, (ms) => (clock = ms), [1000, 10_000.5, 60_999, 61_000]);
-    assert.deepEqual(answers.map((a) => a.status), [200, 429, 429, 200]);
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [200, 429, 429, 200],
+    );
     assert.equal(answers[1].retryAfter, "51");
     assert.equal(answers[1].reset, "61");
     assert.equal(answers[2].retryAfter, "1");
@@ -407,13 +442,17 @@ describe("fake API standalone entry (main.ts)", () => {
       });
       assert.equal(line, `fake-api listening on http://127.0.0.1:${port}`);
 
-      const res = await fetch(`http://127.0.0.1:${port}/v1/sites/site-03.test`, { headers: { "X-Api-Key": "cli-key" } });
+      const res = await fetch(`http://127.0.0.1:${port}/v1/sites/site-03.test`, {
+        headers: { "X-Api-Key": "cli-key" },
+      });
       assert.equal(res.status, 200);
       assert.equal(res.headers.get("x-ratelimit-limit"), "5");
       assert.deepEqual(await res.json(), { site: expectedSite("site-03.test") });
       const rolling: number[] = [];
       for (let i = 0; i < 2; i += 1) {
-        const r = await fetch(`http://127.0.0.1:${port}/v1/sites/site-03.test`, { headers: { "X-Api-Key": "roll-key" } });
+        const r = await fetch(`http://127.0.0.1:${port}/v1/sites/site-03.test`, {
+          headers: { "X-Api-Key": "roll-key" },
+        });
         rolling.push(r.status);
         await r.arrayBuffer();
       }

@@ -13,11 +13,20 @@ const NATS_URL = process.env.MACHINA_NATS_URL ?? "nats://127.0.0.1:4222";
 const BUCKET = `fetch_fetcher_test_${process.pid}_${Date.now()}`;
 const KEY = "fetch-test-key-0123";
 
-function sitestats(baseUrl: string, name = "sitestats", extra: { timeout?: string; retries?: number; limit?: number } = {}): SourceDef {
+function sitestats(
+  baseUrl: string,
+  name = "sitestats",
+  extra: { timeout?: string; retries?: number; limit?: number } = {},
+): SourceDef {
   return compileSource(
     {
       name,
-      limiter: { windows: [{ limit: extra.limit ?? 1000, per: "1s" }, { limit: 5000, per: "1d" }] },
+      limiter: {
+        windows: [
+          { limit: extra.limit ?? 1000, per: "1s" },
+          { limit: 5000, per: "1d" },
+        ],
+      },
       data: { api_key: { env: "SITESTATS_API_KEY" } },
       manager: {
         type: "http-auth",
@@ -27,7 +36,13 @@ function sitestats(baseUrl: string, name = "sitestats", extra: { timeout?: strin
         retries: { max: extra.retries ?? 3, base_delay: "10ms" },
       },
       queries: {
-        site: { method: "GET", path: "/v1/sites/{{lead.domain}}", params: {}, headers: {}, extract: { site: { type: "website", path: "site" } } },
+        site: {
+          method: "GET",
+          path: "/v1/sites/{{lead.domain}}",
+          params: {},
+          headers: {},
+          extract: { site: { type: "website", path: "site" } },
+        },
         sites: {
           method: "GET",
           path: "/v1/sites",
@@ -70,10 +85,20 @@ describe("fetcher against the fake API", () => {
     try {
       nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
     } catch (err) {
-      throw new Error(`cannot reach NATS at ${NATS_URL} (${(err as Error).message}); start it with test/harness/nats.sh start and set MACHINA_NATS_URL`);
+      throw new Error(
+        `cannot reach NATS at ${NATS_URL} (${(err as Error).message}); start it with test/harness/nats.sh start and set MACHINA_NATS_URL`,
+      );
     }
-    api = await startFakeApi({ port: 0, keys: { [KEY]: { limit: 1000, windowMs: 1000 }, "small-key": { limit: 3, windowMs: 60_000 } } });
-    const defs = [sitestats(api.url), sitestats(api.url, "slow", { timeout: "100ms", retries: 1 }), sitestats(api.url, "greedy", { limit: 100 }), sitestats(api.url, "frugal", { limit: 100 })];
+    api = await startFakeApi({
+      port: 0,
+      keys: { [KEY]: { limit: 1000, windowMs: 1000 }, "small-key": { limit: 3, windowMs: 60_000 } },
+    });
+    const defs = [
+      sitestats(api.url),
+      sitestats(api.url, "slow", { timeout: "100ms", retries: 1 }),
+      sitestats(api.url, "greedy", { limit: 100 }),
+      sitestats(api.url, "frugal", { limit: 100 }),
+    ];
     limiter = await openLimiter(nc, { bucket: BUCKET, sources: defs });
     fetcher = createFetcher({ sources: defs.slice(0, 2), limiter, env: { SITESTATS_API_KEY: KEY } });
   });
@@ -103,7 +128,11 @@ describe("fetcher against the fake API", () => {
     assert.ok(m.end >= m.start && m.start > Date.now() - 10_000);
     assert.ok(m.sourceTime > 0 && m.requestTime >= 0 && m.responseTime >= 0);
     assert.deepEqual(api.stats().byPath, { "/v1/sites/:domain": 1 });
-    const traffic = await fetcher.fetch({ source: "sitestats", query: "traffic", lead: lead({ domain: "example.org" }) });
+    const traffic = await fetcher.fetch({
+      source: "sitestats",
+      query: "traffic",
+      lead: lead({ domain: "example.org" }),
+    });
     assert.deepEqual(traffic.data, { traffic: [expectedTraffic("example.org")] });
   });
 
@@ -127,8 +156,14 @@ describe("fetcher against the fake API", () => {
 
   it("fails early on a missing lead field, before any quota or upstream call", async () => {
     const before = await limiter.report("sitestats");
-    const e = await failure(fetcher.fetch({ source: "sitestats", query: "site", lead: { id: "lead-77", args: { name: "x" } } }), "BAD_REQUEST");
-    assert.equal(e.message, 'query sitestats.site needs lead field "domain" (path /v1/sites/{{lead.domain}}); check the ledger that produced lead "lead-77"');
+    const e = await failure(
+      fetcher.fetch({ source: "sitestats", query: "site", lead: { id: "lead-77", args: { name: "x" } } }),
+      "BAD_REQUEST",
+    );
+    assert.equal(
+      e.message,
+      'query sitestats.site needs lead field "domain" (path /v1/sites/{{lead.domain}}); check the ledger that produced lead "lead-77"',
+    );
     assert.equal(e.retryable, false);
     assert.deepEqual(e.details, { field: "domain", source: "sitestats", query: "site", lead: "lead-77" });
     assert.equal(api.stats().total, 0);
@@ -136,10 +171,20 @@ describe("fetcher against the fake API", () => {
   });
 
   it("says which secret to fix when the key is refused, without revealing it", async () => {
-    const bad = createFetcher({ sources: [sitestats(api.url)], limiter, env: { SITESTATS_API_KEY: "wrong-key-value" } });
-    const e = await failure(bad.fetch({ source: "sitestats", query: "site", lead: lead({ domain: "example.com" }) }), "UPSTREAM");
+    const bad = createFetcher({
+      sources: [sitestats(api.url)],
+      limiter,
+      env: { SITESTATS_API_KEY: "wrong-key-value" },
+    });
+    const e = await failure(
+      bad.fetch({ source: "sitestats", query: "site", lead: lead({ domain: "example.com" }) }),
+      "UPSTREAM",
+    );
     assert.equal(e.retryable, false);
-    assert.match(e.message, /^source sitestats refused the credentials \(HTTP 401 on GET \/v1\/sites\/example\.com\); check the API key supplied by env var SITESTATS_API_KEY/);
+    assert.match(
+      e.message,
+      /^source sitestats refused the credentials \(HTTP 401 on GET \/v1\/sites\/example\.com\); check the API key supplied by env var SITESTATS_API_KEY/,
+    );
     assert.ok(!JSON.stringify({ m: e.message, d: e.details }).includes("wrong-key-value"));
     assert.equal(e.details.attempts, 1);
     assert.equal(api.stats().total, 1);
@@ -158,7 +203,10 @@ describe("fetcher against the fake API", () => {
 
   it("gives up on a persistent 5xx after the configured retries", async () => {
     api.setBehaviour({ failNext: 10 });
-    const e = await failure(fetcher.fetch({ source: "sitestats", query: "site", lead: lead({ domain: "example.com" }) }), "UPSTREAM");
+    const e = await failure(
+      fetcher.fetch({ source: "sitestats", query: "site", lead: lead({ domain: "example.com" }) }),
+      "UPSTREAM",
+    );
     assert.equal(e.retryable, true);
     assert.equal(e.details.attempts, 4);
     assert.match(e.message, /HTTP 503.*gave up after 4 attempts/);
@@ -166,27 +214,41 @@ describe("fetcher against the fake API", () => {
   });
 
   it("maps a 404 to NOT_FOUND without retrying", async () => {
-    const e = await failure(fetcher.fetch({ source: "sitestats", query: "site", lead: lead({ domain: "nowhere.invalid" }) }), "NOT_FOUND");
+    const e = await failure(
+      fetcher.fetch({ source: "sitestats", query: "site", lead: lead({ domain: "nowhere.invalid" }) }),
+      "NOT_FOUND",
+    );
     assert.equal(e.retryable, false);
     assert.equal(api.stats().total, 1);
   });
 
   it("times out slow answers and retries them", async () => {
     api.setBehaviour({ latencyMs: 400 });
-    const e = await failure(fetcher.fetch({ source: "slow", query: "site", lead: lead({ domain: "example.com" }) }), "TIMEOUT");
+    const e = await failure(
+      fetcher.fetch({ source: "slow", query: "site", lead: lead({ domain: "example.com" }) }),
+      "TIMEOUT",
+    );
     assert.equal(e.details.attempts, 2);
     assert.match(e.message, /timed out after 100 ms/);
   });
 
   it("turns an upstream 429 into OVER_QUOTA and pauses the source", async () => {
     // Someone else spends the key's quota, so our first call meets a 429.
-    for (let i = 0; i < 3; i++) await fetch(`${api.url}/v1/sites/example.com`, { headers: { "X-Api-Key": "small-key" } });
-    const greedy = createFetcher({ sources: [sitestats(api.url, "greedy", { limit: 100 })], limiter, env: { SITESTATS_API_KEY: "small-key" } });
+    for (let i = 0; i < 3; i++)
+      await fetch(`${api.url}/v1/sites/example.com`, { headers: { "X-Api-Key": "small-key" } });
+    const greedy = createFetcher({
+      sources: [sitestats(api.url, "greedy", { limit: 100 })],
+      limiter,
+      env: { SITESTATS_API_KEY: "small-key" },
+    });
     const req = { source: "greedy", query: "site", lead: lead({ domain: "example.com" }) };
     const e = await failure(greedy.fetch(req), "OVER_QUOTA");
     assert.equal(e.retryable, true);
     assert.ok(Number(e.details.retryAfterMs) > 1_000);
-    assert.match(e.message, /^source greedy answered 429 Too Many Requests on GET \/v1\/sites\/example\.com; retry in \d+ ms/);
+    assert.match(
+      e.message,
+      /^source greedy answered 429 Too Many Requests on GET \/v1\/sites\/example\.com; retry in \d+ ms/,
+    );
     assert.equal(api.stats().total, 4);
     // The limiter now refuses locally: the upstream sees no further call.
     const again = await failure(greedy.fetch(req), "OVER_QUOTA");
@@ -195,7 +257,11 @@ describe("fetcher against the fake API", () => {
   });
 
   it("pauses a source when the upstream says X-RateLimit-Remaining: 0", async () => {
-    const frugal = createFetcher({ sources: [sitestats(api.url, "frugal", { limit: 100 })], limiter, env: { SITESTATS_API_KEY: "small-key" } });
+    const frugal = createFetcher({
+      sources: [sitestats(api.url, "frugal", { limit: 100 })],
+      limiter,
+      env: { SITESTATS_API_KEY: "small-key" },
+    });
     const req = { source: "frugal", query: "site", lead: lead({ domain: "example.com" }) };
     for (let i = 0; i < 3; i++) await frugal.fetch(req);
     await failure(frugal.fetch(req), "OVER_QUOTA");
@@ -231,9 +297,15 @@ describe("fetcher against the fake API", () => {
     try {
       const url = `http://127.0.0.1:${(other.address() as AddressInfo).port}`;
       const f = createFetcher({ sources: [sitestats(url)], limiter, env: { SITESTATS_API_KEY: KEY } });
-      const e = await failure(f.fetch({ source: "sitestats", query: "site", lead: lead({ domain: "example.com" }) }), "UPSTREAM");
+      const e = await failure(
+        f.fetch({ source: "sitestats", query: "site", lead: lead({ domain: "example.com" }) }),
+        "UPSTREAM",
+      );
       assert.equal(e.retryable, false);
-      assert.match(e.message, /redirected GET \/v1\/sites\/example\.com to http:\/\/127\.0\.0\.1:\d+\/v1\/sites\/example\.com \(HTTP 302\)/);
+      assert.match(
+        e.message,
+        /redirected GET \/v1\/sites\/example\.com to http:\/\/127\.0\.0\.1:\d+\/v1\/sites\/example\.com \(HTTP 302\)/,
+      );
       assert.equal(sawKey, true);
       assert.equal(api.stats().total, 0);
     } finally {
@@ -245,7 +317,8 @@ describe("fetcher against the fake API", () => {
   it("refuses to start without the source's secret", () => {
     assert.throws(
       () => createFetcher({ sources: [sitestats(api.url)], limiter, env: {} }),
-      (err: unknown) => isMachinaError(err) && /data\.api_key reads env var SITESTATS_API_KEY, which is not set/.test(err.message),
+      (err: unknown) =>
+        isMachinaError(err) && /data\.api_key reads env var SITESTATS_API_KEY, which is not set/.test(err.message),
     );
   });
 });

@@ -19,7 +19,13 @@ function source(name: string, limiter: unknown, baseUrl = "http://127.0.0.1:9"):
       name,
       limiter,
       data: { api_key: { env: "LIMITER_TEST_KEY" } },
-      manager: { type: "http-auth", base_url: baseUrl, timeout: "5s", auth: { type: "api_key", header: "X-Api-Key", value: "{{data.api_key}}" }, retries: { max: 0 } },
+      manager: {
+        type: "http-auth",
+        base_url: baseUrl,
+        timeout: "5s",
+        auth: { type: "api_key", header: "X-Api-Key", value: "{{data.api_key}}" },
+        retries: { max: 0 },
+      },
       queries: { site: { path: "/v1/sites/{{lead.domain}}", extract: { site: { type: "website", path: "site" } } } },
     },
     `test:${name}`,
@@ -40,15 +46,27 @@ async function connectOrExplain(): Promise<NatsConnection> {
   try {
     return await connect({ servers: NATS_URL, noAsyncTraces: true });
   } catch (err) {
-    throw new Error(`cannot reach NATS at ${NATS_URL} (${(err as Error).message}); start it with test/harness/nats.sh start and set MACHINA_NATS_URL`);
+    throw new Error(
+      `cannot reach NATS at ${NATS_URL} (${(err as Error).message}); start it with test/harness/nats.sh start and set MACHINA_NATS_URL`,
+    );
   }
 }
 
 const N = 25;
 const sources = [
   source("hammer", { windows: [{ limit: N, per: "1s" }] }),
-  source("twowin", { windows: [{ limit: 100, per: "1s" }, { limit: 5, per: "1m" }] }),
-  source("partial", { windows: [{ limit: 1000, per: "1s" }, { limit: 7, per: "1h" }] }),
+  source("twowin", {
+    windows: [
+      { limit: 100, per: "1s" },
+      { limit: 5, per: "1m" },
+    ],
+  }),
+  source("partial", {
+    windows: [
+      { limit: 1000, per: "1s" },
+      { limit: 7, per: "1h" },
+    ],
+  }),
   source("paused", { windows: [{ limit: 1000, per: "1s" }] }),
   source("free", "unlimited"),
   source("fast", { windows: [{ limit: 1_000_000_000, per: "1s" }] }),
@@ -100,7 +118,11 @@ describe("limiter on JetStream KV", () => {
     a = await openLimiter(nc1, { bucket: BUCKET, sources });
     b = await openLimiter(nc2, { bucket: BUCKET, sources });
     // A replica whose clock runs 500 ms ahead of the others.
-    skewed = await openLimiter(nc2, { bucket: BUCKET, sources, clock: () => performance.timeOrigin + performance.now() + 500 });
+    skewed = await openLimiter(nc2, {
+      bucket: BUCKET,
+      sources,
+      clock: () => performance.timeOrigin + performance.now() + 500,
+    });
   });
 
   after(async () => {
@@ -120,7 +142,9 @@ describe("limiter on JetStream KV", () => {
     // (plus the ~60 ms span of a grant): three windows' worth fit in the first 3 s.
     const first = Math.min(...times);
     const early = times.filter((x) => x < first + 3000).length;
-    t.diagnostic(`admitted ${times.length} in ${ms} ms; most in any 1 s interval ${worst} (quota ${N}); ${early} in the first 3 s (ideal ${3 * N})`);
+    t.diagnostic(
+      `admitted ${times.length} in ${ms} ms; most in any 1 s interval ${worst} (quota ${N}); ${early} in the first 3 s (ideal ${3 * N})`,
+    );
     assert.ok(worst <= N, `${worst} calls in one 1 s interval > ${N}`);
     assert.ok(early >= 3 * N * 0.9, `only ${early} of ${3 * N} in the first 3 s`);
   });
@@ -130,7 +154,8 @@ describe("limiter on JetStream KV", () => {
     const times = await hammer([a, skewed], "aligned", 2_900);
     const wall = (x: number) => performance.timeOrigin + x;
     const perWindow = new Map<number, number>();
-    for (const x of times) perWindow.set(Math.floor(wall(x) / 1000), (perWindow.get(Math.floor(wall(x) / 1000)) ?? 0) + 1);
+    for (const x of times)
+      perWindow.set(Math.floor(wall(x) / 1000), (perWindow.get(Math.floor(wall(x) / 1000)) ?? 0) + 1);
     const counts = [...perWindow.entries()].sort(([x], [y]) => x - y).map(([, n]) => n);
     t.diagnostic(`admitted per aligned 1 s window: ${counts.join(", ")}`);
     for (const n of counts) assert.ok(n <= N, `an aligned window admitted ${n} > ${N}`);
@@ -146,7 +171,10 @@ describe("limiter on JetStream KV", () => {
     for (let i = 0; i < 5; i++) await (i % 2 === 0 ? a : b).acquire("twowin");
     const e = await refusal(a.acquire("twowin"));
     assert.equal(e.details.window, "1m");
-    assert.ok(Number(e.details.retryAfterMs) > 1000 && Number(e.details.retryAfterMs) <= 61_000, String(e.details.retryAfterMs));
+    assert.ok(
+      Number(e.details.retryAfterMs) > 1000 && Number(e.details.retryAfterMs) <= 61_000,
+      String(e.details.retryAfterMs),
+    );
     assert.match(e.message, /^source twowin is over quota \(5 calls per 1m\); retry in \d+ ms$/);
     await refusal(b.acquire("twowin"));
     const r = await b.report("twowin");
@@ -161,7 +189,9 @@ describe("limiter on JetStream KV", () => {
   });
 
   it("grants exactly the room left to a burst of concurrent acquires", async () => {
-    const results = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => (i % 2 === 0 ? a : b).acquire("partial")));
+    const results = await Promise.allSettled(
+      Array.from({ length: 30 }, (_, i) => (i % 2 === 0 ? a : b).acquire("partial")),
+    );
     const ok = results.filter((x) => x.status === "fulfilled");
     assert.equal(ok.length, 7);
     for (const x of results) if (x.status === "rejected") assert.ok(isMachinaError(x.reason, "OVER_QUOTA"));
@@ -179,7 +209,10 @@ describe("limiter on JetStream KV", () => {
     await refusal(b.acquire("paused"));
     await sleep(1_100);
     const theirs = await refusal(b.acquire("paused"));
-    assert.ok(Number(theirs.details.retryAfterMs) > 2_500 && Number(theirs.details.retryAfterMs) <= 4_100, String(theirs.details.retryAfterMs));
+    assert.ok(
+      Number(theirs.details.retryAfterMs) > 2_500 && Number(theirs.details.retryAfterMs) <= 4_100,
+      String(theirs.details.retryAfterMs),
+    );
     assert.ok((await b.report("paused")).blockedUntil !== null);
     assert.ok(b.waitHint("paused") > 2_500, "the pull gate sees the pause too");
   });
@@ -196,7 +229,13 @@ describe("limiter on JetStream KV", () => {
   });
 
   it("unlimited sources never touch KV and report nulls", async () => {
-    assert.deepEqual(await a.acquire("free"), { usage: null, quota: null, percent: null, window: null, windowStart: null });
+    assert.deepEqual(await a.acquire("free"), {
+      usage: null,
+      quota: null,
+      percent: null,
+      window: null,
+      windowStart: null,
+    });
     const r = await a.report("free");
     assert.equal(r.unlimited, true);
     assert.equal(r.percent, null);
@@ -208,7 +247,10 @@ describe("limiter on JetStream KV", () => {
   it("bounds the server's clock from KV write stamps, whatever this process's clock says", async () => {
     const kv = await new Kvm(nc1).open(BUCKET);
     const skew = 5_000;
-    const clock = new ServerClock(kv, { now: () => performance.timeOrigin + performance.now() + skew, probeEveryMs: 60_000 });
+    const clock = new ServerClock(kv, {
+      now: () => performance.timeOrigin + performance.now() + skew,
+      probeEveryMs: 60_000,
+    });
     for (let i = 0; i < 5; i++) await clock.probe();
     const b = clock.bounds();
     // nats-server on this machine stamps with the wall clock: the offset must be about -skew.
@@ -219,7 +261,10 @@ describe("limiter on JetStream KV", () => {
   });
 
   it("rejects unknown sources with the known ones listed", async () => {
-    await assert.rejects(a.acquire("nope"), (err: unknown) => isMachinaError(err, "UNKNOWN_SOURCE") && /known: hammer, twowin/.test(err.message));
+    await assert.rejects(
+      a.acquire("nope"),
+      (err: unknown) => isMachinaError(err, "UNKNOWN_SOURCE") && /known: hammer, twowin/.test(err.message),
+    );
     await assert.rejects(a.acquire("constructor"), (err: unknown) => isMachinaError(err, "UNKNOWN_SOURCE"));
   });
 
@@ -287,8 +332,13 @@ describe("limiter with the fake API: replicas share the upstream quota", () => {
     const started = Date.now();
     await Promise.all([...Array.from({ length: 6 }, () => worker(fa)), ...Array.from({ length: 6 }, () => worker(fb))]);
     const stats = api.stats();
-    t.diagnostic(`fetched ${ok} in ${Date.now() - started} ms; upstream maxPerWindow ${stats.maxPerWindow["good-key"]}, statuses ${JSON.stringify(stats.byStatus)}`);
-    assert.ok(stats.maxPerWindow["good-key"] <= N, `upstream saw ${stats.maxPerWindow["good-key"]} calls in one window`);
+    t.diagnostic(
+      `fetched ${ok} in ${Date.now() - started} ms; upstream maxPerWindow ${stats.maxPerWindow["good-key"]}, statuses ${JSON.stringify(stats.byStatus)}`,
+    );
+    assert.ok(
+      stats.maxPerWindow["good-key"] <= N,
+      `upstream saw ${stats.maxPerWindow["good-key"]} calls in one window`,
+    );
     assert.equal(stats.byStatus["429"], undefined);
     assert.equal(stats.total, ok);
     // Two whole windows and half of a third fit in 2.5 s; a fair limiter fills them.

@@ -50,7 +50,9 @@ const spec: ServiceSpec<Record<string, never>> = {
           request: "Empty",
           reply: "Ack",
           async handler() {
-            throw new MachinaError("CONFLICT", "head moved; fetch the new head and retry", { details: { head: "abc" } });
+            throw new MachinaError("CONFLICT", "head moved; fetch the new head and retry", {
+              details: { head: "abc" },
+            });
           },
         }),
       ],
@@ -65,9 +67,11 @@ const spec: ServiceSpec<Record<string, never>> = {
             const n = (seen.get(batch.id) ?? 0) + 1;
             seen.set(batch.id, n);
             if (batch.source === "flaky" && n < 3) throw new MachinaError("UPSTREAM", "flaky upstream");
-            if (batch.source === "quota" && n < 2) throw new MachinaError("OVER_QUOTA", "wait", { details: { retryAfterMs: 300 } });
-            if (batch.source === "broken") throw new MachinaError("BAD_REQUEST", "record has no key field \"domain\"");
-            if (batch.source === "outage" && n < 4) throw new MachinaError("UNAVAILABLE", "cassandra down", { details: { dependency: "cassandra" } });
+            if (batch.source === "quota" && n < 2)
+              throw new MachinaError("OVER_QUOTA", "wait", { details: { retryAfterMs: 300 } });
+            if (batch.source === "broken") throw new MachinaError("BAD_REQUEST", 'record has no key field "domain"');
+            if (batch.source === "outage" && n < 4)
+              throw new MachinaError("UNAVAILABLE", "cassandra down", { details: { dependency: "cassandra" } });
             done.push(batch.id);
           },
         }),
@@ -92,7 +96,13 @@ describe("runtime", () => {
     svc = await startService(spec, {
       handleSignals: false,
       configDir: emptyConfigDir(),
-      env: { MACHINA_NATS_URL: NATS_URL, MACHINA_MESH_PREFIX: prefix, MACHINA_HTTP_PORT: "0", MACHINA_LOG_LEVEL: "silent", LOG_LEVEL: "silent" },
+      env: {
+        MACHINA_NATS_URL: NATS_URL,
+        MACHINA_MESH_PREFIX: prefix,
+        MACHINA_HTTP_PORT: "0",
+        MACHINA_LOG_LEVEL: "silent",
+        LOG_LEVEL: "silent",
+      },
     });
     nc = await connect({ servers: NATS_URL });
   });
@@ -111,13 +121,19 @@ describe("runtime", () => {
     assert.equal(m.headers?.get("Content-Type"), "application/json");
     assert.deepEqual(JSON.parse(m.string()), { trigger: "t1", tick: 7, tasks: 0, duplicates: 0, superseded: 0 });
     const hops = parseTiming(m.headers?.get(TIMING_HEADER));
-    assert.deepEqual(hops.map((x) => x.hop), ["caller", "aggregate"]);
+    assert.deepEqual(
+      hops.map((x) => x.hop),
+      ["caller", "aggregate"],
+    );
   });
 
   it("answers protobuf with protobuf", async () => {
     const h = makeHeaders();
     h.set("Content-Type", "application/x-protobuf");
-    const m = await nc.request(`${prefix}.test.echo`, codec("FireRequest").encode({ trigger: "bin" }), { timeout: 5000, headers: h });
+    const m = await nc.request(`${prefix}.test.echo`, codec("FireRequest").encode({ trigger: "bin" }), {
+      timeout: 5000,
+      headers: h,
+    });
     assert.equal(m.headers?.get("Content-Type"), "application/x-protobuf");
     assert.equal(codec("FireReply").decode(m.data).trigger, "bin");
   });
@@ -165,13 +181,27 @@ describe("runtime", () => {
   it("MeshClient matches many concurrent replies to their requests and types every failure", async () => {
     const client = new MeshClient(nc);
     const triggers = Array.from({ length: 300 }, (_, i) => `t${i}`);
-    const replies = await Promise.all(triggers.map((t) => client.request(`${prefix}.test.echo`, "FireRequest", { trigger: t }, "FireReply")));
-    assert.deepEqual(replies.map((r) => r.trigger), triggers);
-    await assert.rejects(client.request(`${prefix}.test.refuse`, "Empty", {}, "Ack"), (e: unknown) => e instanceof MachinaError && e.code === "CONFLICT" && e.details.head === "abc");
-    await assert.rejects(client.request(`${prefix}.nobody.home`, "Empty", {}, "Ack"), (e: unknown) => e instanceof MachinaError && e.code === "UNAVAILABLE");
+    const replies = await Promise.all(
+      triggers.map((t) => client.request(`${prefix}.test.echo`, "FireRequest", { trigger: t }, "FireReply")),
+    );
+    assert.deepEqual(
+      replies.map((r) => r.trigger),
+      triggers,
+    );
+    await assert.rejects(
+      client.request(`${prefix}.test.refuse`, "Empty", {}, "Ack"),
+      (e: unknown) => e instanceof MachinaError && e.code === "CONFLICT" && e.details.head === "abc",
+    );
+    await assert.rejects(
+      client.request(`${prefix}.nobody.home`, "Empty", {}, "Ack"),
+      (e: unknown) => e instanceof MachinaError && e.code === "UNAVAILABLE",
+    );
     // A subscriber that never answers: the request must end as TIMEOUT, not hang.
     const silent = nc.subscribe(`${prefix}.test.silent`);
-    await assert.rejects(client.request(`${prefix}.test.silent`, "Empty", {}, "Ack", { timeoutMs: 200 }), (e: unknown) => e instanceof MachinaError && e.code === "TIMEOUT");
+    await assert.rejects(
+      client.request(`${prefix}.test.silent`, "Empty", {}, "Ack", { timeoutMs: 200 }),
+      (e: unknown) => e instanceof MachinaError && e.code === "TIMEOUT",
+    );
     silent.unsubscribe();
   });
 
@@ -187,7 +217,14 @@ describe("runtime", () => {
     const js = jetstream(nc);
     const subject = svc.ctx.names.task.aggregate("website");
     const base = `http://127.0.0.1:${svc.probePort}`;
-    const send = (source: string) => publishDurable(js, subject, "RecordBatch", { id: `b-${source}`, type: "website", source }, { msgID: `b-${source}` });
+    const send = (source: string) =>
+      publishDurable(
+        js,
+        subject,
+        "RecordBatch",
+        { id: `b-${source}`, type: "website", source },
+        { msgID: `b-${source}` },
+      );
     await send("outage");
     // While the "dependency" is down the worker pauses and /readyz names it.
     await waitFor(async () => {
@@ -204,7 +241,11 @@ describe("runtime", () => {
     const jsm = await jetstreamManager(nc);
     await waitFor(async () => (await jsm.streams.info(svc.ctx.names.streams.DLQ)).state.messages >= 1);
     assert.equal(seen.get("b-broken"), 1, "non-retryable errors are not retried");
-    assert.equal((await jsm.streams.info(svc.ctx.names.streams.DLQ)).state.messages, 1, "only the permanent error is dead-lettered");
+    assert.equal(
+      (await jsm.streams.info(svc.ctx.names.streams.DLQ)).state.messages,
+      1,
+      "only the permanent error is dead-lettered",
+    );
     const letters = [];
     for (let seq = 1; seq <= 1; seq++) {
       const sm = await jsm.streams.getMessage(svc.ctx.names.streams.DLQ, { seq });

@@ -1,5 +1,10 @@
 /** Polls `fn` until it returns a value other than undefined, or throws after `ms`. */
-export async function eventually<T>(what: string, fn: () => Promise<T | undefined>, ms = 60_000, everyMs = 250): Promise<T> {
+export async function eventually<T>(
+  what: string,
+  fn: () => Promise<T | undefined>,
+  ms = 60_000,
+  everyMs = 250,
+): Promise<T> {
   const end = Date.now() + ms;
   let last: unknown;
   while (Date.now() < end) {

@@ -67,7 +67,10 @@ export async function startServiceProc(service: string, opts: ProcOptions): Prom
   child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((r) => child.once("exit", () => r()));
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${service} not ready in time; it logged:\n${out.slice(-3000)}`)), opts.readyTimeoutMs ?? 60_000);
+    const timer = setTimeout(
+      () => reject(new Error(`${service} not ready in time; it logged:\n${out.slice(-3000)}`)),
+      opts.readyTimeoutMs ?? 60_000,
+    );
     const check = () => {
       const m = /"probePort":(\d+)[^\n]*"msg":"service started"/.exec(out);
       if (m) {

@@ -24,7 +24,8 @@ export interface TcpProxy {
 }
 
 // "destroy" carries an abortive close of the source side, so the far side learns of it after the same delay.
-type Item = { dueMs: number; kind: "data"; chunk: Buffer } | { dueMs: number; kind: "end" } | { dueMs: number; kind: "destroy" };
+type Item =
+  { dueMs: number; kind: "data"; chunk: Buffer } | { dueMs: number; kind: "end" } | { dueMs: number; kind: "destroy" };
 
 /** One direction of a proxied connection: everything read from `from` reaches `to` delayed, in order. */
 class DelayedPipe {

@@ -53,7 +53,11 @@ interface Values {
 }
 
 function load(configDir: string, opts: { mode?: string; env?: NodeJS.ProcessEnv; service?: string } = {}) {
-  return loadProcessConfig<Values>(opts.service ?? "fetch", schema as never, { configDir, mode: opts.mode ?? "prod", env: opts.env ?? {} });
+  return loadProcessConfig<Values>(opts.service ?? "fetch", schema as never, {
+    configDir,
+    mode: opts.mode ?? "prod",
+    env: opts.env ?? {},
+  });
 }
 
 function configErr(fn: () => unknown): ConfigError {
@@ -70,7 +74,8 @@ describe("loadProcessConfig precedence", () => {
   // One key per layer boundary, so each layer's win is visible separately.
   const files = {
     "default/common.yaml": "nats:\n  url: nats://default-common:4222\n  replicas: 2\nlog:\n  level: warn\n",
-    "default/fetch.yaml": "nats:\n  url: nats://default-fetch:4222\nfetch:\n  maxPages: 10\n  userAgent: default-ua\nhttp:\n  host: 10.0.0.1\n",
+    "default/fetch.yaml":
+      "nats:\n  url: nats://default-fetch:4222\nfetch:\n  maxPages: 10\n  userAgent: default-ua\nhttp:\n  host: 10.0.0.1\n",
     "prod/common.yaml": "fetch:\n  userAgent: prod-common-ua\n",
     "prod/fetch.yaml": "fetch:\n  maxPages: 20\nhttp:\n  port: 8080\n",
   };
@@ -97,7 +102,9 @@ describe("loadProcessConfig precedence", () => {
 
   it("names the layer each value came from", () => {
     const dir = configRoot(files);
-    const c = load(dir, { env: { MACHINA_HTTP_PORT: "7000", MACHINA_LOG_LEVEL: "error", MACHINA_FETCH_LOG_LEVEL: "debug" } });
+    const c = load(dir, {
+      env: { MACHINA_HTTP_PORT: "7000", MACHINA_LOG_LEVEL: "error", MACHINA_FETCH_LOG_LEVEL: "debug" },
+    });
     assert.equal(c.origin("mesh.prefix"), "default");
     assert.equal(c.origin("nats.replicas"), path.join("config", "default", "common.yaml"));
     assert.equal(c.origin("nats.url"), path.join("config", "default", "fetch.yaml"));
@@ -109,7 +116,11 @@ describe("loadProcessConfig precedence", () => {
 
   it("reads MACHINA_<SVC>_<KEY> for the loading service only", () => {
     const dir = configRoot(files);
-    const env = { MACHINA_FETCH_FETCH_MAX_PAGES: "40", MACHINA_INVOKE_NATS_REPLICAS: "5", MACHINA_FETCH_FETCH_STRICT_TLS: "false" };
+    const env = {
+      MACHINA_FETCH_FETCH_MAX_PAGES: "40",
+      MACHINA_INVOKE_NATS_REPLICAS: "5",
+      MACHINA_FETCH_FETCH_STRICT_TLS: "false",
+    };
     const c = load(dir, { env });
     assert.equal(c.values.fetch.maxPages, 40);
     assert.equal(c.origin("fetch.maxPages"), "env MACHINA_FETCH_FETCH_MAX_PAGES");
@@ -136,7 +147,8 @@ describe("loadProcessConfig precedence", () => {
 
   it("prefers YAML over JSON over XML within one folder, key by key", () => {
     const dir = configRoot({
-      "default/fetch.xml": "<?xml version=\"1.0\"?><config><fetch><userAgent>from-xml</userAgent><maxPages>1</maxPages></fetch><http><host>xml-host</host></http></config>",
+      "default/fetch.xml":
+        '<?xml version="1.0"?><config><fetch><userAgent>from-xml</userAgent><maxPages>1</maxPages></fetch><http><host>xml-host</host></http></config>',
       "default/fetch.json": JSON.stringify({ fetch: { userAgent: "from-json", maxPages: 2 } }),
       "default/fetch.yaml": "fetch:\n  userAgent: from-yaml\n",
     });
@@ -162,7 +174,10 @@ describe("loadProcessConfig precedence", () => {
 
 describe("loadProcessConfig strict validation", () => {
   it("rejects an unknown key, naming the file and the key", () => {
-    const dir = configRoot({ "default/fetch.yaml": "fetch:\n  maxPages: 3\n", "prod/common.json": JSON.stringify({ http: { prot: 80 } }) });
+    const dir = configRoot({
+      "default/fetch.yaml": "fetch:\n  maxPages: 3\n",
+      "prod/common.json": JSON.stringify({ http: { prot: 80 } }),
+    });
     const err = configErr(() => load(dir));
     assert.equal(err.origin, path.join("config", "prod", "common.json"));
     assert.match(err.message, /^config\/prod\/common\.json: /);
@@ -181,7 +196,10 @@ describe("loadProcessConfig strict validation", () => {
     assert.equal(err.origin, path.join("config", "default", "common.yaml"));
     assert.match(err.message, /nats\.replicas: must be a positive integer/);
     const dir2 = configRoot({ "default/fetch.json": JSON.stringify({ log: { level: "loud" } }) });
-    assert.match(configErr(() => load(dir2, { mode: "default" })).message, /^config\/default\/fetch\.json: log\.level: must be one of/);
+    assert.match(
+      configErr(() => load(dir2, { mode: "default" })).message,
+      /^config\/default\/fetch\.json: log\.level: must be one of/,
+    );
   });
 
   it("rejects a wrong env value, naming the variable and the key", () => {
@@ -200,23 +218,30 @@ describe("loadProcessConfig strict validation", () => {
   });
 
   it("treats an empty file as no settings", () => {
-    const c = load(configRoot({ "default/fetch.yaml": "", "default/common.yaml": "# only a comment\n" }), { mode: "default" });
+    const c = load(configRoot({ "default/fetch.yaml": "", "default/common.yaml": "# only a comment\n" }), {
+      mode: "default",
+    });
     assert.equal(c.values.fetch.maxPages, 5);
   });
 });
 
 describe("parseConfigFile", () => {
   it("uses the XML root element's children as keys", () => {
-    const dir = configRoot({ "x.xml": "<?xml version=\"1.0\"?><anything><a><b>2</b></a><c>text</c></anything>" });
+    const dir = configRoot({ "x.xml": '<?xml version="1.0"?><anything><a><b>2</b></a><c>text</c></anything>' });
     assert.deepEqual(parseConfigFile(path.join(dir, "x.xml"), "x.xml"), { a: { b: 2 }, c: "text" });
   });
 });
 
 describe("loadComponents", () => {
   const files = {
-    "default/fetch/sources/sitestats.yaml": "name: sitestats\nlimiter:\n  rate: 10\n  per: 1s\nmanager:\n  base_url: https://default.example\n  timeout: 5s\n",
+    "default/fetch/sources/sitestats.yaml":
+      "name: sitestats\nlimiter:\n  rate: 10\n  per: 1s\nmanager:\n  base_url: https://default.example\n  timeout: 5s\n",
     "prod/fetch/sources/sitestats.yaml": "manager:\n  base_url: https://prod.example\n",
-    "default/fetch/sources/traffic.json": JSON.stringify({ name: "traffic", manager: { base_url: "https://t.example" }, tags: ["a", "b"] }),
+    "default/fetch/sources/traffic.json": JSON.stringify({
+      name: "traffic",
+      manager: { base_url: "https://t.example" },
+      tags: ["a", "b"],
+    }),
     "default/fetch/sources/traffic.yaml": "manager:\n  timeout: 2s\n",
     "default/fetch/sources/notes.txt": "ignored",
   };
@@ -229,15 +254,29 @@ describe("loadComponents", () => {
       ["sitestats", "traffic"],
     );
     const s = docs[0];
-    assert.deepEqual(s.doc, { name: "sitestats", limiter: { rate: 10, per: "1s" }, manager: { base_url: "https://prod.example", timeout: "5s" } });
-    assert.deepEqual(s.origins, [path.join("config", "default", "fetch", "sources", "sitestats.yaml"), path.join("config", "prod", "fetch", "sources", "sitestats.yaml")]);
+    assert.deepEqual(s.doc, {
+      name: "sitestats",
+      limiter: { rate: 10, per: "1s" },
+      manager: { base_url: "https://prod.example", timeout: "5s" },
+    });
+    assert.deepEqual(s.origins, [
+      path.join("config", "default", "fetch", "sources", "sitestats.yaml"),
+      path.join("config", "prod", "fetch", "sources", "sitestats.yaml"),
+    ]);
   });
 
   it("merges formats of one name in a folder with YAML over JSON", () => {
     const docs = loadComponents("fetch/sources", { configDir: configRoot(files), mode: "default", env: {} });
     const t = docs.find((d) => d.name === "traffic")!;
-    assert.deepEqual(t.doc, { name: "traffic", manager: { base_url: "https://t.example", timeout: "2s" }, tags: ["a", "b"] });
-    assert.deepEqual(t.origins, [path.join("config", "default", "fetch", "sources", "traffic.json"), path.join("config", "default", "fetch", "sources", "traffic.yaml")]);
+    assert.deepEqual(t.doc, {
+      name: "traffic",
+      manager: { base_url: "https://t.example", timeout: "2s" },
+      tags: ["a", "b"],
+    });
+    assert.deepEqual(t.origins, [
+      path.join("config", "default", "fetch", "sources", "traffic.json"),
+      path.join("config", "default", "fetch", "sources", "traffic.yaml"),
+    ]);
     // the mode folder is not read in default mode
     const s = docs.find((d) => d.name === "sitestats")!;
     assert.equal((s.doc.manager as Record<string, unknown>).base_url, "https://default.example");
@@ -264,14 +303,20 @@ describe("loadComponents", () => {
     assert.equal((s.doc.limiter as Record<string, unknown>).rate, 25);
     assert.equal((s.doc.manager as Record<string, unknown>).timeout, "10"); // quoted stays a string
     assert.equal("new_key" in s.doc, false);
-    assert.deepEqual(s.origins.slice(2).sort(), ["env MACHINA_FETCH_SOURCES_SITESTATS_LIMITER_RATE", "env MACHINA_FETCH_SOURCES_SITESTATS_MANAGER_BASE_URL", "env MACHINA_FETCH_SOURCES_SITESTATS_MANAGER_TIMEOUT"]);
+    assert.deepEqual(s.origins.slice(2).sort(), [
+      "env MACHINA_FETCH_SOURCES_SITESTATS_LIMITER_RATE",
+      "env MACHINA_FETCH_SOURCES_SITESTATS_MANAGER_BASE_URL",
+      "env MACHINA_FETCH_SOURCES_SITESTATS_MANAGER_TIMEOUT",
+    ]);
     const t = docs.find((d) => d.name === "traffic")!;
     assert.deepEqual(t.doc.tags, ["x", "y"]);
     assert.equal(docs.length, 2);
   });
 
   it("keeps env values that YAML would reshape or truncate as the raw text", () => {
-    const dir = configRoot({ "default/alerts/slack.yaml": "channel: general\nheader: x\nempty: y\nflag: false\nnothing: 1\n" });
+    const dir = configRoot({
+      "default/alerts/slack.yaml": "channel: general\nheader: x\nempty: y\nflag: false\nnothing: 1\n",
+    });
     const env = {
       MACHINA_ALERTS_SLACK_CHANNEL: "#alerts", // a YAML comment
       MACHINA_ALERTS_SLACK_HEADER: "Bearer: abc #1", // a YAML mapping, and a comment
@@ -284,8 +329,13 @@ describe("loadComponents", () => {
   });
 
   it("turns component names and camelCase or dashed keys into SCREAMING_SNAKE env names", () => {
-    const dir = configRoot({ "default/invoke/query_sets/websites_sitestats.yaml": "ledger: websites\nmaxRetries: 1\n" });
-    const env = { MACHINA_INVOKE_QUERY_SETS_WEBSITES_SITESTATS_LEDGER: "others", MACHINA_INVOKE_QUERY_SETS_WEBSITES_SITESTATS_MAX_RETRIES: "3" };
+    const dir = configRoot({
+      "default/invoke/query_sets/websites_sitestats.yaml": "ledger: websites\nmaxRetries: 1\n",
+    });
+    const env = {
+      MACHINA_INVOKE_QUERY_SETS_WEBSITES_SITESTATS_LEDGER: "others",
+      MACHINA_INVOKE_QUERY_SETS_WEBSITES_SITESTATS_MAX_RETRIES: "3",
+    };
     const [c] = loadComponents("invoke/query_sets", { configDir: dir, mode: "default", env });
     assert.deepEqual(c.doc, { ledger: "others", maxRetries: 3 });
   });
@@ -320,7 +370,8 @@ describe("parseDuration", () => {
   });
 
   it("refuses a bare number: the unit must be written", () => {
-    for (const bare of [1234, 0, -1, Number.POSITIVE_INFINITY, Number.NaN]) assert.equal(parseDuration(bare), null, String(bare));
+    for (const bare of [1234, 0, -1, Number.POSITIVE_INFINITY, Number.NaN])
+      assert.equal(parseDuration(bare), null, String(bare));
     assert.match(durationProblem(300) ?? "", /got the bare number 300; write 300ms or 300s/);
     assert.match(durationProblem("5 mins") ?? "", /expected a duration such as 250ms, 1s, 15m, 1h or 1d, got "5 mins"/);
     assert.equal(durationProblem("5m"), null);
@@ -332,7 +383,23 @@ describe("parseDuration", () => {
   });
 
   it("returns null for malformed input and fractions of a millisecond", () => {
-    for (const bad of ["", "10", "ten s", "-5s", "5sec", "1h30m", "5S", "s", "1w", "0.5ms", null, undefined, {}, [], true]) {
+    for (const bad of [
+      "",
+      "10",
+      "ten s",
+      "-5s",
+      "5sec",
+      "1h30m",
+      "5S",
+      "s",
+      "1w",
+      "0.5ms",
+      null,
+      undefined,
+      {},
+      [],
+      true,
+    ]) {
       assert.equal(parseDuration(bad), null, JSON.stringify(bad));
     }
   });
@@ -344,7 +411,8 @@ describe("formatDuration", () => {
     assert.equal(formatDuration(1000), "1s");
     assert.equal(formatDuration(1500), "1500ms");
     assert.equal(formatDuration(900_000), "15m");
-    for (const ms of [1, 250, 1000, 1500, 60_000, 3_600_000, 86_400_000]) assert.equal(parseDuration(formatDuration(ms)), ms);
+    for (const ms of [1, 250, 1000, 1500, 60_000, 3_600_000, 86_400_000])
+      assert.equal(parseDuration(formatDuration(ms)), ms);
   });
 });
 
@@ -361,6 +429,9 @@ describe("env names", () => {
   it("envName joins a prefix and a dotted key path", () => {
     assert.equal(envName("MACHINA_FETCH", "nats.url"), "MACHINA_FETCH_NATS_URL");
     assert.equal(envName("MACHINA", "invoke.maxInFlight"), "MACHINA_INVOKE_MAX_IN_FLIGHT");
-    assert.equal(envName("MACHINA_FETCH_SOURCES_SITESTATS", "manager.base_url"), "MACHINA_FETCH_SOURCES_SITESTATS_MANAGER_BASE_URL");
+    assert.equal(
+      envName("MACHINA_FETCH_SOURCES_SITESTATS", "manager.base_url"),
+      "MACHINA_FETCH_SOURCES_SITESTATS_MANAGER_BASE_URL",
+    );
   });
 });

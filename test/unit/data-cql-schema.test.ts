@@ -57,7 +57,11 @@ test("dirty table and keyspace use only portable CQL", () => {
 
 test("the keyspace follows the name rule, checked before any statement", async () => {
   // The client is never reached: the keyspace is refused first.
-  for (const [keyspace, hint] of [["Machina", 'write "machina"'], ["machina-it", 'write "machina_it"'], ["k".repeat(43), "42"]]) {
+  for (const [keyspace, hint] of [
+    ["Machina", 'write "machina"'],
+    ["machina-it", 'write "machina_it"'],
+    ["k".repeat(43), "42"],
+  ]) {
     await assert.rejects(ensureSchema(undefined as never, keyspace, { datacenter1: 1 }, [def]), (e) => {
       assert.ok(isMachinaError(e, "BAD_REQUEST"), String(e));
       assert.match(e.message, /^keyspace: /);

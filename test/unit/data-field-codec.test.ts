@@ -73,7 +73,10 @@ test("entity keys: required, stable JSON, round trip", () => {
   assert.deepEqual(parseEntityKeyJson(def, json), key);
   assert.throws(
     () => keyValues(def, { a: "x", b: 1 }, "sitestats"),
-    (err: unknown) => isMachinaError(err, "BAD_REQUEST") && /key field "c" is missing/.test(err.message) && /sitestats/.test(err.message),
+    (err: unknown) =>
+      isMachinaError(err, "BAD_REQUEST") &&
+      /key field "c" is missing/.test(err.message) &&
+      /sitestats/.test(err.message),
   );
   assert.throws(() => keyValues(def, { a: "", b: 1, c: 0 }), /key field "a" is empty/);
   const shard = dirtyShardOf(json);

@@ -113,28 +113,48 @@ test("refuses a bare number as a duration, asking for a unit", () => {
 
 test("names follow the one name rule, with a hint for upper case and '-'", () => {
   rejects({ ...website, name: "Website" }, 'website.yaml: name: "Website" is not a name', 'write "website"');
-  rejects({ ...website, fields: { ...website.fields, Title: "text" } }, 'fields.Title: "Title" is not a name', 'write "title"');
+  rejects(
+    { ...website, fields: { ...website.fields, Title: "text" } },
+    'fields.Title: "Title" is not a name',
+    'write "title"',
+  );
   rejects(
     { ...website, merge: { title: { policy: "source_priority", sources: ["site-stats"] } } },
     "merge.title.sources[0]",
     'write "site_stats"',
   );
-  rejects({ ...website, merge: { title: { policy: "source_priority", sources: ["a", "b", "a"] } } }, "merge.title.sources[2]", "twice");
+  rejects(
+    { ...website, merge: { title: { policy: "source_priority", sources: ["a", "b", "a"] } } },
+    "merge.title.sources[2]",
+    "twice",
+  );
 });
 
 test("an unknown key names the nearest known one", () => {
   rejects({ ...website, dump_tll: "7d" }, 'dump_tll: unknown key (did you mean "dump_ttl"?)');
-  rejects({ ...website, merge: { title: { policy: "source_priority", source: ["a"] } } }, 'merge.title.source: unknown key (did you mean "sources"?)');
+  rejects(
+    { ...website, merge: { title: { policy: "source_priority", source: ["a"] } } },
+    'merge.title.source: unknown key (did you mean "sources"?)',
+  );
 });
 
 test("__proto__ and constructor from JSON.parse never reach a prototype", () => {
   const json = (text: string) => JSON.parse(text) as Record<string, unknown>;
   rejects({ ...website, fields: json('{"domain":"text","__proto__":"text"}') }, "fields.__proto__", "reserved");
   rejects({ ...website, merge: json('{"__proto__":{"policy":"max"}}') }, "merge.__proto__", "reserved");
-  rejects(json('{"name":"t","key":"id","fields":{"id":"text"},"__proto__":{"dump_ttl":"1s"}}'), "__proto__", "reserved");
+  rejects(
+    json('{"name":"t","key":"id","fields":{"id":"text"},"__proto__":{"dump_ttl":"1s"}}'),
+    "__proto__",
+    "reserved",
+  );
   // `constructor` follows the name rule, so it is an ordinary own field, key and merge entry.
   const def = compileTypeDef(
-    { name: "odd", key: json('["id"]'), fields: json('{"id":"text","constructor":"int"}'), merge: json('{"constructor":"max"}') },
+    {
+      name: "odd",
+      key: json('["id"]'),
+      fields: json('{"id":"text","constructor":"int"}'),
+      merge: json('{"constructor":"max"}'),
+    },
     "odd.yaml",
   );
   assert.deepEqual(Object.keys(def.fields), ["id", "constructor"]);

@@ -27,7 +27,10 @@ describe("example network in config/default", () => {
     assert.ok(ledgers.get("websites")!.leads.length >= 3);
     assert.deepEqual(triggers.get("refresh")?.querySets, ["websites_sitestats", "websites_traffic"]);
     assert.deepEqual([...querySets.keys()], ["websites_sitestats", "websites_traffic"]);
-    assert.deepEqual(types.map((t) => t.name), ["website"]);
+    assert.deepEqual(
+      types.map((t) => t.name),
+      ["website"],
+    );
   });
 
   it("query sets name sources and queries that exist", () => {
@@ -58,7 +61,11 @@ describe("example network in config/default", () => {
     for (const t of types) {
       for (const [field, m] of Object.entries(t.merge)) {
         if (m.policy !== "source_priority") continue;
-        for (const src of m.sources) assert.ok(sources.some((s) => s.name === src), `${t.name}.${field}: unknown source ${src}`);
+        for (const src of m.sources)
+          assert.ok(
+            sources.some((s) => s.name === src),
+            `${t.name}.${field}: unknown source ${src}`,
+          );
       }
     }
   });
@@ -66,7 +73,8 @@ describe("example network in config/default", () => {
   it("keeps API keys out of config: every credential comes from env or a file", () => {
     for (const s of sources) {
       for (const [name, spec] of Object.entries(s.data)) {
-        if (/key|token|secret|password/i.test(name)) assert.notEqual(spec.kind, "value", `${s.name}.data.${name} must not be a constant`);
+        if (/key|token|secret|password/i.test(name))
+          assert.notEqual(spec.kind, "value", `${s.name}.data.${name} must not be a constant`);
       }
     }
   });
@@ -74,42 +82,90 @@ describe("example network in config/default", () => {
 
 describe("aggregate, compute and data validators", () => {
   it("refuses an unknown aggregator kind or key, naming the file", () => {
-    const bad = (doc: Record<string, unknown>) => () => compileAggregators([{ name: "website", origins: ["aggregators/website.yaml"], doc }]);
-    assert.throws(bad({ aggregator: "avg" }), (e) => isMachinaError(e, "BAD_REQUEST") && /website\.yaml: aggregator: expected "passthrough", got "avg"/.test(e.message));
-    assert.throws(bad({ aggregatr: "passthrough" }), (e) => isMachinaError(e, "BAD_REQUEST") && /aggregatr: unknown key \(did you mean "aggregator"\?\); expected one of aggregator$/.test(e.message));
+    const bad = (doc: Record<string, unknown>) => () =>
+      compileAggregators([{ name: "website", origins: ["aggregators/website.yaml"], doc }]);
+    assert.throws(
+      bad({ aggregator: "avg" }),
+      (e) =>
+        isMachinaError(e, "BAD_REQUEST") &&
+        /website\.yaml: aggregator: expected "passthrough", got "avg"/.test(e.message),
+    );
+    assert.throws(
+      bad({ aggregatr: "passthrough" }),
+      (e) =>
+        isMachinaError(e, "BAD_REQUEST") &&
+        /aggregatr: unknown key \(did you mean "aggregator"\?\); expected one of aggregator$/.test(e.message),
+    );
   });
 
   it("defaults to passthrough and names aggregators after entity types under the name rule", () => {
-    assert.deepEqual([...compileAggregators([{ name: "website", origins: ["website.yaml"], doc: {} }]).kinds()], [["website", "passthrough"]]);
+    assert.deepEqual(
+      [...compileAggregators([{ name: "website", origins: ["website.yaml"], doc: {} }]).kinds()],
+      [["website", "passthrough"]],
+    );
     assert.throws(
       () => compileAggregators([{ name: "Web-Site", origins: ["aggregators/Web-Site.yaml"], doc: {} }]),
-      (e) => isMachinaError(e, "BAD_REQUEST") && /^aggregators\/Web-Site\.yaml: the file name is the component's name: "Web-Site" is not a name: .*\(write "web_site"\)$/.test(e.message),
+      (e) =>
+        isMachinaError(e, "BAD_REQUEST") &&
+        /^aggregators\/Web-Site\.yaml: the file name is the component's name: "Web-Site" is not a name: .*\(write "web_site"\)$/.test(
+          e.message,
+        ),
     );
   });
 
   it("passthrough forwards a batch unchanged", async () => {
     const table = compileAggregators([{ name: "website", origins: ["a.yaml"], doc: { aggregator: "passthrough" } }]);
-    const batch = { id: "t:website", type: "website", source: "s", query: "q", taskId: "t", fetchedAt: 1, records: [{ domain: "a" }] };
+    const batch = {
+      id: "t:website",
+      type: "website",
+      source: "s",
+      query: "q",
+      taskId: "t",
+      fetchedAt: 1,
+      records: [{ domain: "a" }],
+    };
     assert.deepEqual(await table.forType("website")(batch), [batch]);
   });
 
   it("names the registered computations for an unknown one and the missing argument for latest", async () => {
-    assert.throws(() => computationOf("median"), (e) => isMachinaError(e, "NOT_FOUND") && /registered: latest/.test(e.message));
+    assert.throws(
+      () => computationOf("median"),
+      (e) => isMachinaError(e, "NOT_FOUND") && /registered: latest/.test(e.message),
+    );
     // Argument checks run before any I/O, so no client is needed to see them fail.
     const deps = {} as Parameters<ReturnType<typeof computationOf>["run"]>[1];
-    await assert.rejects(computationOf("latest").run({ key: { domain: "a" } }, deps), (e) => isMachinaError(e, "BAD_REQUEST") && /args\.type/.test(e.message));
-    await assert.rejects(computationOf("latest").run({ type: "website" }, deps), (e) => isMachinaError(e, "BAD_REQUEST") && /args\.key/.test(e.message));
+    await assert.rejects(
+      computationOf("latest").run({ key: { domain: "a" } }, deps),
+      (e) => isMachinaError(e, "BAD_REQUEST") && /args\.type/.test(e.message),
+    );
+    await assert.rejects(
+      computationOf("latest").run({ type: "website" }, deps),
+      (e) => isMachinaError(e, "BAD_REQUEST") && /args\.key/.test(e.message),
+    );
   });
 
   it("checks computation args with the component wording: required, name rule, unknown-key hints, `__proto__`", async () => {
     const deps = {} as Parameters<ReturnType<typeof computationOf>["run"]>[1];
     const latest = computationOf("latest");
-    const refuses = (args: Record<string, unknown>, message: string) => assert.rejects(latest.run(args as never, deps), (e) => isMachinaError(e, "BAD_REQUEST") && e.message === message);
+    const refuses = (args: Record<string, unknown>, message: string) =>
+      assert.rejects(latest.run(args as never, deps), (e) => isMachinaError(e, "BAD_REQUEST") && e.message === message);
     await refuses({ key: { domain: "a" } }, 'computation "latest": args.type: is required');
-    await refuses({ type: "Website", key: { domain: "a" } }, `computation "latest": args.type: "Website" is not a name: use ${NAME_RULE} (write "website")`);
-    await refuses({ type: "website", key: { domain: "a" }, keys: {} }, 'computation "latest": args.keys: unknown key (did you mean "key"?); expected one of type, key');
-    await refuses({ type: "website", key: "example.com" }, 'computation "latest": args.key: expected a mapping, got "example.com"');
-    await refuses(JSON.parse('{"type":"website","key":{"__proto__":{"domain":"a"}}}') as Record<string, unknown>, 'computation "latest": args.key.__proto__: this name is reserved (it is the prototype of JavaScript objects); choose another');
+    await refuses(
+      { type: "Website", key: { domain: "a" } },
+      `computation "latest": args.type: "Website" is not a name: use ${NAME_RULE} (write "website")`,
+    );
+    await refuses(
+      { type: "website", key: { domain: "a" }, keys: {} },
+      'computation "latest": args.keys: unknown key (did you mean "key"?); expected one of type, key',
+    );
+    await refuses(
+      { type: "website", key: "example.com" },
+      'computation "latest": args.key: expected a mapping, got "example.com"',
+    );
+    await refuses(
+      JSON.parse('{"type":"website","key":{"__proto__":{"domain":"a"}}}') as Record<string, unknown>,
+      'computation "latest": args.key.__proto__: this name is reserved (it is the prototype of JavaScript objects); choose another',
+    );
     // The args schema is exported with each computation, for docs and clients.
     assert.equal(latest.args.safeParse({ type: "website", key: { domain: "a" } }).success, true);
   });
@@ -118,7 +174,11 @@ describe("aggregate, compute and data validators", () => {
     assert.deepEqual(parseReplication("datacenter1:1"), { datacenter1: 1 });
     assert.deepEqual(parseReplication("dc1:3, dc2:2"), { dc1: 3, dc2: 2 });
     for (const bad of ["", "dc1", "dc1:0", "dc1:x", "a b:1"]) {
-      assert.throws(() => parseReplication(bad), (e) => isMachinaError(e, "BAD_REQUEST") && /cassandra\.replication/.test(e.message), bad);
+      assert.throws(
+        () => parseReplication(bad),
+        (e) => isMachinaError(e, "BAD_REQUEST") && /cassandra\.replication/.test(e.message),
+        bad,
+      );
     }
   });
 });

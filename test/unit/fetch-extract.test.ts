@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { backoff, exhaustedUntil, extractRecords, readPath, retryAfterMs, splitPath, type ExtractSpec } from "@machina/fetch";
+import {
+  backoff,
+  exhaustedUntil,
+  extractRecords,
+  readPath,
+  retryAfterMs,
+  splitPath,
+  type ExtractSpec,
+} from "@machina/fetch";
 import { MachinaError } from "@machina/wire";
 
 const spec = (name: string, type: string, path: string): ExtractSpec => ({ name, type, path: splitPath(path) });
@@ -17,13 +25,23 @@ describe("extraction", () => {
 
   it("turns an object into one record and a list into many, grouped by type", () => {
     const body = { site: { domain: "a" }, items: [{ domain: "b" }, { domain: "c" }], traffic: { data: { v: 1 } } };
-    const out = extractRecords(body, [spec("site", "website", "site"), spec("items", "website", "items"), spec("t", "traffic", "traffic.data")], "s", "q");
+    const out = extractRecords(
+      body,
+      [spec("site", "website", "site"), spec("items", "website", "items"), spec("t", "traffic", "traffic.data")],
+      "s",
+      "q",
+    );
     assert.deepEqual(out, { website: [{ domain: "a" }, { domain: "b" }, { domain: "c" }], traffic: [{ v: 1 }] });
   });
 
   it("gives an empty list for an absent or null path and supports the whole body", () => {
-    assert.deepEqual(extractRecords({ items: null }, [spec("i", "website", "items"), spec("x", "other", "nope")], "s", "q"), { website: [], other: [] });
-    assert.deepEqual(extractRecords([{ a: 1 }, { a: 2 }], [spec("all", "thing", ".")], "s", "q"), { thing: [{ a: 1 }, { a: 2 }] });
+    assert.deepEqual(
+      extractRecords({ items: null }, [spec("i", "website", "items"), spec("x", "other", "nope")], "s", "q"),
+      { website: [], other: [] },
+    );
+    assert.deepEqual(extractRecords([{ a: 1 }, { a: 2 }], [spec("all", "thing", ".")], "s", "q"), {
+      thing: [{ a: 1 }, { a: 2 }],
+    });
   });
 
   it("fails clearly on scalars where records are expected", () => {
@@ -32,7 +50,9 @@ describe("extraction", () => {
       (err: unknown) =>
         err instanceof MachinaError &&
         err.code === "UPSTREAM" &&
-        err.message.startsWith('query sitestats.sites: extract items expected an object or a list of objects at path "items", got a string at index 1'),
+        err.message.startsWith(
+          'query sitestats.sites: extract items expected an object or a list of objects at path "items", got a string at index 1',
+        ),
     );
   });
 });
@@ -46,17 +66,38 @@ describe("upstream rate headers and backoff", () => {
   });
 
   it("reads X-RateLimit-Remaining: 0 with an epoch or delta reset", () => {
-    assert.equal(exhaustedUntil({ "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1700000001" }, 0), 1_700_000_001_000);
+    assert.equal(
+      exhaustedUntil({ "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1700000001" }, 0),
+      1_700_000_001_000,
+    );
     assert.equal(exhaustedUntil({ "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "30" }, 1000), 31_000);
     assert.equal(exhaustedUntil({ "X-RateLimit-Remaining": "3", "X-RateLimit-Reset": "30" }, 0), null);
   });
 
   it("backs off exponentially with jitter, capped, honouring an upstream floor", () => {
-    assert.equal(backoff(200, 10_000, 1, () => 0), 100);
-    assert.equal(backoff(200, 10_000, 1, () => 1), 200);
-    assert.equal(backoff(200, 10_000, 3, () => 1), 800);
-    assert.equal(backoff(200, 1_000, 10, () => 1), 1000);
-    assert.equal(backoff(200, 10_000, 1, () => 0, 2000), 2000);
-    assert.equal(backoff(200, 1_000, 1, () => 0, 60_000), 100);
+    assert.equal(
+      backoff(200, 10_000, 1, () => 0),
+      100,
+    );
+    assert.equal(
+      backoff(200, 10_000, 1, () => 1),
+      200,
+    );
+    assert.equal(
+      backoff(200, 10_000, 3, () => 1),
+      800,
+    );
+    assert.equal(
+      backoff(200, 1_000, 10, () => 1),
+      1000,
+    );
+    assert.equal(
+      backoff(200, 10_000, 1, () => 0, 2000),
+      2000,
+    );
+    assert.equal(
+      backoff(200, 1_000, 1, () => 0, 60_000),
+      100,
+    );
   });
 });

@@ -10,7 +10,12 @@ const ORIGIN = "sources/sitestats.yaml";
 function sample(): Record<string, any> {
   return {
     name: "sitestats",
-    limiter: { windows: [{ limit: 10, per: "1s" }, { limit: 5000, per: "1d", align: "clock" }] },
+    limiter: {
+      windows: [
+        { limit: 10, per: "1s" },
+        { limit: 5000, per: "1d", align: "clock" },
+      ],
+    },
     data: { api_key: { env: "SITESTATS_API_KEY" } },
     manager: {
       type: "http-auth",
@@ -20,7 +25,13 @@ function sample(): Record<string, any> {
       retries: { max: 3, base_delay: "200ms" },
     },
     queries: {
-      site: { method: "GET", path: "/v1/sites/{{lead.domain}}", params: {}, headers: {}, extract: { site: { type: "website", path: "site" } } },
+      site: {
+        method: "GET",
+        path: "/v1/sites/{{lead.domain}}",
+        params: {},
+        headers: {},
+        extract: { site: { type: "website", path: "site" } },
+      },
       sites: {
         method: "GET",
         path: "/v1/sites",
@@ -55,14 +66,26 @@ describe("compileSource", () => {
   it("compiles the documented example", () => {
     const def: SourceDef = compileSource(sample(), ORIGIN);
     assert.equal(def.name, "sitestats");
-    assert.deepEqual(def.limiter, { kind: "windows", windows: [{ limit: 10, perMs: 1000, align: "rolling" }, { limit: 5000, perMs: 86_400_000, align: "clock" }] });
+    assert.deepEqual(def.limiter, {
+      kind: "windows",
+      windows: [
+        { limit: 10, perMs: 1000, align: "rolling" },
+        { limit: 5000, perMs: 86_400_000, align: "clock" },
+      ],
+    });
     assert.deepEqual(def.data.api_key, { kind: "env", name: "SITESTATS_API_KEY" });
     assert.equal(def.manager.baseUrl, "http://127.0.0.1:8787");
     assert.equal(def.manager.timeoutMs, 10_000);
     assert.deepEqual(def.manager.retries, { max: 3, baseDelayMs: 200, maxDelayMs: 10_000 });
     assert.equal(def.queries.get("site")!.path.refs[0].scope, "lead");
     assert.deepEqual(def.queries.get("site")!.extract, [{ name: "site", type: "website", path: ["site"] }]);
-    assert.deepEqual(def.queries.get("sites")!.paginate, { type: "page", param: "page", next: ["next_page"], start: 1, maxPages: 20 });
+    assert.deepEqual(def.queries.get("sites")!.paginate, {
+      type: "page",
+      param: "page",
+      next: ["next_page"],
+      start: 1,
+      maxPages: 20,
+    });
   });
 
   it("accepts limiter: unlimited, http without auth and defaults", () => {
@@ -81,7 +104,10 @@ describe("compileSource", () => {
   it("names the file and field path of a bad method", () => {
     const raw = sample();
     raw.queries.site.method = "GTE";
-    assert.equal(compileError(raw).message, 'sources/sitestats.yaml: queries.site.method: expected one of GET, POST, PUT, DELETE, got "GTE"');
+    assert.equal(
+      compileError(raw).message,
+      'sources/sitestats.yaml: queries.site.method: expected one of GET, POST, PUT, DELETE, got "GTE"',
+    );
   });
 
   it("rejects unknown keys and suggests the intended one", () => {
@@ -89,7 +115,10 @@ describe("compileSource", () => {
     raw.queries.site.extarct = raw.queries.site.extract;
     delete raw.queries.site.extract;
     const e = compileError(raw);
-    assert.match(e.message, /^sources\/sitestats\.yaml: queries\.site\.extarct: unknown key \(did you mean "extract"\?\)/);
+    assert.match(
+      e.message,
+      /^sources\/sitestats\.yaml: queries\.site\.extarct: unknown key \(did you mean "extract"\?\)/,
+    );
     const raw2 = sample();
     raw2.manager.timout = "5s";
     assert.match(compileError(raw2).message, /manager\.timout: unknown key \(did you mean "timeout"\?\)/);
@@ -110,7 +139,10 @@ describe("compileSource", () => {
   it("rejects bad durations and limits with the window index", () => {
     const raw = sample();
     raw.limiter.windows[1].per = "1 day";
-    assert.equal(compileError(raw).message, 'sources/sitestats.yaml: limiter.windows[1].per: expected a duration such as 250ms, 1s, 15m, 1h or 1d, got "1 day"');
+    assert.equal(
+      compileError(raw).message,
+      'sources/sitestats.yaml: limiter.windows[1].per: expected a duration such as 250ms, 1s, 15m, 1h or 1d, got "1 day"',
+    );
     for (const bad of [1000, "1h30m"]) {
       const r = sample();
       r.limiter.windows[0].per = bad;
@@ -123,7 +155,12 @@ describe("compileSource", () => {
     raw2.limiter.windows[0].limit = 0;
     assert.match(compileError(raw2).message, /limiter\.windows\[0\]\.limit: expected an integer >= 1, got 0/);
     const raw3 = sample();
-    raw3.limiter = { windows: [{ limit: 1, per: "1s" }, { limit: 2, per: "1000ms" }] };
+    raw3.limiter = {
+      windows: [
+        { limit: 1, per: "1s" },
+        { limit: 2, per: "1000ms" },
+      ],
+    };
     assert.match(compileError(raw3).message, /limiter\.windows\[1\]\.per: two windows have the same length/);
     const raw4 = sample();
     raw4.limiter = "unlimted";
@@ -133,10 +170,16 @@ describe("compileSource", () => {
   it("checks placeholders and data references", () => {
     const raw = sample();
     raw.queries.site.path = "/v1/sites/{{leed.domain}}";
-    assert.match(compileError(raw).message, /queries\.site\.path: placeholder \{\{leed\.domain\}\} must be \{\{lead\.<field>\}\} or \{\{data\.<name>\}\}/);
+    assert.match(
+      compileError(raw).message,
+      /queries\.site\.path: placeholder \{\{leed\.domain\}\} must be \{\{lead\.<field>\}\} or \{\{data\.<name>\}\}/,
+    );
     const raw2 = sample();
     raw2.manager.auth.value = "{{data.apikey}}";
-    assert.match(compileError(raw2).message, /manager\.auth\.value: \{\{data\.apikey\}\} is not declared under data \(declared: api_key\)/);
+    assert.match(
+      compileError(raw2).message,
+      /manager\.auth\.value: \{\{data\.apikey\}\} is not declared under data \(declared: api_key\)/,
+    );
     const raw3 = sample();
     raw3.manager.auth.value = "{{lead.key}}";
     assert.match(compileError(raw3).message, /manager\.auth\.value: credentials may only use \{\{data\.<name>\}\}/);
@@ -166,7 +209,10 @@ describe("compileSource", () => {
     assert.match(compileError(raw3).message, /manager\.auth: api_key needs exactly one of header/);
     const raw4 = sample();
     raw4.manager.auth = { type: "oauth", token: "x" };
-    assert.match(compileError(raw4).message, /manager\.auth\.type: expected one of api_key, bearer, basic, got "oauth"/);
+    assert.match(
+      compileError(raw4).message,
+      /manager\.auth\.type: expected one of api_key, bearer, basic, got "oauth"/,
+    );
     const raw5 = sample();
     raw5.manager.auth = { type: "bearer", token: "{{data.api_key}}", header: "X" };
     assert.match(compileError(raw5).message, /manager\.auth\.header: unknown key/);
@@ -178,7 +224,10 @@ describe("compileSource", () => {
     assert.match(compileError(raw).message, /queries\.site\.path: must start with "\/"/);
     const raw2 = sample();
     raw2.queries.sites.paginate.type = "offset";
-    assert.match(compileError(raw2).message, /queries\.sites\.paginate\.type: expected one of page, cursor, got "offset"/);
+    assert.match(
+      compileError(raw2).message,
+      /queries\.sites\.paginate\.type: expected one of page, cursor, got "offset"/,
+    );
     const raw3 = sample();
     raw3.queries.site.extract = {};
     assert.match(compileError(raw3).message, /queries\.site\.extract: declare at least one entry/);
@@ -199,17 +248,26 @@ describe("compileSource", () => {
   it("requires the name to match the file", () => {
     const raw = sample();
     raw.name = "other";
-    assert.match(compileError(raw).message, /^sources\/sitestats\.yaml: name: "other" does not match the file name "sitestats"/);
+    assert.match(
+      compileError(raw).message,
+      /^sources\/sitestats\.yaml: name: "other" does not match the file name "sitestats"/,
+    );
     assert.equal(compileSource(raw, "module:other-api.ts").name, "other");
   });
 
   it("applies the one name rule to source, query, data and type names, suggesting the spelling", () => {
     const raw = sample();
     raw.name = "SiteStats";
-    assert.match(compileError(raw, "module:x").message, /^module:x: name: "SiteStats" is not a name: .*\(write "sitestats"\)$/);
+    assert.match(
+      compileError(raw, "module:x").message,
+      /^module:x: name: "SiteStats" is not a name: .*\(write "sitestats"\)$/,
+    );
     const raw2 = sample();
     raw2.queries.site.extract.site.type = "Web-Site";
-    assert.match(compileError(raw2).message, /queries\.site\.extract\.site\.type: "Web-Site" is not a name: .*\(write "web_site"\)$/);
+    assert.match(
+      compileError(raw2).message,
+      /queries\.site\.extract\.site\.type: "Web-Site" is not a name: .*\(write "web_site"\)$/,
+    );
     const raw3 = sample();
     raw3.queries["site-info"] = raw3.queries.site;
     assert.match(compileError(raw3).message, /queries\.site-info: "site-info" is not a name: .*\(write "site_info"\)$/);
@@ -227,24 +285,42 @@ describe("compileSource", () => {
     );
     const raw2 = sample();
     raw2.manager.retries.base_delay = 200;
-    assert.match(compileError(raw2).message, /manager\.retries\.base_delay: expected a duration with a unit .* got the bare number 200/);
+    assert.match(
+      compileError(raw2).message,
+      /manager\.retries\.base_delay: expected a duration with a unit .* got the bare number 200/,
+    );
   });
 
   it("suggests the intended key deep in the file and lists the known ones", () => {
     const raw = sample();
     raw.limiter.windows[0].aling = "clock";
-    assert.match(compileError(raw).message, /limiter\.windows\[0\]\.aling: unknown key \(did you mean "align"\?\); expected one of limit, per, align$/);
+    assert.match(
+      compileError(raw).message,
+      /limiter\.windows\[0\]\.aling: unknown key \(did you mean "align"\?\); expected one of limit, per, align$/,
+    );
     const raw2 = sample();
     raw2.queries.sites.paginate.max_page = 3;
-    assert.match(compileError(raw2).message, /queries\.sites\.paginate\.max_page: unknown key \(did you mean "max_pages"\?\)/);
+    assert.match(
+      compileError(raw2).message,
+      /queries\.sites\.paginate\.max_page: unknown key \(did you mean "max_pages"\?\)/,
+    );
     const raw3 = sample();
     raw3.manager.retries.maximum = 3;
-    assert.match(compileError(raw3).message, /manager\.retries\.maximum: unknown key; expected one of max, base_delay, max_delay$/);
+    assert.match(
+      compileError(raw3).message,
+      /manager\.retries\.maximum: unknown key; expected one of max, base_delay, max_delay$/,
+    );
   });
 
   it("refuses a `__proto__` key from JSON.parse in queries, data and headers, prototypes untouched", () => {
-    const withQueries = { ...sample(), queries: JSON.parse('{"__proto__":{"path":"/x","extract":{"a":{"type":"t","path":"."}}}}') };
-    assert.match(compileError(withQueries).message, /^sources\/sitestats\.yaml: queries\.__proto__: this name is reserved/);
+    const withQueries = {
+      ...sample(),
+      queries: JSON.parse('{"__proto__":{"path":"/x","extract":{"a":{"type":"t","path":"."}}}}'),
+    };
+    assert.match(
+      compileError(withQueries).message,
+      /^sources\/sitestats\.yaml: queries\.__proto__: this name is reserved/,
+    );
     const withData = { ...sample(), data: JSON.parse('{"api_key":{"env":"K"},"__proto__":{"value":"x"}}') };
     assert.match(compileError(withData).message, /: data\.__proto__: this name is reserved/);
     const withHeaders = sample();
@@ -254,7 +330,10 @@ describe("compileSource", () => {
     withQueryHeaders.queries.site.headers = JSON.parse('{"X-A":"1","__proto__":{"polluted":"yes"}}');
     assert.match(compileError(withQueryHeaders).message, /: queries\.site\.headers\.__proto__: this name is reserved/);
     assert.equal(({} as Record<string, unknown>).polluted, undefined, "Object.prototype untouched");
-    const ctor = compileSource({ ...sample(), queries: JSON.parse('{"constructor":{"path":"/c","extract":{"a":{"type":"t","path":"."}}}}') }, ORIGIN);
+    const ctor = compileSource(
+      { ...sample(), queries: JSON.parse('{"constructor":{"path":"/c","extract":{"a":{"type":"t","path":"."}}}}') },
+      ORIGIN,
+    );
     assert.deepEqual([...ctor.queries.keys()], ["constructor"]);
     assert.equal(ctor.queries.get("toString"), undefined);
   });

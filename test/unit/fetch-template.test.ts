@@ -3,7 +3,15 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { compileSource, compileTemplate, redact, renderRequest, renderTemplate, resolveData, type RenderContext } from "@machina/fetch";
+import {
+  compileSource,
+  compileTemplate,
+  redact,
+  renderRequest,
+  renderTemplate,
+  resolveData,
+  type RenderContext,
+} from "@machina/fetch";
 import { MachinaError } from "@machina/wire";
 
 const ctx: RenderContext = {
@@ -47,7 +55,10 @@ describe("templates", () => {
 
   it("rejects malformed placeholders at compile time", () => {
     assert.throws(() => compileTemplate("{{lead}}", "f: p"), /^MachinaError: f: p: placeholder \{\{lead\}\}/);
-    assert.throws(() => compileTemplate("{{env.HOME}}", "f: p"), /must be \{\{lead\.<field>\}\} or \{\{data\.<name>\}\}/);
+    assert.throws(
+      () => compileTemplate("{{env.HOME}}", "f: p"),
+      /must be \{\{lead\.<field>\}\} or \{\{data\.<name>\}\}/,
+    );
     assert.throws(() => compileTemplate("{{data.a.b}}", "f: p"), /data values are flat/);
     assert.throws(() => compileTemplate("a }} b", "f: p"), /unbalanced/);
   });
@@ -95,10 +106,17 @@ describe("secrets", () => {
   it("resolves env, file and constant values and records their origins", () => {
     const dir = mkdtempSync(join(tmpdir(), "fetch-secrets-"));
     writeFileSync(join(dir, "token"), "file-secret\n");
-    const def = compileSource(raw({ token: { file: join(dir, "token") }, key: { env: "T_KEY" }, region: { value: "eu" } }), "sources/sitestats.yaml");
+    const def = compileSource(
+      raw({ token: { file: join(dir, "token") }, key: { env: "T_KEY" }, region: { value: "eu" } }),
+      "sources/sitestats.yaml",
+    );
     const data = resolveData(def, { T_KEY: "env-secret" });
     assert.deepEqual(data.values, { token: "file-secret", key: "env-secret", region: "eu" });
-    assert.deepEqual(data.origins, { token: `file ${join(dir, "token")}`, key: "env var T_KEY", region: "a constant in the source file" });
+    assert.deepEqual(data.origins, {
+      token: `file ${join(dir, "token")}`,
+      key: "env var T_KEY",
+      region: "a constant in the source file",
+    });
     assert.deepEqual([...data.secrets].sort(), ["env-secret", "file-secret"]);
   });
 
@@ -108,7 +126,8 @@ describe("secrets", () => {
       () => resolveData(def, {}),
       (err: unknown) =>
         err instanceof MachinaError &&
-        err.message === "source sitestats (sources/sitestats.yaml): data.token reads env var SITESTATS_TOKEN, which is not set; set it (e.g. from the source's Kubernetes Secret) or remove the source" &&
+        err.message ===
+          "source sitestats (sources/sitestats.yaml): data.token reads env var SITESTATS_TOKEN, which is not set; set it (e.g. from the source's Kubernetes Secret) or remove the source" &&
         err.retryable === false,
     );
     assert.throws(() => resolveData(def, { SITESTATS_TOKEN: "" }), /which is empty/);
@@ -116,7 +135,10 @@ describe("secrets", () => {
 
   it("names an unreadable secret file", () => {
     const def = compileSource(raw({ token: { file: "/nonexistent/machina/token" } }), "sources/sitestats.yaml");
-    assert.throws(() => resolveData(def, {}), /data\.token reads file \/nonexistent\/machina\/token, which cannot be read \(ENOENT\)/);
+    assert.throws(
+      () => resolveData(def, {}),
+      /data\.token reads file \/nonexistent\/machina\/token, which cannot be read \(ENOENT\)/,
+    );
   });
 
   it("redacts secrets from text", () => {

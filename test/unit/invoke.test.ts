@@ -7,10 +7,22 @@ import type { ComponentDoc } from "@machina/config";
 import { silentLogger } from "@machina/log";
 import { MachinaError } from "@machina/wire";
 import { MAX_TIMER_DELAY_MS } from "@machina/runtime";
-import { buildTasks, compileLedgers, compileQuerySets, compileTriggers, currentTick, nextTick, startScheduler } from "@machina/invoke";
+import {
+  buildTasks,
+  compileLedgers,
+  compileQuerySets,
+  compileTriggers,
+  currentTick,
+  nextTick,
+  startScheduler,
+} from "@machina/invoke";
 import type { TriggerDef } from "@machina/invoke";
 
-const doc = (name: string, d: Record<string, unknown>, origins = [`config/default/x/${name}.yaml`]): ComponentDoc => ({ name, origins, doc: d });
+const doc = (name: string, d: Record<string, unknown>, origins = [`config/default/x/${name}.yaml`]): ComponentDoc => ({
+  name,
+  origins,
+  doc: d,
+});
 
 /** Runs `fn` and returns the BAD_REQUEST MachinaError it must throw. */
 function badRequest(fn: () => unknown): MachinaError {
@@ -25,17 +37,33 @@ function badRequest(fn: () => unknown): MachinaError {
 }
 
 const ledgerDocs = [
-  doc("websites", { source: "constant", lead_id: "domain", leads: [{ domain: "example.com", rank: 1 }, { domain: "example.org" }] }, ["config/default/invoke/ledgers/websites.yaml"]),
+  doc(
+    "websites",
+    { source: "constant", lead_id: "domain", leads: [{ domain: "example.com", rank: 1 }, { domain: "example.org" }] },
+    ["config/default/invoke/ledgers/websites.yaml"],
+  ),
   doc("plain", { leads: [{ id: "a" }, { id: 2 }] }),
 ];
 const ledgers = compileLedgers(ledgerDocs);
 const querySets = compileQuerySets(
-  [doc("websites_sitestats", { source: "sitestats", queries: ["site", "pages"], ledger: "websites" }), doc("plain_traffic", { source: "traffic", queries: ["traffic"], ledger: "plain" })],
+  [
+    doc("websites_sitestats", { source: "sitestats", queries: ["site", "pages"], ledger: "websites" }),
+    doc("plain_traffic", { source: "traffic", queries: ["traffic"], ledger: "plain" }),
+  ],
   ledgers,
 );
 
 function trigger(over: Partial<TriggerDef> = {}): TriggerDef {
-  return { name: "t", type: "timer", durationMs: 60_000, runOnStart: true, quantize: true, offsetMs: 0, querySets: ["websites_sitestats"], ...over };
+  return {
+    name: "t",
+    type: "timer",
+    durationMs: 60_000,
+    runOnStart: true,
+    quantize: true,
+    offsetMs: 0,
+    querySets: ["websites_sitestats"],
+    ...over,
+  };
 }
 
 describe("compileLedgers", () => {
@@ -52,18 +80,32 @@ describe("compileLedgers", () => {
   });
 
   it("rejects an unknown key, naming the file and the key", () => {
-    const err = badRequest(() => compileLedgers([doc("w", { leads: [], lead: "x" }, ["config/default/invoke/ledgers/w.yaml"])]));
-    assert.match(err.message, /^config\/default\/invoke\/ledgers\/w\.yaml: lead: unknown key \(did you mean "leads"\?\); expected one of source, lead_id, leads$/);
+    const err = badRequest(() =>
+      compileLedgers([doc("w", { leads: [], lead: "x" }, ["config/default/invoke/ledgers/w.yaml"])]),
+    );
+    assert.match(
+      err.message,
+      /^config\/default\/invoke\/ledgers\/w\.yaml: lead: unknown key \(did you mean "leads"\?\); expected one of source, lead_id, leads$/,
+    );
   });
 
   it("names every contributing file when a doc came from several", () => {
-    const err = badRequest(() => compileLedgers([doc("w", { leads: "no" }, ["config/default/invoke/ledgers/w.yaml", "config/prod/invoke/ledgers/w.yaml"])]));
-    assert.match(err.message, /^config\/default\/invoke\/ledgers\/w\.yaml \+ config\/prod\/invoke\/ledgers\/w\.yaml: leads: /);
+    const err = badRequest(() =>
+      compileLedgers([
+        doc("w", { leads: "no" }, ["config/default/invoke/ledgers/w.yaml", "config/prod/invoke/ledgers/w.yaml"]),
+      ]),
+    );
+    assert.match(
+      err.message,
+      /^config\/default\/invoke\/ledgers\/w\.yaml \+ config\/prod\/invoke\/ledgers\/w\.yaml: leads: /,
+    );
   });
 
   it("rejects a lead without its id field, naming the index and the field", () => {
     for (const missing of [{}, { domain: null }, { domain: "" }]) {
-      const err = badRequest(() => compileLedgers([doc("w", { lead_id: "domain", leads: [{ domain: "a.com" }, missing] })]));
+      const err = badRequest(() =>
+        compileLedgers([doc("w", { lead_id: "domain", leads: [{ domain: "a.com" }, missing] })]),
+      );
       assert.match(err.message, /: leads\[1\]\.domain: missing; every lead needs its id field "domain"/);
     }
   });
@@ -75,44 +117,95 @@ describe("compileLedgers", () => {
   });
 
   it("rejects other malformed ledgers", () => {
-    assert.match(badRequest(() => compileLedgers([doc("w", { source: "kv", leads: [] })])).message, /source: expected "constant", got "kv"/);
-    assert.match(badRequest(() => compileLedgers([doc("w", { leads: [{ id: "a" }, "b"] })])).message, /leads\[1\]: expected a mapping/);
-    assert.match(badRequest(() => compileLedgers([doc("w", { lead_id: 3, leads: [] })])).message, /lead_id: expected a name \(.*\), got 3/);
+    assert.match(
+      badRequest(() => compileLedgers([doc("w", { source: "kv", leads: [] })])).message,
+      /source: expected "constant", got "kv"/,
+    );
+    assert.match(
+      badRequest(() => compileLedgers([doc("w", { leads: [{ id: "a" }, "b"] })])).message,
+      /leads\[1\]: expected a mapping/,
+    );
+    assert.match(
+      badRequest(() => compileLedgers([doc("w", { lead_id: 3, leads: [] })])).message,
+      /lead_id: expected a name \(.*\), got 3/,
+    );
     assert.match(badRequest(() => compileLedgers([doc("w", {})])).message, /leads: is required/);
-    assert.match(badRequest(() => compileLedgers([doc("w", { leads: [{ id: { a: 1 } }] })])).message, /leads\[0\]\.id: expected a string or number as the lead id, got a mapping/);
+    assert.match(
+      badRequest(() => compileLedgers([doc("w", { leads: [{ id: { a: 1 } }] })])).message,
+      /leads\[0\]\.id: expected a string or number as the lead id, got a mapping/,
+    );
   });
 
   it("refuses a ledger whose file name breaks the name rule, with the name to write", () => {
-    const err = badRequest(() => compileLedgers([doc("Top-Sites", { leads: [] }, ["config/default/invoke/ledgers/Top-Sites.yaml"])]));
-    assert.match(err.message, /^config\/default\/invoke\/ledgers\/Top-Sites\.yaml: the file name is the component's name: "Top-Sites" is not a name: .*\(write "top_sites"\)$/);
-    assert.match(badRequest(() => compileLedgers([doc("w", { lead_id: "Domain", leads: [] })])).message, /lead_id: "Domain" is not a name: .*\(write "domain"\)/);
+    const err = badRequest(() =>
+      compileLedgers([doc("Top-Sites", { leads: [] }, ["config/default/invoke/ledgers/Top-Sites.yaml"])]),
+    );
+    assert.match(
+      err.message,
+      /^config\/default\/invoke\/ledgers\/Top-Sites\.yaml: the file name is the component's name: "Top-Sites" is not a name: .*\(write "top_sites"\)$/,
+    );
+    assert.match(
+      badRequest(() => compileLedgers([doc("w", { lead_id: "Domain", leads: [] })])).message,
+      /lead_id: "Domain" is not a name: .*\(write "domain"\)/,
+    );
   });
 
   it("refuses a `__proto__` key of a lead parsed from JSON, leaving prototypes alone", () => {
     const raw = JSON.parse('{"leads":[{"id":"a"},{"id":"b","__proto__":{"polluted":1}}]}') as Record<string, unknown>;
-    assert.match(badRequest(() => compileLedgers([doc("w", raw)])).message, /w\.yaml: leads\[1\]\.__proto__: this name is reserved/);
+    assert.match(
+      badRequest(() => compileLedgers([doc("w", raw)])).message,
+      /w\.yaml: leads\[1\]\.__proto__: this name is reserved/,
+    );
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
     // Other prototype names are ordinary lead fields.
-    const l = compileLedgers([doc("w", JSON.parse('{"leads":[{"id":"a","constructor":"c","toString":1}]}') as Record<string, unknown>)]);
+    const l = compileLedgers([
+      doc("w", JSON.parse('{"leads":[{"id":"a","constructor":"c","toString":1}]}') as Record<string, unknown>),
+    ]);
     assert.deepEqual(l.get("w")!.leads[0].args, { id: "a", constructor: "c", toString: 1 });
   });
 });
 
 describe("compileQuerySets", () => {
   it("compiles a query set referencing a known ledger", () => {
-    assert.deepEqual(querySets.get("websites_sitestats"), { name: "websites_sitestats", source: "sitestats", queries: ["site", "pages"], ledger: "websites" });
+    assert.deepEqual(querySets.get("websites_sitestats"), {
+      name: "websites_sitestats",
+      source: "sitestats",
+      queries: ["site", "pages"],
+      ledger: "websites",
+    });
   });
 
   it("rejects an unknown ledger, listing the known ones", () => {
-    const err = badRequest(() => compileQuerySets([doc("qs", { source: "s", queries: ["q"], ledger: "nope" }, ["config/default/invoke/query_sets/qs.yaml"])], ledgers));
-    assert.match(err.message, /^config\/default\/invoke\/query_sets\/qs\.yaml: ledger: unknown ledger "nope" \(known: websites, plain\)/);
+    const err = badRequest(() =>
+      compileQuerySets(
+        [doc("qs", { source: "s", queries: ["q"], ledger: "nope" }, ["config/default/invoke/query_sets/qs.yaml"])],
+        ledgers,
+      ),
+    );
+    assert.match(
+      err.message,
+      /^config\/default\/invoke\/query_sets\/qs\.yaml: ledger: unknown ledger "nope" \(known: websites, plain\)/,
+    );
   });
 
   it("rejects unknown keys, bad sources and bad query lists", () => {
-    assert.match(badRequest(() => compileQuerySets([doc("qs", { source: "s", queries: ["q"], ledger: "plain", extra: 1 })], ledgers)).message, /qs\.yaml: extra: unknown key/);
-    const sources: [unknown, RegExp][] = [[undefined, /is required/], [3, /expected a name \(.*\), got 3/], ["a.b", /"a\.b" is not a name/], ["", /expected a name/]];
+    assert.match(
+      badRequest(() =>
+        compileQuerySets([doc("qs", { source: "s", queries: ["q"], ledger: "plain", extra: 1 })], ledgers),
+      ).message,
+      /qs\.yaml: extra: unknown key/,
+    );
+    const sources: [unknown, RegExp][] = [
+      [undefined, /is required/],
+      [3, /expected a name \(.*\), got 3/],
+      ["a.b", /"a\.b" is not a name/],
+      ["", /expected a name/],
+    ];
     for (const [source, re] of sources) {
-      assert.match(badRequest(() => compileQuerySets([doc("qs", { source, queries: ["q"], ledger: "plain" })], ledgers)).message, new RegExp(`: source: ${re.source}`));
+      assert.match(
+        badRequest(() => compileQuerySets([doc("qs", { source, queries: ["q"], ledger: "plain" })], ledgers)).message,
+        new RegExp(`: source: ${re.source}`),
+      );
     }
     // query names are tokens like in fetch source files; a '/' would make task ids ambiguous
     const lists: [unknown, RegExp][] = [
@@ -125,27 +218,53 @@ describe("compileQuerySets", () => {
       [["a.b"], /queries\[0\]: "a\.b" is not a name/],
     ];
     for (const [queries, re] of lists) {
-      assert.match(badRequest(() => compileQuerySets([doc("qs", { source: "s", queries, ledger: "plain" })], ledgers)).message, re, JSON.stringify(queries));
+      assert.match(
+        badRequest(() => compileQuerySets([doc("qs", { source: "s", queries, ledger: "plain" })], ledgers)).message,
+        re,
+        JSON.stringify(queries),
+      );
     }
-    assert.match(badRequest(() => compileQuerySets([doc("qs", { source: "s", queries: ["a", "b", "a"], ledger: "plain" })], ledgers)).message, /qs\.yaml: queries\[2\]: query "a" is listed twice/);
+    assert.match(
+      badRequest(() =>
+        compileQuerySets([doc("qs", { source: "s", queries: ["a", "b", "a"], ledger: "plain" })], ledgers),
+      ).message,
+      /qs\.yaml: queries\[2\]: query "a" is listed twice/,
+    );
   });
 
   it("applies the name rule to the file name, the source and the queries, saying what to write", () => {
-    const qs = (name: string, d: Record<string, unknown>) => badRequest(() => compileQuerySets([doc(name, { source: "s", queries: ["q"], ledger: "plain", ...d })], ledgers)).message;
-    assert.match(qs("websites-traffic", {}), /websites-traffic\.yaml: the file name is the component's name: "websites-traffic" is not a name: .*\(write "websites_traffic"\)$/);
-    assert.match(qs("qs", { source: "SiteStats" }), /qs\.yaml: source: "SiteStats" is not a name: .*\(write "sitestats"\)$/);
-    assert.match(qs("qs", { queries: ["site", "top-pages"] }), /qs\.yaml: queries\[1\]: "top-pages" is not a name: .*\(write "top_pages"\)$/);
+    const qs = (name: string, d: Record<string, unknown>) =>
+      badRequest(() => compileQuerySets([doc(name, { source: "s", queries: ["q"], ledger: "plain", ...d })], ledgers))
+        .message;
+    assert.match(
+      qs("websites-traffic", {}),
+      /websites-traffic\.yaml: the file name is the component's name: "websites-traffic" is not a name: .*\(write "websites_traffic"\)$/,
+    );
+    assert.match(
+      qs("qs", { source: "SiteStats" }),
+      /qs\.yaml: source: "SiteStats" is not a name: .*\(write "sitestats"\)$/,
+    );
+    assert.match(
+      qs("qs", { queries: ["site", "top-pages"] }),
+      /qs\.yaml: queries\[1\]: "top-pages" is not a name: .*\(write "top_pages"\)$/,
+    );
     assert.match(qs("qs", { queries: ["a".repeat(43)] }), /queries\[0\]: "a{20}…" is longer than 42 characters/);
   });
 
   it("hints at the key meant by an unknown one", () => {
-    const err = badRequest(() => compileQuerySets([doc("qs", { source: "s", queries: ["q"], ledger: "plain", quries: ["x"] })], ledgers));
-    assert.match(err.message, /qs\.yaml: quries: unknown key \(did you mean "queries"\?\); expected one of source, queries, ledger$/);
+    const err = badRequest(() =>
+      compileQuerySets([doc("qs", { source: "s", queries: ["q"], ledger: "plain", quries: ["x"] })], ledgers),
+    );
+    assert.match(
+      err.message,
+      /qs\.yaml: quries: unknown key \(did you mean "queries"\?\); expected one of source, queries, ledger$/,
+    );
   });
 });
 
 describe("compileTriggers", () => {
-  const compile = (d: Record<string, unknown>) => compileTriggers([doc("refresh", d, ["config/default/invoke/triggers/refresh.yaml"])], querySets).get("refresh")!;
+  const compile = (d: Record<string, unknown>) =>
+    compileTriggers([doc("refresh", d, ["config/default/invoke/triggers/refresh.yaml"])], querySets).get("refresh")!;
 
   it("applies defaults: timer, run on start, quantized, no offset", () => {
     assert.deepEqual(compile({ duration: "1m", query_sets: ["websites_sitestats"] }), {
@@ -157,7 +276,13 @@ describe("compileTriggers", () => {
       offsetMs: 0,
       querySets: ["websites_sitestats"],
     });
-    const t = compile({ duration: "30s", offset: "5s", run_on_start: false, quantize: false, query_sets: ["plain_traffic", "websites_sitestats"] });
+    const t = compile({
+      duration: "30s",
+      offset: "5s",
+      run_on_start: false,
+      quantize: false,
+      query_sets: ["plain_traffic", "websites_sitestats"],
+    });
     assert.equal(t.offsetMs, 5000);
     assert.equal(t.runOnStart, false);
     assert.equal(t.quantize, false);
@@ -172,8 +297,14 @@ describe("compileTriggers", () => {
 
   it("rejects an unknown query set, naming its index and the known ones", () => {
     const err = badRequest(() => compile({ duration: "1m", query_sets: ["websites_sitestats", "nope"] }));
-    assert.match(err.message, /^config\/default\/invoke\/triggers\/refresh\.yaml: query_sets\[1\]: unknown query set "nope" \(known: websites_sitestats, plain_traffic\)/);
-    assert.match(badRequest(() => compile({ duration: "1m", query_sets: [] })).message, /query_sets: expected a non-empty list/);
+    assert.match(
+      err.message,
+      /^config\/default\/invoke\/triggers\/refresh\.yaml: query_sets\[1\]: unknown query set "nope" \(known: websites_sitestats, plain_traffic\)/,
+    );
+    assert.match(
+      badRequest(() => compile({ duration: "1m", query_sets: [] })).message,
+      /query_sets: expected a non-empty list/,
+    );
     assert.match(badRequest(() => compile({ duration: "1m" })).message, /query_sets: is required/);
   });
 
@@ -191,23 +322,47 @@ describe("compileTriggers", () => {
       assert.match(err.message, new RegExp(`refresh\\.yaml: duration: ${re.source}`), String(duration));
     }
     assert.equal(compile({ duration: "100ms", query_sets: ["plain_traffic"] }).durationMs, 100);
-    assert.match(badRequest(() => compile({ duration: "1m", offset: "later", query_sets: ["plain_traffic"] })).message, /offset: expected a duration such as .*, got "later"/);
+    assert.match(
+      badRequest(() => compile({ duration: "1m", offset: "later", query_sets: ["plain_traffic"] })).message,
+      /offset: expected a duration such as .*, got "later"/,
+    );
   });
 
   it("rejects unknown keys, bad types and non-boolean flags", () => {
-    assert.match(badRequest(() => compile({ duration: "1m", query_sets: ["plain_traffic"], every: "1m" })).message, /refresh\.yaml: every: unknown key/);
-    assert.match(badRequest(() => compile({ type: "cron", duration: "1m", query_sets: ["plain_traffic"] })).message, /type: expected one of timer, manual, got "cron"/);
-    assert.match(badRequest(() => compile({ duration: "1m", run_on_start: "yes", query_sets: ["plain_traffic"] })).message, /run_on_start: expected true or false/);
-    assert.match(badRequest(() => compile({ duration: "1m", quantize: 1, query_sets: ["plain_traffic"] })).message, /quantize: expected true or false/);
-    assert.match(badRequest(() => compile({ duration: "1m", query_sets: ["plain_traffic", "plain_traffic"] })).message, /query_sets\[1\]: query set "plain_traffic" is listed twice/);
+    assert.match(
+      badRequest(() => compile({ duration: "1m", query_sets: ["plain_traffic"], every: "1m" })).message,
+      /refresh\.yaml: every: unknown key/,
+    );
+    assert.match(
+      badRequest(() => compile({ type: "cron", duration: "1m", query_sets: ["plain_traffic"] })).message,
+      /type: expected one of timer, manual, got "cron"/,
+    );
+    assert.match(
+      badRequest(() => compile({ duration: "1m", run_on_start: "yes", query_sets: ["plain_traffic"] })).message,
+      /run_on_start: expected true or false/,
+    );
+    assert.match(
+      badRequest(() => compile({ duration: "1m", quantize: 1, query_sets: ["plain_traffic"] })).message,
+      /quantize: expected true or false/,
+    );
+    assert.match(
+      badRequest(() => compile({ duration: "1m", query_sets: ["plain_traffic", "plain_traffic"] })).message,
+      /query_sets\[1\]: query set "plain_traffic" is listed twice/,
+    );
   });
 
   it("refuses a bare number as a duration or offset, asking for the unit", () => {
     // `300` used to mean 300 ms; it could as well be seconds, so the unit must be written.
     const err = badRequest(() => compile({ duration: 300, query_sets: ["plain_traffic"] }));
-    assert.equal(err.message, "config/default/invoke/triggers/refresh.yaml: duration: expected a duration with a unit such as 250ms, 1s, 15m, 1h or 1d, got the bare number 300; write 300ms or 300s, whichever is meant");
+    assert.equal(
+      err.message,
+      "config/default/invoke/triggers/refresh.yaml: duration: expected a duration with a unit such as 250ms, 1s, 15m, 1h or 1d, got the bare number 300; write 300ms or 300s, whichever is meant",
+    );
     assert.equal(err.details.field, "duration");
-    assert.match(badRequest(() => compile({ duration: "1m", offset: 10, query_sets: ["plain_traffic"] })).message, /offset: .*got the bare number 10; write 10ms or 10s/);
+    assert.match(
+      badRequest(() => compile({ duration: "1m", offset: 10, query_sets: ["plain_traffic"] })).message,
+      /offset: .*got the bare number 10; write 10ms or 10s/,
+    );
     assert.equal(compile({ duration: "300ms", query_sets: ["plain_traffic"] }).durationMs, 300);
   });
 
@@ -215,7 +370,10 @@ describe("compileTriggers", () => {
     const docs = loadComponents("invoke/triggers", { env: { MACHINA_INVOKE_TRIGGERS_REFRESH_DURATION: "300" } });
     const sets = new Map([...querySets, ["websites_traffic", querySets.get("plain_traffic")!]]);
     const err = badRequest(() => compileTriggers(docs, sets));
-    assert.match(err.message, /^config\/default\/invoke\/triggers\/refresh\.yaml \+ env MACHINA_INVOKE_TRIGGERS_REFRESH_DURATION: duration: .*the bare number 300/);
+    assert.match(
+      err.message,
+      /^config\/default\/invoke\/triggers\/refresh\.yaml \+ env MACHINA_INVOKE_TRIGGERS_REFRESH_DURATION: duration: .*the bare number 300/,
+    );
   });
 
   it("accepts periods longer than setTimeout's limit, e.g. 30 days", () => {
@@ -225,16 +383,32 @@ describe("compileTriggers", () => {
   });
 
   it("applies the name rule to the file name and the query set names", () => {
-    const err = badRequest(() => compileTriggers([doc("Refresh", { duration: "1m", query_sets: ["plain_traffic"] })], querySets));
-    assert.match(err.message, /Refresh\.yaml: the file name is the component's name: "Refresh" is not a name: .*\(write "refresh"\)$/);
-    assert.match(badRequest(() => compile({ duration: "1m", query_sets: ["websites-sitestats"] })).message, /query_sets\[0\]: "websites-sitestats" is not a name: .*\(write "websites_sitestats"\)$/);
+    const err = badRequest(() =>
+      compileTriggers([doc("Refresh", { duration: "1m", query_sets: ["plain_traffic"] })], querySets),
+    );
+    assert.match(
+      err.message,
+      /Refresh\.yaml: the file name is the component's name: "Refresh" is not a name: .*\(write "refresh"\)$/,
+    );
+    assert.match(
+      badRequest(() => compile({ duration: "1m", query_sets: ["websites-sitestats"] })).message,
+      /query_sets\[0\]: "websites-sitestats" is not a name: .*\(write "websites_sitestats"\)$/,
+    );
   });
 
   it("hints at the key meant by an unknown one, also next to the key it leaves missing", () => {
     const err = badRequest(() => compile({ duration: "1m", query_sets: ["plain_traffic"], run_on_strat: false }));
-    assert.match(err.message, /refresh\.yaml: run_on_strat: unknown key \(did you mean "run_on_start"\?\); expected one of type, duration, run_on_start, quantize, offset, query_sets$/);
+    assert.match(
+      err.message,
+      /refresh\.yaml: run_on_strat: unknown key \(did you mean "run_on_start"\?\); expected one of type, duration, run_on_start, quantize, offset, query_sets$/,
+    );
     const missing = badRequest(() => compile({ duration: "1m", qurey_sets: ["plain_traffic"] }));
-    assert.ok((missing.details.problems as string[]).some((p) => /^qurey_sets: unknown key \(did you mean "query_sets"\?\)/.test(p)), String(missing.details.problems));
+    assert.ok(
+      (missing.details.problems as string[]).some((p) =>
+        /^qurey_sets: unknown key \(did you mean "query_sets"\?\)/.test(p),
+      ),
+      String(missing.details.problems),
+    );
   });
 });
 
@@ -259,7 +433,10 @@ describe("buildTasks", () => {
       assert.equal(t.tick, 1_700_000_040_000);
       assert.equal(t.createdAt, 1_700_000_041_000);
       assert.equal(t.querySet, "websites_sitestats");
-      assert.deepEqual(t.lead, ledgers.get(qs.ledger)!.leads.find((l) => l.id === t.lead.id));
+      assert.deepEqual(
+        t.lead,
+        ledgers.get(qs.ledger)!.leads.find((l) => l.id === t.lead.id),
+      );
     }
   });
 
@@ -274,7 +451,9 @@ describe("buildTasks", () => {
 
   it("gives ids unique per (trigger, tick, query set, lead, query), even with look-alike names", () => {
     // lead ids may contain '/', '@' and digits that mimic other parts of the id
-    const tricky = compileLedgers([doc("tricky", { leads: [{ id: "a" }, { id: "a/b" }, { id: "b" }, { id: "60000" }, { id: "x@1" }] })]);
+    const tricky = compileLedgers([
+      doc("tricky", { leads: [{ id: "a" }, { id: "a/b" }, { id: "b" }, { id: "60000" }, { id: "x@1" }] }),
+    ]);
     const allLedgers = new Map([...ledgers, ...tricky]);
     const sets = compileQuerySets(
       [
@@ -321,8 +500,14 @@ describe("tick grids", () => {
     assert.equal(currentTick(t2, now, now - 1000), expected);
     assert.equal(currentTick(t2, now, now), expected);
     assert.equal(nextTick(t1, now, 17), expected + minute);
-    const idsA = buildTasks(querySets.get("websites_sitestats")!, ledgers, { trigger: "refresh", time: currentTick(t1, now, 5) }).map((t) => t.id);
-    const idsB = buildTasks(querySets.get("websites_sitestats")!, ledgers, { trigger: "refresh", time: currentTick(t2, now, now - 7) }).map((t) => t.id);
+    const idsA = buildTasks(querySets.get("websites_sitestats")!, ledgers, {
+      trigger: "refresh",
+      time: currentTick(t1, now, 5),
+    }).map((t) => t.id);
+    const idsB = buildTasks(querySets.get("websites_sitestats")!, ledgers, {
+      trigger: "refresh",
+      time: currentTick(t2, now, now - 7),
+    }).map((t) => t.id);
     assert.deepEqual(idsA, idsB);
   });
 
@@ -351,7 +536,10 @@ describe("tick grids", () => {
     assert.equal(currentTick(t, started + 2.5 * minute, started), started + 2 * minute);
     assert.equal(nextTick(t, started + 1, started), started + minute);
     // two non-quantized replicas started at different times do not share ticks
-    assert.notEqual(currentTick(t, started + 3 * minute, started), currentTick(t, started + 3 * minute, started + 1234));
+    assert.notEqual(
+      currentTick(t, started + 3 * minute, started),
+      currentTick(t, started + 3 * minute, started + 1234),
+    );
   });
 
   it("a manual trigger's tick is simply now", () => {
@@ -386,7 +574,10 @@ describe("startScheduler", () => {
     s.advance(149);
     assert.deepEqual(s.fired, [["a", 1_000_000]]);
     s.advance(1);
-    assert.deepEqual(s.fired, [["a", 1_000_000], ["a", 1_000_200]]);
+    assert.deepEqual(s.fired, [
+      ["a", 1_000_000],
+      ["a", 1_000_200],
+    ]);
     s.advance(200);
     s.advance(200);
     assert.deepEqual(
@@ -418,7 +609,10 @@ describe("startScheduler", () => {
   it("waits for the next grid point when run_on_start is off, and skips manual triggers", (t) => {
     const s = setup(t, 1_000_050);
     const stop = startScheduler(
-      [trigger({ name: "quiet", durationMs: 200, runOnStart: false }), trigger({ name: "manual", type: "manual", durationMs: 0 })],
+      [
+        trigger({ name: "quiet", durationMs: 200, runOnStart: false }),
+        trigger({ name: "manual", type: "manual", durationMs: 0 }),
+      ],
       s.fire,
       log,
       s.now,
@@ -426,7 +620,10 @@ describe("startScheduler", () => {
     assert.deepEqual(s.fired, []);
     s.advance(150);
     s.advance(200);
-    assert.deepEqual(s.fired, [["quiet", 1_000_200], ["quiet", 1_000_400]]);
+    assert.deepEqual(s.fired, [
+      ["quiet", 1_000_200],
+      ["quiet", 1_000_400],
+    ]);
     stop();
   });
 
@@ -456,7 +653,11 @@ describe("startScheduler", () => {
     const start = 600 * period + 5_000; // 5 s past a grid point
     t.mock.timers.enable({ apis: ["setTimeout", "Date"], now: start });
     const fired: number[] = [];
-    const stop = startScheduler([trigger({ name: "monthly", durationMs: period, runOnStart: false })], async (_tr, tick) => void fired.push(tick), log);
+    const stop = startScheduler(
+      [trigger({ name: "monthly", durationMs: period, runOnStart: false })],
+      async (_tr, tick) => void fired.push(tick),
+      log,
+    );
     // Mock timers run callbacks at the end time of their tick() call, and a long timeout arms
     // its next chunk from there: every step below ends on a chunk boundary or the fire time.
     const delay = period - 5_000;
@@ -495,7 +696,12 @@ describe("startScheduler", () => {
 
   it("stops cleanly: no fire after stop, and stopping twice is harmless", (t) => {
     const s = setup(t, 1_000_000);
-    const stop = startScheduler([trigger({ name: "a", durationMs: 200 }), trigger({ name: "b", durationMs: 300 })], s.fire, log, s.now);
+    const stop = startScheduler(
+      [trigger({ name: "a", durationMs: 200 }), trigger({ name: "b", durationMs: 300 })],
+      s.fire,
+      log,
+      s.now,
+    );
     s.advance(200);
     const before = s.fired.length;
     stop();
@@ -507,7 +713,11 @@ describe("startScheduler", () => {
   it("runs on real timers with a 200ms period and leaves no timer behind", async () => {
     const fired: number[] = [];
     const started = Date.now();
-    const stop = startScheduler([trigger({ name: "real", durationMs: 200 })], async (_tr, tick) => void fired.push(tick), log);
+    const stop = startScheduler(
+      [trigger({ name: "real", durationMs: 200 })],
+      async (_tr, tick) => void fired.push(tick),
+      log,
+    );
     await new Promise((r) => setTimeout(r, 650));
     stop();
     const count = fired.length;

@@ -94,7 +94,8 @@ describe("setLongTimeout", () => {
   });
 
   it("refuses a delay that is not a finite number", () => {
-    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY]) assert.throws(() => setLongTimeout(() => undefined, bad), RangeError);
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY])
+      assert.throws(() => setLongTimeout(() => undefined, bad), RangeError);
   });
 
   it("raises no TimeoutOverflowWarning on real timers", async () => {

@@ -21,7 +21,12 @@ const nestedArgs: JsonObject = {
 describe("codec round trips", () => {
   it("round-trips a QueryRequest with nested Struct args through binary", () => {
     const c = codec("QueryRequest");
-    const req: QueryRequest = { source: "sitestats", query: "site", lead: { id: "example.com", args: nestedArgs }, requestId: "r-1" };
+    const req: QueryRequest = {
+      source: "sitestats",
+      query: "site",
+      lead: { id: "example.com", args: nestedArgs },
+      requestId: "r-1",
+    };
     const bytes = c.encode(req);
     assert.ok(bytes instanceof Uint8Array && bytes.length > 0);
     assert.deepEqual(c.decode(bytes), req);
@@ -63,7 +68,12 @@ describe("codec round trips", () => {
       lead: { id: "example.com", args: { domain: "example.com" } },
       data: {
         types: {
-          Website: { records: [{ domain: "example.com", rank: 12, tags: ["x"] }, { domain: "example.org", rank: null }] },
+          Website: {
+            records: [
+              { domain: "example.com", rank: 12, tags: ["x"] },
+              { domain: "example.org", rank: null },
+            ],
+          },
           Page: { records: [{ url: "/", nested: { ok: true } }] },
           Nothing: { records: [] },
         },
@@ -94,7 +104,16 @@ describe("codec round trips", () => {
   it("round-trips DeadLetter bytes as Uint8Array and accepts base64 (standard and URL-safe) in JSON", () => {
     const c = codec("DeadLetter");
     const payload = new Uint8Array([0, 1, 2, 250, 251, 255]);
-    const dl = { stream: "MACHINA_FETCH", subject: "machina.task.fetch.s", streamSeq: 42, deliveries: 5, errorCode: "UPSTREAM", errorMessage: "boom", payload, contentType: "application/x-protobuf" };
+    const dl = {
+      stream: "MACHINA_FETCH",
+      subject: "machina.task.fetch.s",
+      streamSeq: 42,
+      deliveries: 5,
+      errorCode: "UPSTREAM",
+      errorMessage: "boom",
+      payload,
+      contentType: "application/x-protobuf",
+    };
     const back = c.decode(c.encode(dl));
     assert.ok(back.payload instanceof Uint8Array);
     assert.deepEqual([...back.payload], [...payload]);
@@ -150,14 +169,22 @@ describe("codec round trips", () => {
 
 describe("strict shape", () => {
   it("rejects an unknown top-level field, naming it and listing the known fields", () => {
-    const err = throwsShape(() => codec("QueryRequest").fromJson({ source: "s", sorce: "x" }), "sorce", /unknown field/);
+    const err = throwsShape(
+      () => codec("QueryRequest").fromJson({ source: "s", sorce: "x" }),
+      "sorce",
+      /unknown field/,
+    );
     assert.equal(err.typeName, "QueryRequest");
     assert.match(err.message, /^QueryRequest\.sorce: /);
     for (const f of ["source", "query", "lead", "requestId"]) assert.match(err.message, new RegExp(`\\b${f}\\b`));
   });
 
   it("names the nested path of an unknown field and lists the nested type's fields", () => {
-    const err = throwsShape(() => codec("QueryRequest").fromJson({ lead: { id: "x", arg: {} } }), "lead.arg", /known fields of Lead: id, args/);
+    const err = throwsShape(
+      () => codec("QueryRequest").fromJson({ lead: { id: "x", arg: {} } }),
+      "lead.arg",
+      /known fields of Lead: id, args/,
+    );
     assert.match(err.message, /^QueryRequest\.lead\.arg: /);
   });
 
@@ -167,7 +194,11 @@ describe("strict shape", () => {
       "data.types.Website.extra",
       /unknown field/,
     );
-    throwsShape(() => codec("QuotaReply").fromJson({ windows: [{ perMs: 1 }, { perMs: "soon" }] }), "windows[1].perMs", /expected an integer/);
+    throwsShape(
+      () => codec("QuotaReply").fromJson({ windows: [{ perMs: 1 }, { perMs: "soon" }] }),
+      "windows[1].perMs",
+      /expected an integer/,
+    );
     throwsShape(() => codec("NodeInfo").fromJson({ gpus: ["a", 3] }), "gpus[1]", /expected a string/);
   });
 
@@ -178,9 +209,17 @@ describe("strict shape", () => {
   });
 
   it("rejects wrong types with the field path and what was given", () => {
-    throwsShape(() => codec("Meta").fromJson({ attempts: "three" }), "attempts", /expected an integer, got the string "three"/);
+    throwsShape(
+      () => codec("Meta").fromJson({ attempts: "three" }),
+      "attempts",
+      /expected an integer, got the string "three"/,
+    );
     throwsShape(() => codec("Meta").fromJson({ attempts: 1.5 }), "attempts", /expected an integer, got number 1\.5/);
-    throwsShape(() => codec("QueryRequest").fromJson({ source: { name: "x" } }), "source", /expected a string, got an object/);
+    throwsShape(
+      () => codec("QueryRequest").fromJson({ source: { name: "x" } }),
+      "source",
+      /expected a string, got an object/,
+    );
     throwsShape(() => codec("QueryRequest").fromJson({ requestId: 5 }), "requestId", /expected a string, got number 5/);
     throwsShape(() => codec("Lead").fromJson({ args: 5 }), "args", /expected a JSON object, got number 5/);
     throwsShape(() => codec("Lead").fromJson({ args: ["a"] }), "args", /expected a JSON object, got an array/);
@@ -244,7 +283,21 @@ describe("strict shape", () => {
 // object-literal excess-property checks make tsc fail when types.ts gains, loses or renames a field,
 // and the runtime checks below fail when the .proto files drift from these values.
 const FULL: { [N in MessageName]: Required<MessageTypes[N]> } = {
-  Meta: { start: 1, end: 2, requestTime: 3.5, sourceTime: 4.5, responseTime: 5.5, limiterUsage: 6, limiterQuota: 7, percentQuota: 0.5, source: "s", query: "q", node: "n", attempts: 8, pages: 9 },
+  Meta: {
+    start: 1,
+    end: 2,
+    requestTime: 3.5,
+    sourceTime: 4.5,
+    responseTime: 5.5,
+    limiterUsage: 6,
+    limiterQuota: 7,
+    percentQuota: 0.5,
+    source: "s",
+    query: "q",
+    node: "n",
+    attempts: 8,
+    pages: 9,
+  },
   Lead: { id: "l", args: { a: 1 } },
   Records: { records: [{ a: 1 }] },
   EntitySet: { types: { T: { records: [{ a: 1 }] } } },
@@ -256,21 +309,69 @@ const FULL: { [N in MessageName]: Required<MessageTypes[N]> } = {
     query: "q",
     lead: { id: "l", args: {} },
     data: { types: {} },
-    meta: { start: 1, end: 2, requestTime: 0, sourceTime: 0, responseTime: 0, limiterUsage: 0, limiterQuota: 0, source: "", query: "", node: "", attempts: 0, pages: 0 },
+    meta: {
+      start: 1,
+      end: 2,
+      requestTime: 0,
+      sourceTime: 0,
+      responseTime: 0,
+      limiterUsage: 0,
+      limiterQuota: 0,
+      source: "",
+      query: "",
+      node: "",
+      attempts: 0,
+      pages: 0,
+    },
     taskId: "t",
   },
-  FetchTask: { id: "i", source: "s", query: "q", lead: { id: "l", args: {} }, trigger: "t", tick: 60000, createdAt: 5, querySet: "qs" },
+  FetchTask: {
+    id: "i",
+    source: "s",
+    query: "q",
+    lead: { id: "l", args: {} },
+    trigger: "t",
+    tick: 60000,
+    createdAt: 5,
+    querySet: "qs",
+  },
   QuotaRequest: { source: "s" },
   QuotaWindow: { perMs: 1000, usage: 1, quota: 2, percent: 0.5, resetsAt: 3, align: "rolling" },
-  QuotaReply: { source: "s", overQuota: true, windows: [{ perMs: 1000, usage: 1, quota: 2, resetsAt: 3, align: "clock" }] },
+  QuotaReply: {
+    source: "s",
+    overQuota: true,
+    windows: [{ perMs: 1000, usage: 1, quota: 2, resetsAt: 3, align: "clock" }],
+  },
   Ledger: { name: "n", leads: [{ id: "l", args: {} }] },
   QuerySet: { name: "n", source: "s", queries: ["q"], ledger: "l" },
   FireRequest: { trigger: "t" },
   FireReply: { trigger: "t", tick: 1, tasks: 2, duplicates: 3, superseded: 1 },
   BuildQuerySetRequest: { querySet: "qs" },
-  BuildQuerySetReply: { tasks: [{ id: "i", source: "s", query: "q", lead: { id: "l", args: {} }, trigger: "t", tick: 1, createdAt: 2, querySet: "qs" }] },
+  BuildQuerySetReply: {
+    tasks: [
+      {
+        id: "i",
+        source: "s",
+        query: "q",
+        lead: { id: "l", args: {} },
+        trigger: "t",
+        tick: 1,
+        createdAt: 2,
+        querySet: "qs",
+      },
+    ],
+  },
   RecordBatch: { id: "i", type: "T", source: "s", query: "q", taskId: "t", fetchedAt: 1, records: [{ a: 1 }] },
-  DeadLetter: { stream: "S", subject: "x.y", streamSeq: 1, deliveries: 2, errorCode: "E", errorMessage: "m", payload: new Uint8Array([1, 2]), contentType: "ct" },
+  DeadLetter: {
+    stream: "S",
+    subject: "x.y",
+    streamSeq: 1,
+    deliveries: 2,
+    errorCode: "E",
+    errorMessage: "m",
+    payload: new Uint8Array([1, 2]),
+    contentType: "ct",
+  },
   CreateRequest: { records: [{ a: 1 }] },
   ReadRequest: { criteria: { a: 1 }, offset: 1, limit: 2 },
   KeyRequest: { key: { a: 1 } },
@@ -300,7 +401,13 @@ const FULL: { [N in MessageName]: Required<MessageTypes[N]> } = {
   },
   NodeList: { nodes: [] },
   PatchOp: { op: "add", path: "/a", value: { b: 1 }, from: "/c" },
-  ConfigPatch: { hash: "h", parent: "p", ops: [{ op: "remove", path: "/a", value: null, from: "" }], author: "a", createdAt: 1 },
+  ConfigPatch: {
+    hash: "h",
+    parent: "p",
+    ops: [{ op: "remove", path: "/a", value: null, from: "" }],
+    author: "a",
+    createdAt: 1,
+  },
   Empty: {},
   Ack: { ok: true, id: "i" },
   DeadLetterFilter: { code: "NOT_FOUND", subject: "p.task.store.*", type: "t", stream: "STORE", seqs: [1, 2] },
@@ -347,7 +454,11 @@ describe(".proto files and types.ts agree", () => {
       const c = codec(name);
       const full = FULL[name] as MessageTypes[typeof name];
       // fromJson is strict, so a TS key the proto lacks fails here, naming the field
-      const viaJson = c.fromJson(JSON.parse(JSON.stringify(c.toJson(full), (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString("base64") : v))));
+      const viaJson = c.fromJson(
+        JSON.parse(
+          JSON.stringify(c.toJson(full), (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString("base64") : v)),
+        ),
+      );
       const viaBinary = c.decode(c.encode(full));
       // a proto field the TS type lacks shows up as an extra key (defaults are filled in)
       assert.deepEqual(Object.keys(viaBinary).sort(), Object.keys(full).sort(), "proto fields vs TS keys");

@@ -6,7 +6,17 @@ import assert from "node:assert/strict";
 import { deepMerge, setPath, type ComponentDoc } from "@machina/config";
 import { compileAggregators } from "@machina/aggregate";
 import { COMPUTATIONS, computationOf } from "@machina/compute";
-import { compileTypeDef, countRecords, isField, keyValues, readRecords, resolveType, storeOf, updateRecord, type DataContext } from "@machina/data";
+import {
+  compileTypeDef,
+  countRecords,
+  isField,
+  keyValues,
+  readRecords,
+  resolveType,
+  storeOf,
+  updateRecord,
+  type DataContext,
+} from "@machina/data";
 import { compileSource, extractRecords, mergeRecords, renderRequest, splitPath } from "@machina/fetch";
 import { compileLedgers, compileQuerySets, compileTriggers, ledgerOf, querySetOf, triggerOf } from "@machina/invoke";
 import { codec, ProtoShapeError, protoKeyPath } from "@machina/protos";
@@ -29,7 +39,11 @@ function fails(fn: () => unknown, code: ErrorCode, re?: RegExp): MachinaError {
   assert.fail(`expected ${code}`);
 }
 
-const doc = (name: string, d: Record<string, unknown>): ComponentDoc => ({ name, origins: [`config/default/x/${name}.yaml`], doc: d });
+const doc = (name: string, d: Record<string, unknown>): ComponentDoc => ({
+  name,
+  origins: [`config/default/x/${name}.yaml`],
+  doc: d,
+});
 
 describe("compute: computationOf", () => {
   it("answers NOT_FOUND listing the registered computations for every prototype name", () => {
@@ -43,7 +57,10 @@ describe("compute: computationOf", () => {
 
   it("refuses an args.type that cannot be a subject token before any request", async () => {
     const deps = {} as Parameters<ReturnType<typeof computationOf>["run"]>[1];
-    await assert.rejects(computationOf("latest").run({ type: "web site", key: { domain: "a" } }, deps), (e) => isMachinaError(e, "BAD_REQUEST") && /args\.type: "web site" is not a name/.test(e.message));
+    await assert.rejects(
+      computationOf("latest").run({ type: "web site", key: { domain: "a" } }, deps),
+      (e) => isMachinaError(e, "BAD_REQUEST") && /args\.type: "web site" is not a name/.test(e.message),
+    );
   });
 });
 
@@ -58,9 +75,23 @@ describe("aggregate: forType", () => {
   });
 
   it("serves a type declared under a prototype name like any other", async () => {
-    const batch = { id: "t:constructor", type: "constructor", source: "s", query: "q", taskId: "t", fetchedAt: 1, records: [{ a: 1 }] };
+    const batch = {
+      id: "t:constructor",
+      type: "constructor",
+      source: "s",
+      query: "q",
+      taskId: "t",
+      fetchedAt: 1,
+      records: [{ a: 1 }],
+    };
     assert.deepEqual(await table.forType("constructor")(batch), [batch]);
-    assert.deepEqual([...table.kinds()], [["website", "passthrough"], ["constructor", "passthrough"]]);
+    assert.deepEqual(
+      [...table.kinds()],
+      [
+        ["website", "passthrough"],
+        ["constructor", "passthrough"],
+      ],
+    );
   });
 });
 
@@ -73,38 +104,76 @@ describe("fetch: sources, templates and extraction", () => {
     queries,
     ...extra,
   });
-  const q = (path = "/x", more: Record<string, unknown> = {}) => ({ path, extract: { all: { type: "thing", path: "." } }, ...more });
+  const q = (path = "/x", more: Record<string, unknown> = {}) => ({
+    path,
+    extract: { all: { type: "thing", path: "." } },
+    ...more,
+  });
 
   it("compiles queries named like prototype properties and finds only declared ones", () => {
     // The name rule leaves `constructor` as the one prototype property a name can spell.
     const def = compileSource(source({ constructor: q("/constructor"), site: q() }), "s.yaml");
     assert.deepEqual([...def.queries.keys()], ["constructor", "site"]);
     assert.equal(def.queries.get("constructor")?.path.source, "/constructor");
-    fails(() => compileSource(source({ toString: q() }), "s.yaml"), "BAD_REQUEST", /queries\.toString: "toString" is not a name: .*\(write "tostring"\)/);
+    fails(
+      () => compileSource(source({ toString: q() }), "s.yaml"),
+      "BAD_REQUEST",
+      /queries\.toString: "toString" is not a name: .*\(write "tostring"\)/,
+    );
     const only = compileSource(source({ site: q() }), "s.yaml");
     for (const n of PROTO_NAMES) assert.equal(only.queries.has(n), false, n);
   });
 
   it("refuses `__proto__` as a query, data, header, param or extract name, naming the path", () => {
     const cases: Array<[unknown, RegExp]> = [
-      [JSON.parse('{"name":"s","limiter":"unlimited","manager":{"type":"http","base_url":"http://h"},"queries":{"__proto__":{"path":"/x","extract":{"a":{"type":"t","path":"."}}}}}'), /queries\.__proto__: this name is reserved/],
-      [source({ site: q() }, { data: JSON.parse('{"__proto__":{"value":"x"}}') }), /data\.__proto__: this name is reserved/],
-      [source({ site: q("/x", { headers: JSON.parse('{"__proto__":"x"}') }) }), /queries\.site\.headers\.__proto__: this name is reserved/],
-      [source({ site: q("/x", { params: JSON.parse('{"__proto__":"x"}') }) }), /queries\.site\.params\.__proto__: this name is reserved/],
-      [source({ site: q("/x", { extract: JSON.parse('{"__proto__":{"type":"t","path":"."}}') }) }), /queries\.site\.extract\.__proto__: this name is reserved/],
-      [source({ site: q("/x", { extract: { a: { type: "__proto__", path: "." } } }) }), /queries\.site\.extract\.a\.type: "__proto__" is not a name/],
+      [
+        JSON.parse(
+          '{"name":"s","limiter":"unlimited","manager":{"type":"http","base_url":"http://h"},"queries":{"__proto__":{"path":"/x","extract":{"a":{"type":"t","path":"."}}}}}',
+        ),
+        /queries\.__proto__: this name is reserved/,
+      ],
+      [
+        source({ site: q() }, { data: JSON.parse('{"__proto__":{"value":"x"}}') }),
+        /data\.__proto__: this name is reserved/,
+      ],
+      [
+        source({ site: q("/x", { headers: JSON.parse('{"__proto__":"x"}') }) }),
+        /queries\.site\.headers\.__proto__: this name is reserved/,
+      ],
+      [
+        source({ site: q("/x", { params: JSON.parse('{"__proto__":"x"}') }) }),
+        /queries\.site\.params\.__proto__: this name is reserved/,
+      ],
+      [
+        source({ site: q("/x", { extract: JSON.parse('{"__proto__":{"type":"t","path":"."}}') }) }),
+        /queries\.site\.extract\.__proto__: this name is reserved/,
+      ],
+      [
+        source({ site: q("/x", { extract: { a: { type: "__proto__", path: "." } } }) }),
+        /queries\.site\.extract\.a\.type: "__proto__" is not a name/,
+      ],
     ];
     for (const [raw, re] of cases) fails(() => compileSource(raw, "s.yaml"), "BAD_REQUEST", re);
   });
 
   it("checks {{data.x}} and paginate params against own keys", () => {
-    fails(() => compileSource(source({ site: q("/{{data.toString}}") }), "s.yaml"), "BAD_REQUEST", /\{\{data\.toString\}\} is not declared under data/);
-    const def = compileSource(source({ site: q("/x", { paginate: { type: "page", param: "constructor" } }) }), "s.yaml");
+    fails(
+      () => compileSource(source({ site: q("/{{data.toString}}") }), "s.yaml"),
+      "BAD_REQUEST",
+      /\{\{data\.toString\}\} is not declared under data/,
+    );
+    const def = compileSource(
+      source({ site: q("/x", { paginate: { type: "page", param: "constructor" } }) }),
+      "s.yaml",
+    );
     assert.equal(def.queries.get("site")?.paginate?.param, "constructor");
   });
 
   it("treats a lead field named like a prototype property as missing unless the lead has it", () => {
-    const def = compileSource(source({ site: q("/v/{{lead.constructor}}", { params: { t: "{{lead.toString}}" } }) }), "s.yaml");
+    const def = compileSource(
+      source({ site: q("/v/{{lead.constructor}}", { params: { t: "{{lead.toString}}" } }) }),
+      "s.yaml",
+    );
     const query = def.queries.get("site")!;
     const ctx = (args: Record<string, unknown>) => ({ source: "s", query: "site", lead: { id: "l1", args }, data: {} });
     fails(() => renderRequest(query, ctx({ toString: "t" })), "BAD_REQUEST", /needs lead field "constructor"/);
@@ -119,14 +188,21 @@ describe("fetch: sources, templates and extraction", () => {
     const out = extractRecords({ items: [{ a: 1 }] }, [spec("constructor"), spec("toString")], "s", "q");
     assert.deepEqual(out, { constructor: [{ a: 1 }], toString: [{ a: 1 }] });
     assert.deepEqual(mergeRecords({}, out), { constructor: [{ a: 1 }], toString: [{ a: 1 }] });
-    const err = fails(() => extractRecords(JSON.parse('{"items":[{"a":1},{"b":{"__proto__":{"x":1}}}]}'), [spec("t")], "s", "q"), "UPSTREAM", /record 1 has a "__proto__" key \(at b\.__proto__\)/);
+    const err = fails(
+      () => extractRecords(JSON.parse('{"items":[{"a":1},{"b":{"__proto__":{"x":1}}}]}'), [spec("t")], "s", "q"),
+      "UPSTREAM",
+      /record 1 has a "__proto__" key \(at b\.__proto__\)/,
+    );
     assert.equal(err.retryable, false);
   });
 });
 
 describe("invoke: triggers, query sets and ledgers", () => {
   const ledgers = compileLedgers([doc("websites", { lead_id: "domain", leads: [{ domain: "a" }] })]);
-  const querySets = compileQuerySets([doc("websites_sitestats", { source: "sitestats", queries: ["site"], ledger: "websites" })], ledgers);
+  const querySets = compileQuerySets(
+    [doc("websites_sitestats", { source: "sitestats", queries: ["site"], ledger: "websites" })],
+    ledgers,
+  );
   const triggers = compileTriggers([doc("refresh", { duration: "1m", query_sets: ["websites_sitestats"] })], querySets);
 
   it("answers NOT_FOUND listing the known names for every prototype name", () => {
@@ -138,7 +214,11 @@ describe("invoke: triggers, query sets and ledgers", () => {
   });
 
   it("reads a lead's id field as an own key", () => {
-    fails(() => compileLedgers([doc("l", { lead_id: "constructor", leads: [{ domain: "a" }] })]), "BAD_REQUEST", /leads\[0\]\.constructor: missing/);
+    fails(
+      () => compileLedgers([doc("l", { lead_id: "constructor", leads: [{ domain: "a" }] })]),
+      "BAD_REQUEST",
+      /leads\[0\]\.constructor: missing/,
+    );
     const l = compileLedgers([doc("l", { lead_id: "constructor", leads: [{ constructor: "c1" }] })]);
     assert.equal(ledgerOf(l, "l").leads[0].id, "c1");
   });
@@ -146,13 +226,26 @@ describe("invoke: triggers, query sets and ledgers", () => {
 
 describe("data: stores, types and fields", () => {
   const names = meshNames();
-  const website = compileTypeDef({ name: "website", key: ["domain"], fields: { domain: "text", title: "text" } }, "website.yaml");
+  const website = compileTypeDef(
+    { name: "website", key: ["domain"], fields: { domain: "text", title: "text" } },
+    "website.yaml",
+  );
   // Every check below runs before the first statement, so the client is never reached.
-  const ctx: DataContext = { client: undefined as never, keyspace: "k", types: new Map([["website", website]]), concurrency: 1, lookbackDays: 1 };
+  const ctx: DataContext = {
+    client: undefined as never,
+    keyspace: "k",
+    types: new Map([["website", website]]),
+    concurrency: 1,
+    lookbackDays: 1,
+  };
 
   it("answers NOT_FOUND listing dump and clean for an unknown store token", () => {
     for (const name of [...PROTO_NAMES, "raw"]) {
-      const err = fails(() => storeOf(names, `machina.data.count.${name}.website`), "NOT_FOUND", /known stores: dump .*clean/);
+      const err = fails(
+        () => storeOf(names, `machina.data.count.${name}.website`),
+        "NOT_FOUND",
+        /known stores: dump .*clean/,
+      );
       assert.deepEqual(err.details, { store: name, known: ["dump", "clean"] });
     }
     assert.deepEqual(storeOf(names, "machina.data.count.clean.website"), { store: "clean", type: "website" });
@@ -165,22 +258,42 @@ describe("data: stores, types and fields", () => {
   it("treats prototype names in criteria and alterations as unknown fields", async () => {
     for (const name of ["constructor", "toString", "valueOf", "hasOwnProperty"]) {
       assert.equal(isField(website, name), false);
-      await assert.rejects(readRecords(ctx, "dump", "website", { criteria: { domain: "a", [name]: "x" } }), (e) => isMachinaError(e, "BAD_REQUEST") && e.message.includes(`cannot filter dump rows on "${name}"`));
-      await assert.rejects(countRecords(ctx, "clean", "website", { domain: "a", [name]: "x" }), (e) => isMachinaError(e, "BAD_REQUEST") && e.message.includes(`"${name}"`));
-      await assert.rejects(updateRecord(ctx, "clean", "website", { domain: "a" }, { [name]: "x" }), (e) => isMachinaError(e, "BAD_REQUEST") && e.message.includes(`"${name}" is not a field (fields: title)`));
+      await assert.rejects(
+        readRecords(ctx, "dump", "website", { criteria: { domain: "a", [name]: "x" } }),
+        (e) => isMachinaError(e, "BAD_REQUEST") && e.message.includes(`cannot filter dump rows on "${name}"`),
+      );
+      await assert.rejects(
+        countRecords(ctx, "clean", "website", { domain: "a", [name]: "x" }),
+        (e) => isMachinaError(e, "BAD_REQUEST") && e.message.includes(`"${name}"`),
+      );
+      await assert.rejects(
+        updateRecord(ctx, "clean", "website", { domain: "a" }, { [name]: "x" }),
+        (e) => isMachinaError(e, "BAD_REQUEST") && e.message.includes(`"${name}" is not a field (fields: title)`),
+      );
     }
   });
 
   it("reads key fields as own keys, so a missing `constructor` key is missing", () => {
-    const odd = compileTypeDef({ name: "odd", key: ["constructor"], fields: { constructor: "text", value: "int" } }, "odd.yaml");
+    const odd = compileTypeDef(
+      { name: "odd", key: ["constructor"], fields: { constructor: "text", value: "int" } },
+      "odd.yaml",
+    );
     fails(() => keyValues(odd, {}), "BAD_REQUEST", /key field "constructor" is missing/);
     assert.deepEqual(keyValues(odd, { constructor: "c" }), { constructor: "c" });
   });
 
   it("refuses merge policies and keys that name undeclared prototype properties", () => {
     const base = { name: "t", key: ["id"], fields: { id: "text", n: "int" } };
-    fails(() => compileTypeDef({ ...base, merge: { toString: "max" } }, "t.yaml"), "BAD_REQUEST", /merge\.toString: "toString" is not declared in fields/);
-    fails(() => compileTypeDef({ ...base, key: ["valueOf"] }, "t.yaml"), "BAD_REQUEST", /key\[0\]: "valueOf" is not declared in fields/);
+    fails(
+      () => compileTypeDef({ ...base, merge: { toString: "max" } }, "t.yaml"),
+      "BAD_REQUEST",
+      /merge\.toString: "toString" is not declared in fields/,
+    );
+    fails(
+      () => compileTypeDef({ ...base, key: ["valueOf"] }, "t.yaml"),
+      "BAD_REQUEST",
+      /key\[0\]: "valueOf" is not declared in fields/,
+    );
   });
 });
 
@@ -190,17 +303,32 @@ describe("protos: JSON keys that name prototype properties", () => {
       ['{"id":"a","args":{"__proto__":{"domain":"evil"}}}', "args.__proto__"],
       ['{"id":"a","args":{"x":{"y":[1,{"__proto__":1}]}}}', "args.x.y[1].__proto__"],
     ];
-    for (const [text, path] of cases) throwsShape(() => codec("Lead").fromJson(JSON.parse(text)), path, /the key "__proto__" is not allowed/);
-    throwsShape(() => codec("PatchOp").fromJson(JSON.parse('{"op":"add","path":"/a","value":{"__proto__":{}}}')), "value.__proto__", /not allowed/);
-    throwsShape(() => codec("CreateRequest").fromJson(JSON.parse('{"records":[{"__proto__":{}}]}')), "records[0].__proto__", /not allowed/);
+    for (const [text, path] of cases)
+      throwsShape(() => codec("Lead").fromJson(JSON.parse(text)), path, /the key "__proto__" is not allowed/);
+    throwsShape(
+      () => codec("PatchOp").fromJson(JSON.parse('{"op":"add","path":"/a","value":{"__proto__":{}}}')),
+      "value.__proto__",
+      /not allowed/,
+    );
+    throwsShape(
+      () => codec("CreateRequest").fromJson(JSON.parse('{"records":[{"__proto__":{}}]}')),
+      "records[0].__proto__",
+      /not allowed/,
+    );
   });
 
   it("refuses a `__proto__` map key, naming the path", () => {
-    throwsShape(() => codec("EntitySet").fromJson(JSON.parse('{"types":{"__proto__":{"records":[]}}}')), "types.__proto__", /not allowed/);
+    throwsShape(
+      () => codec("EntitySet").fromJson(JSON.parse('{"types":{"__proto__":{"records":[]}}}')),
+      "types.__proto__",
+      /not allowed/,
+    );
   });
 
   it("keeps other prototype names as ordinary own keys of Struct data and maps, prototypes untouched", () => {
-    const lead = codec("Lead").fromJson(JSON.parse('{"id":"a","args":{"constructor":1,"toString":"t","nested":{"valueOf":true}}}'));
+    const lead = codec("Lead").fromJson(
+      JSON.parse('{"id":"a","args":{"constructor":1,"toString":"t","nested":{"valueOf":true}}}'),
+    );
     assert.deepEqual(lead.args, { constructor: 1, toString: "t", nested: { valueOf: true } });
     assert.equal(Object.getPrototypeOf(lead.args), Object.prototype);
     const back = codec("Lead").decode(codec("Lead").encode(lead));
@@ -217,15 +345,25 @@ describe("protos: JSON keys that name prototype properties", () => {
     const entry = [0x0a, key.length, ...key, 0x12, value.length, ...value];
     const struct = [0x0a, entry.length, ...entry];
     const bytes = Uint8Array.from([0x12, struct.length, ...struct]);
-    assert.throws(() => codec("Lead").decode(bytes), (e) => e instanceof ProtoShapeError && /malformed protobuf.*__proto__/.test(e.message));
+    assert.throws(
+      () => codec("Lead").decode(bytes),
+      (e) => e instanceof ProtoShapeError && /malformed protobuf.*__proto__/.test(e.message),
+    );
   });
 
   it("answers BAD_REQUEST naming the field through the wire decoder, for message and Struct keys", () => {
     for (const key of PROTO_NAMES) {
-      const err = fails(() => decodeBody("QueryRequest", new TextEncoder().encode(`{"${key}":{}}`), "json"), "BAD_REQUEST", /unknown field/);
+      const err = fails(
+        () => decodeBody("QueryRequest", new TextEncoder().encode(`{"${key}":{}}`), "json"),
+        "BAD_REQUEST",
+        /unknown field/,
+      );
       assert.equal(err.details.field, key);
     }
-    const err = fails(() => decodeBody("QueryRequest", new TextEncoder().encode('{"lead":{"id":"a","args":{"__proto__":{}}}}'), "json"), "BAD_REQUEST");
+    const err = fails(
+      () => decodeBody("QueryRequest", new TextEncoder().encode('{"lead":{"id":"a","args":{"__proto__":{}}}}'), "json"),
+      "BAD_REQUEST",
+    );
     assert.equal(err.details.field, "lead.args.__proto__");
     assert.equal(({} as Record<string, unknown>).domain, undefined, "Object.prototype untouched");
   });
@@ -243,7 +381,10 @@ describe("config: merging and env paths", () => {
     const over = JSON.parse('{"queries":{"__proto__":{"method":"GET"}}}') as Record<string, unknown>;
     const merged = deepMerge(base, over) as { queries: Record<string, unknown> };
     assert.ok(Object.hasOwn(merged.queries, "__proto__"));
-    assert.deepEqual(Object.getOwnPropertyDescriptor(merged.queries, "__proto__")?.value, { path: "/a", method: "GET" });
+    assert.deepEqual(Object.getOwnPropertyDescriptor(merged.queries, "__proto__")?.value, {
+      path: "/a",
+      method: "GET",
+    });
     assert.equal(Object.getPrototypeOf(merged.queries), Object.prototype);
   });
 

@@ -34,8 +34,16 @@ function concreteSubjects(n: MeshNames): { subject: string; stream: StreamKey | 
   }
   for (const s of Object.values(n.streams)) out.push({ subject: n.dlq(s), stream: "DLQ" });
   for (const s of Object.values(n.fetch)) out.push({ subject: s, stream: null });
-  out.push({ subject: n.invoke.fire, stream: null }, { subject: n.invoke.buildQuerySet, stream: null }, { subject: n.invoke.ledger("get"), stream: null });
-  out.push({ subject: n.vertex.connect("processor"), stream: null }, { subject: n.vertex.nodes, stream: null }, { subject: n.vertex.stats, stream: null });
+  out.push(
+    { subject: n.invoke.fire, stream: null },
+    { subject: n.invoke.buildQuerySet, stream: null },
+    { subject: n.invoke.ledger("get"), stream: null },
+  );
+  out.push(
+    { subject: n.vertex.connect("processor"), stream: null },
+    { subject: n.vertex.nodes, stream: null },
+    { subject: n.vertex.stats, stream: null },
+  );
   for (const s of Object.values(n.config)) out.push({ subject: s, stream: null });
   out.push({ subject: n.cacheInvalidate, stream: null });
   // Operator requests on dead letters must not be captured by the DLQ stream itself.
@@ -62,7 +70,10 @@ describe("meshNames", () => {
     assert.equal(n.prefix, "machina");
     assert.equal(n.fetch.fetch, "machina.fetch.fetch");
     assert.equal(n.invoke.fire, "machina.invoke.fire");
-    assert.match(n.task.fetch("sitestats", "site", "example.com"), /^machina\.task\.fetch\.sitestats\.site\.[A-Za-z0-9_-]{22}$/);
+    assert.match(
+      n.task.fetch("sitestats", "site", "example.com"),
+      /^machina\.task\.fetch\.sitestats\.site\.[A-Za-z0-9_-]{22}$/,
+    );
     assert.equal(n.task.fetch("s", "q", "a.b c"), n.task.fetch("s", "q", "a.b c"), "a lead's token is stable");
     assert.notEqual(n.task.fetch("s", "q", "a"), n.task.fetch("s", "q", "b"));
     assert.equal(n.task.fetchOf("sitestats"), "machina.task.fetch.sitestats.>");
@@ -95,13 +106,21 @@ describe("meshNames", () => {
       assert.notEqual(a.queue(svc), b.queue(svc));
       assert.equal(b.serviceRoot(svc), `staging2.${svc}`);
     }
-    for (const k of ["aggregateSave", "computeGet", "vertexConnect"] as const) assert.ok(b.any[k].startsWith("staging2."));
+    for (const k of ["aggregateSave", "computeGet", "vertexConnect"] as const)
+      assert.ok(b.any[k].startsWith("staging2."));
     assert.equal(b.cacheInvalidate, "staging2.cache.invalidate");
   });
 
   it("derives names that NATS accepts: streams and buckets are single tokens without dots or wildcards", () => {
     for (const n of [meshNames(), meshNames("ab9")]) {
-      for (const name of [...Object.values(n.streams), ...Object.values(n.buckets), n.consumers.fetch("sitestats"), n.consumers.fetched, n.consumers.aggregate, n.consumers.store]) {
+      for (const name of [
+        ...Object.values(n.streams),
+        ...Object.values(n.buckets),
+        n.consumers.fetch("sitestats"),
+        n.consumers.fetched,
+        n.consumers.aggregate,
+        n.consumers.store,
+      ]) {
         assert.match(name, /^[A-Za-z0-9_-]+$/, name);
       }
       for (const k of STREAMS) assert.match(n.streamSubjects[k], new RegExp(`^${n.prefix}\\.[a-z.]+\\.>$`));
@@ -146,7 +165,8 @@ describe("meshNames", () => {
     for (const op of DATA_OPS) {
       const s = n.data(op, "dump", "page");
       assert.equal(matches(n.any.data(op), s), true, s);
-      for (const other of DATA_OPS) if (other !== op) assert.equal(matches(n.any.data(other), s), false, `${other} vs ${s}`);
+      for (const other of DATA_OPS)
+        if (other !== op) assert.equal(matches(n.any.data(other), s), false, `${other} vs ${s}`);
       assert.deepEqual(n.tail(s, 2), ["dump", "page"]);
     }
     assert.equal(matches(n.any.computeGet, n.computeGet("top_sites")), true);
@@ -165,7 +185,11 @@ describe("meshNames", () => {
   it("rejects a prefix or variable token that is not one subject token", () => {
     // Upper case, '-' and '_' would make distinct prefixes share stream names (A_B_FETCH).
     for (const bad of ["", "a.b", "a b", "a*", ">", "ä", "x\n", "a-b", "a_b", "Machina", "9lives"]) {
-      assert.throws(() => meshNames(bad), (e: unknown) => e instanceof TypeError && /mesh\.prefix/.test(e.message), JSON.stringify(bad));
+      assert.throws(
+        () => meshNames(bad),
+        (e: unknown) => e instanceof TypeError && /mesh\.prefix/.test(e.message),
+        JSON.stringify(bad),
+      );
     }
     const n = meshNames();
     assert.throws(() => n.task.fetch("a.b", "q", "l"), /source: "a\.b" is not a name/);
@@ -190,10 +214,25 @@ describe("assertName", () => {
   it("throws a TypeError naming what and the value, and suggests the lower-case spelling", () => {
     assert.throws(
       () => assertName("source", "my.source"),
-      (e: unknown) => e instanceof TypeError && e.message.startsWith('source: "my.source" is not a name: use a lower-case letter'),
+      (e: unknown) =>
+        e instanceof TypeError && e.message.startsWith('source: "my.source" is not a name: use a lower-case letter'),
     );
     assert.throws(() => assertName("entity type", "Web-Site"), /write "web_site"/);
-    for (const bad of ["", "a.b", "a b", "*", ">", "a>", "tab\t", "slash/", "A", "web-site", "1a", "_a", "a".repeat(43)]) {
+    for (const bad of [
+      "",
+      "a.b",
+      "a b",
+      "*",
+      ">",
+      "a>",
+      "tab\t",
+      "slash/",
+      "A",
+      "web-site",
+      "1a",
+      "_a",
+      "a".repeat(43),
+    ]) {
       assert.throws(() => assertName("t", bad), TypeError, JSON.stringify(bad));
     }
   });

@@ -133,7 +133,13 @@ describe("decodeBody", () => {
       const r = decodeBody("FireReply", body, "json");
       assert.deepEqual(r, { trigger: "", tick: 0, tasks: 0, duplicates: 0, superseded: 0 });
     }
-    assert.deepEqual(decodeBody("FireReply", new Uint8Array(), "protobuf"), { trigger: "", tick: 0, tasks: 0, duplicates: 0, superseded: 0 });
+    assert.deepEqual(decodeBody("FireReply", new Uint8Array(), "protobuf"), {
+      trigger: "",
+      tick: 0,
+      tasks: 0,
+      duplicates: 0,
+      superseded: 0,
+    });
   });
 
   it("accepts snake_case field names in JSON", () => {
@@ -219,8 +225,13 @@ describe("error replies", () => {
     circular.self = circular;
     const reply = errorReply(new MachinaError("INTERNAL", "x", { details: circular }), "json");
     assert.deepEqual(readErrorReply({ headers: reply.headers, data: reply.body })!.details, {});
-    const dated = errorReply(new MachinaError("INTERNAL", "x", { details: { at: new Date(0), skip: undefined } }), "json");
-    assert.deepEqual(readErrorReply({ headers: dated.headers, data: dated.body })!.details, { at: "1970-01-01T00:00:00.000Z" });
+    const dated = errorReply(
+      new MachinaError("INTERNAL", "x", { details: { at: new Date(0), skip: undefined } }),
+      "json",
+    );
+    assert.deepEqual(readErrorReply({ headers: dated.headers, data: dated.body })!.details, {
+      at: "1970-01-01T00:00:00.000Z",
+    });
   });
 
   it("returns null for a reply that is not an error", () => {

@@ -22,7 +22,11 @@ export function baseSchema(defaults: { httpPort: number }) {
       replicas: { doc: "Replicas of streams and buckets this service creates.", format: "nat", default: 1 },
     },
     http: {
-      port: { doc: "Port of /healthz, /readyz and /metrics (0 picks a free port).", format: "port", default: defaults.httpPort },
+      port: {
+        doc: "Port of /healthz, /readyz and /metrics (0 picks a free port).",
+        format: "port",
+        default: defaults.httpPort,
+      },
       host: { doc: "Address the HTTP port binds.", format: String, default: "127.0.0.1" },
     },
     log: {

@@ -73,7 +73,6 @@ function parseScalar(raw: string): unknown {
   return raw;
 }
 
-
 /** Deep merge where `over` wins; arrays are replaced, not concatenated. */
 export function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };

@@ -44,7 +44,8 @@ export function readLayer(configRoot: string, dir: string, base: string): Config
   for (const ext of EXTENSIONS) {
     const rel = path.join(dir, `${base}${ext}`);
     const abs = path.join(configRoot, rel);
-    if (existsSync(abs)) out.push({ origin: path.join("config", rel), data: parseConfigFile(abs, path.join("config", rel)) });
+    if (existsSync(abs))
+      out.push({ origin: path.join("config", rel), data: parseConfigFile(abs, path.join("config", rel)) });
   }
   return out;
 }

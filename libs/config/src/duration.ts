@@ -25,7 +25,8 @@ export function parseDuration(v: unknown): number | null {
 /** Why `v` is not a duration (null when it is one), worded for a config error. */
 export function durationProblem(v: unknown): string | null {
   if (parseDuration(v) !== null) return null;
-  if (typeof v === "number") return `expected a duration with a unit such as ${DURATION_EXAMPLES}, got the bare number ${v}; write ${v}ms or ${v}s, whichever is meant`;
+  if (typeof v === "number")
+    return `expected a duration with a unit such as ${DURATION_EXAMPLES}, got the bare number ${v}; write ${v}ms or ${v}s, whichever is meant`;
   return `expected a duration such as ${DURATION_EXAMPLES}, got ${describeValue(v)}`;
 }
 

@@ -10,5 +10,14 @@ export { baseSchema } from "./base-schema";
 export type { BaseConfig } from "./base-schema";
 export { parseDuration, formatDuration, durationProblem, DURATION_EXAMPLES } from "./duration";
 export { describeValue, isPlainObject } from "@machina/protos";
-export { field, defineKind, parseDocument, componentError, formatPath, problemsOf, renderComponentDocs, closestWord } from "./schema";
+export {
+  field,
+  defineKind,
+  parseDocument,
+  componentError,
+  formatPath,
+  problemsOf,
+  renderComponentDocs,
+  closestWord,
+} from "./schema";
 export type { DurationOptions, ComponentKind, ComponentValue, Component, KindSpec, Problem } from "./schema";

@@ -31,7 +31,11 @@ export interface LoadedConfig<T> {
 export const DEFAULT_CONFIG_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../config");
 
 /** Resolves config root and mode from options and env. */
-export function resolveConfigSource(opts: ConfigSourceOptions = {}): { configDir: string; mode: string; env: NodeJS.ProcessEnv } {
+export function resolveConfigSource(opts: ConfigSourceOptions = {}): {
+  configDir: string;
+  mode: string;
+  env: NodeJS.ProcessEnv;
+} {
   const env = opts.env ?? process.env;
   return {
     configDir: opts.configDir ?? env.MACHINA_CONFIG_DIR ?? DEFAULT_CONFIG_DIR,
@@ -45,7 +49,11 @@ export function resolveConfigSource(opts: ConfigSourceOptions = {}): { configDir
  * config/<mode>/{common,<service>} ← env (`MACHINA_<KEY>` for every service, then
  * `MACHINA_<SERVICE>_<KEY>`), validated strictly; errors name the key and its file or env var.
  */
-export function loadProcessConfig<T>(service: string, schema: convict.Schema<T>, opts: ConfigSourceOptions = {}): LoadedConfig<T> {
+export function loadProcessConfig<T>(
+  service: string,
+  schema: convict.Schema<T>,
+  opts: ConfigSourceOptions = {},
+): LoadedConfig<T> {
   const { configDir, mode, env } = resolveConfigSource(opts);
   const origins = new Map<string, string>();
   const merged: Record<string, unknown> = {};
@@ -91,7 +99,12 @@ export function loadProcessConfig<T>(service: string, schema: convict.Schema<T>,
 }
 
 // Validating each file on its own is what lets an unknown key name its file.
-function checkStrict<T>(service: string, schema: convict.Schema<T>, data: Record<string, unknown>, origin: string): void {
+function checkStrict<T>(
+  service: string,
+  schema: convict.Schema<T>,
+  data: Record<string, unknown>,
+  origin: string,
+): void {
   const conf = convict(schema);
   try {
     conf.load(data);

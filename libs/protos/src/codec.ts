@@ -21,7 +21,8 @@ export interface Codec<T> {
 }
 
 /** Folder holding `machina/v1/*.proto`; override with MACHINA_PROTOS_DIR (e.g. in images). */
-export const PROTOS_DIR = process.env.MACHINA_PROTOS_DIR ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../protos");
+export const PROTOS_DIR =
+  process.env.MACHINA_PROTOS_DIR ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../protos");
 
 const FILES = ["common", "fetch", "invoke", "pipeline", "data", "vertex", "dlq"].map((f) => `machina/v1/${f}.proto`);
 const PACKAGE = "machina.v1";
@@ -40,7 +41,14 @@ function loadRoot(): protobuf.Root {
   return r;
 }
 
-const OBJECT_OPTS: protobuf.IConversionOptions = { longs: Number, enums: String, bytes: Array, defaults: true, arrays: true, objects: true };
+const OBJECT_OPTS: protobuf.IConversionOptions = {
+  longs: Number,
+  enums: String,
+  bytes: Array,
+  defaults: true,
+  arrays: true,
+  objects: true,
+};
 
 function makeCodec<T>(type: protobuf.Type): Codec<T> {
   const toPlain = (m: protobuf.Message): T => {

@@ -8,7 +8,18 @@ const describeJson = (v: unknown) => describeValue(v, "json");
 // protobufjs' fromObject silently drops unknown keys and coerces wrong types;
 // a typo in a hand-typed `nats req` body must instead say which field is wrong.
 
-const INT_TYPES = new Set(["int32", "uint32", "sint32", "fixed32", "sfixed32", "int64", "uint64", "sint64", "fixed64", "sfixed64"]);
+const INT_TYPES = new Set([
+  "int32",
+  "uint32",
+  "sint32",
+  "fixed32",
+  "sfixed32",
+  "int64",
+  "uint64",
+  "sint64",
+  "fixed64",
+  "sfixed64",
+]);
 const FLOAT_TYPES = new Set(["double", "float"]);
 // protobufjs wraps 32-bit values silently (3e9 becomes -1294967296); say so instead.
 const INT32_RANGE: Record<string, [number, number]> = {
@@ -23,12 +34,16 @@ function camel(name: string): string {
   return name.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
-
 /**
  * Checks `value` against message type `type` and returns a copy whose message keys are
  * the camelCase field names (snake_case proto names are accepted too); throws ProtoShapeError.
  */
-export function normalizeShape(type: protobuf.Type, value: unknown, root = type.name, path = ""): Record<string, unknown> {
+export function normalizeShape(
+  type: protobuf.Type,
+  value: unknown,
+  root = type.name,
+  path = "",
+): Record<string, unknown> {
   if (!isPlainObject(value)) {
     throw new ProtoShapeError(root, path, `expected a JSON object, got ${describeJson(value)}`);
   }
@@ -97,7 +112,11 @@ function checkSingle(field: protobuf.Field, v: unknown, root: string, at: string
   if (resolved instanceof protobuf.Enum) {
     if (typeof v === "string" && Object.hasOwn(resolved.values, v)) return v;
     if (typeof v === "number" && Object.values(resolved.values).includes(v)) return v;
-    throw new ProtoShapeError(root, at, `expected one of ${Object.keys(resolved.values).join(", ")}, got ${describeJson(v)}`);
+    throw new ProtoShapeError(
+      root,
+      at,
+      `expected one of ${Object.keys(resolved.values).join(", ")}, got ${describeJson(v)}`,
+    );
   }
   const t = field.type;
   if (t === "string") {
@@ -145,4 +164,3 @@ function freeJson<T>(v: T, root: string, at: string): T {
   if (bad !== null) throw new ProtoShapeError(root, bad, RESERVED_KEY);
   return v;
 }
-

@@ -96,7 +96,6 @@ function readList(m: Msg | null | undefined): Json[] {
   return ((m?.values ?? []) as Msg[]).map(readValue);
 }
 
-
 /** The one JSON object key that plain-object code cannot store: assigning it sets the prototype. */
 export const PROTO_KEY = "__proto__";
 

@@ -20,7 +20,10 @@ export function classifyThrown(thrown: unknown): MachinaError {
   if (thrown instanceof MachinaError) return thrown;
   const name = (thrown as { name?: unknown } | null)?.name;
   if (typeof name === "string" && TRANSIENT_NATS.has(name)) {
-    return new MachinaError("UNAVAILABLE", `NATS is not reachable: ${(thrown as Error).message}`, { cause: thrown, details: { dependency: "nats" } });
+    return new MachinaError("UNAVAILABLE", `NATS is not reachable: ${(thrown as Error).message}`, {
+      cause: thrown,
+      details: { dependency: "nats" },
+    });
   }
   return toMachinaError(thrown);
 }

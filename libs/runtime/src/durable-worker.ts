@@ -4,7 +4,15 @@ import type { Consumer, JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "@machina/log";
 import type { MessageName, MessageTypes } from "@machina/protos";
 import type { MeshNames } from "@machina/subjects";
-import { CONTENT_TYPE_PROTOBUF, DEAD_LETTER_ERROR_HEADER, TIMING_HEADER, appendTiming, decodeBody, encodeBody, encodingOf } from "@machina/wire";
+import {
+  CONTENT_TYPE_PROTOBUF,
+  DEAD_LETTER_ERROR_HEADER,
+  TIMING_HEADER,
+  appendTiming,
+  decodeBody,
+  encodeBody,
+  encodingOf,
+} from "@machina/wire";
 import type { MachinaError } from "@machina/wire";
 import { classifyThrown } from "./classify";
 import type { Health } from "./health";
@@ -160,7 +168,13 @@ export async function startWorker(
     const started = performance.now();
     const myEpoch = epoch;
     const deliveryCount = m.info.deliveryCount;
-    const child = log.child({ worker: def.name, subject: m.subject, seq: m.seq, msgId: m.headers?.get("Nats-Msg-Id") || undefined, delivery: deliveryCount });
+    const child = log.child({
+      worker: def.name,
+      subject: m.subject,
+      seq: m.seq,
+      msgId: m.headers?.get("Nats-Msg-Id") || undefined,
+      delivery: deliveryCount,
+    });
     // Long fetches must not let the ack wait expire and cause a duplicate delivery.
     const keepAlive = setInterval(() => m.working(), 10_000);
     let outcome = "ack";
@@ -207,7 +221,10 @@ export async function startWorker(
           health.fail(down, err.message);
         }
         const level = failures === 1 ? "warn" : "debug";
-        child[level]({ code: err.code, reason: err.message, pauseMs: pausedUntil - Date.now(), pauses: failures }, "retryable failure; pausing this worker and retrying");
+        child[level](
+          { code: err.code, reason: err.message, pauseMs: pausedUntil - Date.now(), pauses: failures },
+          "retryable failure; pausing this worker and retrying",
+        );
       }
       m.nak(Math.max(100, pausedUntil - Date.now()));
       return "nak";

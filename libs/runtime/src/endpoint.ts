@@ -3,7 +3,16 @@ import type { MsgHdrs } from "@nats-io/nats-core";
 import type { Service, ServiceMsg } from "@nats-io/services";
 import type { Logger } from "@machina/log";
 import type { MessageName, MessageTypes } from "@machina/protos";
-import { TIMING_HEADER, appendTiming, contentTypeOf, decodeBody, encodeBody, encodingOf, errorReply, toMachinaError } from "@machina/wire";
+import {
+  TIMING_HEADER,
+  appendTiming,
+  contentTypeOf,
+  decodeBody,
+  encodeBody,
+  encodingOf,
+  errorReply,
+  toMachinaError,
+} from "@machina/wire";
 import type { Encoding } from "@machina/wire";
 import type { ServiceMetrics } from "./metrics";
 import { countAsyncOutcome } from "./micro-stats";
@@ -37,7 +46,9 @@ export interface EndpointDef<Q extends MessageName = MessageName, R extends Mess
 }
 
 /** Identity helper that lets TypeScript infer an endpoint's message types. */
-export function defineEndpoint<Q extends MessageName, R extends MessageName>(def: EndpointDef<Q, R>): EndpointDef<Q, R> {
+export function defineEndpoint<Q extends MessageName, R extends MessageName>(
+  def: EndpointDef<Q, R>,
+): EndpointDef<Q, R> {
   return def;
 }
 
@@ -47,7 +58,9 @@ let seq = 0;
 export function addEndpoint(svc: Service, def: EndpointDef, hop: string, log: Logger, metrics: ServiceMetrics): void {
   svc.addEndpoint(def.name, {
     subject: def.subject,
-    metadata: def.description ? { description: def.description, request: def.request, reply: def.reply } : { request: def.request, reply: def.reply },
+    metadata: def.description
+      ? { description: def.description, request: def.request, reply: def.reply }
+      : { request: def.request, reply: def.reply },
     handler: (err, msg) => {
       if (err) {
         log.error({ err, endpoint: def.name }, "endpoint subscription failed");
@@ -59,7 +72,14 @@ export function addEndpoint(svc: Service, def: EndpointDef, hop: string, log: Lo
   });
 }
 
-async function serve(svc: Service, def: EndpointDef, msg: ServiceMsg, hop: string, log: Logger, metrics: ServiceMetrics): Promise<void> {
+async function serve(
+  svc: Service,
+  def: EndpointDef,
+  msg: ServiceMsg,
+  hop: string,
+  log: Logger,
+  metrics: ServiceMetrics,
+): Promise<void> {
   const started = performance.now();
   const requestId = msg.headers?.get("Nats-Msg-Id") || `${process.pid}-${++seq}`;
   // Most requests log nothing: the child (and its redaction setup) is made on first use only.

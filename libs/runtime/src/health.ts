@@ -16,7 +16,10 @@ export class Health {
   /** Marks `dependency` unreachable; keeps the first `since` while it stays down. */
   fail(dependency: string, reason: string): void {
     const was = this.down.get(dependency);
-    this.down.set(dependency, { since: was?.since ?? Date.now(), reason: reason.replace(/[\r\n]+/g, " ").slice(0, 300) });
+    this.down.set(dependency, {
+      since: was?.since ?? Date.now(),
+      reason: reason.replace(/[\r\n]+/g, " ").slice(0, 300),
+    });
   }
 
   /** Marks `dependency` reachable again. */

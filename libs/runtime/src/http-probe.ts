@@ -20,7 +20,12 @@ export interface ProbeServer {
 }
 
 /** Serves /healthz, /readyz and /metrics (prom-client) on a small HTTP port. */
-export async function startProbeServer(host: string, port: number, registry: Registry, state: ProbeState): Promise<ProbeServer> {
+export async function startProbeServer(
+  host: string,
+  port: number,
+  registry: Registry,
+  state: ProbeState,
+): Promise<ProbeServer> {
   const server: Server = createServer((req, res) => {
     const url = (req.url ?? "/").split("?")[0];
     const reply = (status: number, body: string, type = "application/json") => {

@@ -51,7 +51,9 @@ export class MeshClient {
     return new Promise<Msg>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(token);
-        reject(new MachinaError("TIMEOUT", `${subject} did not answer within ${timeoutMs} ms`, { details: { subject } }));
+        reject(
+          new MachinaError("TIMEOUT", `${subject} did not answer within ${timeoutMs} ms`, { details: { subject } }),
+        );
       }, timeoutMs);
       this.pending.set(token, { subject, resolve, reject, timer });
       try {
@@ -59,7 +61,9 @@ export class MeshClient {
       } catch (err) {
         clearTimeout(timer);
         this.pending.delete(token);
-        reject(new MachinaError("UNAVAILABLE", `request to ${subject} failed: ${(err as Error).message}`, { cause: err }));
+        reject(
+          new MachinaError("UNAVAILABLE", `request to ${subject} failed: ${(err as Error).message}`, { cause: err }),
+        );
       }
     });
   }
@@ -77,7 +81,11 @@ export class MeshClient {
         clearTimeout(p.timer);
         // The server answers 503 itself when nobody subscribes to the subject.
         if (msg.headers?.code === 503 && msg.data.length === 0) {
-          p.reject(new MachinaError("UNAVAILABLE", `no service answers ${p.subject}; is it running?`, { details: { subject: p.subject } }));
+          p.reject(
+            new MachinaError("UNAVAILABLE", `no service answers ${p.subject}; is it running?`, {
+              details: { subject: p.subject },
+            }),
+          );
         } else {
           p.resolve(msg);
         }

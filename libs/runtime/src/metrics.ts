@@ -74,6 +74,11 @@ export function observeGauge(metrics: ServiceMetrics, name: string, help: string
 }
 
 /** Adds a counter with labels to the service's registry. */
-export function addCounter<L extends string>(metrics: ServiceMetrics, name: string, help: string, labelNames: readonly L[]): Counter<L> {
+export function addCounter<L extends string>(
+  metrics: ServiceMetrics,
+  name: string,
+  help: string,
+  labelNames: readonly L[],
+): Counter<L> {
   return new Counter({ name, help, labelNames: [...labelNames], registers: [metrics.registry] });
 }

@@ -14,7 +14,12 @@ async function within<T>(ms: number, p: Promise<T>, fallback: T): Promise<T> {
 }
 
 /** Describes this process and its machine for vertex (CPU, RAM, GPU, storage, network). */
-export async function collectNodeInfo(base: { id: string; service: string; role: string; version: string }): Promise<NodeInfo> {
+export async function collectNodeInfo(base: {
+  id: string;
+  service: string;
+  role: string;
+  version: string;
+}): Promise<NodeInfo> {
   const [cpu, mem, graphics, disks, nets] = await Promise.all([
     within(2000, si.cpu(), null),
     within(2000, si.mem(), null),

@@ -39,9 +39,14 @@ export async function publishDurable<N extends MessageName>(
     });
   } catch (err) {
     if (opts.expectEmptySubject && isCasConflict(err)) {
-      throw new MachinaError("CONFLICT", `${subject} already holds a message`, { retryable: false, details: { conflict: true, subject } });
+      throw new MachinaError("CONFLICT", `${subject} already holds a message`, {
+        retryable: false,
+        details: { conflict: true, subject },
+      });
     }
-    throw new MachinaError("UNAVAILABLE", `could not store message on ${subject}: ${(err as Error).message}`, { cause: err, details: { dependency: "nats" } });
+    throw new MachinaError("UNAVAILABLE", `could not store message on ${subject}: ${(err as Error).message}`, {
+      cause: err,
+      details: { dependency: "nats" },
+    });
   }
 }
-

@@ -89,7 +89,9 @@ export interface StartOptions extends ConfigSourceOptions {
  * clean drain on SIGTERM.
  */
 export async function startService<C>(spec: ServiceSpec<C>, opts: StartOptions = {}): Promise<RunningService<C>> {
-  const schema = { ...baseSchema({ httpPort: spec.httpPort }), ...(spec.schema ?? {}) } as convict.Schema<C & BaseConfig>;
+  const schema = { ...baseSchema({ httpPort: spec.httpPort }), ...(spec.schema ?? {}) } as convict.Schema<
+    C & BaseConfig
+  >;
   const loaded = loadProcessConfig<C & BaseConfig>(spec.name, schema, opts);
   const config = loaded.values;
   const log = createRootLogger({ service: spec.name, node: config.mesh.node, level: config.log.level });
@@ -112,7 +114,12 @@ export async function startService<C>(spec: ServiceSpec<C>, opts: StartOptions =
     const js = jetstream(nc);
     for (const cfg of Object.values(pipelineStreams(names, config.nats.replicas))) await ensureStream(jsm, cfg);
 
-    const node = await collectNodeInfo({ id: config.mesh.node, service: spec.name, role: spec.role ?? "processor", version: spec.version });
+    const node = await collectNodeInfo({
+      id: config.mesh.node,
+      service: spec.name,
+      role: spec.role ?? "processor",
+      version: spec.version,
+    });
     const ctx: ServiceContext<C> = {
       config,
       configOrigin: loaded.origin,
@@ -135,7 +142,12 @@ export async function startService<C>(spec: ServiceSpec<C>, opts: StartOptions =
     const server = await startProbeServer(config.http.host, config.http.port, metrics.registry, {
       healthy: () => !nc.isClosed(),
       ready: () => ready && !draining && !nc.isClosed() && health.ok(),
-      info: () => ({ service: spec.name, node: config.mesh.node, nats: nc.isClosed() ? "closed" : "connected", waitingFor: health.waiting() }),
+      info: () => ({
+        service: spec.name,
+        node: config.mesh.node,
+        nats: nc.isClosed() ? "closed" : "connected",
+        waitingFor: health.waiting(),
+      }),
     });
     probe = server;
 
@@ -155,11 +167,22 @@ export async function startService<C>(spec: ServiceSpec<C>, opts: StartOptions =
       await ensureDurable(jsm, streamName, w.durable, w.filter, { maxAckPending: w.maxAckPending });
       workers.push(await startWorker(js, names, w, spec.name, log, metrics, health));
     }
-    const lag = sampleLag(jsm, (parts.workers ?? []).map((w) => ({ stream: names.streams[w.stream], durable: w.durable })), metrics);
+    const lag = sampleLag(
+      jsm,
+      (parts.workers ?? []).map((w) => ({ stream: names.streams[w.stream], durable: w.durable })),
+      metrics,
+    );
 
     const heartbeat = startVertexLink(ctx, spec.role ?? "processor");
     ready = true;
-    log.info({ probePort: server.port, endpoints: (parts.endpoints ?? []).map((e) => e.subject), workers: (parts.workers ?? []).map((w) => w.name) }, "service started");
+    log.info(
+      {
+        probePort: server.port,
+        endpoints: (parts.endpoints ?? []).map((e) => e.subject),
+        workers: (parts.workers ?? []).map((w) => w.name),
+      },
+      "service started",
+    );
 
     let stopped: Promise<void> | undefined;
     const stop = () =>
@@ -210,7 +233,11 @@ function watchNats(nc: NatsConnection, health: Health, log: Logger): void {
 }
 
 // Consumer lag per durable, for /metrics (and so for a KEDA or HPA scaler on external metrics).
-function sampleLag(jsm: JetStreamManager, consumers: { stream: string; durable: string }[], metrics: ServiceMetrics): NodeJS.Timeout {
+function sampleLag(
+  jsm: JetStreamManager,
+  consumers: { stream: string; durable: string }[],
+  metrics: ServiceMetrics,
+): NodeJS.Timeout {
   const sample = async () => {
     for (const c of consumers) {
       const info = await jsm.consumers.info(c.stream, c.durable).catch(() => null);

@@ -8,7 +8,10 @@ export type PipelineStream = "FETCH" | "FETCHED" | "AGGREGATE" | "STORE" | "DLQ"
 const NS_PER_MS = 1_000_000;
 
 /** Stream configs of the pipeline: work queues for tasks, a limits stream for dead letters. */
-export function pipelineStreams(names: MeshNames, replicas = 1): Record<PipelineStream, Partial<StreamConfig> & { name: string }> {
+export function pipelineStreams(
+  names: MeshNames,
+  replicas = 1,
+): Record<PipelineStream, Partial<StreamConfig> & { name: string }> {
   const work = (key: Exclude<PipelineStream, "DLQ">): Partial<StreamConfig> & { name: string } => ({
     name: names.streams[key],
     subjects: [names.streamSubjects[key]],
@@ -39,7 +42,10 @@ export function pipelineStreams(names: MeshNames, replicas = 1): Record<Pipeline
 }
 
 /** Creates a stream, or updates it when it exists (idempotent; safe from every replica). */
-export async function ensureStream(jsm: JetStreamManager, cfg: Partial<StreamConfig> & { name: string }): Promise<void> {
+export async function ensureStream(
+  jsm: JetStreamManager,
+  cfg: Partial<StreamConfig> & { name: string },
+): Promise<void> {
   try {
     await jsm.streams.info(cfg.name);
     await jsm.streams.update(cfg.name, cfg);
@@ -63,7 +69,13 @@ export interface DurableOptions {
 }
 
 /** Creates (or keeps) a durable pull consumer that every replica of a service shares. */
-export async function ensureDurable(jsm: JetStreamManager, stream: string, durable: string, filter: string, opts: DurableOptions = {}): Promise<void> {
+export async function ensureDurable(
+  jsm: JetStreamManager,
+  stream: string,
+  durable: string,
+  filter: string,
+  opts: DurableOptions = {},
+): Promise<void> {
   const cfg = {
     durable_name: durable,
     ack_policy: AckPolicy.Explicit,
@@ -90,5 +102,7 @@ export async function ensureDurable(jsm: JetStreamManager, stream: string, durab
 
 function isNotFound(err: unknown): boolean {
   const e = err as { code?: unknown; api_error?: { err_code?: number }; message?: string };
-  return /not found/i.test(String(e?.message ?? "")) || e?.api_error?.err_code === 10059 || e?.api_error?.err_code === 10014;
+  return (
+    /not found/i.test(String(e?.message ?? "")) || e?.api_error?.err_code === 10059 || e?.api_error?.err_code === 10014
+  );
 }

@@ -112,7 +112,12 @@ export function meshNames(prefix = "machina"): MeshNames {
       connect: (role) => `${p}.vertex.connect.${role}`,
       nodes: `${p}.vertex.nodes`,
       stats: `${p}.vertex.stats`,
-      dlq: { list: `${p}.vertex.dlq.list`, show: `${p}.vertex.dlq.show`, replay: `${p}.vertex.dlq.replay`, purge: `${p}.vertex.dlq.purge` },
+      dlq: {
+        list: `${p}.vertex.dlq.list`,
+        show: `${p}.vertex.dlq.show`,
+        replay: `${p}.vertex.dlq.replay`,
+        purge: `${p}.vertex.dlq.purge`,
+      },
     },
     config: { head: `${p}.config.head`, patch: `${p}.config.patch`, history: `${p}.config.history` },
     any: {
@@ -124,7 +129,8 @@ export function meshNames(prefix = "machina"): MeshNames {
     tail: (subject, n) => subject.split(".").slice(-n),
     cacheInvalidate: `${p}.cache.invalidate`,
     task: {
-      fetch: (source, query, leadId) => `${p}.task.fetch.${tok("source", source)}.${tok("query", query)}.${leadToken(leadId)}`,
+      fetch: (source, query, leadId) =>
+        `${p}.task.fetch.${tok("source", source)}.${tok("query", query)}.${leadToken(leadId)}`,
       fetchOf: (source) => `${p}.task.fetch.${tok("source", source)}.>`,
       fetched: (source) => `${p}.task.fetched.${tok("source", source)}`,
       aggregate: (type) => `${p}.task.aggregate.${tok("entity type", type)}`,
@@ -145,7 +151,12 @@ export function meshNames(prefix = "machina"): MeshNames {
       STORE: `${p}.task.store.>`,
       DLQ: `${p}.dlq.>`,
     },
-    consumers: { fetch: (source) => `fetch-${tok("source", source)}`, fetched: "invoke-handler", aggregate: "aggregate", store: "data-dump" },
+    consumers: {
+      fetch: (source) => `fetch-${tok("source", source)}`,
+      fetched: "invoke-handler",
+      aggregate: "aggregate",
+      store: "data-dump",
+    },
     buckets: { limiter: `${p}_limiter`, config: `${p}_config`, nodes: `${p}_nodes` },
   };
 }

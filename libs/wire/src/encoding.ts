@@ -21,9 +21,13 @@ export function encodingOf(headers?: HeaderReader | null): Encoding {
   const ct = raw.split(";")[0].trim().toLowerCase();
   if (ct === "" || ct === CONTENT_TYPE_JSON) return "json";
   if (ct === CONTENT_TYPE_PROTOBUF || ct === "application/protobuf") return "protobuf";
-  throw new MachinaError("BAD_REQUEST", `unsupported Content-Type "${sanitize(raw)}": send ${CONTENT_TYPE_JSON} (default) or ${CONTENT_TYPE_PROTOBUF}`, {
-    details: { contentType: sanitize(raw) },
-  });
+  throw new MachinaError(
+    "BAD_REQUEST",
+    `unsupported Content-Type "${sanitize(raw)}": send ${CONTENT_TYPE_JSON} (default) or ${CONTENT_TYPE_PROTOBUF}`,
+    {
+      details: { contentType: sanitize(raw) },
+    },
+  );
 }
 
 /** Content-Type header value for an encoding. */
@@ -43,26 +47,38 @@ export function decodeBody<N extends MessageName>(name: N, data: Uint8Array, enc
     try {
       text = utf8.decode(data);
     } catch {
-      throw new MachinaError("BAD_REQUEST", `body is not UTF-8 text; send proto3 JSON for ${name} or set Content-Type: ${CONTENT_TYPE_PROTOBUF}`);
+      throw new MachinaError(
+        "BAD_REQUEST",
+        `body is not UTF-8 text; send proto3 JSON for ${name} or set Content-Type: ${CONTENT_TYPE_PROTOBUF}`,
+      );
     }
     if (text.trim() === "") return c.fromJson({});
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch (err) {
-      throw new MachinaError("BAD_REQUEST", `malformed JSON for ${name}: ${(err as Error).message}`, { retryable: false });
+      throw new MachinaError("BAD_REQUEST", `malformed JSON for ${name}: ${(err as Error).message}`, {
+        retryable: false,
+      });
     }
     return c.fromJson(json);
   } catch (err) {
     if (err instanceof ProtoShapeError) {
-      throw new MachinaError("BAD_REQUEST", `invalid ${err.message}`, { details: { field: err.path, type: name }, retryable: false });
+      throw new MachinaError("BAD_REQUEST", `invalid ${err.message}`, {
+        details: { field: err.path, type: name },
+        retryable: false,
+      });
     }
     throw err;
   }
 }
 
 /** Encodes message `name` in the given encoding. */
-export function encodeBody<N extends MessageName>(name: N, value: Partial<MessageTypes[N]>, encoding: Encoding): Uint8Array {
+export function encodeBody<N extends MessageName>(
+  name: N,
+  value: Partial<MessageTypes[N]>,
+  encoding: Encoding,
+): Uint8Array {
   const c = codec(name);
   if (encoding === "protobuf") return c.encode(value);
   return enc8.encode(JSON.stringify(c.toJson(value), bytesAsBase64));

@@ -18,14 +18,23 @@ export function errorReply(err: MachinaError, encoding: Encoding): { headers: Ms
   h.set("Content-Type", contentTypeOf(encoding));
   const body = encodeBody(
     "Error",
-    { code: err.code, status: err.status, message: err.message, details: jsonSafe(err.details), retryable: err.retryable },
+    {
+      code: err.code,
+      status: err.status,
+      message: err.message,
+      details: jsonSafe(err.details),
+      retryable: err.retryable,
+    },
     encoding,
   );
   return { headers: h, body };
 }
 
 /** The MachinaError an error reply carries, or null when the message is not an error. */
-export function readErrorReply(msg: { headers?: HeaderReader & { has?(k: string): boolean }; data: Uint8Array }): MachinaError | null {
+export function readErrorReply(msg: {
+  headers?: HeaderReader & { has?(k: string): boolean };
+  data: Uint8Array;
+}): MachinaError | null {
   const h = msg.headers;
   const codeText = h?.get(ERROR_CODE_HEADER) ?? "";
   if (!h || codeText === "") return null;

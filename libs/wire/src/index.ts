@@ -11,6 +11,13 @@ export {
 } from "./encoding";
 export type { Encoding, HeaderReader } from "./encoding";
 export { ERROR_HEADER, ERROR_CODE_HEADER, errorReply, readErrorReply } from "./error-wire";
-export { TIMING_HEADER, SENDER_HEADER, RESOURCES_HEADER, DEAD_LETTER_ERROR_HEADER, appendTiming, parseTiming } from "./timing";
+export {
+  TIMING_HEADER,
+  SENDER_HEADER,
+  RESOURCES_HEADER,
+  DEAD_LETTER_ERROR_HEADER,
+  appendTiming,
+  parseTiming,
+} from "./timing";
 export type { TimingEntry } from "./timing";
 export { makeMeta, percentQuota } from "./meta";

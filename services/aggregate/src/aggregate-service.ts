@@ -16,10 +16,15 @@ export const aggregateService: ServiceSpec<Record<string, never>> = {
     const { names, js } = ctx;
 
     const forward = async (batch: RecordBatch, timing?: string): Promise<number> => {
-      if (!batch.type) throw new MachinaError("BAD_REQUEST", "record batch has no type; set `type` to the entity type of its records");
+      if (!batch.type)
+        throw new MachinaError("BAD_REQUEST", "record batch has no type; set `type` to the entity type of its records");
       const out = await table.forType(batch.type)(batch);
       for (const b of out) {
-        await publishDurable(js, names.task.store(b.type), "RecordBatch", b, { msgID: b.id, timing, sender: ctx.node.id });
+        await publishDurable(js, names.task.store(b.type), "RecordBatch", b, {
+          msgID: b.id,
+          timing,
+          sender: ctx.node.id,
+        });
       }
       return out.length;
     };
@@ -38,7 +43,13 @@ export const aggregateService: ServiceSpec<Record<string, never>> = {
               throw new MachinaError("BAD_REQUEST", `batch type "${batch.type}" does not match subject type "${type}"`);
             }
             const id = batch.id || `manual-${type}-${Date.now()}`;
-            await forward({ ...batch, type, id, fetchedAt: batch.fetchedAt || Date.now(), source: batch.source || "manual" });
+            await forward({
+              ...batch,
+              type,
+              id,
+              fetchedAt: batch.fetchedAt || Date.now(),
+              source: batch.source || "manual",
+            });
             return { ok: true, id };
           },
         }),

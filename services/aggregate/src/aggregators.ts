@@ -28,7 +28,10 @@ export const aggregatorKind = defineKind({
   doc: "One file per entity type, named after the type: every type that sources extract needs one, or its records are refused (NOT_FOUND) rather than stored unaggregated. The aggregator turns each fetched batch of the type into the batches stored.",
   example: "aggregator: passthrough\n",
   schema: field.object({
-    aggregator: field.oneOf(AGGREGATOR_KINDS).default("passthrough").describe("How batches are aggregated: `passthrough` stores each batch as fetched; default passthrough"),
+    aggregator: field
+      .oneOf(AGGREGATOR_KINDS)
+      .default("passthrough")
+      .describe("How batches are aggregated: `passthrough` stores each batch as fetched; default passthrough"),
   }),
 });
 

@@ -42,7 +42,8 @@ function defineComputation<S extends z.ZodType>(name: string, spec: ComputationS
       args: spec.args,
       // async, so bad args reject the returned promise like a failed run instead of throwing.
       // The cast: TypeScript cannot resolve an object's output over a generic field schema.
-      run: async (args, deps) => spec.run((parseDocument(request, { args }, origin) as { args: z.output<S> }).args, deps),
+      run: async (args, deps) =>
+        spec.run((parseDocument(request, { args }, origin) as { args: z.output<S> }).args, deps),
     },
   ];
 }
@@ -59,7 +60,12 @@ export const COMPUTATIONS: ReadonlyMap<string, Computation> = new Map<string, Co
       key: field.names(z.json()).describe('The entity key: its key fields and values, e.g. {"domain": "example.com"}'),
     }),
     async run({ type, key }, { client, names }) {
-      const reply = await client.request(names.data("readone", "clean", type), "KeyRequest", { key: key as JsonObject }, "RecordReply");
+      const reply = await client.request(
+        names.data("readone", "clean", type),
+        "KeyRequest",
+        { key: key as JsonObject },
+        "RecordReply",
+      );
       return [reply.record];
     },
   }),
@@ -70,7 +76,9 @@ export function computationOf(name: string): Computation {
   const c = COMPUTATIONS.get(name);
   if (c === undefined) {
     const known = [...COMPUTATIONS.keys()];
-    throw new MachinaError("NOT_FOUND", `unknown computation "${name}" (registered: ${known.join(", ")})`, { details: { name, known } });
+    throw new MachinaError("NOT_FOUND", `unknown computation "${name}" (registered: ${known.join(", ")})`, {
+      details: { name, known },
+    });
   }
   return c;
 }

@@ -24,14 +24,21 @@ export interface DataConfig {
 /** `dc1:3,dc2:3` → `{ dc1: 3, dc2: 3 }`; BAD_REQUEST naming the setting when malformed. */
 export function parseReplication(text: string): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const m = /^([A-Za-z0-9_-]+):(\d+)$/.exec(part);
     if (!m || Number(m[2]) < 1) {
-      throw new MachinaError("BAD_REQUEST", `cassandra.replication: expected "<datacenter>:<factor>[,…]" such as "datacenter1:1", got "${text}"`);
+      throw new MachinaError(
+        "BAD_REQUEST",
+        `cassandra.replication: expected "<datacenter>:<factor>[,…]" such as "datacenter1:1", got "${text}"`,
+      );
     }
     out[m[1]] = Number(m[2]);
   }
-  if (Object.keys(out).length === 0) throw new MachinaError("BAD_REQUEST", "cassandra.replication: name at least one datacenter, e.g. datacenter1:1");
+  if (Object.keys(out).length === 0)
+    throw new MachinaError("BAD_REQUEST", "cassandra.replication: name at least one datacenter, e.g. datacenter1:1");
   return out;
 }
 
@@ -39,10 +46,14 @@ export function parseReplication(text: string): Record<string, number> {
 export function storeOf(names: MeshNames, subject: string): { store: StoreName; type: string } {
   const [store, type] = names.tail(subject, 2);
   if (store !== "dump" && store !== "clean") {
-    throw new MachinaError("NOT_FOUND", `unknown store "${store}" in ${subject}; known stores: dump (raw answers), clean (merged records)`, {
-      retryable: false,
-      details: { store, known: ["dump", "clean"] },
-    });
+    throw new MachinaError(
+      "NOT_FOUND",
+      `unknown store "${store}" in ${subject}; known stores: dump (raw answers), clean (merged records)`,
+      {
+        retryable: false,
+        details: { store, known: ["dump", "clean"] },
+      },
+    );
   }
   return { store, type };
 }
@@ -61,13 +72,25 @@ export const dataService: ServiceSpec<DataConfig> = {
       port: { doc: "CQL native port.", format: "port", default: 9042 },
       localDataCenter: { doc: "Datacenter of this replica.", format: String, default: "datacenter1" },
       keyspace: { doc: "Keyspace holding every Machina table.", format: String, default: "machina" },
-      replication: { doc: "NetworkTopologyStrategy factors, `<dc>:<n>[,…]`.", format: String, default: "datacenter1:1" },
+      replication: {
+        doc: "NetworkTopologyStrategy factors, `<dc>:<n>[,…]`.",
+        format: String,
+        default: "datacenter1:1",
+      },
       username: { doc: "CQL user, when the cluster requires auth.", format: String, default: "" },
       password: { doc: "CQL password (env only).", format: String, default: "", sensitive: true },
     },
     clean: {
-      intervalMs: { doc: "How often the clean job merges dirty entities, ms, at most 86400000 (one day); 0 disables it in this replica.", format: "nat", default: 10_000 },
-      lookbackDays: { doc: "Day buckets (at least 1) a clean read walks back to find an entity's newest row.", format: "nat", default: 7 },
+      intervalMs: {
+        doc: "How often the clean job merges dirty entities, ms, at most 86400000 (one day); 0 disables it in this replica.",
+        format: "nat",
+        default: 10_000,
+      },
+      lookbackDays: {
+        doc: "Day buckets (at least 1) a clean read walks back to find an entity's newest row.",
+        format: "nat",
+        default: 7,
+      },
     },
   },
   async setup(ctx: ServiceContext<DataConfig>) {
@@ -75,9 +98,15 @@ export const dataService: ServiceSpec<DataConfig> = {
     const c = ctx.config.cassandra;
     // setInterval caps at ~24.8 days and past it fires back to back; a day is the useful limit.
     if (ctx.config.clean.intervalMs > 86_400_000) {
-      throw new MachinaError("BAD_REQUEST", `clean.intervalMs: ${ctx.config.clean.intervalMs} is more than one day (86400000 ms); the clean job must run at least daily`, { retryable: false });
+      throw new MachinaError(
+        "BAD_REQUEST",
+        `clean.intervalMs: ${ctx.config.clean.intervalMs} is more than one day (86400000 ms); the clean job must run at least daily`,
+        { retryable: false },
+      );
     }
-    const types = loadComponents("data/types", ctx.configSource).map((d) => compileTypeDef({ name: d.name, ...d.doc }, d.origins.join(" + ")));
+    const types = loadComponents("data/types", ctx.configSource).map((d) =>
+      compileTypeDef({ name: d.name, ...d.doc }, d.origins.join(" + ")),
+    );
     const data = await DataLayer.open({
       contactPoints: c.contactPoints.split(",").map((h) => `${h.trim()}:${c.port}`),
       localDataCenter: c.localDataCenter,
@@ -99,7 +128,8 @@ export const dataService: ServiceSpec<DataConfig> = {
               .runClean()
               .then((r) => {
                 if (r.entities > 0) log.info({ entities: r.entities, rows: r.rows }, "clean job merged dirty entities");
-                for (const f of r.errors.slice(0, 5)) log.warn({ failure: f }, "clean job could not merge an entity; it stays dirty");
+                for (const f of r.errors.slice(0, 5))
+                  log.warn({ failure: f }, "clean job could not merge an entity; it stays dirty");
               })
               .catch((err: unknown) => log.error({ err }, "clean job failed; dirty marks stay for the next run"))
               .finally(() => (cleaning = false));
@@ -128,7 +158,11 @@ export const dataService: ServiceSpec<DataConfig> = {
           description: "Records of one entity (criteria = its full key), newest first, with offset and limit",
           async handler(req, { subject }) {
             const { store, type } = storeOf(names, subject);
-            const rows = await data.read(store, type, { criteria: req.criteria, offset: req.offset, limit: req.limit || undefined });
+            const rows = await data.read(store, type, {
+              criteria: req.criteria,
+              offset: req.offset,
+              limit: req.limit || undefined,
+            });
             return { records: rows.map(asJson) };
           },
         }),

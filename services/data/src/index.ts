@@ -1,6 +1,15 @@
 import { TYPE_KIND } from "./schema";
 
-export { DataLayer, createRecords, readRecords, readOneRecord, countRecords, updateRecord, deleteRecords, MANUAL_SOURCE } from "./crud";
+export {
+  DataLayer,
+  createRecords,
+  readRecords,
+  readOneRecord,
+  countRecords,
+  updateRecord,
+  deleteRecords,
+  MANUAL_SOURCE,
+} from "./crud";
 export type { DataLayerOptions, ReadOptions, DeleteResult } from "./crud";
 export {
   TYPE_KIND,
@@ -32,9 +41,26 @@ export {
   windowStartOf,
   DAY_MS,
 } from "./schema";
-export type { TypeDef, FieldType, FieldMerge, MergePolicyName, TableSpec, ColumnSpec, CqlValue, ValueOrigin } from "./schema";
+export type {
+  TypeDef,
+  FieldType,
+  FieldMerge,
+  MergePolicyName,
+  TableSpec,
+  ColumnSpec,
+  CqlValue,
+  ValueOrigin,
+} from "./schema";
 export { ensureSchema, writeDump, DIRTY_SHARDS, dirtyShardOf, resolveType } from "./store";
-export type { EnsureSchemaResult, SchemaChange, DumpRow, WriteDumpResult, DataContext, PlainRow, CqlClient } from "./store";
+export type {
+  EnsureSchemaResult,
+  SchemaChange,
+  DumpRow,
+  WriteDumpResult,
+  DataContext,
+  PlainRow,
+  CqlClient,
+} from "./store";
 export { mergeRows, runClean } from "./clean";
 export type { MergeRow, MergeResult, RunCleanOptions, RunCleanResult, CleanedEntity, CleanFailure } from "./clean";
 export { dataService, parseReplication, storeOf } from "./data-service";

@@ -23,7 +23,11 @@ export const fetchService: ServiceSpec<FetchConfig> = {
   schema: {
     fetch: {
       concurrency: { doc: "FetchTasks this replica works on at once, per source.", format: "nat", default: 16 },
-      clockSkewMs: { doc: "Shifts the clock this replica's limiter reads, for fault tests of clock skew between replicas; leave 0.", format: "int", default: 0 },
+      clockSkewMs: {
+        doc: "Shifts the clock this replica's limiter reads, for fault tests of clock skew between replicas; leave 0.",
+        format: "int",
+        default: 0,
+      },
     },
   },
   async setup(ctx: ServiceContext<FetchConfig>) {
@@ -42,9 +46,19 @@ export const fetchService: ServiceSpec<FetchConfig> = {
     const fetcher = createFetcher({ sources, limiter, env: ctx.configSource.env ?? process.env });
     ctx.log.info({ sources: fetcher.sources() }, "sources loaded");
 
-    const run = async (source: string, query: string, lead: Lead | null, ids: { requestId: string; taskId: string }): Promise<QueryResponse> => {
-      if (!source) throw new MachinaError("BAD_REQUEST", `missing "source"; known sources: ${fetcher.sources().join(", ")}`);
-      if (!query) throw new MachinaError("BAD_REQUEST", `missing "query"; queries of ${source}: ${fetcher.queries(source).join(", ") || "(unknown source)"}`);
+    const run = async (
+      source: string,
+      query: string,
+      lead: Lead | null,
+      ids: { requestId: string; taskId: string },
+    ): Promise<QueryResponse> => {
+      if (!source)
+        throw new MachinaError("BAD_REQUEST", `missing "source"; known sources: ${fetcher.sources().join(", ")}`);
+      if (!query)
+        throw new MachinaError(
+          "BAD_REQUEST",
+          `missing "query"; queries of ${source}: ${fetcher.queries(source).join(", ") || "(unknown source)"}`,
+        );
       const theLead = lead ?? { id: "", args: {} };
       const result = await fetcher.fetch({ source, query, lead: { id: theLead.id, args: theLead.args ?? {} } });
       return toResponse(result, source, query, theLead, ids, ctx.node.id);
@@ -95,9 +109,19 @@ export const fetchService: ServiceSpec<FetchConfig> = {
           concurrency: ctx.config.fetch.concurrency,
           gate: () => Math.max(0, limiter.waitHint(source) - GATE_LOOKAHEAD_MS),
           async handle(task, { timing }) {
-            if (!task.id) throw new MachinaError("BAD_REQUEST", "FetchTask has no id; invoke sets it from trigger, tick, lead and query");
-            const resp = await untilAdmitted(() => run(task.source, task.query, task.lead, { requestId: task.id, taskId: task.id }));
-            await publishDurable(js, names.task.fetched(task.source), "QueryResponse", resp, { msgID: task.id, timing: timing(), sender: ctx.node.id });
+            if (!task.id)
+              throw new MachinaError(
+                "BAD_REQUEST",
+                "FetchTask has no id; invoke sets it from trigger, tick, lead and query",
+              );
+            const resp = await untilAdmitted(() =>
+              run(task.source, task.query, task.lead, { requestId: task.id, taskId: task.id }),
+            );
+            await publishDurable(js, names.task.fetched(task.source), "QueryResponse", resp, {
+              msgID: task.id,
+              timing: timing(),
+              sender: ctx.node.id,
+            });
           },
         }),
       ),
@@ -142,12 +166,34 @@ async function dropSharedConsumer(ctx: ServiceContext<FetchConfig>): Promise<voi
 }
 
 function registerLimiterMetrics(ctx: ServiceContext<FetchConfig>, limiter: Limiter): void {
-  observeGauge(ctx.metrics, "machina_limiter_late_grants", "Grants confirmed too late to be used (slow KV); they stay counted, so the quota holds.", () => limiter.stats().lateGrants);
-  observeGauge(ctx.metrics, "machina_limiter_slow_calls", "Calls answered after their grant's span; their record was moved later so the quota still holds.", () => limiter.stats().slowCalls);
-  observeGauge(ctx.metrics, "machina_limiter_conflicts", "Limiter compare-and-set rounds lost to another replica.", () => limiter.stats().conflicts);
+  observeGauge(
+    ctx.metrics,
+    "machina_limiter_late_grants",
+    "Grants confirmed too late to be used (slow KV); they stay counted, so the quota holds.",
+    () => limiter.stats().lateGrants,
+  );
+  observeGauge(
+    ctx.metrics,
+    "machina_limiter_slow_calls",
+    "Calls answered after their grant's span; their record was moved later so the quota still holds.",
+    () => limiter.stats().slowCalls,
+  );
+  observeGauge(
+    ctx.metrics,
+    "machina_limiter_conflicts",
+    "Limiter compare-and-set rounds lost to another replica.",
+    () => limiter.stats().conflicts,
+  );
 }
 
-function toResponse(result: FetchResult, source: string, query: string, lead: Lead, ids: { requestId: string; taskId: string }, node: string): QueryResponse {
+function toResponse(
+  result: FetchResult,
+  source: string,
+  query: string,
+  lead: Lead,
+  ids: { requestId: string; taskId: string },
+  node: string,
+): QueryResponse {
   const m = result.meta;
   const types: Record<string, { records: JsonObject[] }> = {};
   for (const [type, records] of Object.entries(result.data)) types[type] = { records: records as JsonObject[] };
@@ -178,7 +224,11 @@ function toResponse(result: FetchResult, source: string, query: string, lead: Le
 
 async function quotaOf(limiter: Limiter, fetcher: Fetcher, source: string): Promise<QuotaReply> {
   if (!source || !fetcher.sources().includes(source)) {
-    throw new MachinaError("UNKNOWN_SOURCE", `unknown source "${source}"; known sources: ${fetcher.sources().join(", ")}`, { retryable: false });
+    throw new MachinaError(
+      "UNKNOWN_SOURCE",
+      `unknown source "${source}"; known sources: ${fetcher.sources().join(", ")}`,
+      { retryable: false },
+    );
   }
   const r = await limiter.report(source);
   const now = Date.now();

@@ -91,10 +91,18 @@ export function createFetcher(opts: FetcherOptions): Fetcher {
   const limited = new Set(opts.limiter.sources());
   for (const def of opts.sources) {
     if (runtimes.has(def.name)) {
-      throw new MachinaError("BAD_REQUEST", `source ${def.name} is defined twice (${runtimes.get(def.name)?.def.origin} and ${def.origin}); remove one`, { retryable: false });
+      throw new MachinaError(
+        "BAD_REQUEST",
+        `source ${def.name} is defined twice (${runtimes.get(def.name)?.def.origin} and ${def.origin}); remove one`,
+        { retryable: false },
+      );
     }
     if (!limited.has(def.name)) {
-      throw new MachinaError("BAD_REQUEST", `source ${def.name} is missing from the limiter; open the limiter with the same sources as the fetcher`, { retryable: false });
+      throw new MachinaError(
+        "BAD_REQUEST",
+        `source ${def.name} is missing from the limiter; open the limiter with the same sources as the fetcher`,
+        { retryable: false },
+      );
     }
     const data = resolveData(def, opts.env ?? process.env);
     runtimes.set(def.name, { def, data: data.values, manager: createHttpManager(def, data, opts.http) });
@@ -104,18 +112,26 @@ export function createFetcher(opts: FetcherOptions): Fetcher {
     const rt = runtimes.get(req.source);
     if (rt === undefined) {
       const known = [...runtimes.keys()];
-      throw new MachinaError("UNKNOWN_SOURCE", `unknown source "${req.source}"; known sources: ${known.join(", ") || "none (no source files loaded)"}`, {
-        retryable: false,
-        details: { source: req.source, known },
-      });
+      throw new MachinaError(
+        "UNKNOWN_SOURCE",
+        `unknown source "${req.source}"; known sources: ${known.join(", ") || "none (no source files loaded)"}`,
+        {
+          retryable: false,
+          details: { source: req.source, known },
+        },
+      );
     }
     const q = rt.def.queries.get(req.query);
     if (q === undefined) {
       const known = [...rt.def.queries.keys()];
-      throw new MachinaError("NOT_FOUND", `source ${req.source} has no query "${req.query}"; its queries: ${known.join(", ")}`, {
-        retryable: false,
-        details: { source: req.source, query: req.query, known },
-      });
+      throw new MachinaError(
+        "NOT_FOUND",
+        `source ${req.source} has no query "${req.query}"; its queries: ${known.join(", ")}`,
+        {
+          retryable: false,
+          details: { source: req.source, query: req.query, known },
+        },
+      );
     }
     return { rt, q };
   }
@@ -145,13 +161,16 @@ export function createFetcher(opts: FetcherOptions): Fetcher {
       try {
         for (;;) {
           const params = p !== null && cursor !== null ? { ...base.params, [p.param]: cursor } : base.params;
-          const res = await rt.manager.call({ ...base, params }, {
-            beforeAttempt: async () => {
-              admitted = await opts.limiter.acquire(rt.def.name);
+          const res = await rt.manager.call(
+            { ...base, params },
+            {
+              beforeAttempt: async () => {
+                admitted = await opts.limiter.acquire(rt.def.name);
+              },
+              onResponse: (status, headers) => opts.limiter.observeUpstream(rt.def.name, status, headers),
+              afterAttempt: () => (admitted === null ? Promise.resolve() : opts.limiter.settle(rt.def.name, admitted)),
             },
-            onResponse: (status, headers) => opts.limiter.observeUpstream(rt.def.name, status, headers),
-            afterAttempt: () => (admitted === null ? Promise.resolve() : opts.limiter.settle(rt.def.name, admitted)),
-          });
+          );
           pages += 1;
           attempts += res.attempts;
           sourceTime += res.sourceTimeMs;
@@ -163,7 +182,11 @@ export function createFetcher(opts: FetcherOptions): Fetcher {
           const next = nextCursor(p.next, res.body, cursor, countRecords(records));
           if (next === null) break;
           if (seen.has(next) || next === cursor) {
-            throw new MachinaError("UPSTREAM", `query ${rt.def.name}.${q.name}: pagination loops (next ${p.param} "${next}" was already fetched); check paginate.next in ${rt.def.origin}`, { retryable: false });
+            throw new MachinaError(
+              "UPSTREAM",
+              `query ${rt.def.name}.${q.name}: pagination loops (next ${p.param} "${next}" was already fetched); check paginate.next in ${rt.def.origin}`,
+              { retryable: false },
+            );
           }
           if (cursor !== null) seen.add(cursor);
           if (pages >= p.maxPages) {
@@ -202,7 +225,10 @@ export function createFetcher(opts: FetcherOptions): Fetcher {
 // Requests arrive from the wire; reject malformed ones with a message instead of a TypeError.
 function checkRequest(raw: unknown): FetchRequest {
   const r = raw as Partial<FetchRequest> | null;
-  const bad = (what: string) => new MachinaError("BAD_REQUEST", `fetch request ${what}; send { source, query, lead: { id, args } }`, { retryable: false });
+  const bad = (what: string) =>
+    new MachinaError("BAD_REQUEST", `fetch request ${what}; send { source, query, lead: { id, args } }`, {
+      retryable: false,
+    });
   if (r === null || typeof r !== "object") throw bad("must be an object");
   if (typeof r.source !== "string" || r.source === "") throw bad("needs a source name");
   if (typeof r.query !== "string" || r.query === "") throw bad("needs a query name");
@@ -238,7 +264,12 @@ function renderBody(n: BodyNode, ctx: RenderContext): unknown {
 }
 
 // The next page's param value, or null when the last page has been fetched.
-function nextCursor(next: readonly string[] | null, body: unknown, cursor: string | null, records: number): string | null {
+function nextCursor(
+  next: readonly string[] | null,
+  body: unknown,
+  cursor: string | null,
+  records: number,
+): string | null {
   if (next !== null) {
     const v = readPath(body, next);
     if (v === undefined || v === null || v === "" || v === false) return null;
@@ -250,7 +281,11 @@ function nextCursor(next: readonly string[] | null, body: unknown, cursor: strin
 
 function withContext(err: unknown, extra: Record<string, unknown>): unknown {
   if (!(err instanceof MachinaError)) return err;
-  return new MachinaError(err.code, err.message, { retryable: err.retryable, details: { ...err.details, ...extra }, cause: err.cause ?? err });
+  return new MachinaError(err.code, err.message, {
+    retryable: err.retryable,
+    details: { ...err.details, ...extra },
+    cause: err.cause ?? err,
+  });
 }
 
 function ms(v: number): number {

@@ -21,7 +21,17 @@ export type { Template, TemplateRef, TemplatePart, TemplateScope, RenderContext 
 export { extractRecords, readPath, mergeRecords, countRecords } from "./source";
 export type { EntityRecords } from "./source";
 export { openLimiter, ServerClock, monotonicClock } from "./limiter";
-export type { Limiter, LimiterOptions, LimitedSource, Acquired, WindowUsage, QuotaReport, LimiterStats, LocalClock, OffsetBounds } from "./limiter";
+export type {
+  Limiter,
+  LimiterOptions,
+  LimitedSource,
+  Acquired,
+  WindowUsage,
+  QuotaReport,
+  LimiterStats,
+  LocalClock,
+  OffsetBounds,
+} from "./limiter";
 export { append, countSince, earliestFor, remove, roomAt, gridOf, decodeLog, encodeLog } from "./limiter";
 export type { SlidingLog } from "./limiter";
 export { retryAfterMs, exhaustedUntil, headerValue, createHttpManager, backoff } from "./http";

@@ -23,7 +23,13 @@ export interface LinkResult {
  * expects the subject empty tells a fresh task from one that supersedes a queued task, at the
  * price of a second publish only for the superseding ones.
  */
-export async function publishTasks(js: JetStreamClient, names: MeshNames, tasks: readonly FetchTask[], maxInFlight: number, sender: string): Promise<LinkResult> {
+export async function publishTasks(
+  js: JetStreamClient,
+  names: MeshNames,
+  tasks: readonly FetchTask[],
+  maxInFlight: number,
+  sender: string,
+): Promise<LinkResult> {
   const result: LinkResult = { published: 0, duplicates: 0, superseded: 0, supersededBySource: new Map() };
   let next = 0;
   const lane = async () => {
@@ -33,7 +39,11 @@ export async function publishTasks(js: JetStreamClient, names: MeshNames, tasks:
       let replaced = false;
       let ack;
       try {
-        ack = await publishDurable(js, subject, "FetchTask", task, { msgID: task.id, sender, expectEmptySubject: true });
+        ack = await publishDurable(js, subject, "FetchTask", task, {
+          msgID: task.id,
+          sender,
+          expectEmptySubject: true,
+        });
       } catch (err) {
         if (!isMachinaError(err) || err.details.conflict !== true) throw err;
         replaced = true;

@@ -22,8 +22,16 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
   httpPort: 9302,
   schema: {
     invoke: {
-      maxInFlight: { doc: "Unacknowledged FetchTask publishes at once (backpressure of the fetch link).", format: "nat", default: 64 },
-      scheduler: { doc: "Run timer triggers in this replica (off for handler-only replicas).", format: Boolean, default: true },
+      maxInFlight: {
+        doc: "Unacknowledged FetchTask publishes at once (backpressure of the fetch link).",
+        format: "nat",
+        default: 64,
+      },
+      scheduler: {
+        doc: "Run timer triggers in this replica (off for handler-only replicas).",
+        format: Boolean,
+        default: true,
+      },
     },
   },
   async setup(ctx: ServiceContext<InvokeConfig>) {
@@ -32,16 +40,28 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
     const querySets = compileQuerySets(loadComponents("invoke/query_sets", ctx.configSource), ledgers);
     const triggers = compileTriggers(loadComponents("invoke/triggers", ctx.configSource), querySets);
 
-    const superseded = addCounter(ctx.metrics, "machina_fetch_tasks_superseded_total", "FetchTasks that replaced an older queued task for the same (source, query, lead); the older one is never fetched.", ["source"]);
+    const superseded = addCounter(
+      ctx.metrics,
+      "machina_fetch_tasks_superseded_total",
+      "FetchTasks that replaced an older queued task for the same (source, query, lead); the older one is never fetched.",
+      ["source"],
+    );
     const fire = async (t: TriggerDef, tick: number) => {
-      const tasks = t.querySets.flatMap((qs) => buildTasks(querySetOf(querySets, qs), ledgers, { trigger: t.name, time: tick }));
+      const tasks = t.querySets.flatMap((qs) =>
+        buildTasks(querySetOf(querySets, qs), ledgers, { trigger: t.name, time: tick }),
+      );
       const res = await publishTasks(js, names, tasks, ctx.config.invoke.maxInFlight, ctx.node.id);
       for (const [source, n] of res.supersededBySource) superseded.inc({ source }, n);
-      log.info({ trigger: t.name, tick, published: res.published, duplicates: res.duplicates, superseded: res.superseded }, "tick fired");
+      log.info(
+        { trigger: t.name, tick, published: res.published, duplicates: res.duplicates, superseded: res.superseded },
+        "tick fired",
+      );
       return res;
     };
 
-    const stopScheduler = ctx.config.invoke.scheduler ? startScheduler([...triggers.values()], async (t, tick) => void (await fire(t, tick)), log) : () => undefined;
+    const stopScheduler = ctx.config.invoke.scheduler
+      ? startScheduler([...triggers.values()], async (t, tick) => void (await fire(t, tick)), log)
+      : () => undefined;
 
     return {
       endpoints: [
@@ -52,11 +72,21 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
           reply: "FireReply",
           description: "Fire a trigger now, for the current tick of its grid",
           async handler(req) {
-            if (!req.trigger) throw new MachinaError("BAD_REQUEST", `missing "trigger"; known triggers: ${[...triggers.keys()].join(", ")}`);
+            if (!req.trigger)
+              throw new MachinaError(
+                "BAD_REQUEST",
+                `missing "trigger"; known triggers: ${[...triggers.keys()].join(", ")}`,
+              );
             const t = triggerOf(triggers, req.trigger);
             const tick = currentTick(t, Date.now(), Date.now());
             const res = await fire(t, tick);
-            return { trigger: t.name, tick, tasks: res.published, duplicates: res.duplicates, superseded: res.superseded };
+            return {
+              trigger: t.name,
+              tick,
+              tasks: res.published,
+              duplicates: res.duplicates,
+              superseded: res.superseded,
+            };
           },
         }),
         defineEndpoint({
@@ -66,8 +96,14 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
           reply: "BuildQuerySetReply",
           description: "The fetch tasks a query set produces now (nothing is published)",
           async handler(req) {
-            if (!req.querySet) throw new MachinaError("BAD_REQUEST", `missing "querySet"; known query sets: ${[...querySets.keys()].join(", ")}`);
-            return { tasks: buildTasks(querySetOf(querySets, req.querySet), ledgers, { trigger: "manual", time: Date.now() }) };
+            if (!req.querySet)
+              throw new MachinaError(
+                "BAD_REQUEST",
+                `missing "querySet"; known query sets: ${[...querySets.keys()].join(", ")}`,
+              );
+            return {
+              tasks: buildTasks(querySetOf(querySets, req.querySet), ledgers, { trigger: "manual", time: Date.now() }),
+            };
           },
         }),
         defineEndpoint({
@@ -77,7 +113,8 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
           reply: "Ledger",
           description: "The leads of a ledger by name",
           async handler(req) {
-            if (!req.name) throw new MachinaError("BAD_REQUEST", `missing "name"; known ledgers: ${[...ledgers.keys()].join(", ")}`);
+            if (!req.name)
+              throw new MachinaError("BAD_REQUEST", `missing "name"; known ledgers: ${[...ledgers.keys()].join(", ")}`);
             return ledgerOf(ledgers, req.name);
           },
         }),
@@ -98,7 +135,15 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
                 js,
                 names.task.aggregate(type),
                 "RecordBatch",
-                { id: `${taskId}:${type}`, type, source: resp.source, query: resp.query, taskId, fetchedAt, records: set.records },
+                {
+                  id: `${taskId}:${type}`,
+                  type,
+                  source: resp.source,
+                  query: resp.query,
+                  taskId,
+                  fetchedAt,
+                  records: set.records,
+                },
                 { msgID: `${taskId}:${type}`, timing: timing(), sender: ctx.node.id },
               );
             }

@@ -10,7 +10,9 @@ export const LEDGER_SOURCES = ["constant"] as const;
 /** Compiled ledgers by name. */
 export type LedgerTable = Map<string, Ledger>;
 
-const lead = z.record(z.string(), z.json()).describe("One lead: its fields, handed to the source's templates as `{{lead.<field>}}`; one of them is its id");
+const lead = z
+  .record(z.string(), z.json())
+  .describe("One lead: its fields, handed to the source's templates as `{{lead.<field>}}`; one of them is its id");
 
 /** `config/<mode>/invoke/ledgers/<name>.yaml`: the leads (websites, accounts…) that query sets fetch for. */
 export const ledgerKind = defineKind({
@@ -19,8 +21,14 @@ export const ledgerKind = defineKind({
   example: "source: constant\nlead_id: domain\nleads:\n  - domain: example.com\n  - domain: example.org\n",
   schema: field
     .object({
-      source: field.oneOf(LEDGER_SOURCES).default("constant").describe("Where the leads come from: `constant`, listed under `leads`; default constant"),
-      lead_id: field.name().default("id").describe("The lead field that identifies a lead (unique in the ledger, part of task ids); default id"),
+      source: field
+        .oneOf(LEDGER_SOURCES)
+        .default("constant")
+        .describe("Where the leads come from: `constant`, listed under `leads`; default constant"),
+      lead_id: field
+        .name()
+        .default("id")
+        .describe("The lead field that identifies a lead (unique in the ledger, part of task ids); default id"),
       leads: field.list(lead).describe("The leads, each a mapping of its fields"),
     })
     .superRefine((d, ctx) => {
@@ -29,9 +37,19 @@ export const ledgerKind = defineKind({
         const path = ["leads", i, d.lead_id];
         const id = Object.hasOwn(args, d.lead_id) ? args[d.lead_id] : undefined;
         if (id === undefined || id === null || id === "") {
-          ctx.addIssue({ code: "custom", path, message: `missing; every lead needs its id field "${d.lead_id}" (set lead_id to change it)`, input: id });
+          ctx.addIssue({
+            code: "custom",
+            path,
+            message: `missing; every lead needs its id field "${d.lead_id}" (set lead_id to change it)`,
+            input: id,
+          });
         } else if (typeof id !== "string" && typeof id !== "number") {
-          ctx.addIssue({ code: "custom", path, message: `expected a string or number as the lead id, got ${describeValue(id)}`, input: id });
+          ctx.addIssue({
+            code: "custom",
+            path,
+            message: `expected a string or number as the lead id, got ${describeValue(id)}`,
+            input: id,
+          });
         } else if (seen.has(String(id))) {
           // 1 and "1" are one id: ids are strings in tasks and subjects.
           ctx.addIssue({ code: "custom", path, message: `duplicate lead id "${String(id)}"`, input: id });
@@ -56,6 +74,7 @@ export function compileLedgers(docs: ComponentDoc[]): LedgerTable {
 /** The ledger called `name`, or NOT_FOUND listing the known ones. */
 export function ledgerOf(table: LedgerTable, name: string): Ledger {
   const l = table.get(name);
-  if (!l) throw new MachinaError("NOT_FOUND", `unknown ledger "${name}" (known: ${[...table.keys()].join(", ") || "none"})`);
+  if (!l)
+    throw new MachinaError("NOT_FOUND", `unknown ledger "${name}" (known: ${[...table.keys()].join(", ") || "none"})`);
   return l;
 }

@@ -22,11 +22,19 @@ export const querySetKind = defineKind({
     .object({
       source: field.name().describe("The fetch source (a file under fetch/sources) whose queries run"),
       // Query names are tokens of task ids and subjects, hence the name rule.
-      queries: field.list(field.name(), { min: 1, emptyHint: "expected a non-empty list of query names" }).describe("Queries of that source to run for every lead, each listed once"),
+      queries: field
+        .list(field.name(), { min: 1, emptyHint: "expected a non-empty list of query names" })
+        .describe("Queries of that source to run for every lead, each listed once"),
       ledger: field.name().describe("The ledger (a file under invoke/ledgers) whose leads the queries run for"),
     })
     .superRefine((d, ctx) => {
-      for (const i of duplicatesIn(d.queries)) ctx.addIssue({ code: "custom", path: ["queries", i], message: `query "${d.queries[i]}" is listed twice`, input: d.queries[i] });
+      for (const i of duplicatesIn(d.queries))
+        ctx.addIssue({
+          code: "custom",
+          path: ["queries", i],
+          message: `query "${d.queries[i]}" is listed twice`,
+          input: d.queries[i],
+        });
     }),
 });
 
@@ -36,7 +44,11 @@ export function compileQuerySets(docs: ComponentDoc[], ledgers: LedgerTable): Qu
   for (const c of docs) {
     const { name, origin, value } = querySetKind.parseDoc(c);
     if (!ledgers.has(value.ledger)) {
-      throw componentError(origin, "ledger", `unknown ledger "${value.ledger}" (known: ${[...ledgers.keys()].join(", ") || "none"})`);
+      throw componentError(
+        origin,
+        "ledger",
+        `unknown ledger "${value.ledger}" (known: ${[...ledgers.keys()].join(", ") || "none"})`,
+      );
     }
     out.set(name, { name, source: value.source, queries: value.queries, ledger: value.ledger });
   }
@@ -46,7 +58,11 @@ export function compileQuerySets(docs: ComponentDoc[], ledgers: LedgerTable): Qu
 /** The query set called `name`, or NOT_FOUND listing the known ones. */
 export function querySetOf(table: QuerySetTable, name: string): QuerySet {
   const q = table.get(name);
-  if (!q) throw new MachinaError("NOT_FOUND", `unknown query set "${name}" (known: ${[...table.keys()].join(", ") || "none"})`);
+  if (!q)
+    throw new MachinaError(
+      "NOT_FOUND",
+      `unknown query set "${name}" (known: ${[...table.keys()].join(", ") || "none"})`,
+    );
   return q;
 }
 
@@ -54,7 +70,12 @@ export function querySetOf(table: QuerySetTable, name: string): QuerySet {
  * leads × queries → FetchTasks. Ids are deterministic in (trigger, tick, query set, lead, query)
  * so replicas firing the same tick publish the same ids and the stream drops the copies.
  */
-export function buildTasks(qs: QuerySet, ledgers: LedgerTable, tick: { trigger: string; time: number }, now = Date.now()): FetchTask[] {
+export function buildTasks(
+  qs: QuerySet,
+  ledgers: LedgerTable,
+  tick: { trigger: string; time: number },
+  now = Date.now(),
+): FetchTask[] {
   const ledger = ledgerOf(ledgers, qs.ledger);
   const tasks: FetchTask[] = [];
   for (const lead of ledger.leads) {

@@ -11,13 +11,20 @@ export type FireTick = (trigger: TriggerDef, tick: number) => Promise<void>;
  * Runs timer triggers on their grids; returns a function that stops them. Periods may exceed
  * setTimeout's ~24.8-day limit (a monthly trigger), hence long timeouts.
  */
-export function startScheduler(triggers: TriggerDef[], fire: FireTick, log: Logger, now: () => number = Date.now): () => void {
+export function startScheduler(
+  triggers: TriggerDef[],
+  fire: FireTick,
+  log: Logger,
+  now: () => number = Date.now,
+): () => void {
   const startedAt = now();
   const timers = new Set<LongTimeout>();
   let stopped = false;
 
   const run = (t: TriggerDef, tick: number) =>
-    fire(t, tick).catch((err: unknown) => log.error({ err, trigger: t.name, tick }, "tick failed; the next tick retries the work"));
+    fire(t, tick).catch((err: unknown) =>
+      log.error({ err, trigger: t.name, tick }, "tick failed; the next tick retries the work"),
+    );
 
   for (const t of triggers) {
     if (t.type !== "timer") continue;
@@ -30,12 +37,15 @@ export function startScheduler(triggers: TriggerDef[], fire: FireTick, log: Logg
       if (stopped) return;
       // setTimeout may fire a millisecond early by the wall clock; never re-arm for a tick already fired.
       const at = nextTick(t, Math.max(now(), last), startedAt);
-      const timer = setLongTimeout(() => {
-        timers.delete(timer);
-        last = at;
-        void run(t, at);
-        arm();
-      }, Math.max(0, at - now()));
+      const timer = setLongTimeout(
+        () => {
+          timers.delete(timer);
+          last = at;
+          void run(t, at);
+          arm();
+        },
+        Math.max(0, at - now()),
+      );
       timers.add(timer);
     };
     arm();

@@ -28,17 +28,43 @@ export const triggerKind = defineKind({
   example: "type: timer\nduration: 1m\nrun_on_start: true\nquantize: true\nquery_sets: [websites_sitestats]\n",
   schema: field
     .object({
-      type: field.oneOf(["timer", "manual"]).default("timer").describe("`timer` fires every `duration`; `manual` only when asked through invoke.fire; default timer"),
+      type: field
+        .oneOf(["timer", "manual"])
+        .default("timer")
+        .describe("`timer` fires every `duration`; `manual` only when asked through invoke.fire; default timer"),
       // A manual trigger ignores it, so a mode can turn a default timer into a manual one.
-      duration: field.duration({ min: 100 }).optional().describe("The period of a timer, at least 100ms (e.g. 30s, 1h, 30d); required for a timer"),
+      duration: field
+        .duration({ min: 100 })
+        .optional()
+        .describe("The period of a timer, at least 100ms (e.g. 30s, 1h, 30d); required for a timer"),
       run_on_start: field.flag().default(true).describe("Fire once at start, for the current grid point; default true"),
-      quantize: field.flag().default(true).describe("Align ticks to multiples of the duration since the epoch (else since the start); default true"),
-      offset: field.duration({ min: 0 }).prefault("0ms").describe("Shift of the aligned grid, e.g. 10s to fire at :10 of every minute; default 0ms"),
-      query_sets: field.list(field.name(), { min: 1, emptyHint: "expected a non-empty list of query set names" }).describe("The query sets (files under invoke/query_sets) fired on every tick, each listed once"),
+      quantize: field
+        .flag()
+        .default(true)
+        .describe("Align ticks to multiples of the duration since the epoch (else since the start); default true"),
+      offset: field
+        .duration({ min: 0 })
+        .prefault("0ms")
+        .describe("Shift of the aligned grid, e.g. 10s to fire at :10 of every minute; default 0ms"),
+      query_sets: field
+        .list(field.name(), { min: 1, emptyHint: "expected a non-empty list of query set names" })
+        .describe("The query sets (files under invoke/query_sets) fired on every tick, each listed once"),
     })
     .superRefine((d, ctx) => {
-      if (d.type === "timer" && d.duration === undefined) ctx.addIssue({ code: "custom", path: ["duration"], message: "is required for a timer: its period, e.g. 1m", input: undefined });
-      for (const i of duplicatesIn(d.query_sets)) ctx.addIssue({ code: "custom", path: ["query_sets", i], message: `query set "${d.query_sets[i]}" is listed twice`, input: d.query_sets[i] });
+      if (d.type === "timer" && d.duration === undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: ["duration"],
+          message: "is required for a timer: its period, e.g. 1m",
+          input: undefined,
+        });
+      for (const i of duplicatesIn(d.query_sets))
+        ctx.addIssue({
+          code: "custom",
+          path: ["query_sets", i],
+          message: `query set "${d.query_sets[i]}" is listed twice`,
+          input: d.query_sets[i],
+        });
     }),
 });
 
@@ -48,7 +74,12 @@ export function compileTriggers(docs: ComponentDoc[], querySets: QuerySetTable):
   for (const c of docs) {
     const { name, origin, value: d } = triggerKind.parseDoc(c);
     for (const [i, qs] of d.query_sets.entries()) {
-      if (!querySets.has(qs)) throw componentError(origin, `query_sets[${i}]`, `unknown query set "${qs}" (known: ${[...querySets.keys()].join(", ") || "none"})`);
+      if (!querySets.has(qs))
+        throw componentError(
+          origin,
+          `query_sets[${i}]`,
+          `unknown query set "${qs}" (known: ${[...querySets.keys()].join(", ") || "none"})`,
+        );
     }
     out.set(name, {
       name,
@@ -66,7 +97,8 @@ export function compileTriggers(docs: ComponentDoc[], querySets: QuerySetTable):
 /** The trigger called `name`, or NOT_FOUND listing the known ones. */
 export function triggerOf(table: Map<string, TriggerDef>, name: string): TriggerDef {
   const t = table.get(name);
-  if (!t) throw new MachinaError("NOT_FOUND", `unknown trigger "${name}" (known: ${[...table.keys()].join(", ") || "none"})`);
+  if (!t)
+    throw new MachinaError("NOT_FOUND", `unknown trigger "${name}" (known: ${[...table.keys()].join(", ") || "none"})`);
   return t;
 }
 

@@ -36,12 +36,16 @@ export function parseFilter(names: MeshNames, f: FilterFields): LetterFilter {
   }
   const stream = f.stream ? streamNameOf(names, f.stream) : "";
   const seqs = f.seqs?.length ? [...new Set(f.seqs)].sort((a, b) => a - b) : undefined;
-  if (seqs?.[0] === 0) throw bad("seqs: 0 is not a DLQ sequence (they start at 1); take them from dlq.list with a limit", "seqs");
+  if (seqs?.[0] === 0)
+    throw bad("seqs: 0 is not a DLQ sequence (they start at 1); take them from dlq.list with a limit", "seqs");
   return {
     all: !code && !pattern && !f.type && !stream && !seqs,
     seqs,
     matches: (l) =>
-      (!code || l.code === code) && (!pattern || subjectMatches(pattern, l.subject)) && (!f.type || l.type === f.type) && (!stream || l.stream === stream),
+      (!code || l.code === code) &&
+      (!pattern || subjectMatches(pattern, l.subject)) &&
+      (!f.type || l.type === f.type) &&
+      (!stream || l.stream === stream),
   };
 }
 
@@ -51,20 +55,32 @@ function streamNameOf(names: MeshNames, given: string): string {
   for (const k of keys) {
     if (given.toUpperCase() === k || given === names.streams[k]) return names.streams[k];
   }
-  throw bad(`unknown stream "${given}"; use one of ${keys.join(", ")} or its full name (${keys.map((k) => names.streams[k]).join(", ")})`, "stream");
+  throw bad(
+    `unknown stream "${given}"; use one of ${keys.join(", ")} or its full name (${keys.map((k) => names.streams[k]).join(", ")})`,
+    "stream",
+  );
 }
 
 // Splits a NATS subject pattern into tokens; BAD_REQUEST naming the mistake.
 function parseSubjectPattern(names: MeshNames, pattern: string): string[] {
   const example = `e.g. "${names.streamSubjects.STORE}" or "${names.prefix}.task.*.website"`;
-  if (/\s/.test(pattern)) throw bad(`subject "${pattern}" contains whitespace; a NATS subject is dot-separated tokens, ${example}`, "subject");
+  if (/\s/.test(pattern))
+    throw bad(
+      `subject "${pattern}" contains whitespace; a NATS subject is dot-separated tokens, ${example}`,
+      "subject",
+    );
   const tokens = pattern.split(".");
   tokens.forEach((t, i) => {
-    if (t === "") throw bad(`subject "${pattern}" has an empty token (a leading, trailing or double dot); ${example}`, "subject");
+    if (t === "")
+      throw bad(`subject "${pattern}" has an empty token (a leading, trailing or double dot); ${example}`, "subject");
     if (t !== "*" && t !== ">" && /[*>]/.test(t)) {
-      throw bad(`subject "${pattern}": wildcards must be whole tokens ("*" for one token, ">" for the rest), not part of "${t}"; ${example}`, "subject");
+      throw bad(
+        `subject "${pattern}": wildcards must be whole tokens ("*" for one token, ">" for the rest), not part of "${t}"; ${example}`,
+        "subject",
+      );
     }
-    if (t === ">" && i !== tokens.length - 1) throw bad(`subject "${pattern}": ">" may only be the last token; ${example}`, "subject");
+    if (t === ">" && i !== tokens.length - 1)
+      throw bad(`subject "${pattern}": ">" may only be the last token; ${example}`, "subject");
   });
   return tokens;
 }

@@ -37,9 +37,13 @@ export class DeadLetterOps {
   /** Counts by (code, original subject), oldest group first, plus the oldest `limit` letters. */
   async list(req: DeadLetterListRequest): Promise<DeadLetterListReply> {
     if (req.limit < 0 || req.limit > MAX_LIST_LIMIT) {
-      throw new MachinaError("BAD_REQUEST", `limit ${req.limit}: list between 0 (counts only) and ${MAX_LIST_LIMIT} letters; narrow the filter to see others`, {
-        details: { field: "limit", max: MAX_LIST_LIMIT },
-      });
+      throw new MachinaError(
+        "BAD_REQUEST",
+        `limit ${req.limit}: list between 0 (counts only) and ${MAX_LIST_LIMIT} letters; narrow the filter to see others`,
+        {
+          details: { field: "limit", max: MAX_LIST_LIMIT },
+        },
+      );
     }
     const filter = parseFilter(this.names, req);
     const groups = new Map<string, DeadLetterGroup>();
@@ -51,7 +55,16 @@ export class DeadLetterOps {
       const key = `${l.code}\n${l.subject}`;
       const g = groups.get(key);
       if (g) g.count++;
-      else groups.set(key, { code: l.code, subject: l.subject, type: l.type, stream: l.stream, count: 1, oldestTime: l.time, oldestSeq: l.seq });
+      else
+        groups.set(key, {
+          code: l.code,
+          subject: l.subject,
+          type: l.type,
+          stream: l.stream,
+          count: 1,
+          oldestTime: l.time,
+          oldestSeq: l.seq,
+        });
       if (letters.length < req.limit) letters.push(entryOf(l));
     }
     const all = [...groups.values()];
@@ -61,24 +74,44 @@ export class DeadLetterOps {
   /** One letter by DLQ sequence with its payload decoded; NOT_FOUND when there is none. */
   async show(seq: number): Promise<DeadLetterShowReply> {
     if (!seq) {
-      throw new MachinaError("BAD_REQUEST", `give the DLQ sequence of a letter, e.g. {"seq":1}; ${this.names.vertex.dlq.list} '{"limit":10}' lists them`, {
-        details: { field: "seq" },
-      });
+      throw new MachinaError(
+        "BAD_REQUEST",
+        `give the DLQ sequence of a letter, e.g. {"seq":1}; ${this.names.vertex.dlq.list} '{"limit":10}' lists them`,
+        {
+          details: { field: "seq" },
+        },
+      );
     }
     const l = await this.store.get(seq);
     if (!l) {
-      throw new MachinaError("NOT_FOUND", `no dead letter with seq ${seq} in ${this.store.streamName} (replayed, purged, expired or never stored); ${this.names.vertex.dlq.list} '{"limit":10}' lists them`, {
-        details: { seq },
-      });
+      throw new MachinaError(
+        "NOT_FOUND",
+        `no dead letter with seq ${seq} in ${this.store.streamName} (replayed, purged, expired or never stored); ${this.names.vertex.dlq.list} '{"limit":10}' lists them`,
+        {
+          details: { seq },
+        },
+      );
     }
     const base = { ...entryOf(l), streamSeq: l.letter?.streamSeq ?? 0, contentType: l.letter?.contentType ?? "" };
     if (!l.letter) {
-      return { ...base, payloadType: "", payload: null, payloadRaw: l.raw, payloadError: `the DLQ message is not a DeadLetter: ${l.undecodable}` };
+      return {
+        ...base,
+        payloadType: "",
+        payload: null,
+        payloadRaw: l.raw,
+        payloadError: `the DLQ message is not a DeadLetter: ${l.undecodable}`,
+      };
     }
     const decoded = decodePayload(l.streamKey, l.letter.payload, l.letter.contentType);
     return decoded.json
       ? { ...base, payloadType: decoded.type, payload: decoded.json, payloadRaw: new Uint8Array(0), payloadError: "" }
-      : { ...base, payloadType: decoded.type, payload: null, payloadRaw: l.letter.payload, payloadError: decoded.error ?? "" };
+      : {
+          ...base,
+          payloadType: decoded.type,
+          payload: null,
+          payloadRaw: l.letter.payload,
+          payloadError: decoded.error ?? "",
+        };
   }
 
   /**
@@ -94,7 +127,8 @@ export class DeadLetterOps {
       failed++;
       if (failures.length < MAX_FAILURES) failures.push({ seq, code, reason });
     };
-    const missing = (seq: number) => fail(seq, "NOT_FOUND", `no dead letter with seq ${seq} (replayed, purged or never stored)`);
+    const missing = (seq: number) =>
+      fail(seq, "NOT_FOUND", `no dead letter with seq ${seq} (replayed, purged or never stored)`);
     for await (const l of this.select(filter, missing)) {
       try {
         await this.republish(l);
@@ -108,7 +142,11 @@ export class DeadLetterOps {
         replayed++;
       } catch (err) {
         // Replaying again within the stream's duplicate window is harmless: the same id is dropped.
-        fail(l.seq, "UNAVAILABLE", `republished as replay-${l.seq}, but the dead letter stays (${(err as Error).message}); purge it with {"seqs":[${l.seq}]}`);
+        fail(
+          l.seq,
+          "UNAVAILABLE",
+          `republished as replay-${l.seq}, but the dead letter stays (${(err as Error).message}); purge it with {"seqs":[${l.seq}]}`,
+        );
       }
     }
     return { replayed, failed, failures };
@@ -125,11 +163,17 @@ export class DeadLetterOps {
 
   private async republish(l: StoredLetter): Promise<void> {
     if (!l.letter) {
-      throw new MachinaError("BAD_REQUEST", `the DLQ message is not a DeadLetter (${l.undecodable}); purge it with {"seqs":[${l.seq}]}`);
+      throw new MachinaError(
+        "BAD_REQUEST",
+        `the DLQ message is not a DeadLetter (${l.undecodable}); purge it with {"seqs":[${l.seq}]}`,
+      );
     }
     // Publishing to a subject outside the pipeline would store it nowhere, or in the DLQ itself.
     if (!l.streamKey) {
-      throw new MachinaError("BAD_REQUEST", `original subject "${l.subject}" belongs to no pipeline stream, so nothing would consume it; purge it with {"seqs":[${l.seq}]}`);
+      throw new MachinaError(
+        "BAD_REQUEST",
+        `original subject "${l.subject}" belongs to no pipeline stream, so nothing would consume it; purge it with {"seqs":[${l.seq}]}`,
+      );
     }
     const h = makeHeaders();
     h.set("Content-Type", l.letter.contentType || CONTENT_TYPE_JSON);
@@ -138,7 +182,9 @@ export class DeadLetterOps {
       // The original Nats-Msg-Id may still sit in the stream's duplicate window and be dropped.
       await this.js.publish(l.subject, l.letter.payload, { msgID: `replay-${l.seq}`, headers: h });
     } catch (err) {
-      throw new MachinaError("UNAVAILABLE", `could not republish to ${l.subject}: ${(err as Error).message}`, { cause: err });
+      throw new MachinaError("UNAVAILABLE", `could not republish to ${l.subject}: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   }
 

@@ -21,11 +21,20 @@ export interface DecodedPayload {
 }
 
 /** Decodes a payload as the message its original stream carries, honouring its Content-Type. */
-export function decodePayload(streamKey: WorkStream | undefined, payload: Uint8Array, contentType: string): DecodedPayload {
-  if (!streamKey) return { type: "", error: "the original subject belongs to no pipeline stream, so the payload type is unknown" };
+export function decodePayload(
+  streamKey: WorkStream | undefined,
+  payload: Uint8Array,
+  contentType: string,
+): DecodedPayload {
+  if (!streamKey)
+    return { type: "", error: "the original subject belongs to no pipeline stream, so the payload type is unknown" };
   const type = PAYLOAD_TYPES[streamKey];
   try {
-    const value = decodeBody(type, payload, encodingOf({ get: (k) => (k.toLowerCase() === "content-type" ? contentType : "") }));
+    const value = decodeBody(
+      type,
+      payload,
+      encodingOf({ get: (k) => (k.toLowerCase() === "content-type" ? contentType : "") }),
+    );
     // The codecs yield proto3-JSON-ready plain objects; these three messages hold no bytes fields.
     return { type, json: value as unknown as JsonObject };
   } catch (err) {

@@ -71,7 +71,10 @@ export class DeadLetterStore {
     if (state.messages === 0) return;
     const last = state.last_seq;
     const consumer = await this.unavailableAs("read", () =>
-      this.js.consumers.get(this.streamName, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: state.first_seq }),
+      this.js.consumers.get(this.streamName, {
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: state.first_seq,
+      }),
     );
     try {
       for (;;) {
@@ -112,7 +115,11 @@ export class DeadLetterStore {
       return await this.jsm.streams.deleteMessage(this.streamName, seq, false);
     } catch (err) {
       if (/no message found|not found/i.test((err as Error).message)) return false;
-      throw new MachinaError("UNAVAILABLE", `could not delete dead letter ${seq} from ${this.streamName}: ${(err as Error).message}`, { cause: err });
+      throw new MachinaError(
+        "UNAVAILABLE",
+        `could not delete dead letter ${seq} from ${this.streamName}: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
   }
 
@@ -120,7 +127,9 @@ export class DeadLetterStore {
   async purgeAll(): Promise<number> {
     const { state } = await this.unavailableAs("read", () => this.jsm.streams.info(this.streamName));
     if (state.messages === 0) return 0;
-    const r = await this.unavailableAs("purge", () => this.jsm.streams.purge(this.streamName, { seq: state.last_seq + 1 }));
+    const r = await this.unavailableAs("purge", () =>
+      this.jsm.streams.purge(this.streamName, { seq: state.last_seq + 1 }),
+    );
     return r.purged;
   }
 
@@ -131,16 +140,38 @@ export class DeadLetterStore {
       letter = decodeBody("DeadLetter", raw, encodingOf(headers));
     } catch (err) {
       // Anyone may publish under `<prefix>.dlq.>`; such a message is listed so it can be purged.
-      return { seq, time, raw, undecodable: (err as Error).message, code: headerCode, subject: "", stream: "", type: "" };
+      return {
+        seq,
+        time,
+        raw,
+        undecodable: (err as Error).message,
+        code: headerCode,
+        subject: "",
+        stream: "",
+        type: "",
+      };
     }
-    return { seq, time, raw, letter, code: letter.errorCode || headerCode, subject: letter.subject, stream: letter.stream, ...originOf(this.names, letter.subject) };
+    return {
+      seq,
+      time,
+      raw,
+      letter,
+      code: letter.errorCode || headerCode,
+      subject: letter.subject,
+      stream: letter.stream,
+      ...originOf(this.names, letter.subject),
+    };
   }
 
   private async unavailableAs<T>(what: string, call: () => Promise<T>): Promise<T> {
     try {
       return await call();
     } catch (err) {
-      throw new MachinaError("UNAVAILABLE", `could not ${what} the dead-letter stream ${this.streamName}: ${(err as Error).message}`, { cause: err });
+      throw new MachinaError(
+        "UNAVAILABLE",
+        `could not ${what} the dead-letter stream ${this.streamName}: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
   }
 }

@@ -29,7 +29,12 @@ export const vertexService: ServiceSpec<VertexConfig> = {
   },
   async setup(ctx: ServiceContext<VertexConfig>) {
     const { names } = ctx;
-    const registry = await NodeRegistry.open(ctx.kvm, names.buckets.nodes, ctx.config.vertex.nodeTtlMs, ctx.config.nats.replicas);
+    const registry = await NodeRegistry.open(
+      ctx.kvm,
+      names.buckets.nodes,
+      ctx.config.vertex.nodeTtlMs,
+      ctx.config.nats.replicas,
+    );
     await registry.upsert(ctx.node);
     const dlq = new DeadLetterOps(new DeadLetterStore(ctx.js, ctx.jsm, names), ctx.js, names, ctx.node.id);
     return {
@@ -43,10 +48,14 @@ export const vertexService: ServiceSpec<VertexConfig> = {
           async handler(info, { subject }) {
             const [role] = names.tail(subject, 1);
             if (!ROLES.has(role)) {
-              throw new MachinaError("NOT_FOUND", `unknown role "${role}" in ${subject}; known roles: processor, scheduler`, {
-                retryable: false,
-                details: { role, known: [...ROLES] },
-              });
+              throw new MachinaError(
+                "NOT_FOUND",
+                `unknown role "${role}" in ${subject}; known roles: processor, scheduler`,
+                {
+                  retryable: false,
+                  details: { role, known: [...ROLES] },
+                },
+              );
             }
             const id = await registry.upsert({ ...info, role });
             return { ok: true, id };
@@ -67,7 +76,8 @@ export const vertexService: ServiceSpec<VertexConfig> = {
           subject: names.vertex.dlq.list,
           request: "DeadLetterListRequest",
           reply: "DeadLetterListReply",
-          description: "Dead letters counted by error code and original subject, oldest first; optional filter and limit",
+          description:
+            "Dead letters counted by error code and original subject, oldest first; optional filter and limit",
           handler: (req) => dlq.list(req),
         }),
         defineEndpoint({

@@ -20,14 +20,23 @@ export function renderComponentDocs(kinds: readonly ComponentKind<z.ZodType>[], 
   const parts = [intro.trim(), ""];
   for (const k of [...kinds].sort((a, b) => a.kind.localeCompare(b.kind))) {
     const schema = z.toJSONSchema(k.schema, { io: "input", unrepresentable: "any" }) as Json;
-    parts.push(`## ${k.kind}`, "", `Files: \`config/<mode>/${k.kind}/<name>.yaml\` (or \`.json\`, \`.xml\`); the file name is the component's name.`, "", k.doc.trim(), "");
+    parts.push(
+      `## ${k.kind}`,
+      "",
+      `Files: \`config/<mode>/${k.kind}/<name>.yaml\` (or \`.json\`, \`.xml\`); the file name is the component's name.`,
+      "",
+      k.doc.trim(),
+      "",
+    );
     if (k.example !== undefined) parts.push("```yaml", k.example.trim(), "```", "");
     const rows: Row[] = [];
     walk(schema, "", true, rows);
     parts.push("| Field | Type | Required | Default | Description |", "| --- | --- | --- | --- | --- |");
     for (const r of rows) {
       const def = r.default === undefined ? "" : `\`${JSON.stringify(r.default)}\``;
-      parts.push(`| \`${r.path || "(document)"}\` | ${r.type} | ${r.required ? "yes" : ""} | ${def} | ${cell(r.doc)} |`);
+      parts.push(
+        `| \`${r.path || "(document)"}\` | ${r.type} | ${r.required ? "yes" : ""} | ${def} | ${cell(r.doc)} |`,
+      );
     }
     parts.push("");
   }
@@ -65,15 +74,23 @@ function walk(s: Json, path: string, required: boolean, rows: Row[]): void {
   }
   if (s.type === "object" && typeof s.additionalProperties === "object") {
     const keyKind = (s.propertyNames as Json | undefined)?.kind === "name" ? "<name>" : "<key>";
-    rows.push({ path, type: `mapping of ${keyKind} to ${typeLabel(s.additionalProperties as Json)}`, required, default: s.default, doc });
+    rows.push({
+      path,
+      type: `mapping of ${keyKind} to ${typeLabel(s.additionalProperties as Json)}`,
+      required,
+      default: s.default,
+      doc,
+    });
     const value = s.additionalProperties as Json;
-    if (value.type === "object" || value.oneOf !== undefined || value.anyOf !== undefined) walk(value, `${path}.${keyKind}`, true, rows);
+    if (value.type === "object" || value.oneOf !== undefined || value.anyOf !== undefined)
+      walk(value, `${path}.${keyKind}`, true, rows);
     return;
   }
   if (s.type === "array" && typeof s.items === "object") {
     const items = s.items as Json;
     rows.push({ path, type: `list of ${typeLabel(items)}`, required, default: s.default, doc });
-    if (items.type === "object" || items.oneOf !== undefined || items.anyOf !== undefined) walk(items, `${path}[]`, true, rows);
+    if (items.type === "object" || items.oneOf !== undefined || items.anyOf !== undefined)
+      walk(items, `${path}[]`, true, rows);
     return;
   }
   rows.push({ path, type: typeLabel(s), required, default: s.default, doc });

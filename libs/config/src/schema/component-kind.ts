@@ -50,7 +50,8 @@ export function defineKind<S extends z.ZodType>(spec: KindSpec<S>): ComponentKin
     parseDoc(doc) {
       const origin = doc.origins.join(" + ");
       const problem = nameProblem(doc.name);
-      if (problem !== null) throw componentError(origin, [{ path: "", message: `the file name is the component's name: ${problem}` }]);
+      if (problem !== null)
+        throw componentError(origin, [{ path: "", message: `the file name is the component's name: ${problem}` }]);
       return { name: doc.name, origin, value: kind.parse(doc.doc, origin) };
     },
   };
@@ -65,12 +66,18 @@ export function parseDocument<S extends z.ZodType>(schema: S, raw: unknown, orig
   // zod drops an own `__proto__` key silently (as JSON.parse and YAML produce it); a dropped
   // key would be a setting that vanished, so it is refused before parsing.
   const reserved = protoKeys(raw, []);
-  if (reserved.length > 0) throw componentError(origin, reserved.map((path) => ({ path: formatPath(path), message: RESERVED })));
+  if (reserved.length > 0)
+    throw componentError(
+      origin,
+      reserved.map((path) => ({ path: formatPath(path), message: RESERVED })),
+    );
   const r = schema.safeParse(raw, { error: issueMessage, reportInput: true });
   if (r.success) return r.data;
   // A misspelt key shows up twice: as unknown, and as the required key it should have been; the
   // unknown one (with its did-you-mean) is the one that tells the operator what to fix.
-  const issues = [...r.error.issues].sort((a, b) => Number(b.code === "unrecognized_keys") - Number(a.code === "unrecognized_keys"));
+  const issues = [...r.error.issues].sort(
+    (a, b) => Number(b.code === "unrecognized_keys") - Number(a.code === "unrecognized_keys"),
+  );
   throw componentError(origin, problemsOf(issues));
 }
 
@@ -79,11 +86,16 @@ export function parseDocument<S extends z.ZodType>(schema: S, raw: unknown, orig
  * problem; `details.problems` lists them all.
  */
 export function componentError(origin: string, problems: readonly Problem[] | string, problem?: string): MachinaError {
-  const list: readonly Problem[] = typeof problems === "string" ? [{ path: problems, message: problem ?? "is invalid" }] : problems;
+  const list: readonly Problem[] =
+    typeof problems === "string" ? [{ path: problems, message: problem ?? "is invalid" }] : problems;
   const first = list[0] ?? { path: "", message: "is invalid" };
   return new MachinaError("BAD_REQUEST", `${origin}: ${first.path === "" ? "" : `${first.path}: `}${first.message}`, {
     retryable: false,
-    details: { origin, field: first.path, problems: list.map((p) => (p.path === "" ? p.message : `${p.path}: ${p.message}`)) },
+    details: {
+      origin,
+      field: first.path,
+      problems: list.map((p) => (p.path === "" ? p.message : `${p.path}: ${p.message}`)),
+    },
   });
 }
 
@@ -114,7 +126,11 @@ export function problemsOf(issues: readonly z.core.$ZodIssue[], base: readonly P
     } else if (iss.code === "invalid_union" && !("discriminator" in iss && iss.discriminator !== undefined)) {
       // The branch the input got furthest into (all its issues below the union's own level)
       // says what is really wrong; failing that, the union's own message.
-      const deep = iss.errors.filter((branch) => branch.length > 0 && branch.every((b) => b.path.length > 0 || b.code === "custom" || b.code === "unrecognized_keys"));
+      const deep = iss.errors.filter(
+        (branch) =>
+          branch.length > 0 &&
+          branch.every((b) => b.path.length > 0 || b.code === "custom" || b.code === "unrecognized_keys"),
+      );
       if (deep.length > 0) out.push(...problemsOf(deep.sort((a, b) => a.length - b.length)[0], path));
       else out.push({ path: formatPath(path), message: iss.message });
     } else if ((iss.code === "invalid_key" || iss.code === "invalid_element") && iss.issues.length > 0) {

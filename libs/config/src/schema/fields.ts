@@ -55,7 +55,12 @@ export const field = {
   keyed<V extends z.ZodType>(pattern: RegExp, rule: string, value: V) {
     const key = z.string().superRefine((k, ctx) => {
       // Such keys end up as keys of plain objects, where `__proto__` replaces the prototype.
-      if (k === "__proto__") ctx.addIssue({ code: "custom", message: "this name is reserved (it is the prototype of JavaScript objects); choose another", input: k });
+      if (k === "__proto__")
+        ctx.addIssue({
+          code: "custom",
+          message: "this name is reserved (it is the prototype of JavaScript objects); choose another",
+          input: k,
+        });
       else if (!pattern.test(k)) ctx.addIssue({ code: "custom", message: `name must be ${rule}`, input: k });
     });
     return z.record(key, value);
@@ -72,9 +77,24 @@ export const field = {
           ctx.addIssue({ code: "custom", message: durationProblem(text) ?? "expected a duration", input: text });
           return z.NEVER;
         }
-        if (ms < min) ctx.addIssue({ code: "custom", message: `must be at least ${formatDuration(min)}, got ${JSON.stringify(text)}`, input: text });
-        else if (opts.max !== undefined && ms > opts.max) ctx.addIssue({ code: "custom", message: `must be at most ${formatDuration(opts.max)}, got ${JSON.stringify(text)}`, input: text });
-        else if (opts.wholeSeconds === true && ms % 1000 !== 0) ctx.addIssue({ code: "custom", message: `must be a whole number of seconds, got ${JSON.stringify(text)}`, input: text });
+        if (ms < min)
+          ctx.addIssue({
+            code: "custom",
+            message: `must be at least ${formatDuration(min)}, got ${JSON.stringify(text)}`,
+            input: text,
+          });
+        else if (opts.max !== undefined && ms > opts.max)
+          ctx.addIssue({
+            code: "custom",
+            message: `must be at most ${formatDuration(opts.max)}, got ${JSON.stringify(text)}`,
+            input: text,
+          });
+        else if (opts.wholeSeconds === true && ms % 1000 !== 0)
+          ctx.addIssue({
+            code: "custom",
+            message: `must be a whole number of seconds, got ${JSON.stringify(text)}`,
+            input: text,
+          });
         return ms;
       })
       .meta({ kind: "duration" });
@@ -83,7 +103,9 @@ export const field = {
   /** An integer from `min` (default 0) to `max` (default none). */
   int(min = 0, max?: number) {
     const range = max === undefined ? `>= ${min}` : `from ${min} to ${max}`;
-    const schema = z.int({ error: requiredOr((v) => `expected an integer ${range}, got ${describeValue(v)}`) }).min(min);
+    const schema = z
+      .int({ error: requiredOr((v) => `expected an integer ${range}, got ${describeValue(v)}`) })
+      .min(min);
     return max === undefined ? schema : schema.max(max);
   },
 
@@ -95,7 +117,9 @@ export const field = {
   /** A string, number or boolean, as text (YAML turns `50` into a number). */
   scalarText() {
     return z
-      .union([z.string(), z.number(), z.boolean()], { error: requiredOr((v) => `expected a string, number or boolean, got ${describeValue(v)}`) })
+      .union([z.string(), z.number(), z.boolean()], {
+        error: requiredOr((v) => `expected a string, number or boolean, got ${describeValue(v)}`),
+      })
       .transform((v) => String(v))
       .meta({ kind: "text" });
   },
@@ -114,7 +138,12 @@ export const field = {
   list<V extends z.ZodType>(item: V, opts: { min?: number; emptyHint?: string } = {}) {
     const min = opts.min ?? 0;
     return z.array(item).superRefine((list, ctx) => {
-      if (list.length < min) ctx.addIssue({ code: "custom", message: opts.emptyHint ?? `needs at least ${min} item${min === 1 ? "" : "s"}`, input: list });
+      if (list.length < min)
+        ctx.addIssue({
+          code: "custom",
+          message: opts.emptyHint ?? `needs at least ${min} item${min === 1 ? "" : "s"}`,
+          input: list,
+        });
     });
   },
 };

@@ -33,8 +33,10 @@ export function issueMessage(iss: z.core.$ZodRawIssue): string | undefined {
         : `expected one of ${values.join(", ")}, got ${describeValue(input)}`;
     }
     case "too_small":
-      if (iss.origin === "array" || iss.origin === "set") return `needs at least ${iss.minimum} item${Number(iss.minimum) === 1 ? "" : "s"}`;
-      if (iss.origin === "string") return Number(iss.minimum) === 1 ? "must not be empty" : `must be at least ${iss.minimum} characters`;
+      if (iss.origin === "array" || iss.origin === "set")
+        return `needs at least ${iss.minimum} item${Number(iss.minimum) === 1 ? "" : "s"}`;
+      if (iss.origin === "string")
+        return Number(iss.minimum) === 1 ? "must not be empty" : `must be at least ${iss.minimum} characters`;
       return `expected ${iss.inclusive ? "at least" : "more than"} ${iss.minimum}, got ${describeValue(input)}`;
     case "too_big":
       if (iss.origin === "array" || iss.origin === "set") return `allows at most ${iss.maximum} items`;

@@ -1,5 +1,14 @@
 import { toMachinaError } from "@machina/wire";
-import { cleanTableName, dayOf, dumpTableName, parseEntityKeyJson, quoteId, toCql, toPlain, type TypeDef } from "../schema";
+import {
+  cleanTableName,
+  dayOf,
+  dumpTableName,
+  parseEntityKeyJson,
+  quoteId,
+  toCql,
+  toPlain,
+  type TypeDef,
+} from "../schema";
 import {
   DIRTY_SHARDS,
   clearDirty,

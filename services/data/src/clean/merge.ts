@@ -22,8 +22,7 @@ type Pick1 = { value: unknown; source: string } | undefined;
 export function mergeRows(def: Pick<TypeDef, "merge">, rows: readonly MergeRow[]): MergeResult {
   // Ties on fetchedAt are broken by source then query so that the result never depends on read order.
   const newestFirst = [...rows].sort(
-    (a, b) =>
-      b.fetchedAt - a.fetchedAt || cmpText(b.source, a.source) || cmpText(b.query ?? "", a.query ?? ""),
+    (a, b) => b.fetchedAt - a.fetchedAt || cmpText(b.source, a.source) || cmpText(b.query ?? "", a.query ?? ""),
   );
   const values: Record<string, unknown> = {};
   const provenance: Record<string, string> = {};
@@ -48,7 +47,10 @@ function mergeField(field: string, merge: FieldMerge, newestFirst: readonly Merg
       return first([...present].reverse(), field);
     case "source_priority":
       for (const source of merge.sources) {
-        const won = first(present.filter((r) => r.source === source), field);
+        const won = first(
+          present.filter((r) => r.source === source),
+          field,
+        );
         if (won !== undefined) return won;
       }
       return first(present, field);

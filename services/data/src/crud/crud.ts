@@ -74,7 +74,8 @@ export async function createRecords(
   }
   if (store === "dump") {
     const rows: DumpRow[] = records.map((r) => {
-      const fetched = r.fetched_at === undefined ? null : toCql("timestamp", r.fetched_at, { type, field: "fetched_at" });
+      const fetched =
+        r.fetched_at === undefined ? null : toCql("timestamp", r.fetched_at, { type, field: "fetched_at" });
       return {
         fetchedAt: fetched instanceof Date ? fetched.getTime() : nowMs,
         source: MANUAL_SOURCE,
@@ -188,13 +189,19 @@ export async function updateRecord(
     );
   }
   if (typeof alterations !== "object" || alterations === null || Object.keys(alterations).length === 0) {
-    throw new MachinaError("BAD_REQUEST", `type ${type}: alterations must name at least one field`, { details: { type } });
+    throw new MachinaError("BAD_REQUEST", `type ${type}: alterations must name at least one field`, {
+      details: { type },
+    });
   }
   for (const field of Object.keys(alterations)) {
     if (def.key.includes(field)) {
-      throw new MachinaError("BAD_REQUEST", `type ${type}: key field "${field}" cannot be altered; delete and create instead`, {
-        details: { type, field },
-      });
+      throw new MachinaError(
+        "BAD_REQUEST",
+        `type ${type}: key field "${field}" cannot be altered; delete and create instead`,
+        {
+          details: { type, field },
+        },
+      );
     }
     if (!isField(def, field)) {
       throw new MachinaError(
@@ -228,7 +235,12 @@ export async function deleteRecords(
     const params = [...def.key.map((f) => k[f]), day];
     let n = 0;
     // Only partitions that hold rows get a tombstone; empty days cost a read, not a delete.
-    for await (const page of pages(ctx.client, `SELECT ${dayColumn} FROM ${table} WHERE ${where}`, params, `counting rows of ${type}`)) {
+    for await (const page of pages(
+      ctx.client,
+      `SELECT ${dayColumn} FROM ${table} WHERE ${where}`,
+      params,
+      `counting rows of ${type}`,
+    )) {
       n += page.length;
     }
     if (n > 0) await execute(ctx.client, `DELETE FROM ${table} WHERE ${where}`, params, `deleting rows of ${type}`);
@@ -350,7 +362,8 @@ function compileCriteria(
 }
 
 function keyOf(def: TypeDef, input: Record<string, unknown>): Record<string, CqlValue> {
-  const given = (f: string) => (input !== null && typeof input === "object" && Object.hasOwn(input, f) ? input[f] : undefined);
+  const given = (f: string) =>
+    input !== null && typeof input === "object" && Object.hasOwn(input, f) ? input[f] : undefined;
   const missing = def.key.filter((f) => given(f) === undefined || given(f) === null);
   if (missing.length > 0) {
     throw new MachinaError(
@@ -371,9 +384,13 @@ function checkStore(store: string): void {
 function intOption(v: unknown, name: string, dflt: number, min: number, max: number, type: string): number {
   if (v === undefined || v === null) return dflt;
   if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
-    throw new MachinaError("BAD_REQUEST", `type ${type}: ${name} must be an integer from ${min} to ${max}, got ${String(v)}`, {
-      details: { type, [name]: v },
-    });
+    throw new MachinaError(
+      "BAD_REQUEST",
+      `type ${type}: ${name} must be an integer from ${min} to ${max}, got ${String(v)}`,
+      {
+        details: { type, [name]: v },
+      },
+    );
   }
   return v;
 }

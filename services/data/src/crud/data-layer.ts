@@ -78,7 +78,10 @@ export class DataLayer {
       await client.connect();
     } catch (err) {
       closeOrphanedControlConnection(client);
-      throw toDataError(err, `connecting to ${options.contactPoints.join(", ")} (datacenter ${options.localDataCenter})`);
+      throw toDataError(
+        err,
+        `connecting to ${options.contactPoints.join(", ")} (datacenter ${options.localDataCenter})`,
+      );
     }
     try {
       const schema = await ensureSchema(client, options.keyspace, options.replication, options.types);

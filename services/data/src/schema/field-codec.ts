@@ -29,7 +29,11 @@ export function toCql(type: FieldType, value: unknown, at: ValueOrigin): CqlValu
   switch (type) {
     case "text":
       if (typeof value === "string") return value;
-      if ((typeof value === "number" && Number.isFinite(value)) || typeof value === "boolean" || typeof value === "bigint") {
+      if (
+        (typeof value === "number" && Number.isFinite(value)) ||
+        typeof value === "boolean" ||
+        typeof value === "bigint"
+      ) {
         return String(value);
       }
       return bad("text");
@@ -54,7 +58,8 @@ export function toCql(type: FieldType, value: unknown, at: ValueOrigin): CqlValu
     }
     case "boolean":
       if (typeof value === "boolean") return value;
-      if (typeof value === "string" && /^(true|false)$/i.test(value.trim())) return value.trim().toLowerCase() === "true";
+      if (typeof value === "string" && /^(true|false)$/i.test(value.trim()))
+        return value.trim().toLowerCase() === "true";
       return bad("a boolean");
     case "timestamp": {
       const d =

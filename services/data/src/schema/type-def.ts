@@ -26,8 +26,7 @@ export type MergePolicyName = (typeof MERGE_POLICIES)[number];
 
 /** A resolved merge policy of one field. */
 export type FieldMerge =
-  | { policy: Exclude<MergePolicyName, "source_priority"> }
-  | { policy: "source_priority"; sources: string[] };
+  { policy: Exclude<MergePolicyName, "source_priority"> } | { policy: "source_priority"; sources: string[] };
 
 /** A validated entity type, as the data layer uses it. */
 export interface TypeDef {
@@ -73,7 +72,9 @@ const NUMERIC_TYPES = new Set<FieldType>(["int", "bigint", "double"]);
 const DEFAULT_POLICY = "latest_non_null" satisfies MergePolicyName;
 
 const unknownOf = (what: string, known: readonly string[]) => (iss: { input?: unknown }) =>
-  iss.input === undefined ? "is required" : `unknown ${what} ${describeValue(iss.input)} (expected one of ${known.join(", ")})`;
+  iss.input === undefined
+    ? "is required"
+    : `unknown ${what} ${describeValue(iss.input)} (expected one of ${known.join(", ")})`;
 
 const fieldType = z.enum(FIELD_TYPES, { error: unknownOf("type", FIELD_TYPES) });
 
@@ -89,34 +90,57 @@ const policyObject = field
   })
   .superRefine((p, ctx) => {
     if (p.policy !== "source_priority") {
-      if (p.sources !== undefined) ctx.addIssue({ code: "custom", path: ["sources"], message: "only source_priority takes sources", input: p.sources });
+      if (p.sources !== undefined)
+        ctx.addIssue({
+          code: "custom",
+          path: ["sources"],
+          message: "only source_priority takes sources",
+          input: p.sources,
+        });
       return;
     }
     if (p.sources === undefined) {
-      ctx.addIssue({ code: "custom", path: ["sources"], message: "source_priority needs a non-empty list of source names, got nothing", input: undefined });
+      ctx.addIssue({
+        code: "custom",
+        path: ["sources"],
+        message: "source_priority needs a non-empty list of source names, got nothing",
+        input: undefined,
+      });
       return;
     }
     const sources = p.sources;
     sources.forEach((s, i) => {
-      if (sources.indexOf(s) !== i) ctx.addIssue({ code: "custom", path: ["sources", i], message: `source "${s}" is listed twice`, input: s });
+      if (sources.indexOf(s) !== i)
+        ctx.addIssue({ code: "custom", path: ["sources", i], message: `source "${s}" is listed twice`, input: s });
     });
   });
 
-const policySpec = z.union([policyName, policyObject], {
-  error: (iss) => {
-    if (iss.code !== "invalid_union") return undefined;
-    if (typeof iss.input === "string" || iss.input === undefined) return unknownOf("policy", MERGE_POLICIES)(iss);
-    return `expected a policy name or { policy, sources }, got ${describeValue(iss.input)}`;
-  },
-}).describe("A policy name, or { policy, sources } for source_priority");
+const policySpec = z
+  .union([policyName, policyObject], {
+    error: (iss) => {
+      if (iss.code !== "invalid_union") return undefined;
+      if (typeof iss.input === "string" || iss.input === undefined) return unknownOf("policy", MERGE_POLICIES)(iss);
+      return `expected a policy name or { policy, sources }, got ${describeValue(iss.input)}`;
+    },
+  })
+  .describe("A policy name, or { policy, sources } for source_priority");
 
-const fieldRef = z.string({ error: (iss) => (iss.input === undefined ? undefined : `expected a field name, got ${describeValue(iss.input)}`) });
+const fieldRef = z.string({
+  error: (iss) => (iss.input === undefined ? undefined : `expected a field name, got ${describeValue(iss.input)}`),
+});
 
 const keySpec = z
-  .union([fieldRef, field.list(fieldRef, { min: 1, emptyHint: "expected one or more field names, got an empty list" })], {
-    error: (iss) =>
-      iss.code !== "invalid_union" ? undefined : iss.input === undefined ? "is required" : `expected one or more field names, got ${describeValue(iss.input)}`,
-  })
+  .union(
+    [fieldRef, field.list(fieldRef, { min: 1, emptyHint: "expected one or more field names, got an empty list" })],
+    {
+      error: (iss) =>
+        iss.code !== "invalid_union"
+          ? undefined
+          : iss.input === undefined
+            ? "is required"
+            : `expected one or more field names, got ${describeValue(iss.input)}`,
+    },
+  )
   .transform((k) => (typeof k === "string" ? [k] : k));
 
 // A whole-second duration: CQL TTLs and window arithmetic are in seconds.
@@ -124,14 +148,23 @@ const seconds = () => field.duration({ min: 1000, wholeSeconds: true });
 
 const typeSchema = field
   .object({
-    name: field.name().describe("The type's name; its tables are dump_<name> and clean_<name>. The loader takes it from the file name when the file leaves it out"),
-    key: keySpec.describe("Key field (or list of key fields, in order) naming one entity; declared, scalar (not json), each listed once"),
+    name: field
+      .name()
+      .describe(
+        "The type's name; its tables are dump_<name> and clean_<name>. The loader takes it from the file name when the file leaves it out",
+      ),
+    key: keySpec.describe(
+      "Key field (or list of key fields, in order) naming one entity; declared, scalar (not json), each listed once",
+    ),
     fields: field
       .names(fieldType)
       .superRefine((f, ctx) => {
-        if (Object.keys(f).length === 0) ctx.addIssue({ code: "custom", message: "expected a non-empty mapping of field name to type", input: f });
+        if (Object.keys(f).length === 0)
+          ctx.addIssue({ code: "custom", message: "expected a non-empty mapping of field name to type", input: f });
       })
-      .describe(`Every field (key fields included) and its type: ${FIELD_TYPES.join(", ")}; the data layer's own columns (${RESERVED_COLUMNS.join(", ")}) are reserved`),
+      .describe(
+        `Every field (key fields included) and its type: ${FIELD_TYPES.join(", ")}; the data layer's own columns (${RESERVED_COLUMNS.join(", ")}) are reserved`,
+      ),
     merge: z
       // YAML reads an emptied `merge:` as null; it means no policies, as leaving it out does.
       .preprocess((v) => (v === null ? undefined : v), z.record(z.string(), policySpec).optional())
@@ -141,23 +174,37 @@ const typeSchema = field
       ),
     dump_ttl: seconds()
       .superRefine((ms, ctx) => {
-        if (ms > MAX_TTL_MS) ctx.addIssue({ code: "custom", message: `must be at most ${formatDuration(MAX_TTL_MS)}, got ${formatDuration(ms)} (expirations past 2038 are refused)`, input: ms });
+        if (ms > MAX_TTL_MS)
+          ctx.addIssue({
+            code: "custom",
+            message: `must be at most ${formatDuration(MAX_TTL_MS)}, got ${formatDuration(ms)} (expirations past 2038 are refused)`,
+            input: ms,
+          });
       })
       .prefault("30d")
       .describe("How long dump rows (raw answers) are kept, whole seconds, at most 3650d; default 30d"),
     clean_window: seconds()
       .superRefine((ms, ctx) => {
-        if (ms > DAY_MS || DAY_MS % ms !== 0) ctx.addIssue({ code: "custom", message: `${formatDuration(ms)} does not divide a day (try 15m, 1h, 6h or 1d)`, input: ms });
+        if (ms > DAY_MS || DAY_MS % ms !== 0)
+          ctx.addIssue({
+            code: "custom",
+            message: `${formatDuration(ms)} does not divide a day (try 15m, 1h, 6h or 1d)`,
+            input: ms,
+          });
       })
       .prefault("1h")
       .describe("Length of the aligned windows clean rows cover, whole seconds dividing a day; default 1h"),
   })
   .superRefine((d, ctx) => {
-    const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message, input: undefined });
+    const issue = (path: (string | number)[], message: string) =>
+      ctx.addIssue({ code: "custom", path, message, input: undefined });
     const declared = (f: string) => Object.hasOwn(d.fields, f);
     for (const f of Object.keys(d.fields)) {
       if ((RESERVED_COLUMNS as readonly string[]).includes(f)) {
-        issue(["fields", f], `"${f}" is a column the data layer adds itself (reserved: ${RESERVED_COLUMNS.join(", ")})`);
+        issue(
+          ["fields", f],
+          `"${f}" is a column the data layer adds itself (reserved: ${RESERVED_COLUMNS.join(", ")})`,
+        );
       }
     }
     d.key.forEach((k, i) => {
@@ -169,7 +216,8 @@ const typeSchema = field
     for (const [f, spec] of Object.entries(merge)) {
       if (f === "default") continue;
       if (!declared(f)) issue(["merge", f], `"${f}" is not declared in fields`);
-      else if (d.key.includes(f)) issue(["merge", f], `"${f}" is a key field; key fields are equal in every merged row`);
+      else if (d.key.includes(f))
+        issue(["merge", f], `"${f}" is a key field; key fields are equal in every merged row`);
       else {
         const problem = inapplicable(policyOf(spec), d.fields[f], f);
         if (problem !== null) issue(["merge", f], problem);
@@ -212,14 +260,17 @@ type PolicySpec = NonNullable<ComponentValue<typeof TYPE_KIND>["merge"]>[string]
 
 function policyOf(spec: PolicySpec): FieldMerge {
   if (typeof spec === "string") return { policy: spec } as FieldMerge;
-  return spec.policy === "source_priority" ? { policy: spec.policy, sources: [...(spec.sources ?? [])] } : { policy: spec.policy };
+  return spec.policy === "source_priority"
+    ? { policy: spec.policy, sources: [...(spec.sources ?? [])] }
+    : { policy: spec.policy };
 }
 
 function inapplicable(merge: FieldMerge, type: FieldType, field: string): string | null {
   if ((merge.policy === "max" || merge.policy === "min") && !ORDERED_TYPES.has(type)) {
     return `policy ${merge.policy} needs an int, bigint, double or timestamp field, but "${field}" is ${type}`;
   }
-  if (merge.policy === "sum" && !NUMERIC_TYPES.has(type)) return `policy sum needs an int, bigint or double field, but "${field}" is ${type}`;
+  if (merge.policy === "sum" && !NUMERIC_TYPES.has(type))
+    return `policy sum needs an int, bigint or double field, but "${field}" is ${type}`;
   return null;
 }
 
@@ -251,7 +302,11 @@ export function typeDefHash(def: TypeDef): string {
 /** Canonical JSON of a definition (sorted fields and policies, no origin); equal meaning gives equal text. */
 export function canonicalTypeDef(def: TypeDef): string {
   const sorted = <T>(rec: Readonly<Record<string, T>>): Record<string, T> =>
-    Object.fromEntries(Object.keys(rec).sort().map((k) => [k, rec[k]]));
+    Object.fromEntries(
+      Object.keys(rec)
+        .sort()
+        .map((k) => [k, rec[k]]),
+    );
   return JSON.stringify({
     name: def.name,
     key: def.key,

@@ -98,19 +98,30 @@ export function toDataError(err: unknown, doing: string): MachinaError {
   if (err instanceof e.NoHostAvailableError) {
     // The driver's own message inlines every inner error with its stack; name each host and reason instead.
     const inner = Object.entries((err.innerErrors ?? {}) as Record<string, unknown>);
-    const reasons = inner.map(([host, cause]) => `${host}: ${cause instanceof Error ? oneLine(cause.message) : String(cause)}`);
+    const reasons = inner.map(
+      ([host, cause]) => `${host}: ${cause instanceof Error ? oneLine(cause.message) : String(cause)}`,
+    );
     const summary = `data: ${doing}: no host could serve the request (${reasons.join("; ") || message})`;
     // Only misconfiguration (e.g. an unknown localDataCenter) fails with ArgumentError: retrying cannot help.
     if (inner.length > 0 && inner.every(([, cause]) => cause instanceof e.ArgumentError)) {
       return new MachinaError("BAD_REQUEST", summary, { cause: err, retryable: false });
     }
-    return new MachinaError("UNAVAILABLE", summary, { cause: err, retryable: true, details: { dependency: "cassandra" } });
+    return new MachinaError("UNAVAILABLE", summary, {
+      cause: err,
+      retryable: true,
+      details: { dependency: "cassandra" },
+    });
   }
   if (err instanceof e.OperationTimedOutError || err instanceof e.BusyConnectionError) {
     return new MachinaError("UNAVAILABLE", text, { cause: err, retryable: true, details: { dependency: "cassandra" } });
   }
   if (err instanceof e.ResponseError) {
-    if (TRANSIENT.has(err.code)) return new MachinaError("UNAVAILABLE", text, { cause: err, retryable: true, details: { dependency: "cassandra" } });
+    if (TRANSIENT.has(err.code))
+      return new MachinaError("UNAVAILABLE", text, {
+        cause: err,
+        retryable: true,
+        details: { dependency: "cassandra" },
+      });
     if (err.code === codes.badCredentials || err.code === codes.unauthorized) {
       return new MachinaError("UNAVAILABLE", text, { cause: err, retryable: false });
     }

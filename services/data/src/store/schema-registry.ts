@@ -111,7 +111,7 @@ export async function ensureSchema(
       const tableProblems = diffTable(spec, cols);
       // Physical mismatches usually restate a field-level one; show them only when they add information.
       if (problems.length === 0) problems.push(...tableProblems);
-      statements.push(...tableProblems.length === 0 ? addedColumns(keyspace, spec, cols) : []);
+      statements.push(...(tableProblems.length === 0 ? addedColumns(keyspace, spec, cols) : []));
     }
     const dumpTable = dumpTableSpec(def).name;
     const ttl = existing.ttl.get(dumpTable);
@@ -259,9 +259,13 @@ function diffTable(spec: TableSpec, existing: Map<string, ExistingColumn>): stri
     }
     const pos = positions.get(c.name) ?? -1;
     if (ex.kind !== c.kind || (c.kind !== "regular" && ex.position !== pos)) {
-      problems.push(`${spec.name}: column "${c.name}" is ${ex.kind} #${ex.position} in the database, ${c.kind} #${pos} in the definition (the key changed)`);
+      problems.push(
+        `${spec.name}: column "${c.name}" is ${ex.kind} #${ex.position} in the database, ${c.kind} #${pos} in the definition (the key changed)`,
+      );
     } else if (normalType(ex.type) !== normalType(c.cqlType)) {
-      problems.push(`${spec.name}: column "${c.name}" is ${ex.type} in the database but ${c.cqlType} in the definition`);
+      problems.push(
+        `${spec.name}: column "${c.name}" is ${ex.type} in the database but ${c.cqlType} in the definition`,
+      );
     } else if (c.kind === "clustering" && ex.order !== (c.order ?? "ASC")) {
       problems.push(`${spec.name}: column "${c.name}" is clustered ${ex.order} in the database`);
     }

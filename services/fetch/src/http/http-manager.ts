@@ -1,6 +1,14 @@
 import { MachinaError } from "@machina/wire";
 import { retryAfterMs } from "./rate-headers";
-import { redact, renderTemplate, type AuthSpec, type RenderContext, type ResolvedData, type SourceDef, type Template } from "../source";
+import {
+  redact,
+  renderTemplate,
+  type AuthSpec,
+  type RenderContext,
+  type ResolvedData,
+  type SourceDef,
+  type Template,
+} from "../source";
 
 /** One rendered upstream request; `path` is already URL-encoded. */
 export interface HttpRequest {
@@ -63,7 +71,10 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
   for (const [k, t] of Object.entries(m.headers)) staticHeaders[k] = render(t);
   const credentialOrigin = describeCredentials(def, data);
 
-  async function attempt(req: HttpRequest, label: string): Promise<{ res?: Response; body?: unknown; failure?: Failure; ms: number }> {
+  async function attempt(
+    req: HttpRequest,
+    label: string,
+  ): Promise<{ res?: Response; body?: unknown; failure?: Failure; ms: number }> {
     const url = new URL(m.baseUrl + req.path);
     for (const [k, v] of Object.entries(req.params)) url.searchParams.set(k, v);
     if (auth.param !== null) url.searchParams.set(auth.param[0], auth.param[1]);
@@ -71,11 +82,18 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
     let body: string | undefined;
     if (req.body !== undefined) {
       body = JSON.stringify(req.body);
-      if (!Object.keys(headers).some((h) => h.toLowerCase() === "content-type")) headers["content-type"] = "application/json";
+      if (!Object.keys(headers).some((h) => h.toLowerCase() === "content-type"))
+        headers["content-type"] = "application/json";
     }
     const t0 = performance.now();
     try {
-      const res = await fetch(url, { method: req.method, headers, body, signal: AbortSignal.timeout(m.timeoutMs), redirect: "manual" });
+      const res = await fetch(url, {
+        method: req.method,
+        headers,
+        body,
+        signal: AbortSignal.timeout(m.timeoutMs),
+        redirect: "manual",
+      });
       const text = await res.text();
       const ms = performance.now() - t0;
       return { res, body: text, ms };
@@ -83,11 +101,30 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
       const ms = performance.now() - t0;
       const name = (err as Error)?.name;
       if (name === "TimeoutError" || name === "AbortError") {
-        return { ms, failure: { retryable: true, error: new MachinaError("TIMEOUT", `${label} timed out after ${m.timeoutMs} ms; the upstream is slow or down (raise manager.timeout in ${def.origin} if it is just slow)`) } };
+        return {
+          ms,
+          failure: {
+            retryable: true,
+            error: new MachinaError(
+              "TIMEOUT",
+              `${label} timed out after ${m.timeoutMs} ms; the upstream is slow or down (raise manager.timeout in ${def.origin} if it is just slow)`,
+            ),
+          },
+        };
       }
       const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
       const why = cause?.code ?? cause?.message ?? (err as Error)?.message ?? String(err);
-      return { ms, failure: { retryable: true, error: new MachinaError("UPSTREAM", `${label} could not reach ${m.baseUrl} (${why}); check manager.base_url in ${def.origin} and the network`, { cause: err }) } };
+      return {
+        ms,
+        failure: {
+          retryable: true,
+          error: new MachinaError(
+            "UPSTREAM",
+            `${label} could not reach ${m.baseUrl} (${why}); check manager.base_url in ${def.origin} and the network`,
+            { cause: err },
+          ),
+        },
+      };
     }
   }
 
@@ -95,24 +132,67 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
     const said = upstreamSays(text, data.secrets);
     const status = res.status;
     if (status === 401 || status === 403) {
-      return { retryable: false, error: new MachinaError("UPSTREAM", `source ${def.name} refused the credentials (HTTP ${status} on ${label}); ${credentialOrigin}${said}`, { retryable: false }) };
+      return {
+        retryable: false,
+        error: new MachinaError(
+          "UPSTREAM",
+          `source ${def.name} refused the credentials (HTTP ${status} on ${label}); ${credentialOrigin}${said}`,
+          { retryable: false },
+        ),
+      };
     }
     if (status === 429) {
       const after = retryAfterMs(res.headers) ?? 1_000;
-      return { retryable: false, error: new MachinaError("OVER_QUOTA", `source ${def.name} answered 429 Too Many Requests on ${label}; retry in ${after} ms, and lower the limiter windows in ${def.origin} if this repeats`, { retryable: true, details: { retryAfterMs: after } }) };
+      return {
+        retryable: false,
+        error: new MachinaError(
+          "OVER_QUOTA",
+          `source ${def.name} answered 429 Too Many Requests on ${label}; retry in ${after} ms, and lower the limiter windows in ${def.origin} if this repeats`,
+          { retryable: true, details: { retryAfterMs: after } },
+        ),
+      };
     }
     if (status >= 300 && status < 400) {
       // Redirects are not followed: custom credential headers would travel to whatever host they name.
       const to = redact(res.headers.get("location") ?? "nowhere", data.secrets);
-      return { retryable: false, error: new MachinaError("UPSTREAM", `source ${def.name} redirected ${label} to ${to} (HTTP ${status}); point manager.base_url or the query path in ${def.origin} at the final address`, { retryable: false }) };
+      return {
+        retryable: false,
+        error: new MachinaError(
+          "UPSTREAM",
+          `source ${def.name} redirected ${label} to ${to} (HTTP ${status}); point manager.base_url or the query path in ${def.origin} at the final address`,
+          { retryable: false },
+        ),
+      };
     }
     if (status === 404) {
-      return { retryable: false, error: new MachinaError("NOT_FOUND", `source ${def.name} has nothing at ${label} (HTTP 404)${said}; check the lead's fields and the query path`, { retryable: false }) };
+      return {
+        retryable: false,
+        error: new MachinaError(
+          "NOT_FOUND",
+          `source ${def.name} has nothing at ${label} (HTTP 404)${said}; check the lead's fields and the query path`,
+          { retryable: false },
+        ),
+      };
     }
     if (status >= 500 || status === 408) {
-      return { retryable: true, retryAfterMs: retryAfterMs(res.headers) ?? undefined, error: new MachinaError("UPSTREAM", `source ${def.name} failed on ${label} (HTTP ${status})${said}; the upstream is having trouble, retry later`, { retryable: true }) };
+      return {
+        retryable: true,
+        retryAfterMs: retryAfterMs(res.headers) ?? undefined,
+        error: new MachinaError(
+          "UPSTREAM",
+          `source ${def.name} failed on ${label} (HTTP ${status})${said}; the upstream is having trouble, retry later`,
+          { retryable: true },
+        ),
+      };
     }
-    return { retryable: false, error: new MachinaError("UPSTREAM", `source ${def.name} rejected ${label} (HTTP ${status})${said}; check the query's params and body in ${def.origin}`, { retryable: false }) };
+    return {
+      retryable: false,
+      error: new MachinaError(
+        "UPSTREAM",
+        `source ${def.name} rejected ${label} (HTTP ${status})${said}; check the query's params and body in ${def.origin}`,
+        { retryable: false },
+      ),
+    };
   }
 
   return {
@@ -133,7 +213,14 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
           if (a.res.ok) {
             const body = parseJson(text);
             if (body === undefined) {
-              failure = { retryable: false, error: new MachinaError("UPSTREAM", `source ${def.name} answered ${label} with HTTP ${a.res.status} but a body that is not JSON (content-type ${a.res.headers.get("content-type") ?? "none"}); check manager.base_url in ${def.origin}`, { retryable: false }) };
+              failure = {
+                retryable: false,
+                error: new MachinaError(
+                  "UPSTREAM",
+                  `source ${def.name} answered ${label} with HTTP ${a.res.status} but a body that is not JSON (content-type ${a.res.headers.get("content-type") ?? "none"}); check manager.base_url in ${def.origin}`,
+                  { retryable: false },
+                ),
+              };
             } else {
               return { status: a.res.status, headers: a.res.headers, body, attempts: n, sourceTimeMs };
             }
@@ -142,10 +229,22 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
           }
         }
         const f = failure as Failure;
-        const details = { ...f.error.details, source: def.name, query: req.query, method: req.method, path: redact(req.path, data.secrets), status: a.res?.status ?? null, attempts: n };
+        const details = {
+          ...f.error.details,
+          source: def.name,
+          query: req.query,
+          method: req.method,
+          path: redact(req.path, data.secrets),
+          status: a.res?.status ?? null,
+          attempts: n,
+        };
         if (!f.retryable || n > max) {
           const suffix = f.retryable && n > 1 ? ` (gave up after ${n} attempts)` : "";
-          throw new MachinaError(f.error.code, f.error.message + suffix, { retryable: f.error.retryable, details, cause: f.error.cause });
+          throw new MachinaError(f.error.code, f.error.message + suffix, {
+            retryable: f.error.retryable,
+            details,
+            cause: f.error.cause,
+          });
         }
         await sleep(backoff(m.retries.baseDelayMs, m.retries.maxDelayMs, n, random, f.retryAfterMs));
       }
@@ -160,7 +259,10 @@ export function backoff(baseMs: number, maxMs: number, n: number, random: () => 
   return Math.round(floorMs !== undefined && floorMs <= maxMs ? Math.max(jittered, floorMs) : jittered);
 }
 
-function authParts(auth: AuthSpec | null, render: (t: Template) => string): { headers: Record<string, string>; param: [string, string] | null } {
+function authParts(
+  auth: AuthSpec | null,
+  render: (t: Template) => string,
+): { headers: Record<string, string>; param: [string, string] | null } {
   if (auth === null) return { headers: {}, param: null };
   if (auth.type === "bearer") return { headers: { authorization: `Bearer ${render(auth.token)}` }, param: null };
   if (auth.type === "basic") {
@@ -168,17 +270,24 @@ function authParts(auth: AuthSpec | null, render: (t: Template) => string): { he
     return { headers: { authorization: `Basic ${token}` }, param: null };
   }
   const value = render(auth.value);
-  return auth.header !== null ? { headers: { [auth.header]: value }, param: null } : { headers: {}, param: [auth.param as string, value] };
+  return auth.header !== null
+    ? { headers: { [auth.header]: value }, param: null }
+    : { headers: {}, param: [auth.param as string, value] };
 }
 
 // Says where the refused credentials come from, so the operator knows which secret to fix.
 function describeCredentials(def: SourceDef, data: ResolvedData): string {
   const a = def.manager.auth;
-  if (a === null) return `the source sends no credentials; set manager.type to http-auth and add manager.auth in ${def.origin}`;
+  if (a === null)
+    return `the source sends no credentials; set manager.type to http-auth and add manager.auth in ${def.origin}`;
   const templates = a.type === "api_key" ? [a.value] : a.type === "bearer" ? [a.token] : [a.username, a.password];
-  const origins = [...new Set(templates.flatMap((t) => t.refs.map((r) => data.origins[r.path[0]]).filter((o) => o !== undefined)))];
+  const origins = [
+    ...new Set(templates.flatMap((t) => t.refs.map((r) => data.origins[r.path[0]]).filter((o) => o !== undefined))),
+  ];
   const what = a.type === "api_key" ? "API key" : a.type === "bearer" ? "bearer token" : "username/password";
-  return origins.length === 0 ? `check the ${what} in manager.auth of ${def.origin}` : `check the ${what} supplied by ${origins.join(" and ")}`;
+  return origins.length === 0
+    ? `check the ${what} in manager.auth of ${def.origin}`
+    : `check the ${what} supplied by ${origins.join(" and ")}`;
 }
 
 // A short, single-line, secret-free excerpt of an upstream error body, to help diagnose.
@@ -189,7 +298,9 @@ function upstreamSays(text: string, secrets: readonly string[]): string {
     const m = parsed.error ?? parsed.message;
     if (typeof m === "string") msg = m;
   }
-  msg = redact(msg, secrets).replace(/[\r\n\t]+/g, " ").trim();
+  msg = redact(msg, secrets)
+    .replace(/[\r\n\t]+/g, " ")
+    .trim();
   if (msg === "") return "";
   return `; upstream said: "${msg.length > MAX_UPSTREAM_TEXT ? `${msg.slice(0, MAX_UPSTREAM_TEXT)}...` : msg}"`;
 }

@@ -1,6 +1,14 @@
 // The shared rate limiter: rate windows of every source counted in NATS KV across all replicas.
 export { openLimiter } from "./limiter";
-export type { Limiter, LimiterOptions, LimitedSource, Acquired, WindowUsage, QuotaReport, LimiterStats } from "./limiter-types";
+export type {
+  Limiter,
+  LimiterOptions,
+  LimitedSource,
+  Acquired,
+  WindowUsage,
+  QuotaReport,
+  LimiterStats,
+} from "./limiter-types";
 export { ServerClock, monotonicClock } from "./server-clock";
 export type { LocalClock, OffsetBounds } from "./server-clock";
 export { append, countSince, earliestFor, remove, roomAt, gridOf, decodeLog, encodeLog } from "./sliding-log";

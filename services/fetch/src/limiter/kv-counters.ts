@@ -38,7 +38,10 @@ export class KvCounters {
   async trySet(key: string, expected: Counter, used: number, expiresAt: number): Promise<Counter | null> {
     const value = encoder.encode(String(used));
     try {
-      const revision = expected.revision === 0 ? await this.kv.create(key, value) : await this.kv.update(key, value, expected.revision);
+      const revision =
+        expected.revision === 0
+          ? await this.kv.create(key, value)
+          : await this.kv.update(key, value, expected.revision);
       const counter = { used, revision };
       this.remember(key, counter, expiresAt);
       return counter;
@@ -54,7 +57,12 @@ export class KvCounters {
    * and corrections, which must not clobber concurrent increments. Returns the final counter,
    * or null if it gave up after `tries` conflicts.
    */
-  async adjust(key: string, next: (used: number) => number | null, expiresAt: number, tries = 50): Promise<Counter | null> {
+  async adjust(
+    key: string,
+    next: (used: number) => number | null,
+    expiresAt: number,
+    tries = 50,
+  ): Promise<Counter | null> {
     let cur = this.cached(key) ?? (await this.load(key, expiresAt));
     for (let i = 0; i < tries; i++) {
       const want = next(cur.used);

@@ -37,7 +37,10 @@ const UNLIMITED: Acquired = Object.freeze({ usage: null, quota: null, percent: n
 
 /** Opens (creating if needed) the limiter bucket, syncs with the server clock and follows pauses. */
 export async function openLimiter(nc: NatsConnection, opts: LimiterOptions): Promise<Limiter> {
-  const maxPer = Math.max(0, ...opts.sources.flatMap((s) => (s.limiter.kind === "windows" ? s.limiter.windows.map((w) => w.perMs) : [])));
+  const maxPer = Math.max(
+    0,
+    ...opts.sources.flatMap((s) => (s.limiter.kind === "windows" ? s.limiter.windows.map((w) => w.perMs) : [])),
+  );
   const ttl = maxPer + TTL_SLACK_MS;
   let kv: KV;
   try {
@@ -46,7 +49,11 @@ export async function openLimiter(nc: NatsConnection, opts: LimiterOptions): Pro
     // An older deployment may have created the bucket for shorter windows; state must outlive its window.
     if (status.ttl > 0 && status.ttl < ttl) await extendTtl(nc, opts.bucket, ttl);
   } catch (err) {
-    throw new MachinaError("UNAVAILABLE", `cannot open limiter KV bucket "${opts.bucket}": ${(err as Error).message}; the NATS server must run with JetStream enabled (-js) and the bucket name must be letters, digits, '-' or '_'`, { cause: err, details: { dependency: "nats-kv" } });
+    throw new MachinaError(
+      "UNAVAILABLE",
+      `cannot open limiter KV bucket "${opts.bucket}": ${(err as Error).message}; the NATS server must run with JetStream enabled (-js) and the bucket name must be letters, digits, '-' or '_'`,
+      { cause: err, details: { dependency: "nats-kv" } },
+    );
   }
   const clock = new ServerClock(kv, { now: opts.clock });
   const limiter = new KvLimiter(kv, clock, opts);
@@ -60,7 +67,6 @@ async function extendTtl(nc: NatsConnection, bucket: string, ttlMs: number): Pro
   const info = await jsm.streams.info(`KV_${bucket}`);
   await jsm.streams.update(info.config.name, { ...info.config, max_age: ttlMs * 1_000_000 });
 }
-
 
 class KvLimiter implements Limiter {
   private readonly states = new Map<string, SourceState>();
@@ -77,7 +83,11 @@ class KvLimiter implements Limiter {
   private slow = 0;
   private conflicts = 0;
 
-  constructor(private readonly kv: KV, private readonly clock: ServerClock, opts: LimiterOptions) {
+  constructor(
+    private readonly kv: KV,
+    private readonly clock: ServerClock,
+    opts: LimiterOptions,
+  ) {
     this.maxBatch = Math.max(1, opts.maxBatch ?? 64);
     this.sendSlack = Math.max(1, opts.sendSlackMs ?? 20);
     this.spread = Math.max(0, opts.latencySpreadMs ?? 40);
@@ -86,7 +96,14 @@ class KvLimiter implements Limiter {
     for (const s of opts.sources) {
       const windows = s.limiter.kind === "unlimited" ? [] : [...s.limiter.windows].sort((a, b) => a.perMs - b.perMs);
       const gates = windows.map((w) => openGate(kv, counters, s.name, w));
-      this.states.set(s.name, { name: s.name, gates, unlimited: s.limiter.kind === "unlimited", queue: [], busy: false, blockedUntil: 0 });
+      this.states.set(s.name, {
+        name: s.name,
+        gates,
+        unlimited: s.limiter.kind === "unlimited",
+        queue: [],
+        busy: false,
+        blockedUntil: 0,
+      });
     }
   }
 
@@ -100,7 +117,11 @@ class KvLimiter implements Limiter {
 
   async acquire(source: string): Promise<Acquired> {
     const s = this.state(source);
-    if (this.closed) throw new MachinaError("UNAVAILABLE", `limiter is closed; source ${source} cannot be admitted (the fetch service is shutting down)`);
+    if (this.closed)
+      throw new MachinaError(
+        "UNAVAILABLE",
+        `limiter is closed; source ${source} cannot be admitted (the fetch service is shutting down)`,
+      );
     if (s.unlimited) return UNLIMITED;
     return new Promise<Acquired>((resolve, reject) => {
       s.queue.push({ resolve, reject });
@@ -153,7 +174,10 @@ class KvLimiter implements Limiter {
 
   // Grants up to n calls, scheduled for when the KV write can be confirmed, on the server's
   // clock. Returns what was granted and its local send time, or a refusal for all waiters.
-  private async admit(s: SourceState, n: number): Promise<{ granted: number; acquired: Acquired[]; refusal: MachinaError | null; send: number }> {
+  private async admit(
+    s: SourceState,
+    n: number,
+  ): Promise<{ granted: number; acquired: Acquired[]; refusal: MachinaError | null; send: number }> {
     if (!this.clock.ready()) await this.clock.probe();
     const first = this.clock.local();
     let notBefore = 0;
@@ -171,7 +195,8 @@ class KvLimiter implements Limiter {
       const nowLow = t0 + off.low;
       if (s.blockedUntil > span.lb) {
         const at = send + (s.blockedUntil - span.lb);
-        if (at - first > this.maxWait) return { granted: 0, acquired: [], refusal: blockedError(s, s.blockedUntil - nowLow), send };
+        if (at - first > this.maxWait)
+          return { granted: 0, acquired: [], refusal: blockedError(s, s.blockedUntil - nowLow), send };
         notBefore = at;
         continue;
       }
@@ -186,7 +211,12 @@ class KvLimiter implements Limiter {
         const earliest = Math.max(...s.gates.map((gate, i) => (rooms[i] > 0 ? -Infinity : gate.earliest(span))));
         const at = send + Math.max(1, earliest - span.lb);
         if (!Number.isFinite(earliest) || at - first > this.maxWait) {
-          return { granted: 0, acquired: [], refusal: overQuota(s, s.gates[rooms.findIndex((r) => r <= 0)], Math.max(1, earliest - nowLow)), send };
+          return {
+            granted: 0,
+            acquired: [],
+            refusal: overQuota(s, s.gates[rooms.findIndex((r) => r <= 0)], Math.max(1, earliest - nowLow)),
+            send,
+          };
         }
         // Wait for the slot instead of reserving it ahead: a call still in flight may yet move
         // its record later (settle), and a reservation made now could not see that.
@@ -215,7 +245,11 @@ class KvLimiter implements Limiter {
       }
       return { granted: g, acquired, refusal: null, send };
     }
-    throw new MachinaError("UNAVAILABLE", `limiter for source ${s.name} lost ${MAX_ROUNDS} rounds in a row (compare-and-set conflicts or a KV slower than its round-trip estimate); lower the replica count or raise maxBatch`, { details: { source: s.name, dependency: "nats-kv" } });
+    throw new MachinaError(
+      "UNAVAILABLE",
+      `limiter for source ${s.name} lost ${MAX_ROUNDS} rounds in a row (compare-and-set conflicts or a KV slower than its round-trip estimate); lower the replica count or raise maxBatch`,
+      { details: { source: s.name, dependency: "nats-kv" } },
+    );
   }
 
   private async takeAll(s: SourceState, span: Span, g: number, now: number): Promise<Taken[] | null> {
@@ -238,7 +272,14 @@ class KvLimiter implements Limiter {
     const used = Math.max(g, tight.w.limit - (await tight.room(span, tight.w.limit, false)));
     return Array.from({ length: g }, (_, i) => {
       const usage = used - g + i + 1;
-      return { usage, quota: tight.w.limit, percent: usage / tight.w.limit, window: formatDuration(tight.w.perMs), windowStart: Math.round(span.lb - tight.w.perMs), latest: span.ub };
+      return {
+        usage,
+        quota: tight.w.limit,
+        percent: usage / tight.w.limit,
+        window: formatDuration(tight.w.perMs),
+        windowStart: Math.round(span.lb - tight.w.perMs),
+        latest: span.ub,
+      };
     });
   }
 
@@ -274,7 +315,8 @@ class KvLimiter implements Limiter {
     const off = this.clock.bounds();
     const now = this.clock.local() + (off.low + off.high) / 2;
     const blockedUntil = s.blockedUntil > now ? Math.round(s.blockedUntil) : null;
-    if (s.unlimited) return { source, unlimited: true, usage: null, quota: null, percent: null, windows: [], blockedUntil };
+    if (s.unlimited)
+      return { source, unlimited: true, usage: null, quota: null, percent: null, windows: [], blockedUntil };
     const windows = await Promise.all(
       s.gates.map(async (g): Promise<WindowUsage> => {
         const u = await g.usage(now);
@@ -291,7 +333,15 @@ class KvLimiter implements Limiter {
       }),
     );
     const tight = windows.reduce((a, b) => (b.percent > a.percent ? b : a));
-    return { source, unlimited: false, usage: tight.used, quota: tight.limit, percent: tight.percent, windows, blockedUntil };
+    return {
+      source,
+      unlimited: false,
+      usage: tight.used,
+      quota: tight.limit,
+      percent: tight.percent,
+      windows,
+      blockedUntil,
+    };
   }
 
   async observeUpstream(source: string, status: number, headers: HeaderBag): Promise<void> {
@@ -370,10 +420,14 @@ class KvLimiter implements Limiter {
   private state(source: string): SourceState {
     const s = this.states.get(source);
     if (s === undefined) {
-      throw new MachinaError("UNKNOWN_SOURCE", `limiter knows no source "${source}"; known: ${[...this.states.keys()].join(", ") || "none"}`, {
-        retryable: false,
-        details: { source, known: [...this.states.keys()] },
-      });
+      throw new MachinaError(
+        "UNKNOWN_SOURCE",
+        `limiter knows no source "${source}"; known: ${[...this.states.keys()].join(", ") || "none"}`,
+        {
+          retryable: false,
+          details: { source, known: [...this.states.keys()] },
+        },
+      );
     }
     return s;
   }

@@ -49,7 +49,10 @@ export class ServerClock {
   private probing: Promise<void> | null = null;
   private readonly key: string;
 
-  constructor(private readonly kv: KV, opts: ServerClockOptions = {}) {
+  constructor(
+    private readonly kv: KV,
+    opts: ServerClockOptions = {},
+  ) {
     this.now = opts.now ?? monotonicClock;
     this.keepMs = opts.keepMs ?? 60_000;
     this.drift = (opts.driftPpm ?? 200) / 1e6;

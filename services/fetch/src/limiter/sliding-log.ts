@@ -42,7 +42,14 @@ export function earliestFor(log: SlidingLog, perMs: number, limit: number, want:
  * holds a bounded number of entries; drops entries that can no longer count for any call sent
  * after `pruneBefore`.
  */
-export function append(log: SlidingLog, latest: number, count: number, perMs: number, gridMs: number, pruneBefore: number): SlidingLog {
+export function append(
+  log: SlidingLog,
+  latest: number,
+  count: number,
+  perMs: number,
+  gridMs: number,
+  pruneBefore: number,
+): SlidingLog {
   const at = Math.ceil(latest / gridMs) * gridMs;
   const out: [number, number][] = [];
   let merged = false;
@@ -87,7 +94,12 @@ export function encodeLog(log: SlidingLog): string {
 export function decodeLog(text: string, limit: number, now: number): SlidingLog {
   try {
     const v = JSON.parse(text) as unknown;
-    if (Array.isArray(v) && v.every((e) => Array.isArray(e) && e.length === 2 && Number.isFinite(e[0]) && Number.isSafeInteger(e[1]) && e[1] > 0)) {
+    if (
+      Array.isArray(v) &&
+      v.every(
+        (e) => Array.isArray(e) && e.length === 2 && Number.isFinite(e[0]) && Number.isSafeInteger(e[1]) && e[1] > 0,
+      )
+    ) {
       return (v as [number, number][]).slice().sort((a, b) => a[0] - b[0]);
     }
   } catch {

@@ -2,7 +2,18 @@ import type { KV } from "@nats-io/kv";
 import { isCasConflict } from "@machina/runtime";
 import { KvCounters, type Counter } from "./kv-counters";
 import type { RateWindow } from "../source";
-import { EMPTY_LOG, append, countSince, decodeLog, earliestFor, encodeLog, gridOf, remove, roomAt, type SlidingLog } from "./sliding-log";
+import {
+  EMPTY_LOG,
+  append,
+  countSince,
+  decodeLog,
+  earliestFor,
+  encodeLog,
+  gridOf,
+  remove,
+  roomAt,
+  type SlidingLog,
+} from "./sliding-log";
 
 /**
  * Where a batch of calls may land on the server's clock: no earlier than `lb`, no later than
@@ -75,7 +86,11 @@ class RollingGate implements WindowGate {
   private readonly moves: [from: number, to: number][] = [];
   private moving: Promise<void> | null = null;
 
-  constructor(private readonly kv: KV, source: string, readonly w: RateWindow) {
+  constructor(
+    private readonly kv: KV,
+    source: string,
+    readonly w: RateWindow,
+  ) {
     this.key = `${source}.r${w.perMs}`;
     this.grid = gridOf(w.perMs);
   }
@@ -117,7 +132,11 @@ class RollingGate implements WindowGate {
   async block(now: number, until: number): Promise<void> {
     // An entry of `limit` calls at until - W counts against every call sent before `until`.
     const latest = until - this.w.perMs;
-    await this.adjust(now, (log) => (countSince(log, until - 1, this.w.perMs) >= this.w.limit ? null : append(log, latest, this.w.limit, this.w.perMs, this.grid, now - PRUNE_MARGIN_MS)));
+    await this.adjust(now, (log) =>
+      countSince(log, until - 1, this.w.perMs) >= this.w.limit
+        ? null
+        : append(log, latest, this.w.limit, this.w.perMs, this.grid, now - PRUNE_MARGIN_MS),
+    );
   }
 
   extend(from: number, to: number): Promise<void> {
@@ -134,7 +153,12 @@ class RollingGate implements WindowGate {
         const batch = this.moves.splice(0);
         const latest = Math.max(...batch.map(([, to]) => to));
         const prune = latest - this.w.perMs - PRUNE_MARGIN_MS;
-        await this.adjust(latest, (log) => batch.reduce((l, [from, to]) => append(remove(l, from, 1, this.grid), to, 1, this.w.perMs, this.grid, prune), log));
+        await this.adjust(latest, (log) =>
+          batch.reduce(
+            (l, [from, to]) => append(remove(l, from, 1, this.grid), to, 1, this.w.perMs, this.grid, prune),
+            log,
+          ),
+        );
       }
     } finally {
       this.moving = null;
@@ -160,7 +184,10 @@ class RollingGate implements WindowGate {
   private async write(cell: LogCell, log: SlidingLog): Promise<boolean> {
     const value = enc.encode(encodeLog(log));
     try {
-      const revision = cell.revision === 0 ? await this.kv.create(this.key, value) : await this.kv.update(this.key, value, cell.revision);
+      const revision =
+        cell.revision === 0
+          ? await this.kv.create(this.key, value)
+          : await this.kv.update(this.key, value, cell.revision);
       this.cell = { log, revision };
       return true;
     } catch (err) {
@@ -184,19 +211,26 @@ interface Slot {
 class ClockGate implements WindowGate {
   private last: { slots: Slot[]; view: Counter[] } | null = null;
 
-  constructor(private readonly counters: KvCounters, private readonly source: string, readonly w: RateWindow) {}
+  constructor(
+    private readonly counters: KvCounters,
+    private readonly source: string,
+    readonly w: RateWindow,
+  ) {}
 
   private slots(span: Span): Slot[] {
     const start = Math.floor(span.lb / this.w.perMs) * this.w.perMs;
     const out: Slot[] = [];
-    for (let s = start; s <= span.ub; s += this.w.perMs) out.push({ key: `${this.source}.w${this.w.perMs}.${s}`, start: s, end: s + this.w.perMs });
+    for (let s = start; s <= span.ub; s += this.w.perMs)
+      out.push({ key: `${this.source}.w${this.w.perMs}.${s}`, start: s, end: s + this.w.perMs });
     return out;
   }
 
   async room(span: Span, want: number, fresh: boolean): Promise<number> {
     this.counters.prune(span.lb - this.w.perMs);
     const slots = this.slots(span);
-    const view = await Promise.all(slots.map((x) => (fresh ? undefined : this.counters.cached(x.key)) ?? this.counters.load(x.key, x.end)));
+    const view = await Promise.all(
+      slots.map((x) => (fresh ? undefined : this.counters.cached(x.key)) ?? this.counters.load(x.key, x.end)),
+    );
     this.last = { slots, view };
     return Math.max(0, Math.min(want, ...slots.map((_, i) => this.w.limit - view[i].used)));
   }
@@ -235,7 +269,9 @@ class ClockGate implements WindowGate {
     // The first few slots are marked full so every replica stops at once; the limiter's
     // blocked key carries a longer pause.
     const slots = this.slots({ lb: now, ub: Math.max(now, until - 1) }).slice(0, 4);
-    await Promise.all(slots.map((x) => this.counters.adjust(x.key, (used) => (used >= this.w.limit ? null : this.w.limit), x.end)));
+    await Promise.all(
+      slots.map((x) => this.counters.adjust(x.key, (used) => (used >= this.w.limit ? null : this.w.limit), x.end)),
+    );
   }
 
   async extend(from: number, to: number): Promise<void> {

@@ -10,7 +10,8 @@ export function readPath(body: unknown, path: readonly string[]): unknown {
   let v: unknown = body;
   for (const seg of path) {
     if (Array.isArray(v)) v = /^\d+$/.test(seg) ? v[Number(seg)] : undefined;
-    else if (v !== null && typeof v === "object") v = Object.hasOwn(v, seg) ? (v as Record<string, unknown>)[seg] : undefined;
+    else if (v !== null && typeof v === "object")
+      v = Object.hasOwn(v, seg) ? (v as Record<string, unknown>)[seg] : undefined;
     else return undefined;
   }
   return v;
@@ -21,7 +22,12 @@ export function readPath(body: unknown, path: readonly string[]): unknown {
  * record, a list is one record per element, and an absent or null value is none. Every
  * declared type appears in the result, so consumers can tell "no records" from "not asked".
  */
-export function extractRecords(body: unknown, specs: readonly ExtractSpec[], source: string, query: string): EntityRecords {
+export function extractRecords(
+  body: unknown,
+  specs: readonly ExtractSpec[],
+  source: string,
+  query: string,
+): EntityRecords {
   const out: EntityRecords = {};
   for (const spec of specs) {
     // Types follow the name rule (compileSource), so `__proto__` never gets here and the
@@ -56,7 +62,8 @@ export function extractRecords(body: unknown, specs: readonly ExtractSpec[], sou
 
 /** Appends every record of `more` to `into`, type by type. */
 export function mergeRecords(into: EntityRecords, more: EntityRecords): EntityRecords {
-  for (const [type, records] of Object.entries(more)) (Object.hasOwn(into, type) ? into[type] : (into[type] = [])).push(...records);
+  for (const [type, records] of Object.entries(more))
+    (Object.hasOwn(into, type) ? into[type] : (into[type] = [])).push(...records);
   return into;
 }
 

@@ -1,7 +1,19 @@
 // Source definitions: the fetch/sources kind, its compiled form, templates, secrets and record extraction.
 export { SOURCE_KIND, METHODS } from "./source-kind";
 export { compileSource, splitPath } from "./source-def";
-export type { SourceDef, QueryDef, LimiterSpec, RateWindow, DataSpec, AuthSpec, RetrySpec, ManagerSpec, BodyNode, PaginateSpec, ExtractSpec } from "./source-def";
+export type {
+  SourceDef,
+  QueryDef,
+  LimiterSpec,
+  RateWindow,
+  DataSpec,
+  AuthSpec,
+  RetrySpec,
+  ManagerSpec,
+  BodyNode,
+  PaginateSpec,
+  ExtractSpec,
+} from "./source-def";
 export { compileTemplate, renderTemplate, renderValue } from "./template";
 export type { Template, TemplateRef, TemplatePart, TemplateScope, RenderContext } from "./template";
 export { resolveData, describeOrigin, redact } from "./secrets";

@@ -67,10 +67,14 @@ function readSecretFile(def: SourceDef, key: string, path: string): string {
   // Secret files are usually written with a trailing newline that is not part of the key.
   const value = text.replace(/\r?\n$/, "");
   if (value === "") {
-    throw new MachinaError("UNAVAILABLE", `source ${def.name} (${def.origin}): data.${key} reads file ${path}, which is empty; write the value into it`, {
-      retryable: false,
-      details: { source: def.name, data: key, file: path },
-    });
+    throw new MachinaError(
+      "UNAVAILABLE",
+      `source ${def.name} (${def.origin}): data.${key} reads file ${path}, which is empty; write the value into it`,
+      {
+        retryable: false,
+        details: { source: def.name, data: key, file: path },
+      },
+    );
   }
   return value;
 }

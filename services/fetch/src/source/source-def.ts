@@ -15,7 +15,8 @@ export interface RateWindow {
 }
 
 /** How a source's calls are rationed: not at all, or by one or more rate windows at once. */
-export type LimiterSpec = { readonly kind: "unlimited" } | { readonly kind: "windows"; readonly windows: readonly RateWindow[] };
+export type LimiterSpec =
+  { readonly kind: "unlimited" } | { readonly kind: "windows"; readonly windows: readonly RateWindow[] };
 
 /** Where one data value comes from; env and file values are treated as secrets. */
 export type DataSpec =
@@ -25,7 +26,12 @@ export type DataSpec =
 
 /** How the manager authenticates; templates may only read `{{data.x}}`. */
 export type AuthSpec =
-  | { readonly type: "api_key"; readonly header: string | null; readonly param: string | null; readonly value: Template }
+  | {
+      readonly type: "api_key";
+      readonly header: string | null;
+      readonly param: string | null;
+      readonly value: Template;
+    }
   | { readonly type: "bearer"; readonly token: Template }
   | { readonly type: "basic"; readonly username: Template; readonly password: Template };
 
@@ -99,7 +105,6 @@ export interface SourceDef {
   readonly queries: ReadonlyMap<string, QueryDef>;
 }
 
-
 type Source = ComponentValue<typeof SOURCE_KIND>;
 type Compile = (text: string, path: string) => Template;
 
@@ -108,12 +113,23 @@ export function compileSource(raw: unknown, origin: string): SourceDef {
   const v = SOURCE_KIND.parse(raw, origin);
   // A source handed over in code (a module, a test) has no file name to agree with.
   const fileBase = /([^/\\]+)\.ya?ml$/.exec(origin)?.[1];
-  if (fileBase !== undefined && fileBase !== v.name) throw componentError(origin, "name", `"${v.name}" does not match the file name "${fileBase}"; rename one so they agree`);
+  if (fileBase !== undefined && fileBase !== v.name)
+    throw componentError(
+      origin,
+      "name",
+      `"${v.name}" does not match the file name "${fileBase}"; rename one so they agree`,
+    );
   const tpl: Compile = (text, path) => compileTemplate(text, `${origin}: ${path}`);
   const def: SourceDef = {
     name: v.name,
     origin,
-    limiter: v.limiter === "unlimited" ? { kind: "unlimited" } : { kind: "windows", windows: v.limiter.windows.map((w) => ({ limit: w.limit, perMs: w.per, align: w.align })) },
+    limiter:
+      v.limiter === "unlimited"
+        ? { kind: "unlimited" }
+        : {
+            kind: "windows",
+            windows: v.limiter.windows.map((w) => ({ limit: w.limit, perMs: w.per, align: w.align })),
+          },
     data: Object.fromEntries(Object.entries(v.data).map(([k, d]) => [k, dataOf(d)])),
     manager: managerOf(v.manager, tpl, origin),
     queries: new Map(Object.entries(v.queries).map(([name, q]) => [name, queryOf(name, q, tpl)])),
@@ -134,14 +150,17 @@ function managerOf(m: Source["manager"], tpl: Compile, origin: string): ManagerS
   const secret = (text: string, key: string): Template => {
     const path = `manager.auth.${key}`;
     const t = tpl(text, path);
-    if (t.refs.some((ref) => ref.scope === "lead")) throw componentError(origin, path, "credentials may only use {{data.<name>}} placeholders, not lead fields");
+    if (t.refs.some((ref) => ref.scope === "lead"))
+      throw componentError(origin, path, "credentials may only use {{data.<name>}} placeholders, not lead fields");
     return t;
   };
   const a = m.auth;
   let auth: AuthSpec | null = null;
-  if (a?.type === "api_key") auth = { type: a.type, header: a.header ?? null, param: a.param ?? null, value: secret(a.value, "value") };
+  if (a?.type === "api_key")
+    auth = { type: a.type, header: a.header ?? null, param: a.param ?? null, value: secret(a.value, "value") };
   else if (a?.type === "bearer") auth = { type: a.type, token: secret(a.token, "token") };
-  else if (a?.type === "basic") auth = { type: a.type, username: secret(a.username, "username"), password: secret(a.password, "password") };
+  else if (a?.type === "basic")
+    auth = { type: a.type, username: secret(a.username, "username"), password: secret(a.password, "password") };
   return {
     type: m.type,
     baseUrl: m.base_url,
@@ -169,7 +188,13 @@ function queryOf(name: string, q: Source["queries"][string], tpl: Compile): Quer
     paginate:
       paginate === undefined
         ? null
-        : { type: paginate.type, param: paginate.param, next: paginate.next === undefined ? null : splitPath(paginate.next), start: paginate.start ?? 1, maxPages: paginate.max_pages },
+        : {
+            type: paginate.type,
+            param: paginate.param,
+            next: paginate.next === undefined ? null : splitPath(paginate.next),
+            start: paginate.start ?? 1,
+            maxPages: paginate.max_pages,
+          },
     extract: Object.entries(q.extract).map(([entry, x]) => ({ name: entry, type: x.type, path: splitPath(x.path) })),
   };
 }
@@ -192,7 +217,11 @@ function checkDataRefs(def: SourceDef): void {
   const check = (t: Template, path: string) => {
     for (const ref of t.refs) {
       if (ref.scope === "data" && !Object.hasOwn(def.data, ref.path[0])) {
-        throw componentError(def.origin, path, `{{data.${ref.path[0]}}} is not declared under data (${known.length === 0 ? "no data declared" : `declared: ${known.join(", ")}`})`);
+        throw componentError(
+          def.origin,
+          path,
+          `{{data.${ref.path[0]}}} is not declared under data (${known.length === 0 ? "no data declared" : `declared: ${known.join(", ")}`})`,
+        );
       }
     }
   };

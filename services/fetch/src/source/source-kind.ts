@@ -23,7 +23,9 @@ const WINDOW = field.object({
   align: field
     .oneOf(["rolling", "clock"])
     .default("rolling")
-    .describe("`rolling`: the limit holds in every interval of that length; `clock`: per epoch-aligned window, for APIs with a fixed reset grid (e.g. a daily reset at 00:00 UTC). Default rolling."),
+    .describe(
+      "`rolling`: the limit holds in every interval of that length; `clock`: per epoch-aligned window, for APIs with a fixed reset grid (e.g. a daily reset at 00:00 UTC). Default rolling.",
+    ),
 });
 
 const LIMITER = z
@@ -39,24 +41,49 @@ const LIMITER = z
         .superRefine((v, ctx) => {
           const seen = new Set<number>();
           v.windows.forEach((w, i) => {
-            if (seen.has(w.per)) ctx.addIssue({ code: "custom", path: ["windows", i, "per"], message: "two windows have the same length; merge them into one with the smaller limit", input: w.per });
+            if (seen.has(w.per))
+              ctx.addIssue({
+                code: "custom",
+                path: ["windows", i, "per"],
+                message: "two windows have the same length; merge them into one with the smaller limit",
+                input: w.per,
+              });
             seen.add(w.per);
           });
         }),
     ],
-    { error: (iss) => (iss.code === "invalid_union" ? `expected "unlimited" or a mapping with windows, got ${describeValue(iss.input)}` : undefined) },
+    {
+      error: (iss) =>
+        iss.code === "invalid_union"
+          ? `expected "unlimited" or a mapping with windows, got ${describeValue(iss.input)}`
+          : undefined,
+    },
   )
   .describe("How calls to the source are rationed: `unlimited`, or `windows` of at most `limit` calls `per` duration.");
 
 const DATA_ENTRY = field
   .object({
-    env: field.text().regex(ENV_NAME, { error: must("an environment variable name") }).optional().describe("Environment variable holding the value (a secret)."),
-    file: field.text().optional().describe("File holding the value, e.g. a mounted Kubernetes Secret (a secret; one trailing newline is dropped)."),
+    env: field
+      .text()
+      .regex(ENV_NAME, { error: must("an environment variable name") })
+      .optional()
+      .describe("Environment variable holding the value (a secret)."),
+    file: field
+      .text()
+      .optional()
+      .describe(
+        "File holding the value, e.g. a mounted Kubernetes Secret (a secret; one trailing newline is dropped).",
+      ),
     value: field.scalarText().optional().describe("The value itself, written in the source file (not a secret)."),
   })
   .superRefine((v, ctx) => {
     const given = Object.keys(v);
-    if (given.length !== 1) ctx.addIssue({ code: "custom", message: `give exactly one of env, file, value (got ${given.length === 0 ? "none" : given.join(", ")})`, input: v });
+    if (given.length !== 1)
+      ctx.addIssue({
+        code: "custom",
+        message: `give exactly one of env, file, value (got ${given.length === 0 ? "none" : given.join(", ")})`,
+        input: v,
+      });
   });
 
 const AUTH = z
@@ -64,18 +91,28 @@ const AUTH = z
     field
       .object({
         type: z.literal("api_key"),
-        header: field.text().regex(HEADER_NAME, { error: must("an HTTP header name") }).optional().describe("Header that carries the key, e.g. `X-Api-Key`."),
+        header: field
+          .text()
+          .regex(HEADER_NAME, { error: must("an HTTP header name") })
+          .optional()
+          .describe("Header that carries the key, e.g. `X-Api-Key`."),
         param: field.text().optional().describe("Query-string parameter that carries the key."),
         value: field.scalarText().describe("The key; may only use `{{data.<name>}}` placeholders."),
       })
       .superRefine((v, ctx) => {
         if ((v.header === undefined) === (v.param === undefined)) {
-          ctx.addIssue({ code: "custom", message: "api_key needs exactly one of header (e.g. X-Api-Key) or param (query-string name)", input: v });
+          ctx.addIssue({
+            code: "custom",
+            message: "api_key needs exactly one of header (e.g. X-Api-Key) or param (query-string name)",
+            input: v,
+          });
         }
       }),
     field.object({
       type: z.literal("bearer"),
-      token: field.scalarText().describe("Sent as `Authorization: Bearer <token>`; may only use `{{data.<name>}}` placeholders."),
+      token: field
+        .scalarText()
+        .describe("Sent as `Authorization: Bearer <token>`; may only use `{{data.<name>}}` placeholders."),
     }),
     field.object({
       type: z.literal("basic"),
@@ -98,54 +135,112 @@ const BASE_URL = field.text().transform((text, ctx) => {
   } catch {
     return fail(`expected an absolute http(s) URL such as https://api.example.com, got ${JSON.stringify(url)}`);
   }
-  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") return fail(`scheme must be http or https, got ${parsed.protocol}`);
-  if (parsed.search !== "" || parsed.hash !== "") return fail("must not carry a query string or fragment; put parameters in each query's params");
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:")
+    return fail(`scheme must be http or https, got ${parsed.protocol}`);
+  if (parsed.search !== "" || parsed.hash !== "")
+    return fail("must not carry a query string or fragment; put parameters in each query's params");
   return url;
 });
 
 const MANAGER = field
   .object({
-    type: field.oneOf(["http", "http-auth"]).describe("`http`, or `http-auth` for an API that needs credentials (then `auth` is required)."),
+    type: field
+      .oneOf(["http", "http-auth"])
+      .describe("`http`, or `http-auth` for an API that needs credentials (then `auth` is required)."),
     base_url: BASE_URL.describe("Absolute http(s) URL every query path is appended to; a trailing slash is dropped."),
-    timeout: field.duration({ max: HOUR_MS }).prefault("10s").describe("Longest wait for one upstream answer, at most 1h; default 10s."),
+    timeout: field
+      .duration({ max: HOUR_MS })
+      .prefault("10s")
+      .describe("Longest wait for one upstream answer, at most 1h; default 10s."),
     auth: AUTH,
     retries: field
       .object({
-        max: field.int(0, 10).default(2).describe("Retries after the first attempt (5xx, network error, timeout); 0 disables retrying. Default 2."),
-        base_delay: field.duration({ max: HOUR_MS }).prefault("200ms").describe("First backoff delay, doubled per retry, at most 1h; default 200ms."),
-        max_delay: field.duration({ max: HOUR_MS }).prefault("10s").describe("Longest backoff delay, at most 1h; default 10s."),
+        max: field
+          .int(0, 10)
+          .default(2)
+          .describe("Retries after the first attempt (5xx, network error, timeout); 0 disables retrying. Default 2."),
+        base_delay: field
+          .duration({ max: HOUR_MS })
+          .prefault("200ms")
+          .describe("First backoff delay, doubled per retry, at most 1h; default 200ms."),
+        max_delay: field
+          .duration({ max: HOUR_MS })
+          .prefault("10s")
+          .describe("Longest backoff delay, at most 1h; default 10s."),
       })
       .prefault({})
       .describe("Retry policy for retryable upstream failures."),
-    headers: headerMap("Headers sent with every query of the source (a query's own headers win); values are templates. Default none."),
+    headers: headerMap(
+      "Headers sent with every query of the source (a query's own headers win); values are templates. Default none.",
+    ),
   })
   .superRefine((v, ctx) => {
-    if (v.type === "http-auth" && v.auth === undefined) ctx.addIssue({ code: "custom", path: ["auth"], message: "is required when manager.type is http-auth", input: v.auth });
-    if (v.type !== "http-auth" && v.auth !== undefined) ctx.addIssue({ code: "custom", path: ["auth"], message: "is only allowed with manager.type http-auth; change the type or remove auth", input: v.auth });
+    if (v.type === "http-auth" && v.auth === undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["auth"],
+        message: "is required when manager.type is http-auth",
+        input: v.auth,
+      });
+    if (v.type !== "http-auth" && v.auth !== undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["auth"],
+        message: "is only allowed with manager.type http-auth; change the type or remove auth",
+        input: v.auth,
+      });
   });
 
 const PAGINATE = field
   .object({
-    type: field.oneOf(["page", "cursor"]).describe("`page`: a page number counted up from `start`; `cursor`: the value at `next` in each response."),
+    type: field
+      .oneOf(["page", "cursor"])
+      .describe("`page`: a page number counted up from `start`; `cursor`: the value at `next` in each response."),
     param: field.text().describe("Query parameter that carries the page number or cursor."),
-    next: field.text().optional().describe("Response path of the next page's number or cursor; paging stops when it is null. Required for cursor; without it, page paging stops at a page with no records."),
+    next: field
+      .text()
+      .optional()
+      .describe(
+        "Response path of the next page's number or cursor; paging stops when it is null. Required for cursor; without it, page paging stops at a page with no records.",
+      ),
     start: field.int(0).optional().describe("First page number (page pagination only); default 1."),
     max_pages: field.int(1, 100_000).default(100).describe("Most pages fetched per request; default 100."),
   })
   .superRefine((v, ctx) => {
-    if (v.type === "cursor" && v.next === undefined) ctx.addIssue({ code: "custom", path: ["next"], message: "is required for cursor pagination (the response field holding the next cursor)", input: v.next });
-    if (v.type === "cursor" && v.start !== undefined) ctx.addIssue({ code: "custom", path: ["start"], message: "only applies to page pagination; the first cursor request carries no cursor", input: v.start });
+    if (v.type === "cursor" && v.next === undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["next"],
+        message: "is required for cursor pagination (the response field holding the next cursor)",
+        input: v.next,
+      });
+    if (v.type === "cursor" && v.start !== undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["start"],
+        message: "only applies to page pagination; the first cursor request carries no cursor",
+        input: v.start,
+      });
   });
 
 const EXTRACT = field
   .names(
     field.object({
       type: field.name().describe("Entity type the records belong to."),
-      path: field.text().describe("Response path, dot-separated (numeric segments index lists); `.` or `$` is the whole body. An object there is one record, a list one record per element."),
+      path: field
+        .text()
+        .describe(
+          "Response path, dot-separated (numeric segments index lists); `.` or `$` is the whole body. An object there is one record, a list one record per element.",
+        ),
     }),
   )
   .superRefine((v, ctx) => {
-    if (Object.keys(v).length === 0) ctx.addIssue({ code: "custom", message: "declare at least one entry: { <name>: { type: <entity type>, path: <response path> } }", input: v });
+    if (Object.keys(v).length === 0)
+      ctx.addIssue({
+        code: "custom",
+        message: "declare at least one entry: { <name>: { type: <entity type>, path: <response path> } }",
+        input: v,
+      });
   })
   .describe("Records to take from each response, by entry name.");
 
@@ -155,34 +250,62 @@ const QUERY = field
     path: field
       .text()
       .superRefine((v, ctx) => {
-        if (!v.startsWith("/")) ctx.addIssue({ code: "custom", message: `must start with "/" (it is appended to manager.base_url), got ${JSON.stringify(v)}`, input: v });
-        else if (v.includes("?")) ctx.addIssue({ code: "custom", message: "must not contain a query string; move it to params", input: v });
+        if (!v.startsWith("/"))
+          ctx.addIssue({
+            code: "custom",
+            message: `must start with "/" (it is appended to manager.base_url), got ${JSON.stringify(v)}`,
+            input: v,
+          });
+        else if (v.includes("?"))
+          ctx.addIssue({ code: "custom", message: "must not contain a query string; move it to params", input: v });
       })
       .describe("Path below `manager.base_url`, starting with `/`; a template (`{{lead.x}}` values are URL-encoded)."),
-    params: field.keyed(/^.+$/, "non-empty", field.scalarText()).default({}).describe("Query-string parameters; values are templates. Default none."),
+    params: field
+      .keyed(/^.+$/, "non-empty", field.scalarText())
+      .default({})
+      .describe("Query-string parameters; values are templates. Default none."),
     headers: headerMap("Headers of this query, over the manager's; values are templates. Default none."),
-    body: z.json().optional().describe("JSON body (POST and PUT only); every string in it is a template, and a string that is one placeholder keeps the lead value's type."),
+    body: z
+      .json()
+      .optional()
+      .describe(
+        "JSON body (POST and PUT only); every string in it is a template, and a string that is one placeholder keeps the lead value's type.",
+      ),
     paginate: PAGINATE.optional().describe("Fetch further pages. Default: one request."),
     extract: EXTRACT,
   })
   .superRefine((v, ctx) => {
     if (v.body !== undefined && (v.method === "GET" || v.method === "DELETE")) {
-      ctx.addIssue({ code: "custom", path: ["body"], message: `a ${v.method} request cannot carry a body; use POST or PUT, or move the values to params`, input: v.body });
+      ctx.addIssue({
+        code: "custom",
+        path: ["body"],
+        message: `a ${v.method} request cannot carry a body; use POST or PUT, or move the values to params`,
+        input: v.body,
+      });
     }
     if (v.paginate !== undefined && Object.hasOwn(v.params, v.paginate.param)) {
-      ctx.addIssue({ code: "custom", path: ["params", v.paginate.param], message: "is set by paginate; remove it from params", input: v.params[v.paginate.param] });
+      ctx.addIssue({
+        code: "custom",
+        path: ["params", v.paginate.param],
+        message: "is set by paginate; remove it from params",
+        input: v.params[v.paginate.param],
+      });
     }
   });
 
 const SOURCE = field.object({
   name: field.name().describe("The source's name; must match the file name."),
   limiter: LIMITER,
-  data: field.names(DATA_ENTRY).default({}).describe("Values templates read as `{{data.<name>}}`: from env, a file or the file itself. Default none."),
+  data: field
+    .names(DATA_ENTRY)
+    .default({})
+    .describe("Values templates read as `{{data.<name>}}`: from env, a file or the file itself. Default none."),
   manager: MANAGER.describe("How the source's API is called."),
   queries: field
     .names(QUERY)
     .superRefine((v, ctx) => {
-      if (Object.keys(v).length === 0) ctx.addIssue({ code: "custom", message: "declare at least one query", input: v });
+      if (Object.keys(v).length === 0)
+        ctx.addIssue({ code: "custom", message: "declare at least one query", input: v });
     })
     .describe("Declarative queries, by name; requests and query sets name them."),
 });

@@ -50,7 +50,11 @@ export function compileTemplate(text: string, where: string): Template {
   // upstream would produce a confusing 404 far from the typo.
   for (const p of parts) {
     if ("text" in p && (p.text.includes("{{") || p.text.includes("}}"))) {
-      throw new MachinaError("BAD_REQUEST", `${where}: unbalanced "{{" / "}}" in ${JSON.stringify(text)}; write placeholders as {{lead.field}} or {{data.name}}`, { retryable: false });
+      throw new MachinaError(
+        "BAD_REQUEST",
+        `${where}: unbalanced "{{" / "}}" in ${JSON.stringify(text)}; write placeholders as {{lead.field}} or {{data.name}}`,
+        { retryable: false },
+      );
     }
   }
   return { source: text, parts, refs };
@@ -59,10 +63,18 @@ export function compileTemplate(text: string, where: string): Template {
 function parseRef(inner: string, where: string): TemplateRef {
   const [scope, ...path] = inner.split(".");
   if ((scope !== "lead" && scope !== "data") || path.length === 0 || !path.every((p) => FIELD.test(p))) {
-    throw new MachinaError("BAD_REQUEST", `${where}: placeholder {{${inner}}} must be {{lead.<field>}} or {{data.<name>}} (letters, digits, '_' or '-', dot-separated)`, { retryable: false });
+    throw new MachinaError(
+      "BAD_REQUEST",
+      `${where}: placeholder {{${inner}}} must be {{lead.<field>}} or {{data.<name>}} (letters, digits, '_' or '-', dot-separated)`,
+      { retryable: false },
+    );
   }
   if (scope === "data" && path.length !== 1) {
-    throw new MachinaError("BAD_REQUEST", `${where}: placeholder {{${inner}}}: data values are flat, write {{data.<name>}}`, { retryable: false });
+    throw new MachinaError(
+      "BAD_REQUEST",
+      `${where}: placeholder {{${inner}}}: data values are flat, write {{data.<name>}}`,
+      { retryable: false },
+    );
   }
   return { scope, path };
 }
@@ -71,7 +83,12 @@ function parseRef(inner: string, where: string): TemplateRef {
  * Renders `t` to a string; `encode` is applied to substituted values only (paths URL-encode
  * them, params and headers do not). `field` names the template's place for errors, e.g. `path`.
  */
-export function renderTemplate(t: Template, ctx: RenderContext, field: string, encode: (v: string) => string = (v) => v): string {
+export function renderTemplate(
+  t: Template,
+  ctx: RenderContext,
+  field: string,
+  encode: (v: string) => string = (v) => v,
+): string {
   let out = "";
   for (const p of t.parts) out += "text" in p ? p.text : encode(stringify(lookup(p.ref, t, ctx, field)));
   return out;
@@ -92,12 +109,16 @@ function lookup(ref: TemplateRef, t: Template, ctx: RenderContext, field: string
   if (ref.scope === "data") {
     const v = Object.hasOwn(ctx.data, name) ? ctx.data[name] : undefined;
     // compileSource checks every {{data.x}} against the declared data, so this is a real bug.
-    if (v === undefined) throw new MachinaError("INTERNAL", `query ${ctx.source}.${ctx.query}: data value "${name}" was not resolved`, { retryable: false });
+    if (v === undefined)
+      throw new MachinaError("INTERNAL", `query ${ctx.source}.${ctx.query}: data value "${name}" was not resolved`, {
+        retryable: false,
+      });
     return v;
   }
   let v: unknown = ctx.lead.args;
   // Own properties only: a lead without `constructor` lacks that field, it has no Object function.
-  for (const k of ref.path) v = v !== null && typeof v === "object" && Object.hasOwn(v, k) ? (v as Record<string, unknown>)[k] : undefined;
+  for (const k of ref.path)
+    v = v !== null && typeof v === "object" && Object.hasOwn(v, k) ? (v as Record<string, unknown>)[k] : undefined;
   if (v === undefined || v === null || v === "") {
     throw new MachinaError(
       "BAD_REQUEST",
