@@ -1,15 +1,20 @@
-// Request/reply throughput: where the mesh's own client and endpoint stand against raw nats.js.
+// Request/reply throughput: where the mesh's own client and endpoint stand against raw nats.js
+// and against Moleculer over the same nats-server.
 //
 //   node --import tsx test/bench/request-reply.bench.ts     (MACHINA_NATS_URL, default :44222)
 //
-// Responders run in child processes (test/bench/responder.ts), one per kind, so requester and
-// responder each have their own event loop, as between two services. Every cell (row × N requests
+// Responders run in child processes (test/bench/responder.ts, and moleculer-responder.ts for
+// Moleculer's broker), one per kind, so requester and responder each have their own event loop,
+// as between two services; the bench process is the requester of every row (for Moleculer: a
+// caller broker, moleculer-caller.ts). Every row carries the same request and reply objects
+// (payloads.ts); each client encodes them its own way (sizes printed in the header). Every cell (row × N requests
 // in flight) runs a warm-up, then a fixed measuring window, with a hard cap on requests; rates are
 // completions inside the window divided by its real length. Ratios are against row 1 at the same N,
 // measured in the same run, right before the other rows of that N. Each row first gets 1 s of
 // unmeasured load, so none is measured cold. Next to the rates it prints the CPU each process
 // (requester, responder, and the nats-server run-bench.sh started) used in each window, which
-// says which side limits a row.
+// says which side limits a row. Last, the MeshClient/Moleculer lines: rate of row 3 over row 5 at
+// each N (target ≥ 1.0 at 16 and 128), and row 3's p50 at N=1 as a multiple of row 5's (≤ 1.2).
 //
 // Knobs (env): MACHINA_BENCH_SECONDS (default 3), MACHINA_BENCH_WARMUP_MS (default 500),
 // MACHINA_BENCH_MAX_REQUESTS per cell (default 500000).
@@ -23,9 +28,12 @@ import { connect } from "@nats-io/transport-node";
 import { headers as makeHeaders } from "@nats-io/nats-core";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { MeshClient } from "@machina/runtime";
+import type { QueryRequest } from "@machina/protos";
 import { CONTENT_TYPE_PROTOBUF, encodeBody } from "@machina/wire";
 import { REQUEST } from "./payloads";
 import type { ResponderMessage } from "./responder";
+import { startMoleculerCaller } from "./moleculer-caller";
+import type { MoleculerCaller } from "./moleculer-caller";
 
 const NATS_URL = process.env.MACHINA_NATS_URL ?? "nats://127.0.0.1:44222";
 const SECONDS = boundedNumber("MACHINA_BENCH_SECONDS", 3, 0.2, 30);
@@ -55,10 +63,14 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 const children = new Set<ChildProcess>();
 
-function startResponder(kind: "raw" | "mesh", prefix: string): Promise<{ child: ChildProcess; subject: string }> {
-  const script = fileURLToPath(new URL("./responder.ts", import.meta.url));
+type ResponderKind = "raw" | "mesh" | "moleculer";
+
+function startResponder(kind: ResponderKind, prefix: string): Promise<{ child: ChildProcess; subject: string }> {
+  const script = fileURLToPath(
+    new URL(kind === "moleculer" ? "./moleculer-responder.ts" : "./responder.ts", import.meta.url),
+  );
   // fork() passes our execArgv (--import tsx) on, and opens the IPC channel the child watches.
-  const child = fork(script, [kind, prefix], {
+  const child = fork(script, kind === "moleculer" ? [prefix] : [kind, prefix], {
     env: { ...process.env, MACHINA_NATS_URL: NATS_URL },
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
@@ -263,11 +275,16 @@ async function main(): Promise<void> {
     conns.push(nc);
     return nc;
   };
+  let moleculer: MoleculerCaller | undefined;
   try {
-    const started = await Promise.allSettled([startResponder("raw", prefix), startResponder("mesh", prefix)]);
+    const started = await Promise.allSettled([
+      startResponder("raw", prefix),
+      startResponder("mesh", prefix),
+      startResponder("moleculer", prefix),
+    ]);
     const startFailure = started.find((s) => s.status === "rejected");
     if (startFailure) throw (startFailure as PromiseRejectedResult).reason;
-    const [raw, mesh] = started.map(
+    const [raw, mesh, mol] = started.map(
       (s) => (s as PromiseFulfilledResult<{ child: ChildProcess; subject: string }>).value,
     );
     const ncBase = await open("bench-raw", false);
@@ -278,6 +295,10 @@ async function main(): Promise<void> {
     const client = new MeshClient(ncMesh);
     const timeout = REQUEST_TIMEOUT_MS;
     const replySize = { raw: 0, json: 0, proto: 0 };
+    moleculer = await startMoleculerCaller(NATS_URL, prefix, READY_TIMEOUT_MS);
+    const molCaller = moleculer;
+    /** Bytes of Moleculer's request and reply packets (envelope included), seen on the wire by the check. */
+    const molSize = { request: 0, reply: 0 };
 
     const rows: Row[] = [
       {
@@ -323,6 +344,27 @@ async function main(): Promise<void> {
           replySize.json = m.data.length;
         },
       },
+      {
+        label: "5 Moleculer call → Moleculer action (NATS)",
+        responder: mol.child,
+        call: () => molCaller.call(REQUEST),
+        check: async () => {
+          // Moleculer's packets go to MOL-<namespace>.REQ.<node> and come back on .RES.<node>.
+          const snoop = ncBase.subscribe(`MOL-${prefix}.>`, {
+            callback: (err, m) => {
+              if (err) return;
+              if (m.subject.includes(".REQ.")) molSize.request = m.data.length;
+              else if (m.subject.includes(".RES.")) molSize.reply = m.data.length;
+            },
+          });
+          await ncBase.flush();
+          const r = (await molCaller.call(REQUEST)) as Partial<QueryRequest> & { data?: unknown };
+          await ncBase.flush();
+          snoop.unsubscribe();
+          if (r?.requestId !== REQUEST.requestId || !r.data)
+            throw new Error(`Moleculer action answered ${JSON.stringify(r)}`);
+        },
+      },
     ];
     for (const row of rows) await row.check();
 
@@ -339,7 +381,8 @@ async function main(): Promise<void> {
     );
     console.log(
       `  payload  request ${jsonRequest.length} B JSON / ${protoRequest.length} B protobuf; ` +
-        `reply ${replySize.raw} B JSON (raw), ${replySize.json} B JSON / ${replySize.proto} B protobuf (Machina endpoint)`,
+        `reply ${replySize.raw} B JSON (raw), ${replySize.json} B JSON / ${replySize.proto} B protobuf (Machina endpoint); ` +
+        `Moleculer packets (JSON, envelope included) ${molSize.request} B request / ${molSize.reply} B reply`,
     );
     console.log(
       `  cells    ${WARMUP_MS} ms warm-up + ${SECONDS} s measured, at most ${MAX_REQUESTS} requests, after ${PRIME_SECONDS} s of priming per row; ` +
@@ -389,18 +432,49 @@ async function main(): Promise<void> {
       console.log(`${row.label.padEnd(w)}  ${cells.join("")}`);
     }
     console.log("");
+    console.log("CPU per completed request, µs: requester / responder / nats-server");
+    const perReq = (x: number | null, rate: number) => (x === null || rate <= 0 ? "?" : ((x / rate) * 1e6).toFixed(1));
+    for (const row of rows) {
+      const cells = IN_FLIGHT.map((n) => {
+        const r = results.get(`${row.label}|${n}`)!;
+        return r.cpu
+          .map((x) => perReq(x, r.rate))
+          .join("/")
+          .padStart(16);
+      });
+      console.log(`${row.label.padEnd(w)}  ${cells.join("")}`);
+    }
+    console.log("");
     console.log("latency at N=1 (ms)");
+    const p50 = new Map<Row, number>();
     for (const row of rows) {
       const r = results.get(`${row.label}|1`)!;
       const sorted = Float64Array.from(r.latencies ?? []).sort();
+      p50.set(row, percentile(sorted, 50));
       console.log(
         `${row.label.padEnd(w)}  p50 ${percentile(sorted, 50).toFixed(3)}  p99 ${percentile(sorted, 99).toFixed(3)}  (${sorted.length} samples)`,
       );
     }
+    console.log("");
+    // The issue's targets: rate ≥ 1.0× Moleculer's at 16 and 128 in flight, p50 at 1 within 1.2× of Moleculer's.
+    const [meshRow, molRow] = [rows[2], rows[4]];
+    for (const n of IN_FLIGHT) {
+      const a = results.get(`${meshRow.label}|${n}`)!.rate;
+      const b = results.get(`${molRow.label}|${n}`)!.rate;
+      console.log(
+        `MeshClient/Moleculer  N=${String(n).padEnd(4)} ${(a / b).toFixed(2)}× req/s (${fmtRate(a)}/s vs ${fmtRate(b)}/s)`,
+      );
+    }
+    const pm = p50.get(meshRow)!;
+    const pl = p50.get(molRow)!;
+    console.log(
+      `MeshClient/Moleculer  N=1    p50 ${pm.toFixed(3)} ms vs ${pl.toFixed(3)} ms: MeshClient's is ${(pm / pl).toFixed(2)}× Moleculer's`,
+    );
     const failed = [...results.entries()].filter(([, r]) => r.errors > 0);
     for (const [k, r] of failed)
       console.log(`warning: ${k.replace("|", " at N=")}: ${r.errors} failed requests, first: ${r.firstError}`);
   } finally {
+    await moleculer?.stop().catch(() => undefined);
     await Promise.allSettled(conns.map((nc) => nc.close()));
     await stopResponders();
   }

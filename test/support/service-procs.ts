@@ -44,11 +44,14 @@ export interface ProcOptions {
   env?: Record<string, string>;
   /** Default 60 s. */
   readyTimeoutMs?: number;
+  /** Node flags before the entry point, e.g. `--cpu-prof` (which NODE_OPTIONS refuses). */
+  nodeArgs?: string[];
 }
 
 /** Starts `node services/<service>/src/main.ts` as its own process and waits until it is ready. */
 export async function startServiceProc(service: string, opts: ProcOptions): Promise<ServiceProc> {
-  const child = spawn(process.execPath, ["--import", "tsx", `services/${service}/src/main.ts`], {
+  const args = [...(opts.nodeArgs ?? []), "--import", "tsx", `services/${service}/src/main.ts`];
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: {
       ...process.env,

@@ -1,7 +1,7 @@
 // Covers @machina/protos: codec round trips (binary and JSON), strict shape errors, and .proto ↔ types.ts agreement.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { codec, messageNames } from "@machina/protos";
+import { codec, decodeGeneral, encodeGeneral, messageNames } from "@machina/protos";
 import type { JsonObject, MessageName, MessageTypes, QueryRequest, QueryResponse } from "@machina/protos";
 import { throwsShape } from "../support/throws-shape";
 
@@ -473,6 +473,160 @@ describe(".proto files and types.ts agree", () => {
       }
     });
   }
+});
+
+// codec.encode takes a shortcut for plain, well-formed values (libs/protos/src/fast-encode.ts) and the
+// general path for the rest; both must write the same bytes, and the shortcut must refuse nothing
+// the general path accepts (it hands such values over) nor accept anything it refuses.
+describe("binary encoding: the shortcut writes what the general path writes", () => {
+  const same = <N extends MessageName>(name: N, value: Partial<MessageTypes[N]>, what: string) =>
+    assert.deepEqual(
+      Buffer.from(codec(name).encode(value)).toString("hex"),
+      Buffer.from(encodeGeneral(name, value)).toString("hex"),
+      `${name}: ${what}`,
+    );
+
+  it("for a full value of every message", () => {
+    for (const name of tsNames) same(name, FULL[name] as MessageTypes[typeof name], "full value");
+  });
+
+  it("for Struct args of every JSON kind, unicode text, negative and 64-bit numbers, and empty values", () => {
+    same("QueryRequest", { source: "s", lead: { id: "x", args: nestedArgs }, requestId: "" }, "nested args");
+    same(
+      "QueryRequest",
+      { source: "é😀 日本語 a long string with unicode é😀 日本語 …", lead: { id: "\ud800x" } } as never,
+      "unicode",
+    );
+    same("QueryRequest", { lead: { id: "", args: {} } }, "empty args");
+    same(
+      "QueryRequest",
+      { lead: { id: "x", args: { undef: undefined, n: [undefined, 1] } } } as never,
+      "undefined in Struct",
+    );
+    same(
+      "Error",
+      { code: "X", status: -5, message: "m", retryable: false, details: { retryAfterMs: 1.5 } },
+      "int32 < 0",
+    );
+    same("CountReply", { count: 2 ** 40 + 3 }, "int64 > 2^32");
+    same("CountReply", { count: -(2 ** 40) }, "int64 < 0");
+    same("CountReply", { count: 0 }, "int64 zero");
+    same(
+      "NodeInfo",
+      { ramBytes: Number.MAX_SAFE_INTEGER, cpuCores: 0, pid: 127, id: "", seenAt: 128, gpus: ["a", ""] },
+      "varint edges",
+    );
+    same("Meta", { percentQuota: 0 }, "optional double at 0");
+    same("Meta", { percentQuota: Number.NaN, requestTime: -0, sourceTime: Infinity }, "odd doubles");
+    same(
+      "QueryResponse",
+      {
+        requestId: "r",
+        data: { types: { website: { records: [{ a: 1 }, { b: [{}, []] }] }, empty: { records: [] }, none: {} } },
+      } as never,
+      "EntitySet map",
+    );
+    same("DeadLetter", { payload: new Uint8Array([0, 1, 255]) }, "bytes");
+    same("DeadLetterShowReply", { payloadRaw: new Uint8Array(0) }, "empty bytes");
+  });
+
+  it("for values only the general path takes: snake_case keys, numbers as text, base64 bytes, Dates in Struct", () => {
+    same("QueryRequest", { request_id: "r", lead: { id: "x" } } as never, "snake_case");
+    same("CountReply", { count: "12" } as never, "int64 as text");
+    same("Meta", { requestTime: "1.5" } as never, "double as text");
+    same("DeadLetter", { payload: "AAH/" } as never, "base64");
+    same("QueryRequest", { lead: { id: "x", args: { at: new Date(0) } } } as never, "Date in a Struct");
+    same("DeadLetterFilter", { seqs: [1, 2, 300] }, "packed repeated uint64");
+    same("NodeInfo", { ramBytes: 2 ** 60, storageBytes: -(2 ** 60) }, "64-bit beyond 2^53");
+  });
+
+  it("refuses what the general path refuses, with the same error", () => {
+    const bad: [MessageName, unknown][] = [
+      ["QueryRequest", { sauce: "x" }],
+      ["QueryRequest", { lead: { id: 5 } }],
+      ["QueryRequest", { lead: { id: "x", args: JSON.parse('{"__proto__": 1}') } }],
+      ["QueryResponse", { data: { types: { w: { records: [null] } } } }],
+      ["Error", { status: 2 ** 31 }],
+      ["CountReply", { count: 1.5 }],
+      ["NodeInfo", { cpuCores: "x" }],
+      ["QueryRequest", [1]],
+    ];
+    for (const [name, value] of bad) {
+      const general = (() => {
+        try {
+          encodeGeneral(name, value as never);
+        } catch (err) {
+          return (err as Error).message;
+        }
+        return "accepted";
+      })();
+      assert.notEqual(general, "accepted", `${name} ${JSON.stringify(value)} is refused by the general path`);
+      assert.throws(() => codec(name).encode(value as never), { message: general });
+    }
+  });
+});
+
+// codec.decode takes a shortcut for well-formed bytes (libs/protos/src/fast-decode.ts) and the
+// general path for the rest; both must return the same object, with the same keys in the same order.
+describe("binary decoding: the shortcut returns what the general path returns", () => {
+  const same = <N extends MessageName>(name: N, bytes: Uint8Array, what: string) => {
+    const fast = codec(name).decode(bytes);
+    const general = decodeGeneral(name, bytes);
+    assert.deepStrictEqual(fast, general, `${name}: ${what}`);
+    assert.deepEqual(Object.keys(fast), Object.keys(general), `${name}: ${what}: key order`);
+    assert.equal(JSON.stringify(norm(fast)), JSON.stringify(norm(general)), `${name}: ${what}: nested key order`);
+  };
+
+  it("for a full value and an empty value of every message, from a Buffer and from a plain Uint8Array", () => {
+    for (const name of tsNames) {
+      const bytes = codec(name).encode(FULL[name] as MessageTypes[typeof name]);
+      same(name, bytes, "full value");
+      same(name, new Uint8Array(bytes), "full value, Uint8Array");
+      same(name, new Uint8Array(0), "empty");
+    }
+  });
+
+  it("for Struct args of every JSON kind, unicode text, negative and 64-bit numbers", () => {
+    const q = codec("QueryRequest");
+    const args = { ...nestedArgs, text: "é😀 日本語", long: "x".repeat(100), longUnicode: "é".repeat(50) };
+    const bytes = q.encode({ source: "s", lead: { id: "é😀", args }, requestId: "r" });
+    same("QueryRequest", bytes, "nested args");
+    same("QueryRequest", new Uint8Array(bytes), "nested args, Uint8Array");
+    same("Error", codec("Error").encode({ status: -5, details: { a: [1, { b: null }] } }), "int32 < 0");
+    same("CountReply", codec("CountReply").encode({ count: -(2 ** 40) }), "int64 < 0");
+    same("NodeInfo", codec("NodeInfo").encode({ ramBytes: 2 ** 60, storageBytes: Number.MAX_SAFE_INTEGER }), "2^60");
+    same("Meta", codec("Meta").encode({ percentQuota: 0, attempts: 3 }), "optional field present");
+    same("DeadLetterFilter", codec("DeadLetterFilter").encode({ seqs: [1, 300] }), "packed repeated uint64");
+  });
+
+  it("for bytes only the general path reads: unknown fields, repeated fields, odd encodings", () => {
+    const q = codec("QueryRequest").encode({ source: "s", requestId: "r" });
+    // an unknown field 15 (varint), 16 (fixed32) and 17 (fixed64) before the known ones
+    const unknown = Buffer.concat([
+      Buffer.from([0x78, 0x05, 0x85, 0x01, 1, 2, 3, 4, 0x89, 0x01, 1, 2, 3, 4, 5, 6, 7, 8]),
+      q,
+    ]);
+    same("QueryRequest", unknown, "unknown fields");
+    same("QueryRequest", Buffer.concat([q, q]), "every field twice");
+    // a bool written as a 64-bit varint whose low 32 bits are zero
+    same("Error", Buffer.from([0x28, 0x80, 0x80, 0x80, 0x80, 0x10]), "bool from the low 32 bits");
+  });
+
+  it("refuses malformed bytes with the general path's error", () => {
+    const c = codec("QueryResponse");
+    const good = c.encode({ requestId: "r", data: { types: { w: { records: [{ a: 1 }] } } } } as never);
+    for (const bad of [good.subarray(0, good.length - 2), Buffer.from([0xff, 0xff, 0xff]), Buffer.from([0x0b])]) {
+      const general = (() => {
+        try {
+          return JSON.stringify(decodeGeneral("QueryResponse", bad));
+        } catch {
+          return `error`;
+        }
+      })();
+      if (general === "error") assert.throws(() => c.decode(bad), /malformed protobuf/);
+      else assert.equal(JSON.stringify(c.decode(bad)), general);
+    }
+  });
 });
 
 function kind(v: unknown): string {

@@ -3,6 +3,8 @@ import path from "node:path";
 import protobuf from "protobufjs";
 import { registerStructWrappers } from "./struct-json";
 import { normalizeShape } from "./strict-shape";
+import { fastEncode } from "./fast-encode";
+import { fastDecode } from "./fast-decode";
 import { ProtoShapeError } from "./proto-error";
 import type { MessageName, MessageTypes } from "./types";
 
@@ -50,17 +52,27 @@ const OBJECT_OPTS: protobuf.IConversionOptions = {
   objects: true,
 };
 
+/** The general path's plain object of a decoded message. */
+function generalToPlain(type: protobuf.Type, m: protobuf.Message): Record<string, unknown> {
+  return fixBytes(type, type.toObject(m, OBJECT_OPTS) as Record<string, unknown>);
+}
+
+/** Keys (in order) of the general path's plain object of an empty message: the fast decoder copies them. */
+const emptyKeys = (type: protobuf.Type) => Object.keys(generalToPlain(type, type.create()));
+
 function makeCodec<T>(type: protobuf.Type): Codec<T> {
-  const toPlain = (m: protobuf.Message): T => {
-    const o = type.toObject(m, OBJECT_OPTS) as Record<string, unknown>;
-    return fixBytes(type, o) as T;
-  };
+  const toPlain = (m: protobuf.Message): T => generalToPlain(type, m) as T;
   return {
     typeName: type.fullName.slice(1),
     encode(value) {
-      return type.encode(type.fromObject(normalizeShape(type, value ?? {}))).finish();
+      const v = value ?? {};
+      // The shortcut takes plain, well-formed values; the general path everything else (and names what is wrong).
+      return fastEncode(type, v) ?? type.encode(type.fromObject(normalizeShape(type, v))).finish();
     },
     decode(bytes) {
+      // The shortcut takes well-formed bytes; the general path everything else (and says what is wrong).
+      const fast = fastDecode(type, bytes, emptyKeys);
+      if (fast !== null) return fast as T;
       try {
         return toPlain(type.decode(bytes));
       } catch (err) {
@@ -92,6 +104,21 @@ export function codec<N extends MessageName>(name: N): Codec<MessageTypes[N]> {
     codecs.set(name, c);
   }
   return c as Codec<MessageTypes[N]>;
+}
+
+/**
+ * Binary encoding through the general path only (normalizeShape → fromObject → encode), which
+ * `encode` takes whenever its shortcut is not sure; for tests that hold the two to the same bytes.
+ */
+export function encodeGeneral<N extends MessageName>(name: N, value: Partial<MessageTypes[N]>): Uint8Array {
+  const type = loadRoot().lookupType(`${PACKAGE}.${name}`);
+  return type.encode(type.fromObject(normalizeShape(type, value ?? {}))).finish();
+}
+
+/** Binary decoding through the general path only; see {@link encodeGeneral}. */
+export function decodeGeneral<N extends MessageName>(name: N, bytes: Uint8Array): MessageTypes[N] {
+  const type = loadRoot().lookupType(`${PACKAGE}.${name}`);
+  return generalToPlain(type, type.decode(bytes)) as MessageTypes[N];
 }
 
 /** Names of every message declared in protos/machina/v1. */

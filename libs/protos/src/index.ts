@@ -1,4 +1,4 @@
-export { codec, messageNames, PROTOS_DIR } from "./codec";
+export { codec, decodeGeneral, encodeGeneral, messageNames, PROTOS_DIR } from "./codec";
 export type { Codec } from "./codec";
 export { ProtoShapeError } from "./proto-error";
 export { describeValue, isPlainObject } from "./plain-value";

@@ -43,6 +43,11 @@ export interface WorkerDef<N extends MessageName = MessageName> {
   message: N;
   /** Messages handled at once by this replica. Default 8. */
   concurrency?: number;
+  /**
+   * Most messages one pull asks for. Default: the free lanes. A worker whose messages wait on
+   * something scarce (a quota) pulls one at a time so the rest stay for other replicas.
+   */
+  maxBatch?: number;
   /** Unacked messages across all replicas (the consumer's max_ack_pending). Default 1000. */
   maxAckPending?: number;
   /**
@@ -88,9 +93,9 @@ const COMPLETED_MEMORY = 100_000;
 const MAX_GATE_SLEEP_MS = 1_000;
 
 /**
- * Starts `concurrency` pull lanes on a durable consumer. Each lane takes one message at a time,
- * so nothing waits in a local buffer: what this replica cannot work on stays on the stream for
- * another replica. After a retryable failure the worker pauses (backoff doubling to 30 s) and
+ * Works on up to `concurrency` messages of a durable consumer at once, pulling as many as there
+ * are free lanes in one request; nothing waits in a local buffer, so what this replica cannot
+ * work on stays on the stream for another replica. After a retryable failure the worker pauses (backoff doubling to 30 s) and
  * then probes with a single lane until a message succeeds, so an outage costs one try per
  * pause instead of a storm; the dependency shows on /readyz meanwhile.
  */
@@ -105,6 +110,7 @@ export async function startWorker(
 ): Promise<RunningWorker> {
   const consumer: Consumer = await js.consumers.get(names.streams[def.stream], def.durable);
   const lanes = Math.max(1, def.concurrency ?? 8);
+  const maxBatch = Math.max(1, def.maxBatch ?? lanes);
   let stopping = false;
   let pausedUntil = 0;
   // Consecutive failed pauses; 0 when healthy. A failure of a message pulled before the current
@@ -123,17 +129,25 @@ export async function startWorker(
     if (completed.size > COMPLETED_MEMORY) completed.delete(completed.values().next().value as number);
   };
 
-  async function lane(index: number): Promise<void> {
-    let pullErrors = 0;
+  // Messages being handled, and messages asked for by pulls still open but not yet delivered:
+  // together never more than the lanes, so nothing waits in a local buffer.
+  let inflight = 0;
+  let reserved = 0;
+  let pullErrors = 0;
+  let nextPullAt = 0;
+  let notify: () => void = () => undefined;
+  const open = new Set<Awaited<ReturnType<Consumer["fetch"]>>>();
+  const changed = () => new Promise<void>((r) => (notify = r));
+  const poke = () => notify();
+  // While probing after failures only one message is worked on.
+  const capacity = () => (failures > 0 ? 1 : lanes);
+
+  async function pullLoop(): Promise<void> {
     while (!stopping) {
       const now = Date.now();
-      if (pausedUntil > now) {
-        await rest(Math.min(pausedUntil - now, MAX_GATE_SLEEP_MS));
-        continue;
-      }
-      // While probing after failures only the first lane pulls.
-      if (failures > 0 && index > 0) {
-        await rest(200);
+      const hold = Math.max(pausedUntil, nextPullAt) - now;
+      if (hold > 0) {
+        await rest(Math.min(hold, MAX_GATE_SLEEP_MS));
         continue;
       }
       const wait = def.gate?.() ?? 0;
@@ -141,19 +155,55 @@ export async function startWorker(
         await rest(Math.min(wait, MAX_GATE_SLEEP_MS));
         continue;
       }
-      let m: JsMsg | null;
-      try {
-        m = await consumer.next({ expires: PULL_EXPIRES_MS });
-        pullErrors = 0;
-      } catch (err) {
-        if (stopping) break;
-        pullErrors++;
-        if (pullErrors === 1) log.warn({ err, worker: def.name }, "cannot pull from the stream; retrying");
-        await rest(Math.min(5_000, 250 * 2 ** pullErrors));
+      const free = Math.min(capacity() - inflight - reserved, maxBatch);
+      if (free <= 0) {
+        await Promise.race([changed(), stopped]);
         continue;
       }
-      if (m === null) continue;
-      await handleOne(m);
+      // One pull asks for every free lane at once; another pull opens as soon as lanes free
+      // up, so a short batch on a quiet stream never holds back a busy one.
+      reserved += free;
+      const settled = changed();
+      void pullBatch(free);
+      await Promise.race([settled, stopped]);
+    }
+  }
+
+  async function pullBatch(n: number): Promise<void> {
+    let delivered = 0;
+    let batch: Awaited<ReturnType<Consumer["fetch"]>> | undefined;
+    try {
+      batch = await consumer.fetch({ max_messages: n, expires: PULL_EXPIRES_MS });
+      open.add(batch);
+      for await (const m of batch) {
+        delivered++;
+        reserved--;
+        // Arrived after stop or during a pause: back to the stream at once (for another replica,
+        // or for when the pause ends) instead of being worked on against a dependency that is down.
+        const hold = pausedUntil - Date.now();
+        if (stopping || hold > 0) {
+          m.nak(stopping ? 0 : hold);
+          poke();
+          continue;
+        }
+        inflight++;
+        poke();
+        void handleOne(m).finally(() => {
+          inflight--;
+          poke();
+        });
+      }
+      pullErrors = 0;
+    } catch (err) {
+      if (!stopping) {
+        pullErrors++;
+        if (pullErrors === 1) log.warn({ err, worker: def.name }, "cannot pull from the stream; retrying");
+        nextPullAt = Date.now() + Math.min(5_000, 250 * 2 ** pullErrors);
+      }
+    } finally {
+      if (batch !== undefined) open.delete(batch);
+      reserved -= n - delivered;
+      poke();
     }
   }
 
@@ -168,20 +218,26 @@ export async function startWorker(
     const started = performance.now();
     const myEpoch = epoch;
     const deliveryCount = m.info.deliveryCount;
-    const child = log.child({
-      worker: def.name,
-      subject: m.subject,
-      seq: m.seq,
-      msgId: m.headers?.get("Nats-Msg-Id") || undefined,
-      delivery: deliveryCount,
-    });
+    // A pino child per message costs more than most handlers (its redaction setup shows in
+    // every profile); it is made only when something is logged.
+    let childLog: Logger | undefined;
+    const child = (): Logger =>
+      (childLog ??= log.child({
+        worker: def.name,
+        subject: m.subject,
+        seq: m.seq,
+        msgId: m.headers?.get("Nats-Msg-Id") || undefined,
+        delivery: deliveryCount,
+      }));
     // Long fetches must not let the ack wait expire and cause a duplicate delivery.
     const keepAlive = setInterval(() => m.working(), 10_000);
     let outcome = "ack";
     try {
       const value = decodeBody(def.message, m.data, encodingOf(m.headers));
       await def.handle(value, {
-        log: child,
+        get log() {
+          return child();
+        },
         subject: m.subject,
         headers: m.headers,
         deliveryCount,
@@ -189,7 +245,7 @@ export async function startWorker(
       });
       m.ack();
       remember(m.seq);
-      if (failures > 0) child.info({ afterPauses: failures }, "worker resumed");
+      if (failures > 0) child().info({ afterPauses: failures }, "worker resumed");
       failures = 0;
       if (down !== null) health.recover(down);
       down = null;
@@ -202,12 +258,12 @@ export async function startWorker(
     }
   }
 
-  async function settleFailure(m: JsMsg, err: MachinaError, myEpoch: number, child: Logger): Promise<string> {
+  async function settleFailure(m: JsMsg, err: MachinaError, myEpoch: number, child: () => Logger): Promise<string> {
     if (err.code === "OVER_QUOTA") {
       // Not an attempt: the task waits on the stream until the quota admits it.
       const delay = Math.min(MAX_RETRY_DELAY_MS, Math.max(100, Number(err.details.retryAfterMs ?? 1000)));
       pausedUntil = Math.max(pausedUntil, Date.now() + delay);
-      child.debug({ delayMs: delay }, "over quota; waiting");
+      child().debug({ delayMs: delay }, "over quota; waiting");
       m.nak(delay);
       return "delay";
     }
@@ -221,7 +277,7 @@ export async function startWorker(
           health.fail(down, err.message);
         }
         const level = failures === 1 ? "warn" : "debug";
-        child[level](
+        child()[level](
           { code: err.code, reason: err.message, pauseMs: pausedUntil - Date.now(), pauses: failures },
           "retryable failure; pausing this worker and retrying",
         );
@@ -232,11 +288,11 @@ export async function startWorker(
     try {
       await deadLetter(m, err);
       m.term(err.code);
-      child.error({ code: err.code, reason: err.message }, "message dead-lettered");
+      child().error({ code: err.code, reason: err.message }, "message dead-lettered");
       return "dead";
     } catch (dlqErr) {
       // Without a stored dead letter the message must stay in the stream.
-      child.error({ err: dlqErr }, "could not dead-letter; will retry");
+      child().error({ err: dlqErr }, "could not dead-letter; will retry");
       m.nak(retryDelayMs(2));
       return "nak";
     }
@@ -263,12 +319,14 @@ export async function startWorker(
     await js.publish(names.dlq(m.info.stream), body, { headers: h, msgID: `dlq-${m.info.stream}-${m.seq}` });
   }
 
-  const running = Array.from({ length: lanes }, (_, i) => lane(i));
+  const running = pullLoop();
   return {
     async stop() {
       stopping = true;
       wake();
-      await Promise.allSettled(running);
+      await running;
+      for (const b of open) b.stop();
+      while (inflight > 0 || open.size > 0) await Promise.race([changed(), sleep(100)]);
       if (down !== null) health.recover(down);
     },
   };

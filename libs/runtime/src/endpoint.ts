@@ -1,9 +1,9 @@
-import { headers as makeHeaders } from "@nats-io/nats-core";
 import type { MsgHdrs } from "@nats-io/nats-core";
 import type { Service, ServiceMsg } from "@nats-io/services";
 import type { Logger } from "@machina/log";
 import type { MessageName, MessageTypes } from "@machina/protos";
 import {
+  FixedHeaders,
   TIMING_HEADER,
   appendTiming,
   contentTypeOf,
@@ -15,7 +15,7 @@ import {
 } from "@machina/wire";
 import type { Encoding } from "@machina/wire";
 import type { ServiceMetrics } from "./metrics";
-import { countAsyncOutcome } from "./micro-stats";
+import { asyncOutcomeCounter } from "./micro-stats";
 
 /** What a handler knows about the call besides its decoded body. */
 export interface EndpointContext {
@@ -56,6 +56,15 @@ let seq = 0;
 
 /** Registers `def` on a micro service; every outcome, including a rejected promise, ends in a reply. */
 export function addEndpoint(svc: Service, def: EndpointDef, hop: string, log: Logger, metrics: ServiceMetrics): void {
+  const served: Served = {
+    def,
+    hop,
+    log,
+    metrics,
+    countOutcome: asyncOutcomeCounter(svc, def.name),
+    okLabels: { endpoint: def.name, outcome: "ok" },
+    endpointLabels: { endpoint: def.name },
+  };
   svc.addEndpoint(def.name, {
     subject: def.subject,
     metadata: def.description
@@ -67,59 +76,91 @@ export function addEndpoint(svc: Service, def: EndpointDef, hop: string, log: Lo
         return;
       }
       // The services library calls handlers synchronously: the promise must never escape.
-      void serve(svc, def, msg, hop, log, metrics);
+      void serve(served, msg);
     },
   });
 }
 
-async function serve(
-  svc: Service,
-  def: EndpointDef,
-  msg: ServiceMsg,
-  hop: string,
-  log: Logger,
-  metrics: ServiceMetrics,
-): Promise<void> {
+/** What serve() needs of an endpoint, gathered once at registration. */
+interface Served {
+  def: EndpointDef;
+  hop: string;
+  log: Logger;
+  metrics: ServiceMetrics;
+  countOutcome(awaitedMs: number, err?: Error): void;
+  /** Label sets of the common case, made once (prom-client only reads them). */
+  okLabels: { endpoint: string; outcome: string };
+  endpointLabels: { endpoint: string };
+}
+
+/**
+ * The context a handler gets. A class, not an object literal with closures: one of these is made
+ * per request, and per-request closures (which tsx also names one by one) showed in profiles.
+ */
+class CallContext implements EndpointContext {
+  private childLog: Logger | undefined;
+
+  constructor(
+    private readonly ep: Served,
+    private readonly msg: ServiceMsg,
+    readonly headers: MsgHdrs | undefined,
+    readonly encoding: Encoding,
+  ) {}
+
+  get subject(): string {
+    return this.msg.subject;
+  }
+
+  /** Most requests log nothing: the child (its request id, its redaction setup) is made on first use only. */
+  get log(): Logger {
+    return (this.childLog ??= this.ep.log.child({
+      subject: this.msg.subject,
+      endpoint: this.ep.def.name,
+      requestId: this.headers?.get("Nats-Msg-Id") || `${process.pid}-${++seq}`,
+    }));
+  }
+}
+
+async function serve(ep: Served, msg: ServiceMsg): Promise<void> {
+  const { def, hop } = ep;
   const started = performance.now();
-  const requestId = msg.headers?.get("Nats-Msg-Id") || `${process.pid}-${++seq}`;
-  // Most requests log nothing: the child (and its redaction setup) is made on first use only.
-  let childLog: Logger | undefined;
-  const child = () => (childLog ??= log.child({ subject: msg.subject, endpoint: def.name, requestId }));
+  const reqHeaders = msg.headers;
+  let ctx: CallContext | undefined;
   let encoding: Encoding = "json";
   let outcome = "ok";
   let failure: Error | undefined;
   try {
-    encoding = encodingOf(msg.headers);
+    encoding = encodingOf(reqHeaders);
+    // Strict: malformed bytes, unknown fields and wrong types are BAD_REQUEST naming the field.
     const req = decodeBody(def.request, msg.data, encoding);
-    const value = await def.handler(req, {
-      get log() {
-        return child();
-      },
-      subject: msg.subject,
-      headers: msg.headers,
-      encoding,
+    ctx = new CallContext(ep, msg, reqHeaders, encoding);
+    const value = await def.handler(req, ctx);
+    const body = encodeBody(def.reply, value, encoding);
+    const timing = appendTiming(reqHeaders?.get(TIMING_HEADER), hop, performance.now() - started);
+    msg.respond(body, {
+      headers: new FixedHeaders([
+        ["Content-Type", contentTypeOf(encoding)],
+        [TIMING_HEADER, timing],
+      ]),
     });
-    const h = makeHeaders();
-    h.set("Content-Type", contentTypeOf(encoding));
-    h.set(TIMING_HEADER, appendTiming(msg.headers?.get(TIMING_HEADER), hop, performance.now() - started));
-    msg.respond(encodeBody(def.reply, value, encoding), { headers: h });
   } catch (thrown) {
     const err = toMachinaError(thrown);
     outcome = err.code;
-    if (err.code === "INTERNAL") child().error({ err: thrown }, "handler failed");
-    else child().info({ code: err.code, reason: err.message }, "request refused");
+    const log = (ctx ??= new CallContext(ep, msg, reqHeaders, encoding)).log;
+    if (err.code === "INTERNAL") log.error({ err: thrown }, "handler failed");
+    else log.info({ code: err.code, reason: err.message }, "request refused");
     try {
       const { headers, body } = errorReply(err, encoding);
-      headers.set(TIMING_HEADER, appendTiming(msg.headers?.get(TIMING_HEADER), hop, performance.now() - started));
+      headers.set(TIMING_HEADER, appendTiming(reqHeaders?.get(TIMING_HEADER), hop, performance.now() - started));
       msg.respond(body, { headers });
     } catch (replyErr) {
-      child().error({ err: replyErr }, "could not send error reply");
+      log.error({ err: replyErr }, "could not send error reply");
     }
     failure = err;
   } finally {
     const seconds = (performance.now() - started) / 1000;
-    countAsyncOutcome(svc, def.name, seconds * 1000, failure);
-    metrics.requests.inc({ endpoint: def.name, outcome });
-    metrics.requestSeconds.observe({ endpoint: def.name }, seconds);
+    ep.countOutcome(seconds * 1000, failure);
+    ep.metrics.requests.inc(outcome === "ok" ? ep.okLabels : { endpoint: def.name, outcome });
+    ep.metrics.requestSeconds.observe(ep.endpointLabels, seconds);
   }
 }

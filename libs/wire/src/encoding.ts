@@ -18,6 +18,9 @@ export interface HeaderReader {
 /** Encoding named by a Content-Type header; JSON when absent; BAD_REQUEST when unsupported. */
 export function encodingOf(headers?: HeaderReader | null): Encoding {
   const raw = headers?.get("Content-Type") ?? "";
+  // What services and `nats req` send, exactly: no parsing needed.
+  if (raw === CONTENT_TYPE_PROTOBUF) return "protobuf";
+  if (raw === "" || raw === CONTENT_TYPE_JSON) return "json";
   const ct = raw.split(";")[0].trim().toLowerCase();
   if (ct === "" || ct === CONTENT_TYPE_JSON) return "json";
   if (ct === CONTENT_TYPE_PROTOBUF || ct === "application/protobuf") return "protobuf";

@@ -21,3 +21,4 @@ export {
 } from "./timing";
 export type { TimingEntry } from "./timing";
 export { makeMeta, percentQuota } from "./meta";
+export { FixedHeaders } from "./fast-headers";

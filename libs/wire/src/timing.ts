@@ -15,8 +15,19 @@ export interface TimingEntry {
 
 /** Appends `hop;dur=<ms>` to an existing Machina-Timing value. */
 export function appendTiming(existing: string | undefined, hop: string, ms: number): string {
-  const entry = `${hop.replace(/[^A-Za-z0-9._-]/g, "_")};dur=${ms.toFixed(2)}`;
+  const entry = `${safeHop(hop)};dur=${ms.toFixed(2)}`;
   return existing ? `${existing}, ${entry}` : entry;
+}
+
+// A process appends the same hop name to every reply: remember the last one made safe.
+let lastHop = "";
+let lastSafeHop = "";
+function safeHop(hop: string): string {
+  if (hop !== lastHop) {
+    lastSafeHop = hop.replace(/[^A-Za-z0-9._-]/g, "_");
+    lastHop = hop;
+  }
+  return lastSafeHop;
 }
 
 /** Parses a Machina-Timing value into entries; ignores malformed parts. */

@@ -107,6 +107,9 @@ export const fetchService: ServiceSpec<FetchConfig> = {
           filter: names.task.fetchOf(source),
           message: "FetchTask",
           concurrency: ctx.config.fetch.concurrency,
+          // A rationed source takes its tasks one by one, each when its limiter expects room;
+          // an unlimited one pulls for every free lane at once.
+          maxBatch: sources.find((s) => s.name === source)?.limiter.kind === "unlimited" ? undefined : 1,
           gate: () => Math.max(0, limiter.waitHint(source) - GATE_LOOKAHEAD_MS),
           async handle(task, { timing }) {
             if (!task.id)

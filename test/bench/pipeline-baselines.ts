@@ -1,0 +1,184 @@
+// The two raw baselines of the pipeline bench, run in the same process against the same servers:
+// (a) executeConcurrent of N dump rows of the website shape into a table of the dump schema;
+// (b) N RecordBatch messages like the pipeline's STORE messages published to a JetStream work
+//     queue and consumed with a pull consumer, each acked.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import cassandra from "cassandra-driver";
+import { parse as parseYaml } from "yaml";
+import { headers as makeHeaders } from "@nats-io/nats-core";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { AckPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import {
+  compileTypeDef,
+  createKeyspaceCql,
+  createTableCql,
+  dayOf,
+  dumpTableSpec,
+  keyValues,
+  toCql,
+  type TypeDef,
+} from "@machina/data";
+import type { RecordBatch } from "@machina/protos";
+import { CONTENT_TYPE_PROTOBUF, SENDER_HEADER, TIMING_HEADER, encodeBody } from "@machina/wire";
+import { syntheticSite } from "../fixtures/fake-api";
+import { BENCH } from "./pipeline-config";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const NS_PER_MS = 1_000_000;
+const quoteId = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+/** Rate of one baseline. */
+export interface BaselineResult {
+  n: number;
+  ms: number;
+  perSecond: number;
+  /** Payload bytes per message (JetStream only). */
+  bytes?: number;
+}
+
+/** The example website type, compiled as the data service compiles it. */
+export function websiteType(): TypeDef {
+  const file = path.join(ROOT, "config/default/data/types/website.yaml");
+  return compileTypeDef({ name: BENCH.type, ...(parseYaml(readFileSync(file, "utf8")) as object) }, file);
+}
+
+/** A Cassandra client with the data service's options (bigint as BigInt, unset for undefined, LOCAL_QUORUM, prepared). */
+export function benchCqlClient(port: number): cassandra.Client {
+  return new cassandra.Client({
+    contactPoints: [`127.0.0.1:${port}`],
+    localDataCenter: "datacenter1",
+    encoding: { useBigIntAsLong: true, useUndefinedAsUnset: true },
+    queryOptions: { consistency: cassandra.types.consistencies.localQuorum, prepare: true },
+  });
+}
+
+/** Creates `keyspace` and a table of the dump schema of websites; returns the insert and a row maker. */
+export async function prepareDumpTable(
+  client: cassandra.Client,
+  keyspace: string,
+  table: string,
+): Promise<{ insert: string; row: (domain: string, at: number) => unknown[] }> {
+  const def = websiteType();
+  const spec = { ...dumpTableSpec(def), name: table };
+  await client.execute(createKeyspaceCql(keyspace, { datacenter1: 1 }));
+  await client.execute(createTableCql(keyspace, spec));
+  const valueFields = Object.keys(def.fields).filter((f) => !def.key.includes(f));
+  const columns = [...def.key, "day", "fetched_at", "source", "query", "task_id", ...valueFields];
+  const insert =
+    `INSERT INTO ${keyspace}.${table} (${columns.map(quoteId).join(", ")}) ` +
+    `VALUES (${columns.map(() => "?").join(", ")})`;
+  // The same params writeDump binds for one raw answer.
+  const row = (domain: string, at: number): unknown[] => {
+    const record = syntheticSite(domain) as unknown as Record<string, unknown>;
+    const key = keyValues(def, record, BENCH.source);
+    return [
+      ...def.key.map((f) => key[f]),
+      dayOf(at),
+      new Date(at),
+      BENCH.source,
+      BENCH.query,
+      `raw@${at}/${domain}`,
+      ...valueFields.map((f) => toCql(def.fields[f], record[f], { type: def.name, field: f }) ?? undefined),
+    ];
+  };
+  return { insert, row };
+}
+
+/** (a) `executeConcurrent` of `n` dump rows (rows built before the clock starts). */
+export async function cassandraBaseline(
+  client: cassandra.Client,
+  keyspace: string,
+  n: number,
+  concurrency: number,
+  tag: string,
+): Promise<BaselineResult> {
+  const { insert, row } = await prepareDumpTable(client, keyspace, "raw_dump_website");
+  const at = Date.now();
+  const params = Array.from({ length: n }, (_, i) => row(`${tag}${i}.bench`, at));
+  const t0 = performance.now();
+  await cassandra.concurrent.executeConcurrent(client, insert, params, { concurrencyLevel: concurrency });
+  const ms = performance.now() - t0;
+  return { n, ms, perSecond: (n * 1000) / ms };
+}
+
+/** A RecordBatch of one website record, encoded as the pipeline's STORE messages are. */
+export function storeMessage(domain: string, at: number): Uint8Array {
+  const taskId = `${BENCH.trigger}@${at}/${BENCH.querySet}/${domain}/${BENCH.query}`;
+  const batch: Partial<RecordBatch> = {
+    id: `${taskId}:${BENCH.type}`,
+    type: BENCH.type,
+    source: BENCH.source,
+    query: BENCH.query,
+    taskId,
+    fetchedAt: at,
+    records: [syntheticSite(domain) as unknown as RecordBatch["records"][number]],
+  };
+  return encodeBody("RecordBatch", batch, "protobuf");
+}
+
+/**
+ * (b) `n` STORE-like messages (same body and headers as the pipeline's) published with
+ * `inFlight` unacknowledged publishes to a work-queue stream while one pull consumer of the same
+ * process consumes and acks each; timed from the first publish to the last message acked.
+ */
+export async function jetstreamBaseline(
+  nc: NatsConnection,
+  prefix: string,
+  n: number,
+  inFlight: number,
+  tag: string,
+): Promise<BaselineResult> {
+  const jsm = await jetstreamManager(nc);
+  const js = jetstream(nc);
+  const stream = `${prefix.toUpperCase()}_RAW_${tag.toUpperCase()}`;
+  const subject = `${prefix}.rawbench.${tag}`;
+  await jsm.streams.add({
+    name: stream,
+    subjects: [subject],
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    duplicate_window: 5 * 60_000 * NS_PER_MS,
+  });
+  try {
+    await jsm.consumers.add(stream, {
+      durable_name: "raw",
+      ack_policy: AckPolicy.Explicit,
+      ack_wait: 30_000 * NS_PER_MS,
+      max_ack_pending: 1000,
+    });
+    const consumer = await js.consumers.get(stream, "raw");
+    const at = Date.now();
+    const bodies = Array.from({ length: n }, (_, i) => storeMessage(`${tag}${i}.bench`, at));
+    const timing = "fetch;dur=2.50, invoke;dur=1.20, aggregate;dur=0.90";
+    const t0 = performance.now();
+    const messages = await consumer.consume({ max_messages: 256 });
+    const consumed = (async () => {
+      let got = 0;
+      for await (const m of messages) {
+        m.ack();
+        if (++got >= n) break;
+      }
+      return performance.now();
+    })();
+    let next = 0;
+    const lane = async () => {
+      while (next < n) {
+        const i = next++;
+        const h = makeHeaders();
+        h.set("Content-Type", CONTENT_TYPE_PROTOBUF);
+        h.set(TIMING_HEADER, timing);
+        h.set(SENDER_HEADER, "bench");
+        await js.publish(subject, bodies[i], { msgID: `${tag}/${i}`, headers: h });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(inFlight, n) }, lane));
+    const end = await consumed;
+    await messages.close();
+    const ms = end - t0;
+    return { n, ms, perSecond: (n * 1000) / ms, bytes: bodies[0].length };
+  } finally {
+    await jsm.streams.delete(stream).catch(() => undefined);
+  }
+}
