@@ -1,4 +1,6 @@
 import protobuf from "protobufjs";
+import * as fastPlan from "./fast-plan";
+import type { FieldPlan } from "./fast-plan";
 import { PROTO_KEY } from "./struct-json";
 
 // The binary decoder of the hot path. The general one (protobufjs decode → toObject with defaults →
@@ -12,125 +14,52 @@ import { PROTO_KEY } from "./struct-json";
 // Value with more than one kind, a `__proto__` key: it returns null and the caller takes the
 // general path, which then decodes (or refuses) exactly as before.
 
-const enum Kind {
-  String,
-  Bool,
-  Int32,
-  Uint32,
-  Int64,
-  Uint64,
-  Double,
-  Bytes,
-  Message,
-  Struct,
-  Value,
-  ListValue,
-  Other,
-}
+// Module-level copies of the imports: they keep the hot switches on constants (see fast-plan.ts).
+const { BAIL, Kind, LITTLE_ENDIAN, planOf, readDouble } = fastPlan;
 
-interface FieldPlan {
-  name: string;
-  kind: Kind;
-  wire: number;
-  repeated: boolean;
-  map: boolean;
+/** A field as the decoder reads it: the shared plan's facts, and where its key goes. */
+interface DecodeField extends Pick<FieldPlan, "name" | "kind" | "wire" | "repeated" | "map"> {
   /** Not among the defaults (proto3 `optional`): absent from the result unless on the wire. */
   optional: boolean;
-  msg?: TypePlan;
+  msg?: DecodePlan;
 }
 
-interface TypePlan {
+interface DecodePlan {
   /** Fields by number. */
-  byId: Map<number, FieldPlan>;
+  byId: Map<number, DecodeField>;
   /** Fields present by default, in the general path's key order. */
-  defaults: FieldPlan[];
+  defaults: DecodeField[];
   /** proto3 `optional` fields in number order (appended when present, as the general path does). */
-  optionals: FieldPlan[];
+  optionals: DecodeField[];
 }
 
-const BAIL: unique symbol = Symbol("bail");
-const plans = new WeakMap<protobuf.Type, TypePlan>();
-
-function kindOf(field: protobuf.Field): Kind {
-  const resolved = field.resolve().resolvedType;
-  if (resolved instanceof protobuf.Type) {
-    switch (resolved.fullName) {
-      case ".google.protobuf.Struct":
-        return Kind.Struct;
-      case ".google.protobuf.Value":
-        return Kind.Value;
-      case ".google.protobuf.ListValue":
-        return Kind.ListValue;
-      default:
-        return Kind.Message;
-    }
-  }
-  if (resolved) return Kind.Other;
-  switch (field.type) {
-    case "string":
-      return Kind.String;
-    case "bool":
-      return Kind.Bool;
-    case "int32":
-      return Kind.Int32;
-    case "uint32":
-      return Kind.Uint32;
-    case "int64":
-      return Kind.Int64;
-    case "uint64":
-      return Kind.Uint64;
-    case "double":
-      return Kind.Double;
-    case "bytes":
-      return Kind.Bytes;
-    default:
-      return Kind.Other;
-  }
-}
-
-function wireOf(kind: Kind): number {
-  switch (kind) {
-    case Kind.Bool:
-    case Kind.Int32:
-    case Kind.Uint32:
-    case Kind.Int64:
-    case Kind.Uint64:
-      return 0;
-    case Kind.Double:
-      return 1;
-    default:
-      return 2;
-  }
-}
+// The decoder's own layer over planOf(): the result's keys and their order come from `emptyKeys`,
+// which only the decoder is given, so this layer is cached here rather than in fast-plan.ts.
+const plans = new WeakMap<protobuf.Type, DecodePlan>();
 
 /**
  * `emptyKeys`: the keys the general path returns for an empty message, in its order (codec.ts
  * computes them with the general path itself, so the two cannot drift apart).
  */
-function planOf(type: protobuf.Type, emptyKeys: (t: protobuf.Type) => string[]): TypePlan {
+function decodePlanOf(type: protobuf.Type, emptyKeys: (t: protobuf.Type) => string[]): DecodePlan {
   let plan = plans.get(type);
   if (plan) return plan;
   plan = { byId: new Map(), defaults: [], optionals: [] };
-  plans.set(type, plan);
+  plans.set(type, plan); // before the fields: message types may nest themselves
   const keys = emptyKeys(type);
-  const byName = new Map<string, FieldPlan>();
-  for (const field of [...type.fieldsArray].sort((a, b) => a.id - b.id)) {
-    const map = field instanceof protobuf.MapField;
-    let kind = kindOf(field);
-    if (field.repeated && wireOf(kind) !== 2) kind = Kind.Other; // packed numbers: general path
-    if (map && (field as protobuf.MapField).keyType !== "string") kind = Kind.Other;
-    const resolved = field.resolvedType;
-    const fp: FieldPlan = {
-      name: field.name,
-      kind,
-      wire: map ? 2 : wireOf(kind),
-      repeated: field.repeated && !map,
-      map,
-      optional: !keys.includes(field.name),
-      msg: kind === Kind.Message && resolved instanceof protobuf.Type ? planOf(resolved, emptyKeys) : undefined,
+  const byName = new Map<string, DecodeField>();
+  for (const f of planOf(type).ordered) {
+    const fp: DecodeField = {
+      name: f.name,
+      kind: f.kind,
+      wire: f.wire,
+      repeated: f.repeated,
+      map: f.map,
+      optional: !keys.includes(f.name),
+      msg: f.msg ? decodePlanOf(f.msg.type, emptyKeys) : undefined,
     };
-    plan.byId.set(field.id, fp);
-    byName.set(field.name, fp);
+    plan.byId.set(f.id, fp);
+    byName.set(f.name, fp);
   }
   for (const k of keys) {
     const fp = byName.get(k);
@@ -141,7 +70,7 @@ function planOf(type: protobuf.Type, emptyKeys: (t: protobuf.Type) => string[]):
   return plan;
 }
 
-function defaultOf(f: FieldPlan): unknown {
+function defaultOf(f: DecodeField): unknown {
   if (f.repeated) return [];
   if (f.map) return {};
   switch (f.kind) {
@@ -161,10 +90,6 @@ function defaultOf(f: FieldPlan): unknown {
       return null;
   }
 }
-
-const f64 = new Float64Array(1);
-const f64Bytes = new Uint8Array(f64.buffer);
-const LITTLE_ENDIAN = new Uint8Array(new Float64Array([1]).buffer)[7] === 0x3f;
 
 class Reader {
   pos = 0;
@@ -239,8 +164,9 @@ class Reader {
 
   double(end: number): number {
     if (this.pos + 8 > end) throw BAIL;
-    for (let i = 0; i < 8; i++) f64Bytes[i] = this.buf[this.pos++];
-    return f64[0];
+    const n = readDouble(this.buf, this.pos);
+    this.pos += 8;
+    return n;
   }
 
   skip(wire: number, end: number): void {
@@ -264,11 +190,11 @@ class Reader {
     }
   }
 
-  message(plan: TypePlan, end: number): Record<string, unknown> {
+  message(plan: DecodePlan, end: number): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     for (const f of plan.defaults) out[f.name] = defaultOf(f);
-    let optionals: FieldPlan[] | undefined;
-    let optionalValues: Map<FieldPlan, unknown> | undefined;
+    let optionals: DecodeField[] | undefined;
+    let optionalValues: Map<DecodeField, unknown> | undefined;
     while (this.pos < end) {
       const tag = this.uint32(end);
       const id = tag >>> 3;
@@ -301,7 +227,7 @@ class Reader {
     return out;
   }
 
-  mapEntry(f: FieldPlan, into: Record<string, unknown>, end: number): void {
+  mapEntry(f: DecodeField, into: Record<string, unknown>, end: number): void {
     const stop = this.delimited(end);
     let key: string | undefined;
     let value: unknown;
@@ -318,7 +244,7 @@ class Reader {
     into[key] = value;
   }
 
-  single(f: FieldPlan, end: number): unknown {
+  single(f: DecodeField, end: number): unknown {
     switch (f.kind) {
       case Kind.String:
         return this.string(end);
@@ -351,7 +277,7 @@ class Reader {
     }
   }
 
-  delimitedValue(f: FieldPlan, end: number): unknown {
+  delimitedValue(f: DecodeField, end: number): unknown {
     const stop = this.delimited(end);
     let v: unknown;
     switch (f.kind) {
@@ -459,7 +385,7 @@ export function fastDecode(
   emptyKeys: (t: protobuf.Type) => string[],
 ): Record<string, unknown> | null {
   if (!LITTLE_ENDIAN) return null;
-  const plan = planOf(type, emptyKeys);
+  const plan = decodePlanOf(type, emptyKeys);
   const r = new Reader(bytes, Buffer.isBuffer(bytes));
   try {
     return r.message(plan, bytes.length);

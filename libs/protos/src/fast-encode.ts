@@ -1,4 +1,6 @@
 import protobuf from "protobufjs";
+import * as fastPlan from "./fast-plan";
+import type { FieldPlan, TypePlan } from "./fast-plan";
 import { PROTO_KEY } from "./struct-json";
 
 // The binary encoder of the hot path. The general one (normalizeShape → protobufjs fromObject →
@@ -13,134 +15,8 @@ import { PROTO_KEY } from "./struct-json";
 // makes it return null, and the caller takes the general path, which accepts the same inputs and
 // throws the same ProtoShapeErrors as before. So it must never accept what normalizeShape refuses.
 
-const enum Kind {
-  String,
-  Bool,
-  Int32,
-  Uint32,
-  Int64,
-  Uint64,
-  Double,
-  Bytes,
-  Message,
-  Struct,
-  Value,
-  ListValue,
-  /** A type this encoder does not handle: a present value sends the message down the general path. */
-  Other,
-}
-
-interface FieldPlan {
-  name: string;
-  kind: Kind;
-  /** Encoded key (field number and wire type) as varint bytes. */
-  tag: Uint8Array;
-  repeated: boolean;
-  /** map<string, V>: entries of key 1 (string) and value 2. */
-  map: boolean;
-  /** Plan of the message (or map value) type. */
-  msg?: TypePlan;
-}
-
-interface TypePlan {
-  /** Fields by name (the camelCase names protobufjs gives them). */
-  byName: Map<string, FieldPlan>;
-  /** Fields in number order: the order protobufjs writes them. */
-  ordered: FieldPlan[];
-}
-
-/** Thrown inside the encoder to say "not sure, take the general path"; never leaves this module. */
-const BAIL: unique symbol = Symbol("bail");
-
-const plans = new WeakMap<protobuf.Type, TypePlan>();
-
-function kindOf(field: protobuf.Field): Kind {
-  const resolved = field.resolve().resolvedType;
-  if (resolved instanceof protobuf.Type) {
-    switch (resolved.fullName) {
-      case ".google.protobuf.Struct":
-        return Kind.Struct;
-      case ".google.protobuf.Value":
-        return Kind.Value;
-      case ".google.protobuf.ListValue":
-        return Kind.ListValue;
-      default:
-        return Kind.Message;
-    }
-  }
-  if (resolved) return Kind.Other; // enums: none in machina.v1 today
-  switch (field.type) {
-    case "string":
-      return Kind.String;
-    case "bool":
-      return Kind.Bool;
-    case "int32":
-      return Kind.Int32;
-    case "uint32":
-      return Kind.Uint32;
-    case "int64":
-      return Kind.Int64;
-    case "uint64":
-      return Kind.Uint64;
-    case "double":
-      return Kind.Double;
-    case "bytes":
-      return Kind.Bytes;
-    default:
-      return Kind.Other;
-  }
-}
-
-function wireType(kind: Kind): number {
-  switch (kind) {
-    case Kind.Bool:
-    case Kind.Int32:
-    case Kind.Uint32:
-    case Kind.Int64:
-    case Kind.Uint64:
-      return 0;
-    case Kind.Double:
-      return 1;
-    default:
-      return 2;
-  }
-}
-
-function varintBytes(n: number): Uint8Array {
-  const out: number[] = [];
-  while (n > 127) {
-    out.push((n & 127) | 128);
-    n >>>= 7;
-  }
-  out.push(n);
-  return Uint8Array.from(out);
-}
-
-function planOf(type: protobuf.Type): TypePlan {
-  let plan = plans.get(type);
-  if (plan) return plan;
-  plan = { byName: new Map(), ordered: [] };
-  plans.set(type, plan); // before the fields: message types may nest themselves
-  for (const field of [...type.fieldsArray].sort((a, b) => a.id - b.id)) {
-    const map = field instanceof protobuf.MapField;
-    let kind = kindOf(field);
-    // Packed repeated numbers, and maps with other than string keys, take the general path.
-    if (field.repeated && wireType(kind) !== 2) kind = Kind.Other;
-    if (map && (field as protobuf.MapField).keyType !== "string") kind = Kind.Other;
-    const resolved = field.resolvedType;
-    const fp: FieldPlan = {
-      name: field.name,
-      kind,
-      tag: varintBytes(((field.id << 3) | (map ? 2 : wireType(kind))) >>> 0),
-      repeated: field.repeated && !map,
-      map,
-      msg: kind === Kind.Message && resolved instanceof protobuf.Type ? planOf(resolved) : undefined,
-    };
-    plan.byName.set(field.name, fp);
-    plan.ordered.push(fp);
-  }
-  return plan;
-}
+// Module-level copies of the imports: they keep the hot switches on constants (see fast-plan.ts).
+const { BAIL, Kind, LITTLE_ENDIAN, delimited, planOf, utf8Length, varintLength, writeDouble, writeNegative } = fastPlan;
 
 // ---------------------------------------------------------------------------------------------
 // Checks
@@ -160,38 +36,6 @@ function isLiteral(v: unknown): v is Record<string, unknown> {
 // ---------------------------------------------------------------------------------------------
 // Pass 1: check and size. Every length-delimited part pushes its length onto `sizes`, in the
 // order pass 2 writes them (pre-order: a part's own slot first, then its children's).
-
-function utf8Length(s: string): number {
-  let len = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0x80) len += 1;
-    else if (c < 0x800) len += 2;
-    else if ((c & 0xfc00) === 0xd800 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
-      i++;
-      len += 4;
-    } else len += 3;
-  }
-  return len;
-}
-
-function varintLength(n: number): number {
-  // n: a non-negative safe integer
-  if (n < 0x80) return 1;
-  if (n < 0x4000) return 2;
-  if (n < 0x200000) return 3;
-  if (n < 0x10000000) return 4;
-  let len = 4;
-  n = Math.floor(n / 0x10000000);
-  while (n > 0) {
-    len++;
-    n = Math.floor(n / 128);
-  }
-  return len;
-}
-
-/** Bytes of a length-delimited part of `len` bytes, its length prefix included. */
-const delimited = (len: number) => varintLength(len) + len;
 
 class Sizer {
   sizes: number[] = [];
@@ -349,11 +193,6 @@ class Sizer {
 // ---------------------------------------------------------------------------------------------
 // Pass 2: write, consuming `sizes` in the order pass 1 pushed them.
 
-const f64 = new Float64Array(1);
-const f64Bytes = new Uint8Array(f64.buffer);
-/** Doubles are copied from a Float64Array, which is only little-endian (as protobuf wants) on such machines. */
-const LITTLE_ENDIAN = new Uint8Array(new Float64Array([1]).buffer)[7] === 0x3f;
-
 class Writer {
   pos = 0;
   next = 0;
@@ -374,23 +213,6 @@ class Writer {
       n = Math.floor(n / 128);
     }
     this.buf[this.pos++] = n;
-  }
-
-  /** A negative int32/int64 as ten bytes of two's complement, as protobufjs writes it. */
-  negative(n: number): void {
-    const bits = protobuf.util.LongBits.fromNumber(n);
-    let lo = bits.lo >>> 0;
-    let hi = bits.hi >>> 0;
-    while (hi) {
-      this.buf[this.pos++] = (lo & 127) | 128;
-      lo = ((lo >>> 7) | (hi << 25)) >>> 0;
-      hi >>>= 7;
-    }
-    while (lo > 127) {
-      this.buf[this.pos++] = (lo & 127) | 128;
-      lo >>>= 7;
-    }
-    this.buf[this.pos++] = lo;
   }
 
   string(s: string, len: number): void {
@@ -444,7 +266,7 @@ class Writer {
         return;
       case Kind.Int32:
       case Kind.Int64:
-        if ((v as number) < 0) this.negative(v as number);
+        if ((v as number) < 0) this.pos = writeNegative(this.buf, this.pos, v as number);
         else this.varint(v as number);
         return;
       case Kind.Uint32:
@@ -467,8 +289,8 @@ class Writer {
   }
 
   double(n: number): void {
-    f64[0] = n;
-    for (let i = 0; i < 8; i++) this.buf[this.pos++] = f64Bytes[i];
+    writeDouble(this.buf, this.pos, n);
+    this.pos += 8;
   }
 
   delimitedSingle(f: FieldPlan, v: unknown): void {
