@@ -188,10 +188,16 @@ export async function startWorker(
         }
         inflight++;
         poke();
-        void handleOne(m).finally(() => {
-          inflight--;
-          poke();
-        });
+        handleOne(m)
+          // handleOne settles every outcome itself; what escapes is e.g. an ack on a closed
+          // connection, and the message then simply comes back.
+          .catch((err: unknown) =>
+            log.warn({ err, worker: def.name }, "could not settle a message; it will be redelivered"),
+          )
+          .finally(() => {
+            inflight--;
+            poke();
+          });
       }
       pullErrors = 0;
     } catch (err) {
