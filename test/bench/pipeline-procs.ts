@@ -1,11 +1,8 @@
-// Process helpers of the pipeline bench: CPU seconds from /proc, the servers' pids from the
-// harness pid files, and the fake API in a process whose pid we know.
-import { spawn, execFileSync } from "node:child_process";
+// Process helpers of the pipeline bench: CPU seconds from /proc and the servers' pids from the
+// harness pid files.
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
 let ticksPerSecond: number | undefined;
 function clockTicks(): number {
@@ -70,50 +67,4 @@ function read(pid: number | "self"): number | undefined {
     return (u.user + u.system) / 1e6;
   }
   return cpuSeconds(pid);
-}
-
-/** The fake API in its own process, with its pid (test/support/fake-api-proc.ts does not expose it). */
-export interface BenchApi {
-  readonly url: string;
-  readonly pid: number;
-  stop(): Promise<void>;
-}
-
-/** Starts test/fixtures/fake-api/main.ts with `keys` (FAKE_API_KEYS syntax) on a free port. */
-export async function startBenchApi(keys: string): Promise<BenchApi> {
-  const child = spawn(process.execPath, ["--import", "tsx", "test/fixtures/fake-api/main.ts"], {
-    cwd: ROOT,
-    env: { ...process.env, FAKE_API_PORT: "0", FAKE_API_KEYS: keys },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`fake API did not start: ${out}`)), 30_000);
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        child.stdout.off("data", onData);
-        child.stderr.off("data", onData);
-        resolve(m[1]);
-      }
-    };
-    child.stdout.on("data", onData);
-    child.stderr.on("data", onData);
-    child.once("exit", (code) => reject(new Error(`fake API exited with ${code}: ${out}`)));
-  });
-  // Keep the pipes drained.
-  child.stdout.resume();
-  child.stderr.resume();
-  return {
-    url,
-    pid: child.pid ?? -1,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.once("exit", () => resolve());
-        child.kill("SIGTERM");
-      }),
-  };
 }

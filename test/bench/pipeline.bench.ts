@@ -30,7 +30,8 @@ import { NATS_URL, uniquePrefix } from "../support/nats-env";
 import { startServiceProc, type ServiceProc } from "../support/service-procs";
 import { benchCqlClient, cassandraBaseline, jetstreamBaseline, type BaselineResult } from "./pipeline-baselines";
 import { BENCH, writeBenchConfig } from "./pipeline-config";
-import { CpuMeter, harnessPid, startBenchApi, type BenchApi } from "./pipeline-procs";
+import { CpuMeter, harnessPid } from "./pipeline-procs";
+import { startFakeApiProc, type FakeApiProc } from "../support/fake-api-proc";
 import { formatSummary, profileFiles, summarise } from "./pipeline-profile-top";
 
 const N = Number(process.env.MACHINA_BENCH_PIPELINE_N ?? 20_000);
@@ -131,14 +132,14 @@ async function main(): Promise<void> {
   const jsm = await jetstreamManager(nc);
   const cql = benchCqlClient(CQL_PORT);
   await cql.connect();
-  let api: BenchApi | undefined;
+  let api: FakeApiProc | undefined;
   const procs: ServiceProc[] = [];
   // For the profiles: when the services were spawned, and the measured span (epoch ms).
   let spawnedAt = 0;
   let configDir: string | undefined;
   let span: { from: number; to: number } | undefined;
   try {
-    api = await startBenchApi("bench-key:1000000000/1000");
+    api = await startFakeApiProc("bench-key:1000000000/1000");
 
     // 1. Baselines, after a warm-up of each (a fresh JVM and server are slow for their first seconds).
     note(`baselines: warm-up of ${WARMUP}, then ${N} rows / messages`);

@@ -11,7 +11,7 @@ import { publishTasks } from "@machina/invoke";
 import { meshNames } from "@machina/subjects";
 import { startFakeApiProc } from "../support/fake-api-proc";
 import { NATS_URL, uniquePrefix } from "../support/nats-env";
-import { startServiceProc, writeConfig, type ServiceProc } from "../support/service-procs";
+import { skewedFetchReplicas, startServiceProc, writeConfig, type ServiceProc } from "../support/service-procs";
 import { startTcpProxy } from "../support/tcp-proxy";
 
 const Q = Number(process.env.BENCH_QUOTA ?? 20);
@@ -61,13 +61,7 @@ async function main(): Promise<void> {
     const configDir = writeConfig({
       "fetch/sources/qsrc.yaml": source("qsrc", `{ windows: [{ limit: ${Q}, per: 1s }] }`, api.url, "Q_KEY"),
     });
-    const replicas: Record<string, string>[] = [
-      {},
-      { MACHINA_FETCH_FETCH_CLOCK_SKEW_MS: "500" },
-      { MACHINA_FETCH_FETCH_CLOCK_SKEW_MS: "-500" },
-      { MACHINA_NATS_URL: `nats://127.0.0.1:${proxy.port}` },
-    ];
-    for (const env of replicas)
+    for (const env of skewedFetchReplicas(proxy.port))
       procs.push(await startServiceProc("fetch", { configDir, prefix, env: { Q_KEY: "key-q", ...env } }));
     await publishTasks(jetstream(nc), names, tasks("qsrc", Q * (SECONDS + 10), "q"), 64, "bench");
     await sleep(2_000);

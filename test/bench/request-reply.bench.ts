@@ -31,7 +31,7 @@ import { MeshClient } from "@machina/runtime";
 import type { QueryRequest } from "@machina/protos";
 import { CONTENT_TYPE_PROTOBUF, encodeBody } from "@machina/wire";
 import { REQUEST } from "./payloads";
-import type { ResponderMessage } from "./responder";
+import type { ResponderMessage } from "./responder-process";
 import { startMoleculerCaller } from "./moleculer-caller";
 import type { MoleculerCaller } from "./moleculer-caller";
 

@@ -7,9 +7,7 @@
 // mesh: a Machina service (startService) with one QueryRequest → QueryResponse endpoint: the
 //       full path (Content-Type negotiation, decode, handler, encode, timing header, metrics).
 //
-// Reads MACHINA_NATS_URL. Tells the parent {ready, subject} over the IPC channel once it answers,
-// stops on a "stop" message, and also when the parent goes away (IPC disconnect), so a crashed
-// bench never leaves a responder behind.
+// Reads MACHINA_NATS_URL; speaks the IPC protocol of responder-process.ts.
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -19,30 +17,10 @@ import { defineEndpoint, startService } from "@machina/runtime";
 import type { RunningService, ServiceSpec } from "@machina/runtime";
 import { encodeBody } from "@machina/wire";
 import { REQUEST, replyTo } from "./payloads";
-
-/** What the responder tells its parent. */
-export type ResponderMessage = { type: "ready"; subject: string } | { type: "error"; message: string };
+import { runResponder } from "./responder-process";
 
 const [kind, prefix] = process.argv.slice(2);
 const url = process.env.MACHINA_NATS_URL ?? "nats://127.0.0.1:44222";
-
-function send(m: ResponderMessage): void {
-  if (process.send) process.send(m);
-  else console.log(JSON.stringify(m));
-}
-
-let stopping: Promise<void> | undefined;
-let stopFn: () => Promise<void> = async () => undefined;
-
-function shutdown(code: number): void {
-  stopping ??= (async () => {
-    // A drain that hangs must not keep the process alive.
-    const force = setTimeout(() => process.exit(code || 1), 5000);
-    force.unref();
-    await stopFn().catch(() => undefined);
-    process.exit(code);
-  })();
-}
 
 async function startRaw(subject: string): Promise<() => Promise<void>> {
   const nc: NatsConnection = await connect({ servers: url, name: "bench-raw-responder", noAsyncTraces: true });
@@ -101,24 +79,12 @@ async function startMesh(subject: string): Promise<() => Promise<void>> {
   };
 }
 
-async function main(): Promise<void> {
+runResponder(async () => {
   if ((kind !== "raw" && kind !== "mesh") || !prefix || !/^[a-z][a-z0-9]*$/.test(prefix)) {
     throw new Error(
       `usage: responder.ts raw|mesh <prefix> (prefix: lower-case letters and digits); got ${process.argv.slice(2).join(" ")}`,
     );
   }
-  process.on("message", (m) => {
-    if (m === "stop") shutdown(0);
-  });
-  process.on("disconnect", () => shutdown(0));
-  process.on("SIGTERM", () => shutdown(0));
-  process.on("SIGINT", () => shutdown(0));
   const subject = `${prefix}.bench.${kind}`;
-  stopFn = kind === "raw" ? await startRaw(subject) : await startMesh(subject);
-  send({ type: "ready", subject });
-}
-
-main().catch((err: unknown) => {
-  send({ type: "error", message: String((err as Error)?.stack ?? err) });
-  shutdown(1);
+  return { subject, stop: kind === "raw" ? await startRaw(subject) : await startMesh(subject) };
 });

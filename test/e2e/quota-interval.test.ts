@@ -11,7 +11,7 @@ import { publishTasks } from "@machina/invoke";
 import { meshNames } from "@machina/subjects";
 import { startFakeApiProc, type FakeApiProc } from "../support/fake-api-proc";
 import { NATS_URL, uniquePrefix } from "../support/nats-env";
-import { startServiceProc, writeConfig, type ServiceProc } from "../support/service-procs";
+import { skewedFetchReplicas, startServiceProc, writeConfig, type ServiceProc } from "../support/service-procs";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy";
 
 const Q = 20;
@@ -45,13 +45,7 @@ describe(
           "",
         ].join("\n"),
       });
-      const replicas: Record<string, string>[] = [
-        {},
-        { MACHINA_FETCH_FETCH_CLOCK_SKEW_MS: "500" },
-        { MACHINA_FETCH_FETCH_CLOCK_SKEW_MS: "-500" },
-        { MACHINA_NATS_URL: `nats://127.0.0.1:${proxy.port}` },
-      ];
-      for (const env of replicas)
+      for (const env of skewedFetchReplicas(proxy.port))
         procs.push(await startServiceProc("fetch", { configDir, prefix, env: { Q_KEY: "key-q", ...env } }));
       nc = await connect({ servers: NATS_URL });
     });

@@ -8,6 +8,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 /** The fake API in a process of its own, so its arrival times are not skewed by a busy test process. */
 export interface FakeApiProc {
   readonly url: string;
+  /** Its process id (benches read its CPU time). */
+  readonly pid: number;
   stats(): Promise<FakeApiStats>;
   stop(): Promise<void>;
   /** What it printed. */
@@ -43,10 +45,11 @@ export async function startFakeApiProc(keys: string): Promise<FakeApiProc> {
   return {
     output: () => out,
     url,
+    pid: child.pid ?? -1,
     stats: async () => (await (await fetch(`${url}/_stats`)).json()) as FakeApiStats,
     stop: () =>
       new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once("exit", () => resolve());
         child.kill("SIGTERM");
       }),

@@ -103,3 +103,16 @@ export async function readyz(p: ServiceProc): Promise<{ status: number; waitingF
   const body = (await r.json()) as { waitingFor?: Record<string, unknown> };
   return { status: r.status, waitingFor: body.waitingFor ?? {} };
 }
+
+/**
+ * Env of the four fetch replicas the quota tests and bench run against one source: one plain,
+ * clocks 500 ms ahead and behind, and one whose NATS traffic goes through a slow proxy.
+ */
+export function skewedFetchReplicas(proxyPort: number): Record<string, string>[] {
+  return [
+    {},
+    { MACHINA_FETCH_FETCH_CLOCK_SKEW_MS: "500" },
+    { MACHINA_FETCH_FETCH_CLOCK_SKEW_MS: "-500" },
+    { MACHINA_NATS_URL: `nats://127.0.0.1:${proxyPort}` },
+  ];
+}

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { codec, decodeGeneral, encodeGeneral, messageNames } from "@machina/protos";
 import type { JsonObject, MessageName, MessageTypes, QueryRequest, QueryResponse } from "@machina/protos";
 import { throwsShape } from "../support/throws-shape";
+import { makeMeta } from "@machina/wire";
 
 const nestedArgs: JsonObject = {
   domain: "example.com",
@@ -309,20 +310,7 @@ const FULL: { [N in MessageName]: Required<MessageTypes[N]> } = {
     query: "q",
     lead: { id: "l", args: {} },
     data: { types: {} },
-    meta: {
-      start: 1,
-      end: 2,
-      requestTime: 0,
-      sourceTime: 0,
-      responseTime: 0,
-      limiterUsage: 0,
-      limiterQuota: 0,
-      source: "",
-      query: "",
-      node: "",
-      attempts: 0,
-      pages: 0,
-    },
+    meta: makeMeta({ start: 1, end: 2 }),
     taskId: "t",
   },
   FetchTask: {

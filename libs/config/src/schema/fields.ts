@@ -46,22 +46,24 @@ export const field = {
       .meta({ kind: "name" });
   },
 
-  /** A mapping keyed by names, e.g. `queries: { site: {...} }`. */
-  names<V extends z.ZodType>(value: V) {
-    return z.record(field.name(), value).meta({ kind: "names" });
+  /**
+   * A mapping keyed by names, e.g. `queries: { site: {...} }`; with `emptyHint` an empty one is
+   * refused with that message.
+   */
+  names<V extends z.ZodType>(value: V, opts: { emptyHint?: string } = {}) {
+    const map = z.record(field.name(), value).meta({ kind: "names" });
+    const hint = opts.emptyHint;
+    if (hint === undefined) return map;
+    return map.superRefine((v, ctx) => {
+      if (Object.keys(v).length === 0) ctx.addIssue({ code: "custom", message: hint, input: v });
+    });
   },
 
   /** A mapping with keys chosen by the user under `rule` (header names, env-like keys). */
   keyed<V extends z.ZodType>(pattern: RegExp, rule: string, value: V) {
+    // `__proto__` needs no rule here: parseDocument refuses it before zod sees the document.
     const key = z.string().superRefine((k, ctx) => {
-      // Such keys end up as keys of plain objects, where `__proto__` replaces the prototype.
-      if (k === "__proto__")
-        ctx.addIssue({
-          code: "custom",
-          message: "this name is reserved (it is the prototype of JavaScript objects); choose another",
-          input: k,
-        });
-      else if (!pattern.test(k)) ctx.addIssue({ code: "custom", message: `name must be ${rule}`, input: k });
+      if (!pattern.test(k)) ctx.addIssue({ code: "custom", message: `name must be ${rule}`, input: k });
     });
     return z.record(key, value);
   },

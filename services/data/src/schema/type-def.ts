@@ -157,11 +157,7 @@ const typeSchema = field
       "Key field (or list of key fields, in order) naming one entity; declared, scalar (not json), each listed once",
     ),
     fields: field
-      .names(fieldType)
-      .superRefine((f, ctx) => {
-        if (Object.keys(f).length === 0)
-          ctx.addIssue({ code: "custom", message: "expected a non-empty mapping of field name to type", input: f });
-      })
+      .names(fieldType, { emptyHint: "expected a non-empty mapping of field name to type" })
       .describe(
         `Every field (key fields included) and its type: ${FIELD_TYPES.join(", ")}; the data layer's own columns (${RESERVED_COLUMNS.join(", ")}) are reserved`,
       ),

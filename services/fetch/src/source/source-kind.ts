@@ -233,15 +233,8 @@ const EXTRACT = field
           "Response path, dot-separated (numeric segments index lists); `.` or `$` is the whole body. An object there is one record, a list one record per element.",
         ),
     }),
+    { emptyHint: "declare at least one entry: { <name>: { type: <entity type>, path: <response path> } }" },
   )
-  .superRefine((v, ctx) => {
-    if (Object.keys(v).length === 0)
-      ctx.addIssue({
-        code: "custom",
-        message: "declare at least one entry: { <name>: { type: <entity type>, path: <response path> } }",
-        input: v,
-      });
-  })
   .describe("Records to take from each response, by entry name.");
 
 const QUERY = field
@@ -302,11 +295,7 @@ const SOURCE = field.object({
     .describe("Values templates read as `{{data.<name>}}`: from env, a file or the file itself. Default none."),
   manager: MANAGER.describe("How the source's API is called."),
   queries: field
-    .names(QUERY)
-    .superRefine((v, ctx) => {
-      if (Object.keys(v).length === 0)
-        ctx.addIssue({ code: "custom", message: "declare at least one query", input: v });
-    })
+    .names(QUERY, { emptyHint: "declare at least one query" })
     .describe("Declarative queries, by name; requests and query sets name them."),
 });
 
