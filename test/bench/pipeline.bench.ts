@@ -7,7 +7,7 @@
 // messages (each the median of 3 runs, before the mesh starts). The ratio is the pipeline's dump
 // rate over the slower baseline.
 //
-// Completion is watched cheaply (STORE stream: published − still queued = acked = stored; the
+// Completion is watched cheaply (STORE stream: every record published to it and none still queued; the
 // data service's "clean job merged" log lines, then a count of the clean table); the reported
 // times come from the newest write time of the dump and clean rows, so they do not depend on the
 // polling interval.
@@ -23,6 +23,7 @@ import path from "node:path";
 import { connect } from "@nats-io/transport-node";
 import type { Msg } from "@nats-io/nats-core";
 import { jetstreamManager } from "@nats-io/jetstream";
+import { codec } from "@machina/protos";
 import { meshNames } from "@machina/subjects";
 import { TIMING_HEADER, parseTiming } from "@machina/wire";
 import type cassandra from "cassandra-driver";
@@ -198,10 +199,14 @@ async function main(): Promise<void> {
     const hops = new Map<string, { ms: number; n: number }>();
     let storeMsgs = 0;
     let storeBytes = 0;
+    // Records published to STORE; once all N are and the work-queue stream is empty, all are stored.
+    let storeRecords = 0;
+    const storeCodec = codec("RecordBatches");
     const sub = nc.subscribe(names.streamSubjects.STORE, {
       callback: (_err, m: Msg) => {
         storeMsgs++;
         storeBytes += m.data.length;
+        for (const b of storeCodec.decode(m.data).batches) storeRecords += b.records.length;
         for (const e of parseTiming(m.headers?.get(TIMING_HEADER))) {
           const h = hops.get(e.hop) ?? { ms: 0, n: 0 };
           h.ms += e.ms;
@@ -211,7 +216,7 @@ async function main(): Promise<void> {
       },
     });
 
-    // 3. Fire once; follow the STORE stream (acked = stored) and the clean log until both reach N.
+    // 3. Fire once; follow the STORE stream (empty once acked = stored) and the clean log until both reach N.
     const meter = new CpuMeter({
       ...Object.fromEntries(procs.map((p) => [p.service, p.child.pid])),
       "nats-server": natsPid,
@@ -231,7 +236,6 @@ async function main(): Promise<void> {
       },
       (err: unknown) => (fireReply = `failed: ${(err as Error).message}`),
     );
-    let stored = 0;
     let dumpSeenAt: number | undefined;
     let cleanRows = 0;
     let cleanSeenAt: number | undefined;
@@ -242,9 +246,8 @@ async function main(): Promise<void> {
     while (Date.now() < deadline) {
       await sleep(250);
       if (dumpSeenAt === undefined) {
-        const st = (await jsm.streams.info(names.streams.STORE)).state;
-        stored = st.last_seq - st.messages;
-        if (stored >= N) dumpSeenAt = Date.now();
+        const queued = (await jsm.streams.info(names.streams.STORE)).state.messages;
+        if (storeRecords >= N && queued === 0) dumpSeenAt = Date.now();
       }
       if (cleanLogged >= N && Date.now() - lastCleanScan > 2_000) {
         lastCleanScan = Date.now();
@@ -257,7 +260,7 @@ async function main(): Promise<void> {
       if (Date.now() - lastNote >= 10_000) {
         lastNote = Date.now();
         note(
-          `${secs(lastNote - t0)}: ${stored} stored, ${cleanLogged} merged${firedAt ? "" : ", fire still publishing"}`,
+          `${secs(lastNote - t0)}: ${storeRecords} records sent to STORE, ${cleanLogged} merged${firedAt ? "" : ", fire still publishing"}`,
         );
       }
     }
@@ -326,7 +329,8 @@ async function main(): Promise<void> {
     });
     const timingSum = timingHops.reduce((a, h) => a + h.meanMs, 0);
     out(
-      `pipeline  hop share (mean handler ms per record; Machina-Timing of ${int(storeMsgs)} STORE msgs of ` +
+      `pipeline  hop share (mean handler ms per message; Machina-Timing of ${int(storeMsgs)} STORE msgs ` +
+        `(${storeMsgs ? (storeRecords / storeMsgs).toFixed(1) : 0} records each) of ` +
         `${storeMsgs ? Math.round(storeBytes / storeMsgs) : 0} B, data from /metrics): ` +
         timingHops
           .map((h) => `${h.hop} ${h.meanMs.toFixed(2)} ms ${((h.meanMs / (timingSum || 1)) * 100).toFixed(0)} %`)

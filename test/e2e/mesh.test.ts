@@ -244,7 +244,7 @@ describe("example network, end to end", { timeout: 300_000 }, () => {
     const dlqBefore = JSON.parse((await nats(["stream", "info", "MACHINA_DLQ", "--json"])).stdout) as Info;
     // Straight onto STORE: aggregate.save would refuse the undeclared type before data sees it.
     const batch = { id: "e2e-company-1", type: "company", source: "manual", records: [{ name: "ACME" }] };
-    const ack = await natsReq<{ stream: string; seq: number }>("machina.task.store.company", batch);
+    const ack = await natsReq<{ stream: string; seq: number }>("machina.task.store.company", { batches: [batch] });
     assert.equal(ack.stream, "MACHINA_STORE", "the STORE stream stored the batch");
     const after = await eventually(
       "a dead letter",

@@ -21,7 +21,7 @@ import type {
   DeadLetterPurgeReply,
   DeadLetterReplayReply,
   DeadLetterShowReply,
-  RecordBatch,
+  RecordBatches,
 } from "@machina/protos";
 import { publishDurable, startService } from "@machina/runtime";
 import type { RunningService } from "@machina/runtime";
@@ -103,8 +103,11 @@ async function eventually<T>(what: string, probe: () => Promise<T | undefined>, 
   }
 }
 
-function batch(id: string, type: string, record: Record<string, string>): Partial<RecordBatch> {
-  return { id, type, source: "manual", query: "dlq-test", taskId: id, fetchedAt: FETCHED_AT, records: [record] };
+// A STORE message holding one fetched batch, as aggregate sends it.
+function batch(id: string, type: string, record: Record<string, string>): Partial<RecordBatches> {
+  return {
+    batches: [{ id, type, source: "manual", query: "dlq-test", taskId: id, fetchedAt: FETCHED_AT, records: [record] }],
+  };
 }
 
 const list = (req: object = {}) => ok<DeadLetterListReply>(names.vertex.dlq.list, req);
@@ -153,7 +156,7 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
     await publishDurable(
       js,
       names.task.store("company"),
-      "RecordBatch",
+      "RecordBatches",
       batch("poison-1", "company", { name: "ACME" }),
       { msgID: "poison-1" },
     );
@@ -161,7 +164,7 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
     await publishDurable(
       js,
       names.task.store("gadget"),
-      "RecordBatch",
+      "RecordBatches",
       batch("poison-2", "gadget", { name: "Widget" }),
       { msgID: "poison-2" },
     );
@@ -237,22 +240,26 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
     assert.equal(acme.code, "NOT_FOUND");
     assert.match(acme.message, /unknown type "company" \(known: website\)/);
     assert.equal(acme.contentType, CONTENT_TYPE_PROTOBUF);
-    assert.equal(acme.payloadType, "RecordBatch");
+    assert.equal(acme.payloadType, "RecordBatches");
     assert.equal(acme.payloadError, "");
     assert.equal(acme.payloadRaw, "", "no raw bytes when the payload decoded");
     assert.deepEqual(acme.payload, {
-      id: "poison-1",
-      type: "company",
-      source: "manual",
-      query: "dlq-test",
-      taskId: "poison-1",
-      fetchedAt: FETCHED_AT,
-      records: [{ name: "ACME" }],
+      batches: [
+        {
+          id: "poison-1",
+          type: "company",
+          source: "manual",
+          query: "dlq-test",
+          taskId: "poison-1",
+          fetchedAt: FETCHED_AT,
+          records: [{ name: "ACME" }],
+        },
+      ],
     });
 
     const globex = await ok<DeadLetterShowReply>(names.vertex.dlq.show, { seq: globexSeq });
     assert.equal(globex.contentType, "application/json");
-    assert.deepEqual((globex.payload as { records: unknown }).records, [{ name: "Globex" }]);
+    assert.deepEqual((globex.payload as { batches: { records: unknown }[] }).batches[0].records, [{ name: "Globex" }]);
   });
 
   it("falls back to base64 when a payload does not decode, and purges by seq", async () => {
@@ -276,7 +283,7 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
     const shown = await ok<DeadLetterShowReply>(names.vertex.dlq.show, { seq: ack.seq });
     assert.equal(shown.payload, null);
     assert.equal(shown.payloadRaw, Buffer.from(garbage).toString("base64"));
-    assert.match(shown.payloadError, /not a RecordBatch in application\/x-protobuf: .*malformed protobuf/);
+    assert.match(shown.payloadError, /not a RecordBatches in application\/x-protobuf: .*malformed protobuf/);
 
     assert.deepEqual(
       await ok<DeadLetterPurgeReply>(names.vertex.dlq.purge, { seqs: [ack.seq], type: "gadget" }),
@@ -374,13 +381,13 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
   });
 
   it("purges everything with an empty filter", async () => {
-    await publishDurable(js, names.task.store("gizmo"), "RecordBatch", batch("poison-4", "gizmo", { name: "G" }), {
+    await publishDurable(js, names.task.store("gizmo"), "RecordBatches", batch("poison-4", "gizmo", { name: "G" }), {
       msgID: "poison-4",
     });
     await publishDurable(
       js,
       names.task.store("doohickey"),
-      "RecordBatch",
+      "RecordBatches",
       batch("poison-5", "doohickey", { name: "D" }),
       { msgID: "poison-5" },
     );

@@ -313,6 +313,19 @@ const FULL: { [N in MessageName]: Required<MessageTypes[N]> } = {
     meta: makeMeta({ start: 1, end: 2 }),
     taskId: "t",
   },
+  QueryResponses: {
+    responses: [
+      {
+        requestId: "r",
+        source: "s",
+        query: "q",
+        lead: { id: "l", args: { a: 1 } },
+        data: { types: { T: { records: [{ a: 1 }] } } },
+        meta: makeMeta({ start: 1, end: 2 }),
+        taskId: "t",
+      },
+    ],
+  },
   FetchTask: {
     id: "i",
     source: "s",
@@ -350,6 +363,12 @@ const FULL: { [N in MessageName]: Required<MessageTypes[N]> } = {
     ],
   },
   RecordBatch: { id: "i", type: "T", source: "s", query: "q", taskId: "t", fetchedAt: 1, records: [{ a: 1 }] },
+  RecordBatches: {
+    batches: [
+      { id: "i", type: "T", source: "s", query: "q", taskId: "t", fetchedAt: 1, records: [{ a: 1 }] },
+      { id: "j", type: "T", source: "s", query: "q", taskId: "u", fetchedAt: 2, records: [{ b: "x" }, {}] },
+    ],
+  },
   DeadLetter: {
     stream: "S",
     subject: "x.y",

@@ -91,6 +91,8 @@ export type ErrorBody = Plain<machina.v1.Error>;
 export type QueryRequest = Plain<machina.v1.QueryRequest>;
 /** Answer to a QueryRequest or FetchTask. */
 export type QueryResponse = Plain<machina.v1.QueryResponse>;
+/** Answers to several FetchTasks of one source (FETCHED messages). */
+export type QueryResponses = Plain<machina.v1.QueryResponses>;
 /** A unit of scheduled fetch work. */
 export type FetchTask = Plain<machina.v1.FetchTask>;
 /** Quota request for one source. */
@@ -113,6 +115,8 @@ export type BuildQuerySetRequest = Plain<machina.v1.BuildQuerySetRequest>;
 export type BuildQuerySetReply = Plain<machina.v1.BuildQuerySetReply>;
 /** Records of one type moving through aggregate and store. */
 export type RecordBatch = Plain<machina.v1.RecordBatch>;
+/** Record batches of one type from several fetch answers (AGGREGATE and STORE messages). */
+export type RecordBatches = Plain<machina.v1.RecordBatches>;
 /** A message parked after repeated failure. */
 export type DeadLetter = Plain<machina.v1.DeadLetter>;
 /** Upsert records. */

@@ -1,5 +1,5 @@
 import { createInbox } from "@nats-io/nats-core";
-import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
+import type { Msg, MsgHdrs, NatsConnection, Subscription } from "@nats-io/nats-core";
 import type { MessageName, MessageTypes } from "@machina/protos";
 import {
   CONTENT_TYPE_PROTOBUF,
@@ -19,11 +19,17 @@ export interface MeshRequestOptions {
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 
+/** Options of one raw request ({@link MeshClient.requestMsg}). */
+export interface MeshRawRequestOptions extends MeshRequestOptions {
+  /** Headers to send. Default: none. */
+  headers?: MsgHdrs;
+}
+
 /** One request waiting for its reply. */
 interface Pending {
   subject: string;
-  /** Reply message type: the reply is decoded in the subscription callback, so a call costs one promise. */
-  repName: MessageName;
+  /** Reply message type, decoded in the subscription callback so a call costs one promise; null: resolve with the Msg. */
+  repName: MessageName | null;
   resolve(value: unknown): void;
   reject(e: Error): void;
   /** performance.now() after which it has timed out. */
@@ -72,26 +78,36 @@ export class MeshClient {
     } catch (err) {
       return Promise.reject(err as Error); // the ProtoShapeError naming the field, as before
     }
+    return this.send(subject, data, repName, this.headers, opts.timeoutMs) as Promise<MessageTypes[R]>;
+  }
+
+  /**
+   * Sends raw bytes and resolves with the reply message as it came (e.g. a JetStream PubAck);
+   * only no responders (UNAVAILABLE), a time-out (TIMEOUT) and a lost connection reject.
+   */
+  requestMsg(subject: string, data: Uint8Array, opts: MeshRawRequestOptions = {}): Promise<Msg> {
+    return this.send(subject, data, null, opts.headers, opts.timeoutMs) as Promise<Msg>;
+  }
+
+  private send(
+    subject: string,
+    data: Uint8Array,
+    repName: MessageName | null,
+    headers: MsgHdrs | undefined,
+    timeoutMs = DEFAULT_TIMEOUT_MS,
+  ): Promise<unknown> {
     try {
       this.listen();
     } catch (err) {
       return Promise.reject(toRequestError(subject, err));
     }
-    const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const token = (++this.seq).toString(36);
-    return new Promise<MessageTypes[R]>((resolve, reject) => {
+    return new Promise<unknown>((resolve, reject) => {
       const deadline = performance.now() + timeoutMs;
-      this.pending.set(token, {
-        subject,
-        repName,
-        resolve: resolve as (v: unknown) => void,
-        reject,
-        deadline,
-        timeoutMs,
-      });
+      this.pending.set(token, { subject, repName, resolve, reject, deadline, timeoutMs });
       if (deadline < this.timerAt) this.arm(deadline);
       try {
-        this.nc.publish(subject, data, { reply: `${this.inbox}.${token}`, headers: this.headers });
+        this.nc.publish(subject, data, { reply: `${this.inbox}.${token}`, headers });
       } catch (err) {
         this.pending.delete(token);
         reject(toRequestError(subject, err));
@@ -213,13 +229,17 @@ function settle(p: Pending, msg: Msg): void {
         );
         return;
       }
+      if (p.repName === null) {
+        p.resolve(msg);
+        return;
+      }
       const error = readErrorReply(msg);
       if (error) {
         p.reject(error);
         return;
       }
     }
-    p.resolve(decodeBody(p.repName, msg.data, "protobuf"));
+    p.resolve(p.repName === null ? msg : decodeBody(p.repName, msg.data, "protobuf"));
   } catch (err) {
     // A reply that is not a `repName` (BAD_REQUEST from the decoder) or any other surprise.
     p.reject(toMachinaError(err));

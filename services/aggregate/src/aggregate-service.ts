@@ -1,9 +1,12 @@
 import { loadComponents } from "@machina/config";
-import { defineEndpoint, defineWorker, publishDurable } from "@machina/runtime";
+import { GroupPublisher, defineEndpoint, defineWorker } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import type { RecordBatch } from "@machina/protos";
 import { MachinaError } from "@machina/wire";
 import { compileAggregators } from "./aggregators";
+
+// AGGREGATE messages handled at once: enough that their output forms large STORE messages.
+const AGGREGATE_LANES = 32;
 
 /** The aggregate service (layer 2): one aggregator per entity type between FETCHED and STORE. */
 export const aggregateService: ServiceSpec<Record<string, never>> = {
@@ -13,19 +16,24 @@ export const aggregateService: ServiceSpec<Record<string, never>> = {
   httpPort: 9303,
   async setup(ctx: ServiceContext<Record<string, never>>) {
     const table = compileAggregators(loadComponents("aggregate/aggregators", ctx.configSource));
-    const { names, js } = ctx;
+    const { names } = ctx;
 
-    const forward = async (batch: RecordBatch, timing?: string): Promise<number> => {
+    // Output batches of one type from messages handled together leave as one STORE message.
+    const toStore = new GroupPublisher({
+      via: ctx.client,
+      message: "RecordBatches",
+      wrap: (batches: RecordBatch[]) => ({ batches }),
+      idOf: (b) => b.id,
+      sender: ctx.node.id,
+    });
+    const aggregatorOf = (batch: RecordBatch) => {
       if (!batch.type)
         throw new MachinaError("BAD_REQUEST", "record batch has no type; set `type` to the entity type of its records");
-      const out = await table.forType(batch.type)(batch);
-      for (const b of out) {
-        await publishDurable(js, names.task.store(b.type), "RecordBatch", b, {
-          msgID: b.id,
-          timing,
-          sender: ctx.node.id,
-        });
-      }
+      return table.forType(batch.type);
+    };
+    const forward = async (batch: RecordBatch, timing?: string): Promise<number> => {
+      const out = await aggregatorOf(batch)(batch);
+      await Promise.all(out.map((b) => toStore.publish(names.task.store(b.type), b, timing)));
       return out.length;
     };
 
@@ -60,9 +68,13 @@ export const aggregateService: ServiceSpec<Record<string, never>> = {
           stream: "AGGREGATE",
           durable: names.consumers.aggregate,
           filter: names.streamSubjects.AGGREGATE,
-          message: "RecordBatch",
-          async handle(batch, { timing }) {
-            await forward(batch, timing());
+          message: "RecordBatches",
+          concurrency: AGGREGATE_LANES,
+          async handle(msg, { timing }) {
+            const stamp = timing();
+            // Every batch is checked before any is forwarded, so a bad one fails its message whole.
+            for (const b of msg.batches) aggregatorOf(b);
+            await Promise.all(msg.batches.map((b) => forward(b, stamp)));
           },
         }),
       ],

@@ -1,10 +1,11 @@
 import { loadComponents } from "@machina/config";
 import type { JsonObject } from "@machina/protos";
-import { defineEndpoint, defineWorker } from "@machina/runtime";
+import { GroupCommit, defineEndpoint, defineWorker } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import type { DataOp, MeshNames, StoreName } from "@machina/subjects";
 import { MachinaError } from "@machina/wire";
 import { DataLayer } from "./crud";
+import type { PreparedDump } from "./store";
 import { compileTypeDef } from "./schema";
 
 /** Data settings. */
@@ -59,6 +60,9 @@ export function storeOf(names: MeshNames, subject: string): { store: StoreName; 
 }
 
 const asJson = (row: unknown) => row as JsonObject;
+
+// STORE messages handled at once: enough that their rows form large groups of writes.
+const STORE_LANES = 32;
 
 /** The data service (layer 3): schema registry, dump and clean stores, CRUD and the clean job. */
 export const dataService: ServiceSpec<DataConfig> = {
@@ -117,6 +121,9 @@ export const dataService: ServiceSpec<DataConfig> = {
       credentials: c.username ? { username: c.username, password: c.password } : undefined,
     });
     log.info({ types: types.map((t) => t.name), keyspace: c.keyspace }, "schema ready");
+
+    // Dumps of messages handled together are written as one group, rows grouped by partition.
+    const dumpWrites = new GroupCommit<PreparedDump>({ flush: (dumps) => data.storeDumps(dumps) });
 
     let cleaning = false;
     const cleanTimer =
@@ -214,19 +221,24 @@ export const dataService: ServiceSpec<DataConfig> = {
           stream: "STORE",
           durable: names.consumers.store,
           filter: names.streamSubjects.STORE,
-          message: "RecordBatch",
-          async handle(batch) {
-            if (!batch.type) throw new MachinaError("BAD_REQUEST", "record batch has no type");
-            await data.writeDump(
-              batch.type,
-              batch.records.map((record) => ({
-                fetchedAt: batch.fetchedAt || Date.now(),
-                source: batch.source || "unknown",
-                query: batch.query || "",
-                taskId: batch.taskId || batch.id,
-                record,
-              })),
-            );
+          message: "RecordBatches",
+          concurrency: STORE_LANES,
+          async handle(msg) {
+            // Checked before it joins a group, so a bad record fails its own message only.
+            const dumps = msg.batches.map((batch) => {
+              if (!batch.type) throw new MachinaError("BAD_REQUEST", "record batch has no type");
+              return data.prepareDump(
+                batch.type,
+                batch.records.map((record) => ({
+                  fetchedAt: batch.fetchedAt || Date.now(),
+                  source: batch.source || "unknown",
+                  query: batch.query || "",
+                  taskId: batch.taskId || batch.id,
+                  record,
+                })),
+              );
+            });
+            await Promise.all(dumps.map((d) => dumpWrites.add(d)));
           },
         }),
       ],

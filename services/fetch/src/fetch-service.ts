@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { loadComponents } from "@machina/config";
 import type { JsonObject, Lead, QueryResponse, QuotaReply } from "@machina/protos";
-import { defineEndpoint, defineWorker, observeGauge, publishDurable } from "@machina/runtime";
+import { GroupPublisher, defineEndpoint, defineWorker, observeGauge } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import { MachinaError, isMachinaError, makeMeta } from "@machina/wire";
 import { createFetcher } from "./fetcher";
@@ -31,7 +31,7 @@ export const fetchService: ServiceSpec<FetchConfig> = {
     },
   },
   async setup(ctx: ServiceContext<FetchConfig>) {
-    const { names, js, nc } = ctx;
+    const { names, nc } = ctx;
     const sources = loadComponents("fetch/sources", ctx.configSource).map((c) =>
       compileSource({ name: c.name, ...c.doc }, c.origins.join(" + ")),
     );
@@ -40,9 +40,6 @@ export const fetchService: ServiceSpec<FetchConfig> = {
     const limiter = await openLimiter(nc, { bucket: names.buckets.limiter, sources, clock });
     await dropSharedConsumer(ctx);
     registerLimiterMetrics(ctx, limiter);
-    // The first fetch() in a process loads Node's HTTP client (tens of ms): pay it now, not in
-    // the first granted call, where it would delay that call past its quota span.
-    await fetch("data:,").catch(() => undefined);
     const fetcher = createFetcher({ sources, limiter, env: ctx.configSource.env ?? process.env });
     ctx.log.info({ sources: fetcher.sources() }, "sources loaded");
 
@@ -63,6 +60,16 @@ export const fetchService: ServiceSpec<FetchConfig> = {
       const result = await fetcher.fetch({ source, query, lead: { id: theLead.id, args: theLead.args ?? {} } });
       return toResponse(result, source, query, theLead, ids, ctx.node.id);
     };
+
+    // Answers finished together leave as one FETCHED message per source; each task is acked
+    // only once the message holding its answer is stored.
+    const fetched = new GroupPublisher({
+      via: ctx.client,
+      message: "QueryResponses",
+      wrap: (responses: QueryResponse[]) => ({ responses }),
+      idOf: (r) => r.taskId,
+      sender: ctx.node.id,
+    });
 
     return {
       endpoints: [
@@ -120,11 +127,7 @@ export const fetchService: ServiceSpec<FetchConfig> = {
             const resp = await untilAdmitted(() =>
               run(task.source, task.query, task.lead, { requestId: task.id, taskId: task.id }),
             );
-            await publishDurable(js, names.task.fetched(task.source), "QueryResponse", resp, {
-              msgID: task.id,
-              timing: timing(),
-              sender: ctx.node.id,
-            });
+            await fetched.publish(names.task.fetched(task.source), resp, timing());
           },
         }),
       ),

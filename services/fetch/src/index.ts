@@ -36,6 +36,8 @@ export { append, countSince, earliestFor, remove, roomAt, gridOf, decodeLog, enc
 export type { SlidingLog } from "./limiter";
 export { retryAfterMs, exhaustedUntil, headerValue, createHttpManager, backoff } from "./http";
 export type { HeaderBag, HttpManager, HttpManagerOptions, HttpRequest, HttpResult, CallHooks } from "./http";
+export { sendRequest, UpstreamTimeoutError, BodyTooLargeError, DEFAULT_MAX_BODY_BYTES } from "./http";
+export type { UpstreamRequest, UpstreamResponse } from "./http";
 export { createFetcher, renderRequest } from "./fetcher";
 export type { Fetcher, FetcherOptions, FetchRequest, FetchResult, FetchMeta, FetchLead } from "./fetcher";
 export { fetchService } from "./fetch-service";

@@ -2,6 +2,7 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import type { FetchTask } from "@machina/protos";
 import type { MeshNames } from "@machina/subjects";
 import { publishDurable } from "@machina/runtime";
+import type { MeshClient } from "@machina/runtime";
 import { isMachinaError } from "@machina/wire";
 
 /** Outcome of publishing one tick's tasks. */
@@ -24,7 +25,7 @@ export interface LinkResult {
  * price of a second publish only for the superseding ones.
  */
 export async function publishTasks(
-  js: JetStreamClient,
+  via: MeshClient | JetStreamClient,
   names: MeshNames,
   tasks: readonly FetchTask[],
   maxInFlight: number,
@@ -39,7 +40,7 @@ export async function publishTasks(
       let replaced = false;
       let ack;
       try {
-        ack = await publishDurable(js, subject, "FetchTask", task, {
+        ack = await publishDurable(via, subject, "FetchTask", task, {
           msgID: task.id,
           sender,
           expectEmptySubject: true,
@@ -47,7 +48,7 @@ export async function publishTasks(
       } catch (err) {
         if (!isMachinaError(err) || err.details.conflict !== true) throw err;
         replaced = true;
-        ack = await publishDurable(js, subject, "FetchTask", task, { msgID: task.id, sender });
+        ack = await publishDurable(via, subject, "FetchTask", task, { msgID: task.id, sender });
       }
       if (ack.duplicate) result.duplicates++;
       else {

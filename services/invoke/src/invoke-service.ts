@@ -1,5 +1,6 @@
 import { loadComponents } from "@machina/config";
-import { addCounter, defineEndpoint, defineWorker, publishDurable } from "@machina/runtime";
+import { GroupPublisher, addCounter, defineEndpoint, defineWorker } from "@machina/runtime";
+import type { RecordBatch } from "@machina/protos";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import { MachinaError } from "@machina/wire";
 import { publishTasks } from "./fetch-link";
@@ -8,6 +9,9 @@ import { buildTasks, compileQuerySets, querySetOf } from "./query-sets";
 import { startScheduler } from "./scheduler";
 import { compileTriggers, currentTick, triggerOf } from "./triggers";
 import type { TriggerDef } from "./triggers";
+
+// FETCHED messages handled at once: enough that the batches they split into form large groups.
+const HANDLER_LANES = 32;
 
 /** Invoke settings. */
 export interface InvokeConfig {
@@ -35,7 +39,7 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
     },
   },
   async setup(ctx: ServiceContext<InvokeConfig>) {
-    const { names, js, log } = ctx;
+    const { names, log } = ctx;
     const ledgers = compileLedgers(loadComponents("invoke/ledgers", ctx.configSource));
     const querySets = compileQuerySets(loadComponents("invoke/query_sets", ctx.configSource), ledgers);
     const triggers = compileTriggers(loadComponents("invoke/triggers", ctx.configSource), querySets);
@@ -46,11 +50,19 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
       "FetchTasks that replaced an older queued task for the same (source, query, lead); the older one is never fetched.",
       ["source"],
     );
+    // Batches of one type split from answers handled together leave as one AGGREGATE message.
+    const toAggregate = new GroupPublisher({
+      via: ctx.client,
+      message: "RecordBatches",
+      wrap: (batches: RecordBatch[]) => ({ batches }),
+      idOf: (b) => b.id,
+      sender: ctx.node.id,
+    });
     const fire = async (t: TriggerDef, tick: number) => {
       const tasks = t.querySets.flatMap((qs) =>
         buildTasks(querySetOf(querySets, qs), ledgers, { trigger: t.name, time: tick }),
       );
-      const res = await publishTasks(js, names, tasks, ctx.config.invoke.maxInFlight, ctx.node.id);
+      const res = await publishTasks(ctx.client, names, tasks, ctx.config.invoke.maxInFlight, ctx.node.id);
       for (const [source, n] of res.supersededBySource) superseded.inc({ source }, n);
       log.info(
         { trigger: t.name, tick, published: res.published, duplicates: res.duplicates, superseded: res.superseded },
@@ -125,17 +137,17 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
           stream: "FETCHED",
           durable: names.consumers.fetched,
           filter: names.streamSubjects.FETCHED,
-          message: "QueryResponse",
-          async handle(resp, { timing }) {
-            const taskId = resp.taskId || resp.requestId;
-            const fetchedAt = resp.meta?.end || Date.now();
-            for (const [type, set] of Object.entries(resp.data?.types ?? {})) {
-              if (!set.records.length) continue;
-              await publishDurable(
-                js,
-                names.task.aggregate(type),
-                "RecordBatch",
-                {
+          message: "QueryResponses",
+          concurrency: HANDLER_LANES,
+          async handle(msg, { timing }) {
+            const stamp = timing();
+            const stored: Promise<void>[] = [];
+            for (const resp of msg.responses) {
+              const taskId = resp.taskId || resp.requestId;
+              const fetchedAt = resp.meta?.end || Date.now();
+              for (const [type, set] of Object.entries(resp.data?.types ?? {})) {
+                if (!set.records.length) continue;
+                const batch = {
                   id: `${taskId}:${type}`,
                   type,
                   source: resp.source,
@@ -143,10 +155,11 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
                   taskId,
                   fetchedAt,
                   records: set.records,
-                },
-                { msgID: `${taskId}:${type}`, timing: timing(), sender: ctx.node.id },
-              );
+                };
+                stored.push(toAggregate.publish(names.task.aggregate(type), batch, stamp));
+              }
             }
+            await Promise.all(stored);
           },
         }),
       ],

@@ -5,9 +5,9 @@ import type { WorkStream } from "./dead-letter-store";
 // The message each pipeline stream carries (what its consumer decodes).
 const PAYLOAD_TYPES: Record<WorkStream, MessageName> = {
   FETCH: "FetchTask",
-  FETCHED: "QueryResponse",
-  AGGREGATE: "RecordBatch",
-  STORE: "RecordBatch",
+  FETCHED: "QueryResponses",
+  AGGREGATE: "RecordBatches",
+  STORE: "RecordBatches",
 };
 
 /** A dead letter's payload as JSON, or why it could not be decoded. */

@@ -1002,6 +1002,26 @@ export namespace machina {
             public taskId: string;
         }
 
+        /** Properties of a QueryResponses. */
+        interface IQueryResponses {
+
+            /** QueryResponses responses */
+            responses?: (machina.v1.QueryResponse[]|null);
+        }
+
+        /** Answers to several FetchTasks of one source in one message on the FETCHED stream. */
+        class QueryResponses implements IQueryResponses {
+
+            /**
+             * Constructs a new QueryResponses.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IQueryResponses);
+
+            /** QueryResponses responses. */
+            public responses: machina.v1.QueryResponse[];
+        }
+
         /** Properties of a FetchTask. */
         interface IFetchTask {
 
@@ -1391,6 +1411,29 @@ export namespace machina {
 
             /** RecordBatch records. */
             public records: google.protobuf.Struct[];
+        }
+
+        /** Properties of a RecordBatches. */
+        interface IRecordBatches {
+
+            /** RecordBatches batches */
+            batches?: (machina.v1.RecordBatch[]|null);
+        }
+
+        /**
+         * Record batches of one type from several fetch answers in one message on the AGGREGATE and
+         * STORE streams: a busy hop moves and stores many answers at once (see GroupCommit).
+         */
+        class RecordBatches implements IRecordBatches {
+
+            /**
+             * Constructs a new RecordBatches.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IRecordBatches);
+
+            /** RecordBatches batches. */
+            public batches: machina.v1.RecordBatch[];
         }
 
         /** Properties of a DeadLetter. */

@@ -76,6 +76,7 @@ export async function runClean(ctx: DataContext, options: RunCleanOptions = {}):
   for (const def of defs) {
     for (let shard = 0; shard < DIRTY_SHARDS; shard++) {
       for await (const page of readDirty(ctx, def.name, shard, options.now)) {
+        const done: DirtyMark[] = [];
         await mapLimit(page.marks, ctx.concurrency, async (mark) => {
           try {
             const merged = await cleanOne(ctx, def, mark, options.now ?? Date.now());
@@ -84,7 +85,7 @@ export async function runClean(ctx: DataContext, options: RunCleanOptions = {}):
               result.rows += merged.rows;
               await options.onMerged?.(merged);
             }
-            await clearDirty(ctx, mark, page.readMicros);
+            done.push(mark);
           } catch (err) {
             // One bad entity must not stall the others; its mark stays so the next run retries it.
             result.failed++;
@@ -94,6 +95,8 @@ export async function runClean(ctx: DataContext, options: RunCleanOptions = {}):
             }
           }
         });
+        // A page lies in one dirty partition, so its marks clear in a few batches, not one write each.
+        await clearDirty(ctx, done, page.readMicros);
       }
     }
   }

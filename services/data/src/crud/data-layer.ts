@@ -6,11 +6,14 @@ import type { TypeDef } from "../schema";
 import {
   ensureSchema,
   toDataError,
+  prepareDump,
+  storeDumps,
   writeDump,
   type DataContext,
   type DumpRow,
   type EnsureSchemaResult,
   type PlainRow,
+  type PreparedDump,
   type WriteDumpResult,
 } from "../store";
 import {
@@ -101,6 +104,17 @@ export class DataLayer {
   /** Stores raw answers and marks their entity windows dirty. */
   writeDump(type: string, rows: readonly DumpRow[]): Promise<WriteDumpResult> {
     return this.run(() => writeDump(this.ctx, type, rows));
+  }
+
+  /** Checks and coerces dump rows into statements without writing (BAD_REQUEST naming the row and field). */
+  prepareDump(type: string, rows: readonly DumpRow[]): PreparedDump {
+    if (this.closed) throw new MachinaError("UNAVAILABLE", "data layer is closed", { retryable: false });
+    return prepareDump(this.ctx, type, rows);
+  }
+
+  /** Stores prepared dumps together (rows grouped by partition), then marks their entity windows dirty. */
+  storeDumps(dumps: readonly PreparedDump[]): Promise<void> {
+    return this.run(() => storeDumps(this.ctx, dumps));
   }
 
   /** Merges every dirty entity window into clean rows. */

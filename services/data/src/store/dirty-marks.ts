@@ -78,12 +78,17 @@ export async function* readDirty(
   } while (pageState);
 }
 
-/** Deletes a mark unless it was re-marked after `readMicros`. */
-export async function clearDirty(ctx: DataContext, mark: DirtyMark, readMicros: bigint): Promise<void> {
-  await execute(
-    ctx.client,
-    `DELETE FROM ${tableRef(ctx, DIRTY_TABLE)} USING TIMESTAMP ? WHERE type = ? AND shard = ? AND key = ? AND window_start = ?`,
-    [readMicros, mark.type, dirtyShardOf(mark.key), mark.key, new Date(mark.windowStart)],
-    `clearing a dirty mark of ${mark.type}`,
-  );
+/** Deletes marks unless they were re-marked after `readMicros`; one unlogged batch per dirty partition. */
+export async function clearDirty(ctx: DataContext, marks: readonly DirtyMark[], readMicros: bigint): Promise<void> {
+  const del = `DELETE FROM ${tableRef(ctx, DIRTY_TABLE)} USING TIMESTAMP ? WHERE type = ? AND shard = ? AND key = ? AND window_start = ?`;
+  const byPartition = new Map<string, CqlStatement[]>();
+  for (const m of marks) {
+    const shard = dirtyShardOf(m.key);
+    const part = `${m.type}\u0000${shard}`;
+    const list = byPartition.get(part) ?? [];
+    list.push({ query: del, params: [readMicros, m.type, shard, m.key, new Date(m.windowStart)] });
+    byPartition.set(part, list);
+  }
+  const batches = [...byPartition.values()].flatMap((list) => chunk(list, 100));
+  await mapLimit(batches, ctx.concurrency, (b) => executeUnloggedBatch(ctx.client, b, "clearing dirty marks"));
 }

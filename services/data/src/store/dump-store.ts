@@ -36,8 +36,29 @@ export interface WriteDumpResult {
 // Single-partition unlogged batches skip the batch-size limits, but a cap keeps each mutation well under the commit log's.
 const ROWS_PER_BATCH = 100;
 
+/** Dump rows checked and turned into statements, ready to be stored with others ({@link storeDumps}). */
+export interface PreparedDump {
+  readonly type: string;
+  /** Insert statements by partition (type, entity key, day). */
+  readonly partitions: ReadonlyMap<string, CqlStatement[]>;
+  readonly marks: readonly DirtyMark[];
+  readonly written: number;
+  /** Record fields the type does not declare, summed over rows; they are not stored. */
+  readonly ignoredFields: number;
+}
+
 /** Validates, coerces and stores dump rows (one unlogged batch per partition), then marks their entity windows dirty. */
 export async function writeDump(ctx: DataContext, type: string, rows: readonly DumpRow[]): Promise<WriteDumpResult> {
+  const prepared = prepareDump(ctx, type, rows);
+  await storeDumps(ctx, [prepared]);
+  return { written: prepared.written, ignoredFields: prepared.ignoredFields };
+}
+
+/**
+ * Validates and coerces dump rows into insert statements without writing anything, so a bad row
+ * fails its own message before it joins a group written with others.
+ */
+export function prepareDump(ctx: DataContext, type: string, rows: readonly DumpRow[]): PreparedDump {
   const def = resolveType(ctx, type);
   if (!Array.isArray(rows)) {
     throw new MachinaError("BAD_REQUEST", `type ${type}: expected a list of dump rows`, { details: { type } });
@@ -48,7 +69,6 @@ export async function writeDump(ctx: DataContext, type: string, rows: readonly D
   const marks: DirtyMark[] = [];
   let ignoredFields = 0;
 
-  // Everything is validated before anything is written, so a bad row never leaves half a message stored.
   rows.forEach((row, i) => {
     checkRowMeta(def, row, i);
     const fetchedAt = Math.trunc(row.fetchedAt);
@@ -71,18 +91,36 @@ export async function writeDump(ctx: DataContext, type: string, rows: readonly D
       row.taskId,
       ...values,
     ];
-    const partition = `${keyJson}\u0000${day}`;
+    const partition = `${def.name}\u0000${keyJson}\u0000${day}`;
     const list = partitions.get(partition) ?? [];
     list.push({ query: insert, params });
     partitions.set(partition, list);
     marks.push({ type: def.name, key: keyJson, windowStart: windowStartOf(fetchedAt, def.cleanWindowSeconds) });
   });
+  return { type: def.name, partitions, marks, written: rows.length, ignoredFields };
+}
 
+/**
+ * Stores prepared dumps together: rows of one partition from every dump go in one unlogged batch,
+ * then every entity window they touch is marked dirty once.
+ */
+export async function storeDumps(ctx: DataContext, dumps: readonly PreparedDump[]): Promise<void> {
+  const partitions = new Map<string, CqlStatement[]>();
+  for (const d of dumps) {
+    for (const [partition, list] of d.partitions) {
+      const into = partitions.get(partition);
+      if (into === undefined) partitions.set(partition, [...list]);
+      else into.push(...list);
+    }
+  }
+  const types = [...new Set(dumps.map((d) => d.type))].join(", ");
   const batches = [...partitions.values()].flatMap((list) => chunk(list, ROWS_PER_BATCH));
-  await mapLimit(batches, ctx.concurrency, (b) => executeUnloggedBatch(ctx.client, b, `writing dump rows of ${type}`));
+  await mapLimit(batches, ctx.concurrency, (b) => executeUnloggedBatch(ctx.client, b, `writing dump rows of ${types}`));
   // Marks go after the rows are durable: a clean job that sees a mark is then sure to see its rows.
-  await markDirty(ctx, marks);
-  return { written: rows.length, ignoredFields };
+  await markDirty(
+    ctx,
+    dumps.flatMap((d) => d.marks),
+  );
 }
 
 function insertCql(ctx: DataContext, def: TypeDef): string {

@@ -1,4 +1,5 @@
 import { MachinaError } from "@machina/wire";
+import { BodyTooLargeError, DEFAULT_MAX_BODY_BYTES, sendRequest, type UpstreamResponse } from "./http-client";
 import { retryAfterMs } from "./rate-headers";
 import {
   redact,
@@ -59,6 +60,10 @@ type Failure = { retryable: boolean; error: MachinaError; retryAfterMs?: number 
 
 const MAX_UPSTREAM_TEXT = 200;
 
+// Largest upstream body a call accepts; sources have no setting for it yet. Past it the call
+// fails rather than letting one runaway answer take the process's memory.
+const MAX_BODY_BYTES = DEFAULT_MAX_BODY_BYTES;
+
 /** Builds the HTTP manager of `def`, with credentials rendered once from its resolved data. */
 export function createHttpManager(def: SourceDef, data: ResolvedData, opts: HttpManagerOptions = {}): HttpManager {
   const random = opts.random ?? Math.random;
@@ -74,7 +79,7 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
   async function attempt(
     req: HttpRequest,
     label: string,
-  ): Promise<{ res?: Response; body?: unknown; failure?: Failure; ms: number }> {
+  ): Promise<{ res?: UpstreamResponse; failure?: Failure; ms: number }> {
     const url = new URL(m.baseUrl + req.path);
     for (const [k, v] of Object.entries(req.params)) url.searchParams.set(k, v);
     if (auth.param !== null) url.searchParams.set(auth.param[0], auth.param[1]);
@@ -87,16 +92,15 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
     }
     const t0 = performance.now();
     try {
-      const res = await fetch(url, {
+      const res = await sendRequest({
         method: req.method,
+        url,
         headers,
         body,
-        signal: AbortSignal.timeout(m.timeoutMs),
-        redirect: "manual",
+        timeoutMs: m.timeoutMs,
+        maxBytes: MAX_BODY_BYTES,
       });
-      const text = await res.text();
-      const ms = performance.now() - t0;
-      return { res, body: text, ms };
+      return { res, ms: performance.now() - t0 };
     } catch (err) {
       const ms = performance.now() - t0;
       const name = (err as Error)?.name;
@@ -112,15 +116,27 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
           },
         };
       }
-      const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
-      const why = cause?.code ?? cause?.message ?? (err as Error)?.message ?? String(err);
+      if (err instanceof BodyTooLargeError) {
+        // Asking again would fetch the same oversized body.
+        return {
+          ms,
+          failure: {
+            retryable: false,
+            error: new MachinaError(
+              "UPSTREAM",
+              `source ${def.name} answered ${label} with a body that exceeded ${err.maxBytes} bytes, the most the fetch service accepts; check the query path and params in ${def.origin} (a smaller page size, perhaps)`,
+              { retryable: false, cause: err },
+            ),
+          },
+        };
+      }
       return {
         ms,
         failure: {
           retryable: true,
           error: new MachinaError(
             "UPSTREAM",
-            `${label} could not reach ${m.baseUrl} (${why}); check manager.base_url in ${def.origin} and the network`,
+            `${label} could not reach ${m.baseUrl} (${unreachableReason(err)}); check manager.base_url in ${def.origin} and the network`,
             { cause: err },
           ),
         },
@@ -128,8 +144,8 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
     }
   }
 
-  function classify(res: Response, text: string, label: string): Failure {
-    const said = upstreamSays(text, data.secrets);
+  function classify(res: UpstreamResponse, label: string): Failure {
+    const said = upstreamSays(res.text, data.secrets);
     const status = res.status;
     if (status === 401 || status === 403) {
       return {
@@ -209,9 +225,8 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
         if (a.res !== undefined) {
           // The limiter correction is best effort; a KV hiccup must not turn a good answer into an error.
           await hooks.onResponse?.(a.res.status, a.res.headers).catch(() => undefined);
-          const text = a.body as string;
-          if (a.res.ok) {
-            const body = parseJson(text);
+          if (a.res.status >= 200 && a.res.status < 300) {
+            const body = parseJson(a.res.text);
             if (body === undefined) {
               failure = {
                 retryable: false,
@@ -225,7 +240,7 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
               return { status: a.res.status, headers: a.res.headers, body, attempts: n, sourceTimeMs };
             }
           } else {
-            failure = classify(a.res, text, label);
+            failure = classify(a.res, label);
           }
         }
         const f = failure as Failure;
@@ -303,6 +318,19 @@ function upstreamSays(text: string, secrets: readonly string[]): string {
     .trim();
   if (msg === "") return "";
   return `; upstream said: "${msg.length > MAX_UPSTREAM_TEXT ? `${msg.slice(0, MAX_UPSTREAM_TEXT)}...` : msg}"`;
+}
+
+// The socket error's code (ECONNREFUSED, ENOTFOUND...), else its message; fetch() hid the code
+// in `cause`. Node's own ERR_* codes say less than their messages (an invalid header, say).
+function unreachableReason(err: unknown): string {
+  const e = err as { code?: unknown; message?: unknown; cause?: { code?: unknown; message?: unknown } } | undefined;
+  for (const x of [e?.cause, e]) {
+    if (typeof x?.code === "string" && !x.code.startsWith("ERR_")) return x.code;
+  }
+  for (const x of [e?.cause, e]) {
+    if (typeof x?.message === "string" && x.message !== "") return x.message;
+  }
+  return String(err);
 }
 
 function parseJson(text: string): unknown {

@@ -1,5 +1,8 @@
-// Upstream HTTP: one manager per source (auth, timeout, retries) and the rate headers APIs answer with.
+// Upstream HTTP: one manager per source (auth, timeout, retries), the client it sends with, and
+// the rate headers APIs answer with.
 export { createHttpManager, backoff } from "./http-manager";
 export type { HttpManager, HttpManagerOptions, HttpRequest, HttpResult, CallHooks } from "./http-manager";
+export { sendRequest, UpstreamTimeoutError, BodyTooLargeError, DEFAULT_MAX_BODY_BYTES } from "./http-client";
+export type { UpstreamRequest, UpstreamResponse } from "./http-client";
 export { retryAfterMs, exhaustedUntil, headerValue } from "./rate-headers";
 export type { HeaderBag } from "./rate-headers";
