@@ -1,6 +1,6 @@
 // The two raw baselines of the pipeline bench, run in the same process against the same servers:
 // (a) executeConcurrent of N dump rows of the website shape into a table of the dump schema;
-// (b) N RecordBatch messages like the pipeline's STORE messages published to a JetStream work
+// (b) N one-record messages like the pipeline's STORE messages published to a JetStream work
 //     queue and consumed with a pull consumer, each acked.
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -103,7 +103,7 @@ export async function cassandraBaseline(
   return { n, ms, perSecond: (n * 1000) / ms };
 }
 
-/** A RecordBatch of one website record, encoded as the pipeline's STORE messages are. */
+/** A STORE message (RecordBatches) holding one website record, encoded as the pipeline's are. */
 export function storeMessage(domain: string, at: number): Uint8Array {
   const taskId = `${BENCH.trigger}@${at}/${BENCH.querySet}/${domain}/${BENCH.query}`;
   const batch: Partial<RecordBatch> = {
@@ -115,7 +115,7 @@ export function storeMessage(domain: string, at: number): Uint8Array {
     fetchedAt: at,
     records: [syntheticSite(domain) as unknown as RecordBatch["records"][number]],
   };
-  return encodeBody("RecordBatch", batch, "protobuf");
+  return encodeBody("RecordBatches", { batches: [batch] }, "protobuf");
 }
 
 /**
