@@ -106,7 +106,7 @@ export async function cassandraBaseline(
 /** A STORE message (RecordBatches) holding one website record, encoded as the pipeline's are. */
 export function storeMessage(domain: string, at: number): Uint8Array {
   const taskId = `${BENCH.trigger}@${at}/${BENCH.querySet}/${domain}/${BENCH.query}`;
-  const batch: Partial<RecordBatch> = {
+  const batch: RecordBatch = {
     id: `${taskId}:${BENCH.type}`,
     type: BENCH.type,
     source: BENCH.source,

@@ -442,4 +442,70 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
     assert.deepEqual(await ok<DeadLetterPurgeReply>(names.vertex.dlq.purge, {}), { purged: 360 });
     assert.equal((await jsm.streams.info(names.streams.DLQ)).state.messages, 0);
   });
+  it("parks one bad record of a batch alone, naming its field, stores the other 99, and replays it as a batch of one", async () => {
+    const records = Array.from({ length: 100 }, (_, i) => ({
+      domain: `r${i}.percord`,
+      title: `site ${i}`,
+      rank: String(i),
+    }));
+    records[37] = { domain: "r37.percord", title: "bad", rank: "not a number" };
+    await publishDurable(
+      js,
+      names.task.store("website"),
+      "RecordBatches",
+      {
+        batches: [
+          {
+            id: "percord",
+            type: "website",
+            source: "manual",
+            query: "dlq-test",
+            taskId: "percord",
+            fetchedAt: FETCHED_AT,
+            records,
+          },
+        ],
+      },
+      { msgID: "percord" },
+    );
+    const letters = await eventually("the bad record's letter", async () => {
+      const l = await list({ type: "website", limit: 10 });
+      return l.total === 1 ? l : undefined;
+    });
+    const letter = letters.letters[0];
+    assert.equal(letter.code, "BAD_REQUEST");
+    assert.match(letter.message, /rank/, "the error names the field");
+    await eventually("the 99 good records stored", async () => {
+      // Ten at a time: a count reads every day bucket of the dump's TTL.
+      for (let i = 0; i < records.length; i += 10) {
+        const counts = await Promise.all(
+          records
+            .slice(i, i + 10)
+            .map((r) => (r.domain === "r37.percord" ? 1 : dumpCount("website", { domain: r.domain }))),
+        );
+        if (!counts.every((c) => c === 1)) return undefined;
+      }
+      return true;
+    });
+    assert.equal(await dumpCount("website", { domain: "r37.percord" }), 0, "the bad record is not stored");
+
+    const shown = await ok<DeadLetterShowReply>(names.vertex.dlq.show, { seq: letter.seq });
+    const parked = shown.payload as { batches: { records: unknown[]; taskId: string }[] };
+    assert.equal(parked.batches.length, 1);
+    assert.deepEqual(parked.batches[0].records, [records[37]], "the letter holds the bad record alone");
+    assert.equal(parked.batches[0].taskId, "percord", "with its batch's provenance");
+
+    // Replayed as it is, it fails again on its own and parks again; the good rows are untouched.
+    assert.deepEqual(await ok<DeadLetterReplayReply>(names.vertex.dlq.replay, { seqs: [letter.seq] }), {
+      replayed: 1,
+      failed: 0,
+      failures: [],
+    });
+    const again = await eventually("parked again", async () => {
+      const l = await list({ type: "website", limit: 10 });
+      return l.total === 1 && l.letters[0].seq !== letter.seq ? l : undefined;
+    });
+    assert.match(again.letters[0].message, /rank/);
+    assert.deepEqual(await ok<DeadLetterPurgeReply>(names.vertex.dlq.purge, {}), { purged: 1 });
+  });
 });

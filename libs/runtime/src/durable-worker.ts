@@ -7,13 +7,13 @@ import type { MeshNames } from "@machina/subjects";
 import {
   CONTENT_TYPE_PROTOBUF,
   DEAD_LETTER_ERROR_HEADER,
+  MachinaError,
   TIMING_HEADER,
   appendTiming,
   decodeBody,
   encodeBody,
   encodingOf,
 } from "@machina/wire";
-import type { MachinaError } from "@machina/wire";
 import { classifyThrown } from "./classify";
 import type { Health } from "./health";
 import type { ServiceMetrics } from "./metrics";
@@ -28,6 +28,18 @@ export interface WorkerContext {
   deliveryCount: number;
   /** Machina-Timing value including this hop so far; pass it on to the next hop. */
   timing(): string;
+  /**
+   * Parks one part of the message on the dead-letter stream (e.g. one bad record of a batch) with
+   * its error, as if it had come alone: replay publishes `value` to the original subject. `part`
+   * names the part within the message (its Nats-Msg-Id suffix), so a redelivery parks it once.
+   * Resolves once the dead letter is stored; ack the message only after.
+   */
+  deadLetter<P extends MessageName>(
+    part: string,
+    message: P,
+    value: Partial<MessageTypes[P]>,
+    err: MachinaError,
+  ): Promise<void>;
 }
 
 /** A consumer of one durable pipeline stream, shared by every replica of a service. */
@@ -248,6 +260,11 @@ export async function startWorker(
         headers: m.headers,
         deliveryCount,
         timing: () => appendTiming(m.headers?.get(TIMING_HEADER), hop, performance.now() - started),
+        deadLetter: (part, message, partValue, err) =>
+          deadLetter(m, err, { part, payload: encodeBody(message, partValue, "protobuf") }).then(() => {
+            metrics.messages.inc({ consumer: def.name, outcome: "part-dead" });
+            child().warn({ code: err.code, reason: err.message, part }, "part of a message dead-lettered");
+          }),
       });
       m.ack();
       remember(m.seq);
@@ -304,7 +321,8 @@ export async function startWorker(
     }
   }
 
-  async function deadLetter(m: JsMsg, err: MachinaError): Promise<void> {
+  // The whole message, or one part of it re-encoded in protobuf (`part` then names it).
+  async function deadLetter(m: JsMsg, err: MachinaError, part?: { part: string; payload: Uint8Array }): Promise<void> {
     const h = makeHeaders();
     h.set("Content-Type", CONTENT_TYPE_PROTOBUF);
     h.set(DEAD_LETTER_ERROR_HEADER, err.code);
@@ -317,12 +335,21 @@ export async function startWorker(
         deliveries: m.info.deliveryCount,
         errorCode: err.code,
         errorMessage: err.message,
-        payload: m.data,
-        contentType: m.headers?.get("Content-Type") || "application/json",
+        payload: part?.payload ?? m.data,
+        contentType: part ? CONTENT_TYPE_PROTOBUF : m.headers?.get("Content-Type") || "application/json",
       },
       "protobuf",
     );
-    await js.publish(names.dlq(m.info.stream), body, { headers: h, msgID: `dlq-${m.info.stream}-${m.seq}` });
+    const msgID = `dlq-${m.info.stream}-${m.seq}${part ? `-${part.part}` : ""}`;
+    try {
+      await js.publish(names.dlq(m.info.stream), body, { headers: h, msgID });
+    } catch (e) {
+      // Without a stored dead letter the message must stay: a retryable failure naks it.
+      throw new MachinaError("UNAVAILABLE", `could not store a dead letter: ${(e as Error).message}`, {
+        cause: e,
+        details: { dependency: "nats" },
+      });
+    }
   }
 
   const running = pullLoop();

@@ -223,11 +223,13 @@ export const dataService: ServiceSpec<DataConfig> = {
           filter: names.streamSubjects.STORE,
           message: "RecordBatches",
           concurrency: STORE_LANES,
-          async handle(msg) {
-            // Checked before it joins a group, so a bad record fails its own message only.
-            const dumps = msg.batches.map((batch) => {
+          async handle(msg, { deadLetter }) {
+            // Checked before it joins a group, so a bad record fails alone: it is parked on the
+            // dead-letter stream by itself (replayable as a batch of one) and the rest is stored.
+            const dumps: PreparedDump[] = [];
+            for (const [b, batch] of msg.batches.entries()) {
               if (!batch.type) throw new MachinaError("BAD_REQUEST", "record batch has no type");
-              return data.prepareDump(
+              const { prepared, refused } = data.prepareDumpRows(
                 batch.type,
                 batch.records.map((record) => ({
                   fetchedAt: batch.fetchedAt || Date.now(),
@@ -237,7 +239,12 @@ export const dataService: ServiceSpec<DataConfig> = {
                   record,
                 })),
               );
-            });
+              for (const r of refused) {
+                const alone = { ...batch, records: [batch.records[r.index]] };
+                await deadLetter(`b${b}r${r.index}`, "RecordBatches", { batches: [alone] }, r.error);
+              }
+              dumps.push(prepared);
+            }
             await Promise.all(dumps.map((d) => dumpWrites.add(d)));
           },
         }),

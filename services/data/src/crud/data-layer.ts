@@ -7,6 +7,7 @@ import {
   ensureSchema,
   toDataError,
   prepareDump,
+  prepareDumpRows,
   storeDumps,
   writeDump,
   type DataContext,
@@ -14,6 +15,7 @@ import {
   type EnsureSchemaResult,
   type PlainRow,
   type PreparedDump,
+  type RefusedRow,
   type WriteDumpResult,
 } from "../store";
 import {
@@ -110,6 +112,12 @@ export class DataLayer {
   prepareDump(type: string, rows: readonly DumpRow[]): PreparedDump {
     if (this.closed) throw new MachinaError("UNAVAILABLE", "data layer is closed", { retryable: false });
     return prepareDump(this.ctx, type, rows);
+  }
+
+  /** Like {@link prepareDump}, but bad rows are refused one by one and the others prepared. */
+  prepareDumpRows(type: string, rows: readonly DumpRow[]): { prepared: PreparedDump; refused: RefusedRow[] } {
+    if (this.closed) throw new MachinaError("UNAVAILABLE", "data layer is closed", { retryable: false });
+    return prepareDumpRows(this.ctx, type, rows);
   }
 
   /** Stores prepared dumps together (rows grouped by partition), then marks their entity windows dirty. */

@@ -54,11 +54,33 @@ export async function writeDump(ctx: DataContext, type: string, rows: readonly D
   return { written: prepared.written, ignoredFields: prepared.ignoredFields };
 }
 
+/** A row {@link prepareDumpRows} refused, by its index in the rows given. */
+export interface RefusedRow {
+  readonly index: number;
+  /** BAD_REQUEST naming the row and the field. */
+  readonly error: MachinaError;
+}
+
 /**
  * Validates and coerces dump rows into insert statements without writing anything, so a bad row
  * fails its own message before it joins a group written with others.
  */
 export function prepareDump(ctx: DataContext, type: string, rows: readonly DumpRow[]): PreparedDump {
+  const { prepared, refused } = prepareDumpRows(ctx, type, rows);
+  if (refused.length > 0) throw refused[0].error;
+  return prepared;
+}
+
+/**
+ * Like {@link prepareDump}, but a bad row is refused on its own: the others are prepared, and
+ * each refused row comes back with its error (a type the data layer does not know still throws,
+ * since no row of it can be stored).
+ */
+export function prepareDumpRows(
+  ctx: DataContext,
+  type: string,
+  rows: readonly DumpRow[],
+): { prepared: PreparedDump; refused: RefusedRow[] } {
   const def = resolveType(ctx, type);
   if (!Array.isArray(rows)) {
     throw new MachinaError("BAD_REQUEST", `type ${type}: expected a list of dump rows`, { details: { type } });
@@ -68,8 +90,21 @@ export function prepareDump(ctx: DataContext, type: string, rows: readonly DumpR
   const partitions = new Map<string, CqlStatement[]>();
   const marks: DirtyMark[] = [];
   let ignoredFields = 0;
+  const refused: RefusedRow[] = [];
 
   rows.forEach((row, i) => {
+    try {
+      prepareRow(row, i);
+    } catch (err) {
+      if (!(err instanceof MachinaError)) throw err;
+      refused.push({ index: i, error: err });
+    }
+  });
+  const written = rows.length - refused.length;
+  return { prepared: { type: def.name, partitions, marks, written, ignoredFields }, refused };
+
+  // Everything a row needs is computed before any of it is kept, so a refused row leaves nothing behind.
+  function prepareRow(row: DumpRow, i: number): void {
     checkRowMeta(def, row, i);
     const fetchedAt = Math.trunc(row.fetchedAt);
     const key = keyValues(def, row.record, row.source);
@@ -81,7 +116,6 @@ export function prepareDump(ctx: DataContext, type: string, rows: readonly DumpR
       // Unset rather than null: a null would write a tombstone for every absent field of every raw row.
       return v === null ? undefined : v;
     });
-    for (const field of Object.keys(row.record)) if (!isField(def, field)) ignoredFields++;
     const params: (CqlValue | undefined)[] = [
       ...def.key.map((f) => key[f]),
       day,
@@ -96,8 +130,8 @@ export function prepareDump(ctx: DataContext, type: string, rows: readonly DumpR
     list.push({ query: insert, params });
     partitions.set(partition, list);
     marks.push({ type: def.name, key: keyJson, windowStart: windowStartOf(fetchedAt, def.cleanWindowSeconds) });
-  });
-  return { type: def.name, partitions, marks, written: rows.length, ignoredFields };
+    for (const field of Object.keys(row.record)) if (!isField(def, field)) ignoredFields++;
+  }
 }
 
 /**
