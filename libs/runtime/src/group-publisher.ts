@@ -1,6 +1,6 @@
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { MeshClient } from "./mesh-client";
-import type { MessageName, MessageTypes } from "@machina/protos";
+import type { MessageName, MessageTypes, RecordBatch } from "@machina/protos";
 import { GroupCommit, groupMsgId } from "./group-commit";
 import { publishDurable } from "./publish";
 
@@ -55,4 +55,18 @@ export class GroupPublisher<N extends MessageName, T> {
     }
     return group.add({ item, timing });
   }
+}
+
+/** Publishes RecordBatch items grouped into RecordBatches messages (AGGREGATE and STORE), ids from the batch ids. */
+export function recordBatchesPublisher(
+  via: MeshClient | JetStreamClient,
+  sender: string,
+): GroupPublisher<"RecordBatches", RecordBatch> {
+  return new GroupPublisher({
+    via,
+    message: "RecordBatches",
+    wrap: (batches) => ({ batches }),
+    idOf: (b) => b.id,
+    sender,
+  });
 }

@@ -18,7 +18,7 @@ export { collectNodeInfo } from "./node-info";
 export { publishDurable } from "./publish";
 export { GroupCommit, groupMsgId } from "./group-commit";
 export type { GroupCommitOptions } from "./group-commit";
-export { GroupPublisher } from "./group-publisher";
+export { GroupPublisher, recordBatchesPublisher } from "./group-publisher";
 export type { GroupPublisherOptions } from "./group-publisher";
 export type { DurablePublishOptions, StoredAck } from "./publish";
 export { runMain } from "./run-main";

@@ -1,5 +1,5 @@
 import { loadComponents } from "@machina/config";
-import { GroupPublisher, defineEndpoint, defineWorker } from "@machina/runtime";
+import { defineEndpoint, defineWorker, recordBatchesPublisher } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import type { RecordBatch } from "@machina/protos";
 import { MachinaError } from "@machina/wire";
@@ -19,13 +19,7 @@ export const aggregateService: ServiceSpec<Record<string, never>> = {
     const { names } = ctx;
 
     // Output batches of one type from messages handled together leave as one STORE message.
-    const toStore = new GroupPublisher({
-      via: ctx.client,
-      message: "RecordBatches",
-      wrap: (batches: RecordBatch[]) => ({ batches }),
-      idOf: (b) => b.id,
-      sender: ctx.node.id,
-    });
+    const toStore = recordBatchesPublisher(ctx.client, ctx.node.id);
     const aggregatorOf = (batch: RecordBatch) => {
       if (!batch.type)
         throw new MachinaError("BAD_REQUEST", "record batch has no type; set `type` to the entity type of its records");

@@ -226,10 +226,10 @@ export const dataService: ServiceSpec<DataConfig> = {
           async handle(msg, { deadLetter }) {
             // Checked before it joins a group, so a bad record fails alone: it is parked on the
             // dead-letter stream by itself (replayable as a batch of one) and the rest is stored.
-            const dumps: PreparedDump[] = [];
-            for (const [b, batch] of msg.batches.entries()) {
+            // A batch of no type or an unknown one throws first, failing the message whole before any part is parked.
+            const prepared = msg.batches.map((batch) => {
               if (!batch.type) throw new MachinaError("BAD_REQUEST", "record batch has no type");
-              const { prepared, refused } = data.prepareDumpRows(
+              return data.prepareDumpRows(
                 batch.type,
                 batch.records.map((record) => ({
                   fetchedAt: batch.fetchedAt || Date.now(),
@@ -239,13 +239,14 @@ export const dataService: ServiceSpec<DataConfig> = {
                   record,
                 })),
               );
+            });
+            for (const [b, { refused }] of prepared.entries()) {
               for (const r of refused) {
-                const alone = { ...batch, records: [batch.records[r.index]] };
+                const alone = { ...msg.batches[b], records: [msg.batches[b].records[r.index]] };
                 await deadLetter(`b${b}r${r.index}`, "RecordBatches", { batches: [alone] }, r.error);
               }
-              dumps.push(prepared);
             }
-            await Promise.all(dumps.map((d) => dumpWrites.add(d)));
+            await Promise.all(prepared.map((p) => dumpWrites.add(p.prepared)));
           },
         }),
       ],

@@ -1,6 +1,5 @@
 import { loadComponents } from "@machina/config";
-import { GroupPublisher, addCounter, defineEndpoint, defineWorker } from "@machina/runtime";
-import type { RecordBatch } from "@machina/protos";
+import { addCounter, defineEndpoint, defineWorker, recordBatchesPublisher } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import { MachinaError } from "@machina/wire";
 import { publishTasks } from "./fetch-link";
@@ -51,13 +50,7 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
       ["source"],
     );
     // Batches of one type split from answers handled together leave as one AGGREGATE message.
-    const toAggregate = new GroupPublisher({
-      via: ctx.client,
-      message: "RecordBatches",
-      wrap: (batches: RecordBatch[]) => ({ batches }),
-      idOf: (b) => b.id,
-      sender: ctx.node.id,
-    });
+    const toAggregate = recordBatchesPublisher(ctx.client, ctx.node.id);
     const fire = async (t: TriggerDef, tick: number) => {
       const tasks = t.querySets.flatMap((qs) =>
         buildTasks(querySetOf(querySets, qs), ledgers, { trigger: t.name, time: tick }),
