@@ -11,7 +11,7 @@ import { compileSource } from "./source";
 
 /** Fetch settings. */
 export interface FetchConfig {
-  fetch: { concurrency: number; clockSkewMs: number };
+  fetch: { concurrency: number; unlimitedConcurrency: number; clockSkewMs: number };
 }
 
 /** The fetch service (layer 0): sources with their shared limiter, HTTP manager and queries. */
@@ -23,10 +23,16 @@ export const fetchService: ServiceSpec<FetchConfig> = {
   schema: {
     fetch: {
       concurrency: {
-        // Each lane mostly waits on the upstream; 16 lanes left the pipeline bench latency-bound
-        // (300 rec/s) where 64 moved 512 rec/s. A rationed source is held back by its limiter's
-        // gate, not by its lanes.
-        doc: "FetchTasks this replica works on at once, per source.",
+        // A rationed source's lanes hold tasks that wait for their grant; more of them only makes
+        // grants leave in larger bursts, which an upstream sees with more arrival jitter.
+        doc: "FetchTasks this replica works on at once, per rationed source (one with limiter windows).",
+        format: "nat",
+        default: 16,
+      },
+      unlimitedConcurrency: {
+        // Lanes of an unlimited source mostly wait on the upstream: at 16 the pipeline bench was
+        // latency-bound (273 rec/s at N = 8,000) where 64 moved 512 rec/s.
+        doc: "FetchTasks this replica works on at once, per source with `limiter: unlimited`.",
         format: "nat",
         default: 64,
       },
@@ -47,6 +53,7 @@ export const fetchService: ServiceSpec<FetchConfig> = {
     const limiter = await openLimiter(nc, { bucket: names.buckets.limiter, sources, clock });
     await dropSharedConsumer(ctx);
     registerLimiterMetrics(ctx, limiter);
+    const unlimited = (source: string) => sources.find((s) => s.name === source)?.limiter.kind === "unlimited";
     const fetcher = createFetcher({ sources, limiter, env: ctx.configSource.env ?? process.env });
     ctx.log.info({ sources: fetcher.sources() }, "sources loaded");
 
@@ -120,10 +127,10 @@ export const fetchService: ServiceSpec<FetchConfig> = {
           durable: names.consumers.fetch(source),
           filter: names.task.fetchOf(source),
           message: "FetchTask",
-          concurrency: ctx.config.fetch.concurrency,
+          concurrency: unlimited(source) ? ctx.config.fetch.unlimitedConcurrency : ctx.config.fetch.concurrency,
           // A rationed source takes its tasks one by one, each when its limiter expects room;
           // an unlimited one pulls for every free lane at once.
-          maxBatch: sources.find((s) => s.name === source)?.limiter.kind === "unlimited" ? undefined : 1,
+          maxBatch: unlimited(source) ? undefined : 1,
           gate: () => Math.max(0, limiter.waitHint(source) - GATE_LOOKAHEAD_MS),
           async handle(task, { timing }) {
             if (!task.id)
