@@ -28,6 +28,7 @@ import { BENCH } from "./pipeline-config";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const NS_PER_MS = 1_000_000;
 const quoteId = (name: string) => `"${name.replace(/"/g, '""')}"`;
+const int = (x: number) => Math.round(x).toLocaleString("en-US");
 
 /** Rate of one baseline. */
 export interface BaselineResult {
@@ -101,6 +102,43 @@ export async function cassandraBaseline(
   await cassandra.concurrent.executeConcurrent(client, insert, params, { concurrencyLevel: concurrency });
   const ms = performance.now() - t0;
   return { n, ms, perSecond: (n * 1000) / ms };
+}
+
+/** Runs `run` `n` times one after the other; the median run, with the range of rates. */
+export async function medianOf(
+  n: number,
+  run: (i: number) => Promise<BaselineResult>,
+): Promise<BaselineResult & { range: string }> {
+  const all: BaselineResult[] = [];
+  for (let i = 0; i < n; i++) all.push(await run(i));
+  all.sort((a, b) => a.perSecond - b.perSecond);
+  const range = `${int(all[0].perSecond)}–${int(all[all.length - 1].perSecond)}`;
+  return { ...all[Math.floor(all.length / 2)], range };
+}
+
+/** Rows of a table and the newest write time (epoch ms) of `column` among them, paging through all. */
+export async function scanWrites(
+  cql: cassandra.Client,
+  table: string,
+  column: string,
+): Promise<{ rows: number; lastWriteMs: number }> {
+  let rows = 0;
+  let last = 0;
+  let pageState: string | undefined;
+  do {
+    const rs = await cql.execute(`SELECT writetime("${column}") AS wt FROM ${table}`, [], {
+      fetchSize: 5000,
+      pageState,
+      prepare: true,
+    });
+    for (const r of rs.rows) {
+      rows++;
+      const wt = Number(String(r.get("wt"))) / 1000;
+      if (wt > last) last = wt;
+    }
+    pageState = rs.pageState ?? undefined;
+  } while (pageState);
+  return { rows, lastWriteMs: last };
 }
 
 /** A STORE message (RecordBatches) holding one website record, encoded as the pipeline's are. */

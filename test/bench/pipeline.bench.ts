@@ -26,10 +26,16 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { codec } from "@machina/protos";
 import { meshNames } from "@machina/subjects";
 import { TIMING_HEADER, parseTiming } from "@machina/wire";
-import type cassandra from "cassandra-driver";
 import { NATS_URL, uniquePrefix } from "../support/nats-env";
 import { startServiceProc, type ServiceProc } from "../support/service-procs";
-import { benchCqlClient, cassandraBaseline, jetstreamBaseline, type BaselineResult } from "./pipeline-baselines";
+import {
+  benchCqlClient,
+  cassandraBaseline,
+  jetstreamBaseline,
+  medianOf,
+  scanWrites,
+  type BaselineResult,
+} from "./pipeline-baselines";
 import { BENCH, writeBenchConfig } from "./pipeline-config";
 import { CpuMeter, harnessPid } from "./pipeline-procs";
 import { startFakeApiProc, type FakeApiProc } from "../support/fake-api-proc";
@@ -57,43 +63,6 @@ const out = (line: string) => process.stdout.write(`${line}\n`);
 const note = (line: string) => process.stderr.write(`[pipeline bench] ${line}\n`);
 const int = (x: number) => Math.round(x).toLocaleString("en-US");
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
-
-/** Runs `run` `n` times one after the other; the median run, with the range of rates. */
-async function medianOf(
-  n: number,
-  run: (i: number) => Promise<BaselineResult>,
-): Promise<BaselineResult & { range: string }> {
-  const all: BaselineResult[] = [];
-  for (let i = 0; i < n; i++) all.push(await run(i));
-  all.sort((a, b) => a.perSecond - b.perSecond);
-  const range = `${int(all[0].perSecond)}–${int(all[all.length - 1].perSecond)}`;
-  return { ...all[Math.floor(all.length / 2)], range };
-}
-
-/** Rows of a table and the newest write time (epoch ms) of `column` among them, paging through all. */
-async function scanWrites(
-  cql: cassandra.Client,
-  table: string,
-  column: string,
-): Promise<{ rows: number; lastWriteMs: number }> {
-  let rows = 0;
-  let last = 0;
-  let pageState: string | undefined;
-  do {
-    const rs = await cql.execute(`SELECT writetime("${column}") AS wt FROM ${table}`, [], {
-      fetchSize: 5000,
-      pageState,
-      prepare: true,
-    });
-    for (const r of rs.rows) {
-      rows++;
-      const wt = Number(String(r.get("wt"))) / 1000;
-      if (wt > last) last = wt;
-    }
-    pageState = rs.pageState ?? undefined;
-  } while (pageState);
-  return { rows, lastWriteMs: last };
-}
 
 /** Sum and count of machina_message_seconds per consumer, and non-ack outcomes, from a /metrics text. */
 function handlerMetrics(text: string): {

@@ -108,7 +108,9 @@ test("schema: creation, idempotent re-run, additive change, refused breaking cha
   assert.deepEqual(tables.rows.map((r) => r.get("table_name") as string).sort(), [
     "clean_website",
     "dirty",
+    "drift",
     "dump_website",
+    "entities_website",
     "schema_history",
   ]);
 

@@ -508,4 +508,50 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
     assert.match(again.letters[0].message, /rank/);
     assert.deepEqual(await ok<DeadLetterPurgeReply>(names.vertex.dlq.purge, {}), { purged: 1 });
   });
+  it("counts and lists fields a type does not declare (data.drift, /metrics), and stores the rest", async () => {
+    await publishDurable(
+      js,
+      names.task.store("website"),
+      "RecordBatches",
+      {
+        batches: [
+          {
+            id: "drift-1",
+            type: "website",
+            source: "manual",
+            query: "dlq-test",
+            taskId: "drift-1",
+            fetchedAt: FETCHED_AT,
+            records: [
+              { domain: "a.drift", title: "A", country: "NL" },
+              { domain: "b.drift", title: "B", country: "DE", score: 3 },
+            ],
+          },
+        ],
+      },
+      { msgID: "drift-1" },
+    );
+    await eventually("both stored", async () =>
+      (await dumpCount("website", { domain: "a.drift" })) === 1 &&
+      (await dumpCount("website", { domain: "b.drift" })) === 1
+        ? true
+        : undefined,
+    );
+    // Drift is recorded after the rows, before the message is acked.
+    const drift = await eventually("both fields recorded", async () => {
+      const d = await ok<{ fields: { field: string; exampleType: string }[] }>(names.dataDrift("website"), {});
+      return d.fields.length === 2 ? d : undefined;
+    });
+    assert.deepEqual(
+      drift.fields.map((f) => [f.field, f.exampleType]),
+      [
+        ["country", "string"],
+        ["score", "number"],
+      ],
+    );
+    const metrics = await (await fetch(`http://127.0.0.1:${data!.probePort}/metrics`)).text();
+    assert.match(metrics, /machina_data_undeclared_fields_total\{type="website",field="country"[^}]*\} 2/);
+    assert.match(metrics, /machina_data_undeclared_fields_total\{type="website",field="score"[^}]*\} 1/);
+    assert.equal((await ask(names.dataDrift("nosuch"), {})).status, 404);
+  });
 });

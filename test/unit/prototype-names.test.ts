@@ -237,6 +237,9 @@ describe("data: stores, types and fields", () => {
     types: new Map([["website", website]]),
     concurrency: 1,
     lookbackDays: 1,
+    recordedDays: new Set(),
+    indexSince: new Map(),
+    driftWritten: new Map(),
   };
 
   it("answers NOT_FOUND listing dump and clean for an unknown store token", () => {

@@ -168,7 +168,12 @@ describe("meshNames", () => {
       for (const other of DATA_OPS)
         if (other !== op) assert.equal(matches(n.any.data(other), s), false, `${other} vs ${s}`);
       assert.deepEqual(n.tail(s, 2), ["dump", "page"]);
+      assert.equal(matches(n.any.dataKeys, s), false, `keys vs ${s}`);
     }
+    const keys = n.dataKeys("page");
+    assert.equal(matches(n.any.dataKeys, keys), true);
+    for (const op of DATA_OPS) assert.equal(matches(n.any.data(op), keys), false, `${op} vs ${keys}`);
+    assert.deepEqual(n.tail(keys, 1), ["page"]);
     assert.equal(matches(n.any.computeGet, n.computeGet("top_sites")), true);
     assert.deepEqual(n.tail(n.computeGet("top_sites"), 1), ["top_sites"]);
     assert.equal(matches(n.any.vertexConnect, n.vertex.connect("scheduler")), true);
@@ -199,6 +204,7 @@ describe("meshNames", () => {
     assert.throws(() => n.task.store(""), /entity type/);
     assert.throws(() => n.aggregateSave("x y"), /entity type/);
     assert.throws(() => n.data("read", "clean", "a.b"), /entity type/);
+    assert.throws(() => n.dataKeys("a.*"), /entity type/);
     assert.throws(() => n.computeGet("a.*"), /computation/);
     assert.throws(() => n.invoke.ledger("get.all"), /ledger op/);
     // One name rule: a type fetch would accept must be one data accepts, so upper case is refused here too.

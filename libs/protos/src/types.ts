@@ -121,6 +121,14 @@ export type RecordBatches = Plain<machina.v1.RecordBatches>;
 export type DeadLetter = Plain<machina.v1.DeadLetter>;
 /** Upsert records. */
 export type CreateRequest = Plain<machina.v1.CreateRequest>;
+/** One page of entity keys of a type. */
+export type KeysRequest = Plain<machina.v1.KeysRequest>;
+/** Entity keys and the next page's token. */
+export type KeysReply = Plain<machina.v1.KeysReply>;
+/** One undeclared field of a type. */
+export type DriftField = Plain<machina.v1.DriftField>;
+/** The undeclared fields of a type. */
+export type DriftReply = Plain<machina.v1.DriftReply>;
 /** Read records by criteria. */
 export type ReadRequest = Plain<machina.v1.ReadRequest>;
 /** One entity by key. */

@@ -42,6 +42,10 @@ export interface MeshNames {
   readonly invoke: { buildQuerySet: string; fire: string; ledger(op: string): string };
   aggregateSave(type: string): string;
   data(op: DataOp, store: StoreName, type: string): string;
+  /** `<p>.data.keys.<type>`: pages through every entity key of a type. */
+  dataKeys(type: string): string;
+  /** `<p>.data.drift.<type>`: fields records of a type carry that it does not declare. */
+  dataDrift(type: string): string;
   computeGet(name: string): string;
   readonly vertex: {
     connect(role: "processor" | "scheduler"): string;
@@ -52,7 +56,14 @@ export interface MeshNames {
   };
   readonly config: { head: string; patch: string; history: string };
   /** Wildcard subjects that one endpoint serves for every type/name, and their parsers. */
-  readonly any: { aggregateSave: string; data(op: DataOp): string; computeGet: string; vertexConnect: string };
+  readonly any: {
+    aggregateSave: string;
+    data(op: DataOp): string;
+    dataKeys: string;
+    dataDrift: string;
+    computeGet: string;
+    vertexConnect: string;
+  };
   /** The last `n` tokens of a subject (e.g. store and type of a data subject). */
   tail(subject: string, n: number): string[];
   /** Cache invalidation broadcasts between compute replicas. */
@@ -107,6 +118,8 @@ export function meshNames(prefix = "machina"): MeshNames {
     },
     aggregateSave: (type) => `${p}.aggregate.save.${tok("entity type", type)}`,
     data: (op, store, type) => `${p}.data.${op}.${store}.${tok("entity type", type)}`,
+    dataKeys: (type) => `${p}.data.keys.${tok("entity type", type)}`,
+    dataDrift: (type) => `${p}.data.drift.${tok("entity type", type)}`,
     computeGet: (name) => `${p}.compute.get.${tok("computation", name)}`,
     vertex: {
       connect: (role) => `${p}.vertex.connect.${role}`,
@@ -123,6 +136,8 @@ export function meshNames(prefix = "machina"): MeshNames {
     any: {
       aggregateSave: `${p}.aggregate.save.*`,
       data: (op) => `${p}.data.${op}.*.*`,
+      dataKeys: `${p}.data.keys.*`,
+      dataDrift: `${p}.data.drift.*`,
       computeGet: `${p}.compute.get.*`,
       vertexConnect: `${p}.vertex.connect.*`,
     },

@@ -1,6 +1,6 @@
 import { loadComponents } from "@machina/config";
 import type { JsonObject } from "@machina/protos";
-import { GroupCommit, defineEndpoint, defineWorker } from "@machina/runtime";
+import { GroupCommit, addCounter, defineEndpoint, defineWorker } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import type { DataOp, MeshNames, StoreName } from "@machina/subjects";
 import { MachinaError } from "@machina/wire";
@@ -122,6 +122,12 @@ export const dataService: ServiceSpec<DataConfig> = {
     });
     log.info({ types: types.map((t) => t.name), keyspace: c.keyspace }, "schema ready");
 
+    const undeclared = addCounter(
+      ctx.metrics,
+      "machina_data_undeclared_fields_total",
+      "Record fields their type does not declare (not stored), by type and field: an upstream's schema drift.",
+      ["type", "field"],
+    );
     // Dumps of messages handled together are written as one group, rows grouped by partition.
     const dumpWrites = new GroupCommit<PreparedDump>({ flush: (dumps) => data.storeDumps(dumps) });
 
@@ -214,6 +220,29 @@ export const dataService: ServiceSpec<DataConfig> = {
             return { count: await data.count(store, type, req.criteria) };
           },
         }),
+        defineEndpoint({
+          name: "drift",
+          subject: names.any.dataDrift,
+          request: "Empty",
+          reply: "DriftReply",
+          description: "Fields records of the type carry that it does not declare: first and last seen, JSON type",
+          async handler(_req, { subject }) {
+            const [type] = names.tail(subject, 1);
+            return { fields: await data.drift(type) };
+          },
+        }),
+        defineEndpoint({
+          name: "keys",
+          subject: names.any.dataKeys,
+          request: "KeysRequest",
+          reply: "KeysReply",
+          description: "Pages through every entity key of the type named by the last subject token",
+          async handler(req, { subject }) {
+            const [type] = names.tail(subject, 1);
+            const page = await data.keys(type, { limit: req.limit || undefined, page: req.page });
+            return { keys: page.keys as JsonObject[], next: page.next };
+          },
+        }),
       ],
       workers: [
         defineWorker({
@@ -240,6 +269,8 @@ export const dataService: ServiceSpec<DataConfig> = {
                 })),
               );
             });
+            for (const { prepared: p } of prepared)
+              for (const [field, u] of p.undeclared) undeclared.inc({ type: p.type, field }, u.count);
             for (const [b, { refused }] of prepared.entries()) {
               for (const r of refused) {
                 const alone = { ...msg.batches[b], records: [msg.batches[b].records[r.index]] };

@@ -330,6 +330,116 @@ export namespace machina {
             public criteria?: (google.protobuf.Struct|null);
         }
 
+        /** Properties of a KeysRequest. */
+        interface IKeysRequest {
+
+            /** keys per page, 1–1000; 0 means 100 */
+            limit?: (number|null);
+
+            /** "" for the first page */
+            page?: (string|null);
+        }
+
+        /** data.keys.<type>: one page of entity keys; pass the reply's `next` as `page` for the next one. */
+        class KeysRequest implements IKeysRequest {
+
+            /**
+             * Constructs a new KeysRequest.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IKeysRequest);
+
+            /** keys per page, 1–1000; 0 means 100 */
+            public limit: number;
+
+            /** "" for the first page */
+            public page: string;
+        }
+
+        /** Properties of a KeysReply. */
+        interface IKeysReply {
+
+            /** KeysReply keys */
+            keys?: (google.protobuf.Struct[]|null);
+
+            /** "" on the last page */
+            next?: (string|null);
+        }
+
+        /** Represents a KeysReply. */
+        class KeysReply implements IKeysReply {
+
+            /**
+             * Constructs a new KeysReply.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IKeysReply);
+
+            /** KeysReply keys. */
+            public keys: google.protobuf.Struct[];
+
+            /** "" on the last page */
+            public next: string;
+        }
+
+        /** Properties of a DriftField. */
+        interface IDriftField {
+
+            /** DriftField field */
+            field?: (string|null);
+
+            /** epoch ms, by any replica */
+            firstSeen?: (number|null);
+
+            /** epoch ms, refreshed at most once a minute per replica */
+            lastSeen?: (number|null);
+
+            /** JSON type of a value: string, number, boolean, object, array, null */
+            exampleType?: (string|null);
+        }
+
+        /** data.drift.<type> (request: Empty): fields records carry that their type does not declare. */
+        class DriftField implements IDriftField {
+
+            /**
+             * Constructs a new DriftField.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IDriftField);
+
+            /** DriftField field. */
+            public field: string;
+
+            /** epoch ms, by any replica */
+            public firstSeen: number;
+
+            /** epoch ms, refreshed at most once a minute per replica */
+            public lastSeen: number;
+
+            /** JSON type of a value: string, number, boolean, object, array, null */
+            public exampleType: string;
+        }
+
+        /** Properties of a DriftReply. */
+        interface IDriftReply {
+
+            /** DriftReply fields */
+            fields?: (machina.v1.DriftField[]|null);
+        }
+
+        /** Represents a DriftReply. */
+        class DriftReply implements IDriftReply {
+
+            /**
+             * Constructs a new DriftReply.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IDriftReply);
+
+            /** DriftReply fields. */
+            public fields: machina.v1.DriftField[];
+        }
+
         /** Properties of a RecordsReply. */
         interface IRecordsReply {
 

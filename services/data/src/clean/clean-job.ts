@@ -12,6 +12,7 @@ import {
 import {
   DIRTY_SHARDS,
   clearDirty,
+  entityDayWrites,
   execute,
   mapLimit,
   pages,
@@ -20,6 +21,7 @@ import {
   selectList,
   tableRef,
   valueFieldsOf,
+  writeEntityDays,
   type CqlRow,
   type DataContext,
   type DirtyMark,
@@ -147,6 +149,10 @@ async function cleanOne(
     provenance,
   ];
   await execute(ctx.client, insert, params, `writing clean row of ${def.name}`);
+  await writeEntityDays(
+    ctx,
+    entityDayWrites(ctx, def, "clean", [{ key, keyJson: mark.key, day: dayOf(mark.windowStart) }], nowMs),
+  );
   const plainKey = Object.fromEntries(def.key.map((f) => [f, toPlain(def.fields[f], key[f])]));
   return { type: def.name, key: plainKey, windowStart: mark.windowStart, rows: rows.length };
 }

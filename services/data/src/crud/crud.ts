@@ -18,6 +18,8 @@ import {
 } from "../schema";
 import {
   chunk,
+  entityDayWrites,
+  entityDays,
   execute,
   executeUnloggedBatch,
   filterableMeta,
@@ -29,10 +31,12 @@ import {
   tableRef,
   valueFieldsOf,
   writeDump,
+  writeEntityDays,
   type CqlRow,
   type CqlStatement,
   type DataContext,
   type DumpRow,
+  type EntityDay,
   type PlainRow,
   type WriteDumpResult,
 } from "../store";
@@ -87,6 +91,7 @@ export async function createRecords(
     return writeDump(ctx, type, rows);
   }
   const partitions = new Map<string, CqlStatement[]>();
+  const days: EntityDay[] = [];
   let ignoredFields = 0;
   for (const r of records) {
     const key = keyValues(def, r, MANUAL_SOURCE);
@@ -100,11 +105,14 @@ export async function createRecords(
       else if (!isField(def, k) && k !== "window_start") ignoredFields++;
     }
     const stmt = upsertClean(ctx, def, key, dayOf(ws), new Date(ws), alterations, nowMs);
-    const part = `${entityKeyJson(def, key)}\u0000${dayOf(ws)}`;
+    const keyJson = entityKeyJson(def, key);
+    const part = `${keyJson}\u0000${dayOf(ws)}`;
     partitions.set(part, [...(partitions.get(part) ?? []), stmt]);
+    days.push({ key, keyJson, day: dayOf(ws) });
   }
   const batches = [...partitions.values()].flatMap((list) => chunk(list, 100));
   await mapLimit(batches, ctx.concurrency, (b) => executeUnloggedBatch(ctx.client, b, `writing clean rows of ${type}`));
+  await writeEntityDays(ctx, entityDayWrites(ctx, def, "clean", days, nowMs));
   return { written: records.length, ignoredFields };
 }
 
@@ -162,7 +170,7 @@ export async function countRecords(
   checkStore(store);
   const { key, matches } = compileCriteria(def, store, criteria);
   // Order does not matter for a count, so the day partitions are read concurrently.
-  const counts = await mapLimit(horizon(ctx, def, store, nowMs), ctx.concurrency, async (day) => {
+  const counts = await mapLimit(await entityHorizon(ctx, def, store, key, nowMs), ctx.concurrency, async (day) => {
     let n = 0;
     for await (const row of scanPartition(ctx, def, store, key, day)) if (matches(rowToPlain(def, store, row))) n++;
     return n;
@@ -231,7 +239,9 @@ export async function deleteRecords(
   const k = keyOf(def, key);
   const { table, dayColumn } = storeTable(ctx, def, store);
   const where = `${def.key.map((f) => `${quoteId(f)} = ?`).join(" AND ")} AND ${dayColumn} = ?`;
-  const counts = await mapLimit(horizon(ctx, def, store, nowMs), ctx.concurrency, async (day) => {
+  // The entity index keeps the deleted days listed (it only ever grows until days expire), so it
+  // stays a superset of the days with rows for every replica, whatever they remember.
+  const counts = await mapLimit(await entityHorizon(ctx, def, store, k, nowMs), ctx.concurrency, async (day) => {
     const params = [...def.key.map((f) => k[f]), day];
     let n = 0;
     // Only partitions that hold rows get a tombstone; empty days cost a read, not a delete.
@@ -272,7 +282,7 @@ async function* scanEntity(
   key: Record<string, CqlValue>,
   nowMs: number,
 ): AsyncGenerator<CqlRow> {
-  for (const day of horizon(ctx, def, store, nowMs)) yield* scanPartition(ctx, def, store, key, day);
+  for (const day of await entityHorizon(ctx, def, store, key, nowMs)) yield* scanPartition(ctx, def, store, key, day);
 }
 
 /** Yields the rows of one entity partition (one day), newest first. */
@@ -288,6 +298,28 @@ async function* scanPartition(
   const select = `SELECT ${selectList(def, store)} FROM ${table} WHERE ${where}`;
   const params = [...def.key.map((f) => key[f]), day];
   for await (const page of pages(ctx.client, select, params, `reading ${store} rows of ${def.name}`)) yield* page;
+}
+
+/**
+ * Day partitions an entity's rows may live in, newest first: the days the entity index names
+ * within the horizon, or the whole horizon for an entity it does not know (stored before it existed).
+ */
+async function entityHorizon(
+  ctx: DataContext,
+  def: TypeDef,
+  store: StoreName,
+  key: Record<string, CqlValue>,
+  nowMs: number,
+): Promise<string[]> {
+  const all = horizon(ctx, def, store, nowMs);
+  // Rows stored before the index existed are only found by walking every day, until they are
+  // past the horizon themselves.
+  const since = ctx.indexSince.get(def.name) ?? nowMs;
+  if (nowMs - since < all.length * DAY_MS) return all;
+  const known = await entityDays(ctx, def, store, key);
+  if (known === null) return all;
+  const oldest = all[all.length - 1];
+  return known.filter((d) => d >= oldest && d <= all[0]);
 }
 
 /** Day partitions an entity's rows may live in, newest first. */

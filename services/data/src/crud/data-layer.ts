@@ -6,13 +6,18 @@ import type { TypeDef } from "../schema";
 import {
   ensureSchema,
   toDataError,
+  listKeys,
+  readDrift,
   prepareDump,
   prepareDumpRows,
+  resolveType,
   storeDumps,
   writeDump,
   type DataContext,
   type DumpRow,
+  type DriftField,
   type EnsureSchemaResult,
+  type KeyPage,
   type PlainRow,
   type PreparedDump,
   type RefusedRow,
@@ -91,7 +96,19 @@ export class DataLayer {
     try {
       const schema = await ensureSchema(client, options.keyspace, options.replication, options.types);
       const types = new Map(options.types.map((t) => [t.name, t]));
-      return new DataLayer({ client, keyspace: options.keyspace, types, concurrency, lookbackDays }, schema);
+      return new DataLayer(
+        {
+          client,
+          keyspace: options.keyspace,
+          types,
+          concurrency,
+          lookbackDays,
+          recordedDays: new Set(),
+          indexSince: schema.indexSince,
+          driftWritten: new Map(),
+        },
+        schema,
+      );
     } catch (err) {
       await client.shutdown().catch(() => undefined);
       throw err;
@@ -148,6 +165,16 @@ export class DataLayer {
   /** Number of an entity's rows matching the criteria. */
   count(store: StoreName, type: string, criteria: Record<string, unknown>): Promise<number> {
     return this.run(() => countRecords(this.ctx, store, type, criteria));
+  }
+
+  /** Every undeclared field seen in records of a type, with when and its JSON type. */
+  drift(type: string): Promise<DriftField[]> {
+    return this.run(() => readDrift(this.ctx, resolveType(this.ctx, type)));
+  }
+
+  /** One page of the type's entity keys; pass `next` back as `page` for the following one. */
+  keys(type: string, options: { limit?: number; page?: string }): Promise<KeyPage> {
+    return this.run(() => listKeys(this.ctx, resolveType(this.ctx, type), options));
   }
 
   /** Alters the entity's newest clean row; returns it. */

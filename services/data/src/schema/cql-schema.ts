@@ -3,6 +3,9 @@ import type { FieldType, TypeDef } from "./type-def";
 /** Name of the shared table of entities waiting for the clean job. */
 export const DIRTY_TABLE = "dirty";
 
+/** Name of the shared table of fields records carry that their type does not declare. */
+export const DRIFT_TABLE = "drift";
+
 /** Name of the table recording every applied type version. */
 export const SCHEMA_HISTORY_TABLE = "schema_history";
 
@@ -53,6 +56,29 @@ export function dumpTableName(def: Pick<TypeDef, "name">): string {
 /** Table name of a type's merged rows. */
 export function cleanTableName(def: Pick<TypeDef, "name">): string {
   return `clean_${def.name}`;
+}
+
+/** Table name of a type's entity index. */
+export function entitiesTableName(def: Pick<TypeDef, "name">): string {
+  return `entities_${def.name}`;
+}
+
+/**
+ * Layout of `entities_<type>`: one partition per entity (so none grows with the number of
+ * entities), holding the UTC days that have dump rows (each day expiring with the dump) and
+ * clean rows. Listing pages through it; reads and counts walk only the days it names.
+ */
+export function entitiesTableSpec(def: TypeDef): TableSpec {
+  return {
+    name: entitiesTableName(def),
+    columns: [
+      ...def.key.map((f) => col(f, cqlTypeOf(def.fields[f]), "partition_key")),
+      col("dump_days", "set<date>", "regular"),
+      col("clean_days", "set<date>", "regular"),
+      col("last_seen", "timestamp", "regular"),
+    ],
+    options: [],
+  };
 }
 
 /** Layout of `dump_<type>`: one row per raw answer, partitioned by entity and UTC day, newest first. */
@@ -106,6 +132,21 @@ export function dirtyTableSpec(): TableSpec {
     ],
     // Every mark is deleted once merged; a mark resurrected by a short grace only costs one extra merge.
     options: ["gc_grace_seconds = 3600"],
+  };
+}
+
+/** Layout of the shared `drift` table: per type, each undeclared field seen, when, and its JSON type. */
+export function driftTableSpec(): TableSpec {
+  return {
+    name: DRIFT_TABLE,
+    columns: [
+      col("type", "text", "partition_key"),
+      col("field", "text", "clustering", "ASC"),
+      col("first_seen", "timestamp", "regular"),
+      col("last_seen", "timestamp", "regular"),
+      col("example_type", "text", "regular"),
+    ],
+    options: [],
   };
 }
 

@@ -13,7 +13,9 @@ export type { TypeDef, FieldType, FieldMerge, MergePolicyName } from "./type-def
 export {
   dumpTableSpec,
   cleanTableSpec,
+  entitiesTableSpec,
   dirtyTableSpec,
+  driftTableSpec,
   schemaHistoryTableSpec,
   dumpTableOptions,
   createKeyspaceCql,
@@ -24,7 +26,9 @@ export {
   quoteId,
   dumpTableName,
   cleanTableName,
+  entitiesTableName,
   DIRTY_TABLE,
+  DRIFT_TABLE,
   SCHEMA_HISTORY_TABLE,
 } from "./cql-schema";
 export type { TableSpec, ColumnSpec } from "./cql-schema";

@@ -15,6 +15,8 @@ import { executeUnloggedBatch, type CqlStatement } from "./cql-exec";
 import { chunk, mapLimit } from "./concurrency";
 import { resolveType, tableRef, type DataContext } from "./data-context";
 import { markDirty, type DirtyMark } from "./dirty-marks";
+import { entityDayWrites, writeEntityDays, type EntityDay } from "./entities";
+import { jsonTypeOf, recordDrift } from "./drift";
 
 /** One raw answer to store. */
 export interface DumpRow {
@@ -42,10 +44,17 @@ export interface PreparedDump {
   /** Insert statements by partition (type, entity key, day). */
   readonly partitions: ReadonlyMap<string, CqlStatement[]>;
   readonly marks: readonly DirtyMark[];
+  /** Entity days the rows fall on, for the entity index. */
+  readonly days: readonly EntityDay[];
   readonly written: number;
   /** Record fields the type does not declare, summed over rows; they are not stored. */
   readonly ignoredFields: number;
+  /** Those fields by name: how many rows carried each, and the JSON type of a value of it. */
+  readonly undeclared: ReadonlyMap<string, { count: number; exampleType: string }>;
 }
+
+// Undeclared field names kept per prepared dump; more is an upstream sending data as keys.
+const MAX_UNDECLARED = 100;
 
 /** Validates, coerces and stores dump rows (one unlogged batch per partition), then marks their entity windows dirty. */
 export async function writeDump(ctx: DataContext, type: string, rows: readonly DumpRow[]): Promise<WriteDumpResult> {
@@ -89,6 +98,8 @@ export function prepareDumpRows(
   const valueFields = Object.keys(def.fields).filter((f) => !def.key.includes(f));
   const partitions = new Map<string, CqlStatement[]>();
   const marks: DirtyMark[] = [];
+  const days: EntityDay[] = [];
+  const undeclared = new Map<string, { count: number; exampleType: string }>();
   let ignoredFields = 0;
   const refused: RefusedRow[] = [];
 
@@ -101,7 +112,7 @@ export function prepareDumpRows(
     }
   });
   const written = rows.length - refused.length;
-  return { prepared: { type: def.name, partitions, marks, written, ignoredFields }, refused };
+  return { prepared: { type: def.name, partitions, marks, days, written, ignoredFields, undeclared }, refused };
 
   // Everything a row needs is computed before any of it is kept, so a refused row leaves nothing behind.
   function prepareRow(row: DumpRow, i: number): void {
@@ -130,7 +141,15 @@ export function prepareDumpRows(
     list.push({ query: insert, params });
     partitions.set(partition, list);
     marks.push({ type: def.name, key: keyJson, windowStart: windowStartOf(fetchedAt, def.cleanWindowSeconds) });
-    for (const field of Object.keys(row.record)) if (!isField(def, field)) ignoredFields++;
+    days.push({ key, keyJson, day });
+    for (const field of Object.keys(row.record)) {
+      if (isField(def, field)) continue;
+      ignoredFields++;
+      const u = undeclared.get(field);
+      if (u !== undefined) u.count++;
+      else if (undeclared.size < MAX_UNDECLARED)
+        undeclared.set(field, { count: 1, exampleType: jsonTypeOf(row.record[field]) });
+    }
   }
 }
 
@@ -150,11 +169,30 @@ export async function storeDumps(ctx: DataContext, dumps: readonly PreparedDump[
   const types = [...new Set(dumps.map((d) => d.type))].join(", ");
   const batches = [...partitions.values()].flatMap((list) => chunk(list, ROWS_PER_BATCH));
   await mapLimit(batches, ctx.concurrency, (b) => executeUnloggedBatch(ctx.client, b, `writing dump rows of ${types}`));
+  // The entity index names a day only once its rows are stored, so a read through it finds them.
+  const now = Date.now();
+  await writeEntityDays(
+    ctx,
+    dumps.flatMap((d) => entityDayWrites(ctx, resolveType(ctx, d.type), "dump", d.days, now)),
+  );
+  for (const [type, seen] of undeclaredByType(dumps)) await recordDrift(ctx, type, seen, now);
   // Marks go after the rows are durable: a clean job that sees a mark is then sure to see its rows.
   await markDirty(
     ctx,
     dumps.flatMap((d) => d.marks),
   );
+}
+
+// Undeclared fields of the dumps by type: field → JSON type of a value.
+function undeclaredByType(dumps: readonly PreparedDump[]): Map<string, Map<string, string>> {
+  const out = new Map<string, Map<string, string>>();
+  for (const d of dumps) {
+    if (d.undeclared.size === 0) continue;
+    const seen = out.get(d.type) ?? new Map<string, string>();
+    for (const [field, u] of d.undeclared) seen.set(field, u.exampleType);
+    out.set(d.type, seen);
+  }
+  return out;
 }
 
 function insertCql(ctx: DataContext, def: TypeDef): string {

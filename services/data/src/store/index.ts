@@ -10,5 +10,9 @@ export { DIRTY_SHARDS, dirtyShardOf, readDirty, clearDirty } from "./dirty-marks
 export type { DirtyMark } from "./dirty-marks";
 export { prepareDump, prepareDumpRows, storeDumps, writeDump } from "./dump-store";
 export type { DumpRow, PreparedDump, RefusedRow, WriteDumpResult } from "./dump-store";
+export { entityDayWrites, entityDays, listKeys, writeEntityDays } from "./entities";
+export type { EntityDay, EntityDayWrite, KeyPage } from "./entities";
+export { DRIFT_REFRESH_MS, jsonTypeOf, readDrift, recordDrift } from "./drift";
+export type { DriftField } from "./drift";
 export { filterableMeta, rowToPlain, selectList, valueFieldsOf } from "./row-format";
 export type { PlainRow } from "./row-format";

@@ -6,9 +6,11 @@ import {
   alterOptionsCql,
   canonicalTypeDef,
   cleanTableSpec,
+  entitiesTableSpec,
   createKeyspaceCql,
   createTableCql,
   dirtyTableSpec,
+  driftTableSpec,
   dumpTableOptions,
   dumpTableSpec,
   schemaHistoryTableSpec,
@@ -32,6 +34,8 @@ export interface EnsureSchemaResult {
   readonly applied: SchemaChange[];
   /** Types already at their recorded version with matching tables. */
   readonly unchanged: string[];
+  /** By type: since when (epoch ms) its entity index names every day with rows (0: always). */
+  readonly indexSince: ReadonlyMap<string, number>;
 }
 
 interface ExistingColumn {
@@ -88,7 +92,7 @@ export async function ensureSchema(
     await executeDdl(client, createKeyspaceCql(keyspace, replication), `creating keyspace ${keyspace}`);
   }
   let existing = await readExisting(client, keyspace);
-  for (const spec of [schemaHistoryTableSpec(), dirtyTableSpec()]) {
+  for (const spec of [schemaHistoryTableSpec(), dirtyTableSpec(), driftTableSpec()]) {
     if (!existing.columns.has(spec.name)) {
       await executeDdl(client, createTableCql(keyspace, spec), `creating table ${keyspace}.${spec.name}`);
     }
@@ -102,7 +106,7 @@ export async function ensureSchema(
     const prev = await readLatestHistory(client, keyspace, def.name);
     const problems = diffDefinition(def, prev);
     const statements: string[] = [];
-    for (const spec of [dumpTableSpec(def), cleanTableSpec(def)]) {
+    for (const spec of [dumpTableSpec(def), cleanTableSpec(def), entitiesTableSpec(def)]) {
       const cols = existing.columns.get(spec.name);
       if (cols === undefined) {
         statements.push(createTableCql(keyspace, spec));
@@ -161,7 +165,30 @@ export async function ensureSchema(
     );
     applied.push({ type: plan.def.name, version: plan.version, statements: plan.statements });
   }
-  return { applied, unchanged };
+  const indexSince = new Map<string, number>();
+  for (const def of types) indexSince.set(def.name, await entityIndexSince(client, keyspace, def.name));
+  return { applied, unchanged, indexSince };
+}
+
+/**
+ * Since when (epoch ms) the entity index of a type names every day with rows: 0 when it was made
+ * with the type's dump table, else when it was added to a type that already had rows (those rows
+ * are only found by walking every day until they have expired).
+ */
+async function entityIndexSince(client: CqlClient, keyspace: string, type: string): Promise<number> {
+  const rs = await execute(
+    client,
+    `SELECT version, cql, applied_at FROM ${keyspace}.${SCHEMA_HISTORY_TABLE} WHERE type = ?`,
+    [type],
+    `reading schema history of type ${type}`,
+  );
+  const creates = (table: string) => (cql: string) => cql.includes(`CREATE TABLE IF NOT EXISTS ${keyspace}.${table} `);
+  // Oldest version first: the one that made the index.
+  const rows = [...rs.rows].sort((a, b) => (a.get("version") as number) - (b.get("version") as number));
+  const made = rows.find((r) => creates(`entities_${type}`)(String(r.get("cql") ?? "")));
+  if (made === undefined) return Date.now();
+  if (creates(`dump_${type}`)(String(made.get("cql") ?? ""))) return 0;
+  return (made.get("applied_at") as Date).getTime();
 }
 
 /** Throws BAD_REQUEST unless the keyspace name and replication map are usable. */

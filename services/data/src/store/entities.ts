@@ -1,0 +1,137 @@
+import type { StoreName } from "@machina/subjects";
+import { MachinaError } from "@machina/wire";
+import { entitiesTableName, quoteId, toPlain, type CqlValue, type TypeDef } from "../schema";
+import { execute, type CqlStatement } from "./cql-exec";
+import { mapLimit } from "./concurrency";
+import { tableRef, type DataContext } from "./data-context";
+
+/** One (entity, UTC day) that now has rows in a store. */
+export interface EntityDay {
+  /** Key fields as driver values. */
+  readonly key: Record<string, CqlValue>;
+  /** Stable JSON of the key fields (what dirty marks carry). */
+  readonly keyJson: string;
+  /** `YYYY-MM-DD`. */
+  readonly day: string;
+}
+
+/** A page of entity keys and the token of the next page ("" when this is the last). */
+export interface KeyPage {
+  readonly keys: Record<string, unknown>[];
+  readonly next: string;
+}
+
+/** A statement recording an entity day, with the id this replica remembers it by once written. */
+export interface EntityDayWrite {
+  readonly statement: CqlStatement;
+  readonly id: string;
+}
+
+// Entity days this replica remembers as written ((type, store, key, day) ids, oldest first).
+const RECORDED_MEMORY = 200_000;
+const DEFAULT_PAGE = 100;
+const MAX_PAGE = 1000;
+// A day's dump element lives this much longer than the dump TTL: a row written late on the day
+// it was first recorded still expires before the element naming its day.
+const DAY_SECONDS = 86_400;
+
+/**
+ * Writes recording that entities have rows on these days. A day this replica already recorded is
+ * skipped: its dump element's TTL outlives every row written that day.
+ */
+export function entityDayWrites(
+  ctx: DataContext,
+  def: TypeDef,
+  store: StoreName,
+  days: readonly EntityDay[],
+  nowMs: number,
+): EntityDayWrite[] {
+  const where = def.key.map((f) => `${quoteId(f)} = ?`).join(" AND ");
+  const table = tableRef(ctx, entitiesTableName(def));
+  const query =
+    store === "dump"
+      ? `UPDATE ${table} USING TTL ? SET dump_days = dump_days + ?, last_seen = ? WHERE ${where}`
+      : `UPDATE ${table} SET clean_days = clean_days + ?, last_seen = ? WHERE ${where}`;
+  const out: EntityDayWrite[] = [];
+  const seen = new Set<string>();
+  for (const d of days) {
+    const id = `${def.name}\u0000${store}\u0000${d.keyJson}\u0000${d.day}`;
+    if (ctx.recordedDays.has(id) || seen.has(id)) continue;
+    seen.add(id);
+    const keyParams = def.key.map((f) => d.key[f]);
+    const params =
+      store === "dump"
+        ? [def.dumpTtlSeconds + DAY_SECONDS, [d.day], new Date(nowMs), ...keyParams]
+        : [[d.day], new Date(nowMs), ...keyParams];
+    out.push({ statement: { query, params }, id });
+  }
+  return out;
+}
+
+/** Runs entity-day writes (one partition each, so one statement each), then remembers them. */
+export async function writeEntityDays(ctx: DataContext, writes: readonly EntityDayWrite[]): Promise<void> {
+  await mapLimit(writes, ctx.concurrency, (w) =>
+    execute(ctx.client, w.statement.query, w.statement.params, "recording entity days"),
+  );
+  for (const w of writes) {
+    ctx.recordedDays.add(w.id);
+    if (ctx.recordedDays.size > RECORDED_MEMORY)
+      ctx.recordedDays.delete(ctx.recordedDays.values().next().value as string);
+  }
+}
+
+/**
+ * The days on which an entity has rows in `store`, newest first, or null when the entity index
+ * does not know it (an entity stored before the index existed: callers then walk every day).
+ */
+export async function entityDays(
+  ctx: DataContext,
+  def: TypeDef,
+  store: StoreName,
+  key: Record<string, CqlValue>,
+): Promise<string[] | null> {
+  const where = def.key.map((f) => `${quoteId(f)} = ?`).join(" AND ");
+  const column = store === "dump" ? "dump_days" : "clean_days";
+  const rs = await execute(
+    ctx.client,
+    `SELECT ${column} FROM ${tableRef(ctx, entitiesTableName(def))} WHERE ${where}`,
+    def.key.map((f) => key[f]),
+    `reading the days of an entity of ${def.name}`,
+  );
+  const days = rs.rows[0]?.get(column) as unknown[] | null | undefined;
+  if (days === undefined || days === null || days.length === 0) return null;
+  return days.map(String).sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
+}
+
+/** Pages through every entity key of a type; `page` is the token a previous page returned. */
+export async function listKeys(
+  ctx: DataContext,
+  def: TypeDef,
+  options: { limit?: number; page?: string },
+): Promise<KeyPage> {
+  const limit = options.limit === undefined || options.limit === 0 ? DEFAULT_PAGE : options.limit;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
+    throw new MachinaError("BAD_REQUEST", `limit: expected a whole number from 1 to ${MAX_PAGE}, got ${limit}`, {
+      details: { field: "limit" },
+    });
+  }
+  const page = options.page ?? "";
+  if (page !== "" && !/^[0-9a-f]+$/.test(page)) {
+    throw new MachinaError(
+      "BAD_REQUEST",
+      `page: "${page.slice(0, 40)}" is not a page token; pass the "next" of the previous answer, or "" for the first page`,
+      { details: { field: "page" } },
+    );
+  }
+  const columns = def.key.map(quoteId).join(", ");
+  // A whole-table scan is what a listing is: paged by the driver along the token ring, no filtering.
+  const rs = await execute(
+    ctx.client,
+    `SELECT ${columns} FROM ${tableRef(ctx, entitiesTableName(def))}`,
+    [],
+    `listing entities of ${def.name}`,
+    { fetchSize: limit, autoPage: false, ...(page === "" ? {} : { pageState: page }) },
+  );
+  const keys = rs.rows.map((r) => Object.fromEntries(def.key.map((f) => [f, toPlain(def.fields[f], r.get(f))])));
+  return { keys, next: rs.pageState ?? "" };
+}

@@ -1,0 +1,203 @@
+// The entity index against a real Cassandra: listing every key of a type page by page, reads and
+// counts that walk only the days the index names, and rows stored before the index existed.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import cassandra from "cassandra-driver";
+import { isMachinaError } from "@machina/wire";
+import { DataLayer, compileTypeDef, type DataLayerOptions, type DumpRow } from "@machina/data";
+
+const port = Number(process.env.MACHINA_CQL_PORT ?? 9042);
+const contactPoints = [`127.0.0.1:${port}`];
+const keyspace = `machina_ent_${Date.now().toString(36)}_${randomBytes(3).toString("hex")}`;
+const DAY = 86_400_000;
+const now = Date.now();
+
+const typeDef = (name: string) =>
+  compileTypeDef(
+    {
+      name,
+      key: ["domain"],
+      fields: { domain: "text", title: "text" },
+      merge: { default: "latest_non_null" },
+      dump_ttl: "30d",
+      clean_window: "1h",
+    },
+    `${name}.yaml`,
+  );
+
+let admin: cassandra.Client;
+let localDataCenter = "datacenter1";
+const open: DataLayer[] = [];
+
+async function layerOf(...types: string[]): Promise<DataLayer> {
+  const opts: DataLayerOptions = {
+    contactPoints,
+    localDataCenter,
+    keyspace,
+    replication: { [localDataCenter]: 1 },
+    types: types.map(typeDef),
+  };
+  const l = await DataLayer.open(opts);
+  open.push(l);
+  return l;
+}
+
+const row = (domain: string, fetchedAt: number, title = "t"): DumpRow => ({
+  fetchedAt,
+  source: "s",
+  query: "q",
+  taskId: `${domain}@${fetchedAt}`,
+  record: { domain, title },
+});
+
+// A dump row written behind the data layer's back, as rows stored before the index existed are.
+async function rawDumpRow(type: string, domain: string, fetchedAt: number): Promise<void> {
+  await admin.execute(
+    `INSERT INTO ${keyspace}.dump_${type} (domain, day, fetched_at, source, query, task_id, title) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    [domain, new Date(fetchedAt).toISOString().slice(0, 10), new Date(fetchedAt), "s", "q", "raw", "raw"],
+    { prepare: true },
+  );
+}
+
+describe("entity index", () => {
+  before(async () => {
+    const probe = new cassandra.Client({ contactPoints, localDataCenter: "datacenter1" });
+    await probe.connect();
+    const local = await probe.execute("SELECT data_center FROM system.local", [], { prepare: true });
+    localDataCenter = local.first().get("data_center") as string;
+    await probe.shutdown();
+    admin = new cassandra.Client({ contactPoints, localDataCenter });
+    await admin.connect();
+  });
+
+  after(async () => {
+    for (const l of open) await l.close();
+    await admin?.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`);
+    await admin?.shutdown();
+  });
+
+  it("data.keys pages through 5,000 entities: every key once, then an empty next", async () => {
+    const layer = await layerOf("site");
+    const domains = Array.from({ length: 5000 }, (_, i) => `d${i}.keys`);
+    for (let i = 0; i < domains.length; i += 500) {
+      await layer.writeDump(
+        "site",
+        domains.slice(i, i + 500).map((d) => row(d, now - 60_000)),
+      );
+    }
+    const seen: string[] = [];
+    let page = "";
+    let pages = 0;
+    do {
+      const p = await layer.keys("site", { limit: 700, page });
+      assert.ok(p.keys.length <= 700);
+      for (const k of p.keys) seen.push(String(k.domain));
+      page = p.next;
+      pages++;
+      assert.ok(pages < 50, "paging ends");
+    } while (page !== "");
+    assert.equal(seen.length, 5000, "every key");
+    assert.equal(new Set(seen).size, 5000, "each once");
+    assert.deepEqual(new Set(seen), new Set(domains));
+    assert.ok(pages >= 8, `pages of at most 700 (${pages})`);
+
+    assert.equal((await layer.keys("site", {})).keys.length, 100, "default page size");
+    for (const [opts, field] of [
+      [{ limit: 1001 }, "limit"],
+      [{ limit: -1 }, "limit"],
+      [{ page: "not a token" }, "page"],
+    ] as const) {
+      await assert.rejects(
+        layer.keys("site", opts),
+        (e: unknown) => isMachinaError(e, "BAD_REQUEST") && e.details.field === field,
+      );
+    }
+    await assert.rejects(layer.keys("nosuch", {}), (e: unknown) => isMachinaError(e, "NOT_FOUND"));
+  });
+
+  it("reads and counts walk only the days the index names, once it names every day", async () => {
+    const layer = await layerOf("site");
+    await layer.writeDump("site", [row("days.example", now - DAY), row("days.example", now - 3 * DAY)]);
+    assert.equal(await layer.count("dump", "site", { domain: "days.example" }), 2);
+    const read = await layer.read("dump", "site", { criteria: { domain: "days.example" } });
+    assert.deepEqual(
+      read.map((r) => new Date(r.fetched_at as string).getTime()),
+      [now - DAY, now - 3 * DAY],
+      "newest first, across the indexed days",
+    );
+    // A row the index does not know of is not looked for: the index is what the read walks.
+    await rawDumpRow("site", "days.example", now - 2 * DAY);
+    assert.equal(await layer.count("dump", "site", { domain: "days.example" }), 2);
+    // An entity the index does not know at all is looked for on every day.
+    await rawDumpRow("site", "unindexed.example", now - 5 * DAY);
+    assert.equal(await layer.count("dump", "site", { domain: "unindexed.example" }), 1);
+  });
+
+  it("rows stored before the index existed are still found, by walking every day", async () => {
+    const first = await layerOf("legacy");
+    await first.close();
+    // Make the keyspace look like one from before the index: no entities table, and a history
+    // whose only version made the dump and clean tables.
+    await admin.execute(`DROP TABLE ${keyspace}.entities_legacy`);
+    const h = await admin.execute(
+      `SELECT version, hash, definition, origin FROM ${keyspace}.schema_history WHERE type = ?`,
+      ["legacy"],
+    );
+    const v1 = h.first();
+    await admin.execute(`DELETE FROM ${keyspace}.schema_history WHERE type = ?`, ["legacy"], { prepare: true });
+    await admin.execute(
+      `INSERT INTO ${keyspace}.schema_history (type, version, hash, definition, origin, cql, applied_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+      [
+        "legacy",
+        1,
+        v1.get("hash"),
+        v1.get("definition"),
+        v1.get("origin"),
+        `CREATE TABLE IF NOT EXISTS ${keyspace}.dump_legacy (...);\nCREATE TABLE IF NOT EXISTS ${keyspace}.clean_legacy (...)`,
+        new Date(now - 10 * DAY),
+      ],
+      { prepare: true },
+    );
+    await rawDumpRow("legacy", "old.example", now - 4 * DAY);
+
+    const layer = await layerOf("legacy");
+    assert.deepEqual(
+      layer.schema.applied.map((c) => [c.type, c.version, c.statements.some((s) => s.includes("entities_legacy"))]),
+      [["legacy", 2, true]],
+      "the index is added as a new version",
+    );
+    await layer.writeDump("legacy", [row("old.example", now - DAY)]);
+    assert.equal(
+      await layer.count("dump", "legacy", { domain: "old.example" }),
+      2,
+      "the new row and the one from before the index",
+    );
+  });
+  it("records undeclared fields per type: first seen once across replicas, last seen, JSON type, never the value", async () => {
+    const a = await layerOf("drifty", "site");
+    const b = await layerOf("drifty");
+    const t0 = Date.now();
+    await a.writeDump("drifty", [
+      { ...row("x.drift", now), record: { domain: "x.drift", title: "t", country: "NL", tags: ["a"] } },
+    ]);
+    const first = await a.drift("drifty");
+    assert.deepEqual(
+      first.map((f) => [f.field, f.exampleType]),
+      [
+        ["country", "string"],
+        ["tags", "array"],
+      ],
+    );
+    for (const f of first) assert.ok(f.firstSeen >= t0 - 1000 && f.lastSeen >= f.firstSeen, JSON.stringify(f));
+    // Another replica seeing the same field later keeps the first-seen time.
+    await new Promise((r) => setTimeout(r, 20));
+    await b.writeDump("drifty", [{ ...row("y.drift", now), record: { domain: "y.drift", country: 31 } }]);
+    const second = await b.drift("drifty");
+    const country = second.find((f) => f.field === "country")!;
+    assert.equal(country.firstSeen, first.find((f) => f.field === "country")!.firstSeen);
+    assert.equal(country.exampleType, "number", "the newest value's type");
+    assert.ok(country.lastSeen > country.firstSeen);
+    assert.deepEqual(await a.drift("site"), [], "other types are not affected");
+  });
+});
