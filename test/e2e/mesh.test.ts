@@ -172,6 +172,7 @@ describe("example network, end to end", { timeout: 300_000 }, () => {
       }
       probes.push([`machina.data.keys.${t}`, {}, "NOT_FOUND", /website/]);
       probes.push([`machina.data.drift.${t}`, {}, "NOT_FOUND", /website/]);
+      probes.push([`machina.data.schema.${t}`, {}, "NOT_FOUND", /website/]);
       probes.push([`machina.vertex.connect.${t}`, {}, "NOT_FOUND", /processor.*scheduler/]);
       probes.push([
         "machina.fetch.fetch",

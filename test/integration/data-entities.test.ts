@@ -173,6 +173,16 @@ describe("entity index", () => {
       2,
       "the new row and the one from before the index",
     );
+    const history = await layer.schemaHistory("legacy");
+    assert.deepEqual(
+      history.map((h) => h.version),
+      [2, 1],
+      "newest first",
+    );
+    assert.match(history[0].cql, /CREATE TABLE IF NOT EXISTS \S+\.entities_legacy/);
+    assert.deepEqual((history[0].definition as { key: string[] }).key, ["domain"]);
+    assert.ok(history[0].appliedAt >= history[1].appliedAt);
+    await assert.rejects(layer.schemaHistory("nosuch"), (e: unknown) => isMachinaError(e, "NOT_FOUND"));
   });
   it("records undeclared fields per type: first seen once across replicas, last seen, JSON type, never the value", async () => {
     const a = await layerOf("drifty", "site");

@@ -553,5 +553,15 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
     assert.match(metrics, /machina_data_undeclared_fields_total\{type="website",field="country"[^}]*\} 2/);
     assert.match(metrics, /machina_data_undeclared_fields_total\{type="website",field="score"[^}]*\} 1/);
     assert.equal((await ask(names.dataDrift("nosuch"), {})).status, 404);
+
+    const schema = await ok<{ type: string; version: number; history: { definition: { fields: object } }[] }>(
+      names.dataSchema("website"),
+      {},
+    );
+    assert.equal(schema.type, "website");
+    assert.ok(schema.version >= 1);
+    assert.equal(schema.history.length, schema.version, "every version, newest first");
+    assert.equal((schema.history[0].definition.fields as Record<string, string>).domain, "text");
+    assert.equal((await ask(names.dataSchema("nosuch"), {})).status, 404);
   });
 });

@@ -387,6 +387,12 @@ const FULL: { [N in MessageName]: Required<MessageTypes[N]> } = {
   KeysReply: { keys: [{ domain: "a.example" }], next: "01cd" },
   DriftField: { field: "country", firstSeen: 1, lastSeen: 2, exampleType: "string" },
   DriftReply: { fields: [{ field: "country", firstSeen: 1, lastSeen: 2, exampleType: "string" }] },
+  SchemaVersion: { version: 2, hash: "h", appliedAt: 3, origin: "o.yaml", cql: "ALTER", definition: { key: ["k"] } },
+  SchemaReply: {
+    type: "t",
+    version: 2,
+    history: [{ version: 2, hash: "h", appliedAt: 3, origin: "o.yaml", cql: "", definition: {} }],
+  },
   CountRequest: { criteria: { a: 1 } },
   RecordsReply: { records: [{ a: 1 }] },
   RecordReply: { record: { a: 1 } },

@@ -36,6 +36,8 @@ export type {
   KeysReply,
   DriftField,
   DriftReply,
+  SchemaVersion,
+  SchemaReply,
   RecordsReply,
   RecordReply,
   CountReply,

@@ -129,6 +129,10 @@ export type KeysReply = Plain<machina.v1.KeysReply>;
 export type DriftField = Plain<machina.v1.DriftField>;
 /** The undeclared fields of a type. */
 export type DriftReply = Plain<machina.v1.DriftReply>;
+/** One registered version of a type's schema. */
+export type SchemaVersion = Plain<machina.v1.SchemaVersion>;
+/** A type's schema and its history. */
+export type SchemaReply = Plain<machina.v1.SchemaReply>;
 /** Read records by criteria. */
 export type ReadRequest = Plain<machina.v1.ReadRequest>;
 /** One entity by key. */

@@ -46,6 +46,8 @@ export interface MeshNames {
   dataKeys(type: string): string;
   /** `<p>.data.drift.<type>`: fields records of a type carry that it does not declare. */
   dataDrift(type: string): string;
+  /** `<p>.data.schema.<type>`: a type's registered schema and its history. */
+  dataSchema(type: string): string;
   computeGet(name: string): string;
   readonly vertex: {
     connect(role: "processor" | "scheduler"): string;
@@ -61,6 +63,7 @@ export interface MeshNames {
     data(op: DataOp): string;
     dataKeys: string;
     dataDrift: string;
+    dataSchema: string;
     computeGet: string;
     vertexConnect: string;
   };
@@ -120,6 +123,7 @@ export function meshNames(prefix = "machina"): MeshNames {
     data: (op, store, type) => `${p}.data.${op}.${store}.${tok("entity type", type)}`,
     dataKeys: (type) => `${p}.data.keys.${tok("entity type", type)}`,
     dataDrift: (type) => `${p}.data.drift.${tok("entity type", type)}`,
+    dataSchema: (type) => `${p}.data.schema.${tok("entity type", type)}`,
     computeGet: (name) => `${p}.compute.get.${tok("computation", name)}`,
     vertex: {
       connect: (role) => `${p}.vertex.connect.${role}`,
@@ -138,6 +142,7 @@ export function meshNames(prefix = "machina"): MeshNames {
       data: (op) => `${p}.data.${op}.*.*`,
       dataKeys: `${p}.data.keys.*`,
       dataDrift: `${p}.data.drift.*`,
+      dataSchema: `${p}.data.schema.*`,
       computeGet: `${p}.compute.get.*`,
       vertexConnect: `${p}.vertex.connect.*`,
     },

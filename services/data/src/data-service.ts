@@ -221,6 +221,22 @@ export const dataService: ServiceSpec<DataConfig> = {
           },
         }),
         defineEndpoint({
+          name: "schema",
+          subject: names.any.dataSchema,
+          request: "Empty",
+          reply: "SchemaReply",
+          description: "The registered schema of the type named by the last subject token, with every version",
+          async handler(_req, { subject }) {
+            const [type] = names.tail(subject, 1);
+            const history = await data.schemaHistory(type);
+            return {
+              type,
+              version: history[0]?.version ?? 0,
+              history: history.map((h) => ({ ...h, definition: (h.definition ?? {}) as JsonObject })),
+            };
+          },
+        }),
+        defineEndpoint({
           name: "drift",
           subject: names.any.dataDrift,
           request: "Empty",

@@ -440,6 +440,88 @@ export namespace machina {
             public fields: machina.v1.DriftField[];
         }
 
+        /** Properties of a SchemaVersion. */
+        interface ISchemaVersion {
+
+            /** SchemaVersion version */
+            version?: (number|null);
+
+            /** SchemaVersion hash */
+            hash?: (string|null);
+
+            /** epoch ms */
+            appliedAt?: (number|null);
+
+            /** the config file(s) it came from */
+            origin?: (string|null);
+
+            /** DDL run for this version ("" when none was needed) */
+            cql?: (string|null);
+
+            /** key, fields, merge, dump_ttl, clean_window */
+            definition?: (google.protobuf.Struct|null);
+        }
+
+        /** data.schema.<type> (request: Empty): the type's schema as registered, newest version first. */
+        class SchemaVersion implements ISchemaVersion {
+
+            /**
+             * Constructs a new SchemaVersion.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.ISchemaVersion);
+
+            /** SchemaVersion version. */
+            public version: number;
+
+            /** SchemaVersion hash. */
+            public hash: string;
+
+            /** epoch ms */
+            public appliedAt: number;
+
+            /** the config file(s) it came from */
+            public origin: string;
+
+            /** DDL run for this version ("" when none was needed) */
+            public cql: string;
+
+            /** key, fields, merge, dump_ttl, clean_window */
+            public definition?: (google.protobuf.Struct|null);
+        }
+
+        /** Properties of a SchemaReply. */
+        interface ISchemaReply {
+
+            /** SchemaReply type */
+            type?: (string|null);
+
+            /** the current one */
+            version?: (number|null);
+
+            /** newest first */
+            history?: (machina.v1.SchemaVersion[]|null);
+        }
+
+        /** Represents a SchemaReply. */
+        class SchemaReply implements ISchemaReply {
+
+            /**
+             * Constructs a new SchemaReply.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.ISchemaReply);
+
+            /** SchemaReply type. */
+            public type: string;
+
+            /** the current one */
+            public version: number;
+
+            /** newest first */
+            public history: machina.v1.SchemaVersion[];
+        }
+
         /** Properties of a RecordsReply. */
         interface IRecordsReply {
 

@@ -8,6 +8,7 @@ import {
   toDataError,
   listKeys,
   readDrift,
+  readSchemaHistory,
   prepareDump,
   prepareDumpRows,
   resolveType,
@@ -20,6 +21,7 @@ import {
   type KeyPage,
   type PlainRow,
   type PreparedDump,
+  type SchemaVersionEntry,
   type RefusedRow,
   type WriteDumpResult,
 } from "../store";
@@ -165,6 +167,11 @@ export class DataLayer {
   /** Number of an entity's rows matching the criteria. */
   count(store: StoreName, type: string, criteria: Record<string, unknown>): Promise<number> {
     return this.run(() => countRecords(this.ctx, store, type, criteria));
+  }
+
+  /** Every recorded version of a type's schema, newest first (NOT_FOUND for an unknown type). */
+  schemaHistory(type: string): Promise<SchemaVersionEntry[]> {
+    return this.run(() => readSchemaHistory(this.ctx.client, this.ctx.keyspace, resolveType(this.ctx, type).name));
   }
 
   /** Every undeclared field seen in records of a type, with when and its JSON type. */

@@ -191,6 +191,47 @@ async function entityIndexSince(client: CqlClient, keyspace: string, type: strin
   return (made.get("applied_at") as Date).getTime();
 }
 
+/** One recorded version of a type's schema. */
+export interface SchemaVersionEntry {
+  readonly version: number;
+  readonly hash: string;
+  readonly appliedAt: number;
+  readonly origin: string;
+  readonly cql: string;
+  /** The canonical definition as recorded; null when it does not parse. */
+  readonly definition: Record<string, unknown> | null;
+}
+
+/** Every recorded version of a type's schema, newest first. */
+export async function readSchemaHistory(
+  client: CqlClient,
+  keyspace: string,
+  type: string,
+): Promise<SchemaVersionEntry[]> {
+  const rs = await execute(
+    client,
+    `SELECT version, hash, definition, origin, cql, applied_at FROM ${keyspace}.${SCHEMA_HISTORY_TABLE} WHERE type = ?`,
+    [type],
+    `reading schema history of type ${type}`,
+  );
+  return rs.rows.map((r) => {
+    let definition: Record<string, unknown> | null = null;
+    try {
+      definition = JSON.parse(String(r.get("definition"))) as Record<string, unknown>;
+    } catch {
+      // An unreadable definition still leaves its version, hash and DDL to show.
+    }
+    return {
+      version: r.get("version") as number,
+      hash: r.get("hash") as string,
+      appliedAt: (r.get("applied_at") as Date).getTime(),
+      origin: (r.get("origin") as string | null) ?? "",
+      cql: (r.get("cql") as string | null) ?? "",
+      definition,
+    };
+  });
+}
+
 /** Throws BAD_REQUEST unless the keyspace name and replication map are usable. */
 function checkKeyspace(keyspace: string, replication: Readonly<Record<string, number>>): void {
   // The keyspace is a name an operator chooses and a CQL identifier, like type names: one rule for both.
