@@ -237,7 +237,7 @@ describe("data: stores, types and fields", () => {
     types: new Map([["website", website]]),
     concurrency: 1,
     lookbackDays: 1,
-    recordedDays: new Set(),
+    recordedDays: new Map(),
     indexSince: new Map(),
     driftWritten: new Map(),
   };

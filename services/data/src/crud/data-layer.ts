@@ -105,7 +105,7 @@ export class DataLayer {
           types,
           concurrency,
           lookbackDays,
-          recordedDays: new Set(),
+          recordedDays: new Map(),
           indexSince: schema.indexSince,
           driftWritten: new Map(),
         },

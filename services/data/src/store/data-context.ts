@@ -13,7 +13,7 @@ export interface DataContext {
   /** How many UTC days back clean reads walk. */
   readonly lookbackDays: number;
   /** Entity days this replica has recorded in the entity index (see entities.ts); bounded there. */
-  readonly recordedDays: Set<string>;
+  readonly recordedDays: Map<string, number>;
   /** By type: since when (epoch ms) the entity index names every day with rows; 0 for always. */
   readonly indexSince: ReadonlyMap<string, number>;
   /** Undeclared fields this replica recorded in the drift table, with when (see drift.ts). */

@@ -25,9 +25,11 @@ export interface KeyPage {
 export interface EntityDayWrite {
   readonly statement: CqlStatement;
   readonly id: string;
+  /** Epoch ms the write's TTL counts from. */
+  readonly at: number;
 }
 
-// Entity days this replica remembers as written ((type, store, key, day) ids, oldest first).
+// Entity days this replica remembers as written ((type, store, key, day) id → when), oldest first.
 const RECORDED_MEMORY = 200_000;
 const DEFAULT_PAGE = 100;
 const MAX_PAGE = 1000;
@@ -56,14 +58,17 @@ export function entityDayWrites(
   const seen = new Set<string>();
   for (const d of days) {
     const id = `${def.name}\u0000${store}\u0000${d.keyJson}\u0000${d.day}`;
-    if (ctx.recordedDays.has(id) || seen.has(id)) continue;
+    // A write remembered for less than the TTL margin is still covered by the element it made;
+    // an older one may have expired (a row written now for a day long past), so it is written again.
+    const at = ctx.recordedDays.get(id);
+    if ((at !== undefined && nowMs - at < DAY_SECONDS * 1000) || seen.has(id)) continue;
     seen.add(id);
     const keyParams = def.key.map((f) => d.key[f]);
     const params =
       store === "dump"
         ? [def.dumpTtlSeconds + DAY_SECONDS, [d.day], new Date(nowMs), ...keyParams]
         : [[d.day], new Date(nowMs), ...keyParams];
-    out.push({ statement: { query, params }, id });
+    out.push({ statement: { query, params }, id, at: nowMs });
   }
   return out;
 }
@@ -74,9 +79,10 @@ export async function writeEntityDays(ctx: DataContext, writes: readonly EntityD
     execute(ctx.client, w.statement.query, w.statement.params, "recording entity days"),
   );
   for (const w of writes) {
-    ctx.recordedDays.add(w.id);
+    ctx.recordedDays.delete(w.id); // re-inserted last: the Map stays in write order for eviction
+    ctx.recordedDays.set(w.id, w.at);
     if (ctx.recordedDays.size > RECORDED_MEMORY)
-      ctx.recordedDays.delete(ctx.recordedDays.values().next().value as string);
+      ctx.recordedDays.delete(ctx.recordedDays.keys().next().value as string);
   }
 }
 
