@@ -96,7 +96,8 @@ export interface MeshNames {
     aggregate: string;
     store: string;
   };
-  readonly buckets: { limiter: string; config: string; nodes: string };
+  /** KV buckets: limiter windows, config patches, live nodes, and which data replica cleans which shard. */
+  readonly buckets: { limiter: string; config: string; nodes: string; cleanLeases: string };
 }
 
 /** Builds every name of a network from its prefix (default `machina`). */
@@ -177,6 +178,11 @@ export function meshNames(prefix = "machina"): MeshNames {
       aggregate: "aggregate",
       store: "data-dump",
     },
-    buckets: { limiter: `${p}_limiter`, config: `${p}_config`, nodes: `${p}_nodes` },
+    buckets: {
+      limiter: `${p}_limiter`,
+      config: `${p}_config`,
+      nodes: `${p}_nodes`,
+      cleanLeases: `${p}_clean_leases`,
+    },
   };
 }

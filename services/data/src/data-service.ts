@@ -1,11 +1,12 @@
 import { loadComponents } from "@machina/config";
 import type { JsonObject } from "@machina/protos";
-import { GroupCommit, addCounter, defineEndpoint, defineWorker } from "@machina/runtime";
+import { GroupCommit, addCounter, defineEndpoint, defineWorker, observeGauge } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import type { DataOp, MeshNames, StoreName } from "@machina/subjects";
 import { MachinaError } from "@machina/wire";
+import { CleanLeases } from "./clean";
 import { DataLayer } from "./crud";
-import type { PreparedDump } from "./store";
+import { DIRTY_SHARDS, type PreparedDump } from "./store";
 import { compileTypeDef } from "./schema";
 
 /** Data settings. */
@@ -131,19 +132,40 @@ export const dataService: ServiceSpec<DataConfig> = {
     // Dumps of messages handled together are written as one group, rows grouped by partition.
     const dumpWrites = new GroupCommit<PreparedDump>({ flush: (dumps) => data.storeDumps(dumps) });
 
-    let cleaning = false;
-    const cleanTimer =
+    // One replica at a time cleans a (type, shard); replicas share the shards through leases.
+    const units = types.flatMap((t) => Array.from({ length: DIRTY_SHARDS }, (_, i) => `${t.name}.${i}`));
+    const leases =
       ctx.config.clean.intervalMs > 0
+        ? await CleanLeases.open(
+            ctx.kvm,
+            names.buckets.cleanLeases,
+            ctx.node.id,
+            Math.max(15_000, 3 * ctx.config.clean.intervalMs),
+          )
+        : undefined;
+    let oldestDirty: number | null = null;
+    observeGauge(
+      ctx.metrics,
+      "machina_clean_lag_seconds",
+      "Age of the oldest dirty window this replica's clean job saw in its last run (0 when none): how far merging lags.",
+      () => (oldestDirty === null ? 0 : Math.max(0, (Date.now() - oldestDirty) / 1000)),
+    );
+    let cleaning = false;
+    const cleanOnce = async () => {
+      const held = await leases!.claim(units);
+      const r = await data.runClean({ owns: (type, shard) => held.has(`${type}.${shard}`) });
+      oldestDirty = r.oldestWindowStart;
+      if (r.entities > 0)
+        log.info({ entities: r.entities, rows: r.rows, shards: held.size }, "clean job merged dirty entities");
+      for (const f of r.errors.slice(0, 5))
+        log.warn({ failure: f }, "clean job could not merge an entity; it stays dirty");
+    };
+    const cleanTimer =
+      leases !== undefined
         ? setInterval(() => {
             if (cleaning) return;
             cleaning = true;
-            data
-              .runClean()
-              .then((r) => {
-                if (r.entities > 0) log.info({ entities: r.entities, rows: r.rows }, "clean job merged dirty entities");
-                for (const f of r.errors.slice(0, 5))
-                  log.warn({ failure: f }, "clean job could not merge an entity; it stays dirty");
-              })
+            cleanOnce()
               .catch((err: unknown) => log.error({ err }, "clean job failed; dirty marks stay for the next run"))
               .finally(() => (cleaning = false));
           }, ctx.config.clean.intervalMs)
@@ -299,6 +321,7 @@ export const dataService: ServiceSpec<DataConfig> = {
       ],
       async onStop() {
         if (cleanTimer) clearInterval(cleanTimer);
+        await leases?.release().catch(() => undefined);
         await data.close();
       },
     };

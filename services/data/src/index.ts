@@ -61,8 +61,16 @@ export type {
   PlainRow,
   CqlClient,
 } from "./store";
-export { mergeRows, runClean } from "./clean";
-export type { MergeRow, MergeResult, RunCleanOptions, RunCleanResult, CleanedEntity, CleanFailure } from "./clean";
+export { CleanLeases, mergeRows, runClean } from "./clean";
+export type {
+  CleanUnit,
+  MergeRow,
+  MergeResult,
+  RunCleanOptions,
+  RunCleanResult,
+  CleanedEntity,
+  CleanFailure,
+} from "./clean";
 export { dataService, parseReplication, storeOf } from "./data-service";
 export type { DataConfig } from "./data-service";
 

@@ -34,6 +34,8 @@ export interface RunCleanOptions {
   now?: number;
   /** Only these types (default: every registered type). */
   types?: readonly string[];
+  /** Whether this run merges a dirty shard of a type (default: every one); see CleanLeases. */
+  owns?: (type: string, shard: number) => boolean;
   /** Called after an entity's clean row is written and before its dirty mark is cleared. */
   onMerged?: (entity: CleanedEntity) => void | Promise<void>;
 }
@@ -67,6 +69,8 @@ export interface RunCleanResult {
   failed: number;
   /** The first few failures. */
   errors: CleanFailure[];
+  /** Epoch ms start of the oldest dirty window the run saw; null when it saw none. */
+  oldestWindowStart: number | null;
 }
 
 const MAX_REPORTED_ERRORS = 20;
@@ -74,10 +78,14 @@ const MAX_REPORTED_ERRORS = 20;
 /** Merges the dump rows of every dirty entity window into its clean row, then clears the mark unless it was re-marked meanwhile. */
 export async function runClean(ctx: DataContext, options: RunCleanOptions = {}): Promise<RunCleanResult> {
   const defs = (options.types ?? [...ctx.types.keys()]).map((t) => resolveType(ctx, t));
-  const result: RunCleanResult = { entities: 0, rows: 0, failed: 0, errors: [] };
+  const result: RunCleanResult = { entities: 0, rows: 0, failed: 0, errors: [], oldestWindowStart: null };
   for (const def of defs) {
     for (let shard = 0; shard < DIRTY_SHARDS; shard++) {
+      if (options.owns !== undefined && !options.owns(def.name, shard)) continue;
       for await (const page of readDirty(ctx, def.name, shard, options.now)) {
+        for (const m of page.marks)
+          if (result.oldestWindowStart === null || m.windowStart < result.oldestWindowStart)
+            result.oldestWindowStart = m.windowStart;
         const done: DirtyMark[] = [];
         await mapLimit(page.marks, ctx.concurrency, async (mark) => {
           try {

@@ -3,3 +3,5 @@ export { mergeRows } from "./merge";
 export type { MergeRow, MergeResult } from "./merge";
 export { runClean } from "./clean-job";
 export type { RunCleanOptions, RunCleanResult, CleanedEntity, CleanFailure } from "./clean-job";
+export { CleanLeases } from "./clean-leases";
+export type { CleanUnit } from "./clean-leases";
