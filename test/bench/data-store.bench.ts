@@ -27,10 +27,9 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import type { RecordBatch } from "@machina/protos";
 import { MeshClient, groupMsgId, publishDurable } from "@machina/runtime";
 import { meshNames } from "@machina/subjects";
-import { syntheticSite } from "../fixtures/fake-api";
 import { NATS_URL, uniquePrefix } from "../support/nats-env";
 import { startServiceProc, writeConfig, type ServiceProc } from "../support/service-procs";
-import { benchCqlClient, cassandraBaseline, medianOf, scanWrites } from "./pipeline-baselines";
+import { benchCqlClient, cassandraBaseline, medianOf, scanWrites, storeBatch } from "./pipeline-baselines";
 import { BENCH } from "./pipeline-config";
 import { CpuMeter, harnessPid } from "./pipeline-procs";
 
@@ -63,21 +62,7 @@ function storeBatches(n: number, k: number): RecordBatch[][] {
   const messages: RecordBatch[][] = [];
   for (let first = 0; first < n; first += k) {
     const batches: RecordBatch[] = [];
-    for (let i = first; i < Math.min(n, first + k); i++) {
-      const domain = `d${i}.bench`;
-      const at = Date.now();
-      // The invoke service's task id (trigger tick / query set / lead / query) and batch id.
-      const taskId = `${BENCH.trigger}@${at}/${BENCH.querySet}/${domain}/${BENCH.query}`;
-      batches.push({
-        id: `${taskId}:${BENCH.type}`,
-        type: BENCH.type,
-        source: BENCH.source,
-        query: BENCH.query,
-        taskId,
-        fetchedAt: at,
-        records: [syntheticSite(domain) as unknown as RecordBatch["records"][number]],
-      });
-    }
+    for (let i = first; i < Math.min(n, first + k); i++) batches.push(storeBatch(`d${i}.bench`, Date.now()));
     messages.push(batches);
   }
   return messages;

@@ -141,10 +141,10 @@ export async function scanWrites(
   return { rows, lastWriteMs: last };
 }
 
-/** A STORE message (RecordBatches) holding one website record, encoded as the pipeline's are. */
-export function storeMessage(domain: string, at: number): Uint8Array {
+/** The batch the pipeline stores for one website record fetched at `at` (ids as invoke builds them). */
+export function storeBatch(domain: string, at: number): RecordBatch {
   const taskId = `${BENCH.trigger}@${at}/${BENCH.querySet}/${domain}/${BENCH.query}`;
-  const batch: RecordBatch = {
+  return {
     id: `${taskId}:${BENCH.type}`,
     type: BENCH.type,
     source: BENCH.source,
@@ -153,7 +153,11 @@ export function storeMessage(domain: string, at: number): Uint8Array {
     fetchedAt: at,
     records: [syntheticSite(domain) as unknown as RecordBatch["records"][number]],
   };
-  return encodeBody("RecordBatches", { batches: [batch] }, "protobuf");
+}
+
+/** A STORE message (RecordBatches) holding one website record, encoded as the pipeline's are. */
+export function storeMessage(domain: string, at: number): Uint8Array {
+  return encodeBody("RecordBatches", { batches: [storeBatch(domain, at)] }, "protobuf");
 }
 
 /**

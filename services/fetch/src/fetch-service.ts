@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { loadComponents } from "@machina/config";
 import type { JsonObject, Lead, QueryResponse, QuotaReply } from "@machina/protos";
-import { GroupPublisher, defineEndpoint, defineWorker, observeGauge } from "@machina/runtime";
+import { defineEndpoint, defineWorker, observeGauge, publishDurable } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import { MachinaError, isMachinaError, makeMeta } from "@machina/wire";
 import { createFetcher } from "./fetcher";
@@ -75,15 +75,8 @@ export const fetchService: ServiceSpec<FetchConfig> = {
       return toResponse(result, source, query, theLead, ids, ctx.node.id);
     };
 
-    // Answers finished together leave as one FETCHED message per source; each task is acked
-    // only once the message holding its answer is stored.
-    const fetched = new GroupPublisher({
-      via: ctx.client,
-      message: "QueryResponses",
-      wrap: (responses: QueryResponse[]) => ({ responses }),
-      idOf: (r) => r.taskId,
-      sender: ctx.node.id,
-    });
+    // Answers fetched but not yet stored on FETCHED, by task id (bounded, oldest dropped first).
+    const unpublished = new Map<string, QueryResponse>();
 
     return {
       endpoints: [
@@ -138,10 +131,30 @@ export const fetchService: ServiceSpec<FetchConfig> = {
                 "BAD_REQUEST",
                 "FetchTask has no id; invoke sets it from trigger, tick, lead and query",
               );
-            const resp = await untilAdmitted(() =>
-              run(task.source, task.query, task.lead, { requestId: task.id, taskId: task.id }),
-            );
-            await fetched.publish(names.task.fetched(task.source), resp, timing());
+            // A task whose answer could not be published (NATS went away) comes back; it is
+            // published again as it was, not fetched again: a second fetch would store a second
+            // raw row (another fetch time) once the stream had lost the first one's id on restart.
+            const resp =
+              unpublished.get(task.id) ??
+              (await untilAdmitted(() =>
+                run(task.source, task.query, task.lead, { requestId: task.id, taskId: task.id }),
+              ));
+            try {
+              // One FETCHED message per task, its id the task id, so the stream drops a copy;
+              // hops after this one group freely: what they store again is the same rows.
+              await publishDurable(
+                ctx.client,
+                names.task.fetched(task.source),
+                "QueryResponses",
+                { responses: [resp] },
+                { msgID: task.id, timing: timing(), sender: ctx.node.id },
+              );
+              unpublished.delete(task.id);
+            } catch (err) {
+              unpublished.set(task.id, resp);
+              if (unpublished.size > UNPUBLISHED_MEMORY) unpublished.delete(unpublished.keys().next().value as string);
+              throw err;
+            }
           },
         }),
       ),
@@ -156,6 +169,9 @@ export const fetchService: ServiceSpec<FetchConfig> = {
 // waits in the limiter's queue for its slot, up to as long as the limiter lets a call wait);
 // only a longer wait leaves the tasks on the stream.
 const GATE_LOOKAHEAD_MS = 2_000;
+
+// Answers kept for tasks whose FETCHED publish failed; past it the oldest is fetched again if it returns.
+const UNPUBLISHED_MEMORY = 10_000;
 
 // Longest quota wait a pulled task sits out in hand; a longer one goes back to the stream.
 const HOLD_MAX_MS = 30_000;
