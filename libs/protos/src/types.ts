@@ -91,7 +91,7 @@ export type ErrorBody = Plain<machina.v1.Error>;
 export type QueryRequest = Plain<machina.v1.QueryRequest>;
 /** Answer to a QueryRequest or FetchTask. */
 export type QueryResponse = Plain<machina.v1.QueryResponse>;
-/** Answers to several FetchTasks of one source (FETCHED messages). */
+/** Answers to FetchTasks of one source (FETCHED messages; fetch sends one per message). */
 export type QueryResponses = Plain<machina.v1.QueryResponses>;
 /** A unit of scheduled fetch work. */
 export type FetchTask = Plain<machina.v1.FetchTask>;

@@ -1201,7 +1201,10 @@ export namespace machina {
             responses?: (machina.v1.QueryResponse[]|null);
         }
 
-        /** Answers to several FetchTasks of one source in one message on the FETCHED stream. */
+        /**
+         * Answers to FetchTasks of one source on the FETCHED stream. Fetch sends one answer per message,
+         * so that its Nats-Msg-Id is the task id and a second copy is dropped by the stream.
+         */
         class QueryResponses implements IQueryResponses {
 
             /**
