@@ -26,12 +26,11 @@ import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { RecordBatch } from "@machina/protos";
 import { MeshClient, groupMsgId, publishDurable } from "@machina/runtime";
-import { meshNames } from "@machina/subjects";
-import { NATS_URL, uniquePrefix } from "../support/nats-env";
+import { NATS_URL } from "../support/nats-env";
 import { startServiceProc, writeConfig, type ServiceProc } from "../support/service-procs";
 import { benchCqlClient, cassandraBaseline, medianOf, scanWrites, storeBatch } from "./pipeline-baselines";
 import { BENCH } from "./pipeline-config";
-import { CpuMeter, harnessPid } from "./pipeline-procs";
+import { CpuMeter, benchRun } from "./pipeline-procs";
 
 const N = Number(process.env.MACHINA_BENCH_DATA_N ?? 20_000);
 const K = Number(process.env.MACHINA_BENCH_DATA_BATCH ?? 25);
@@ -71,14 +70,7 @@ function storeBatches(n: number, k: number): RecordBatch[][] {
 async function main(): Promise<void> {
   if (!Number.isInteger(N) || N < 1) throw new Error(`MACHINA_BENCH_DATA_N must be a positive integer, got ${N}`);
   if (!Number.isInteger(K) || K < 1) throw new Error(`MACHINA_BENCH_DATA_BATCH must be a positive integer, got ${K}`);
-  const prefix = uniquePrefix("data");
-  const names = meshNames(prefix);
-  const keyspace = `${prefix}_ks`;
-  const rawKeyspace = `${prefix}_raw`;
-  const natsPid = harnessPid("nats");
-  const cassandraPid = harnessPid("cassandra");
-  if (cassandraPid === undefined)
-    note(`no Cassandra pid in $MACHINA_STATE/run; run through test/harness/run-bench.sh (CQL port ${CQL_PORT})`);
+  const { prefix, names, keyspace, rawKeyspace, natsPid, cassandraPid } = benchRun("data", CQL_PORT, note);
 
   const nc = await connect({ servers: NATS_URL, maxReconnectAttempts: -1 });
   const jsm = await jetstreamManager(nc);

@@ -3,6 +3,8 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { meshNames, type MeshNames } from "@machina/subjects";
+import { uniquePrefix } from "../support/nats-env";
 
 let ticksPerSecond: number | undefined;
 function clockTicks(): number {
@@ -38,6 +40,34 @@ export function harnessPid(name: "nats" | "cassandra"): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The names and server pids a bench run works with, under a fresh mesh prefix. */
+export interface BenchRun {
+  prefix: string;
+  names: MeshNames;
+  /** Keyspace of the services under test. */
+  keyspace: string;
+  /** Keyspace of the raw baseline. */
+  rawKeyspace: string;
+  natsPid: number | undefined;
+  cassandraPid: number | undefined;
+}
+
+/** A fresh prefix with its names and keyspaces; `note` hears it when the Cassandra pid is unknown. */
+export function benchRun(tag: string, cqlPort: number, note: (line: string) => void): BenchRun {
+  const prefix = uniquePrefix(tag);
+  const run = {
+    prefix,
+    names: meshNames(prefix),
+    keyspace: `${prefix}_ks`,
+    rawKeyspace: `${prefix}_raw`,
+    natsPid: harnessPid("nats"),
+    cassandraPid: harnessPid("cassandra"),
+  };
+  if (run.cassandraPid === undefined)
+    note(`no Cassandra pid in $MACHINA_STATE/run; run through test/harness/run-bench.sh (CQL port ${cqlPort})`);
+  return run;
 }
 
 /** CPU seconds of named processes between two points in time. */

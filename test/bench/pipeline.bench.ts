@@ -24,9 +24,8 @@ import { connect } from "@nats-io/transport-node";
 import type { Msg } from "@nats-io/nats-core";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { codec } from "@machina/protos";
-import { meshNames } from "@machina/subjects";
 import { TIMING_HEADER, parseTiming } from "@machina/wire";
-import { NATS_URL, uniquePrefix } from "../support/nats-env";
+import { NATS_URL } from "../support/nats-env";
 import { startServiceProc, type ServiceProc } from "../support/service-procs";
 import {
   benchCqlClient,
@@ -37,7 +36,7 @@ import {
   type BaselineResult,
 } from "./pipeline-baselines";
 import { BENCH, writeBenchConfig } from "./pipeline-config";
-import { CpuMeter, harnessPid } from "./pipeline-procs";
+import { CpuMeter, benchRun } from "./pipeline-procs";
 import { startFakeApiProc, type FakeApiProc } from "../support/fake-api-proc";
 import { formatSummary, profileFiles, summarise } from "./pipeline-profile-top";
 
@@ -89,14 +88,7 @@ function handlerMetrics(text: string): {
 
 async function main(): Promise<void> {
   if (!Number.isInteger(N) || N < 1) throw new Error(`MACHINA_BENCH_PIPELINE_N must be a positive integer, got ${N}`);
-  const prefix = uniquePrefix("pipe");
-  const names = meshNames(prefix);
-  const keyspace = `${prefix}_ks`;
-  const rawKeyspace = `${prefix}_raw`;
-  const natsPid = harnessPid("nats");
-  const cassandraPid = harnessPid("cassandra");
-  if (cassandraPid === undefined)
-    note(`no Cassandra pid in $MACHINA_STATE/run; run through test/harness/run-bench.sh (CQL port ${CQL_PORT})`);
+  const { prefix, names, keyspace, rawKeyspace, natsPid, cassandraPid } = benchRun("pipe", CQL_PORT, note);
 
   const nc = await connect({ servers: NATS_URL, maxReconnectAttempts: -1 });
   const jsm = await jetstreamManager(nc);

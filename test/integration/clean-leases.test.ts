@@ -7,14 +7,13 @@ import { randomBytes } from "node:crypto";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { Kvm } from "@nats-io/kv";
-import cassandra from "cassandra-driver";
 import { CleanLeases, DIRTY_SHARDS, DataLayer, compileTypeDef, type DumpRow } from "@machina/data";
+import { CQL_CONTACT_POINTS, adminCqlClient } from "../support/cassandra-env";
 import { NATS_URL, uniquePrefix } from "../support/nats-env";
 
 const prefix = uniquePrefix("cl");
 const units = Array.from({ length: 32 }, (_, i) => `t${i % 2}.${Math.floor(i / 2)}`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const port = Number(process.env.MACHINA_CQL_PORT ?? 9042);
 const keyspace = `machina_cl_${Date.now().toString(36)}_${randomBytes(3).toString("hex")}`;
 
 let nc: NatsConnection;
@@ -66,9 +65,7 @@ describe("clean-job leases", () => {
   });
 
   it("two data replicas sharing the clean job merge every dirty entity exactly once", async () => {
-    const probe = new cassandra.Client({ contactPoints: [`127.0.0.1:${port}`], localDataCenter: "datacenter1" });
-    await probe.connect();
-    const dc = (await probe.execute("SELECT data_center FROM system.local")).first().get("data_center") as string;
+    const { client: probe, localDataCenter: dc } = await adminCqlClient();
     const def = compileTypeDef(
       {
         name: "site",
@@ -82,7 +79,7 @@ describe("clean-job leases", () => {
     );
     const open = () =>
       DataLayer.open({
-        contactPoints: [`127.0.0.1:${port}`],
+        contactPoints: CQL_CONTACT_POINTS,
         localDataCenter: dc,
         keyspace,
         replication: { [dc]: 1 },

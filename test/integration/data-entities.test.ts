@@ -3,12 +3,12 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import cassandra from "cassandra-driver";
+import type cassandra from "cassandra-driver";
 import { isMachinaError } from "@machina/wire";
+import { CQL_CONTACT_POINTS, adminCqlClient } from "../support/cassandra-env";
 import { DataLayer, compileTypeDef, type DataLayerOptions, type DumpRow } from "@machina/data";
 
-const port = Number(process.env.MACHINA_CQL_PORT ?? 9042);
-const contactPoints = [`127.0.0.1:${port}`];
+const contactPoints = CQL_CONTACT_POINTS;
 const keyspace = `machina_ent_${Date.now().toString(36)}_${randomBytes(3).toString("hex")}`;
 const DAY = 86_400_000;
 const now = Date.now();
@@ -62,13 +62,7 @@ async function rawDumpRow(type: string, domain: string, fetchedAt: number): Prom
 
 describe("entity index", () => {
   before(async () => {
-    const probe = new cassandra.Client({ contactPoints, localDataCenter: "datacenter1" });
-    await probe.connect();
-    const local = await probe.execute("SELECT data_center FROM system.local", [], { prepare: true });
-    localDataCenter = local.first().get("data_center") as string;
-    await probe.shutdown();
-    admin = new cassandra.Client({ contactPoints, localDataCenter });
-    await admin.connect();
+    ({ client: admin, localDataCenter } = await adminCqlClient());
   });
 
   after(async () => {

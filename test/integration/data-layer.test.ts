@@ -2,12 +2,12 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import cassandra from "cassandra-driver";
+import type cassandra from "cassandra-driver";
 import { isMachinaError, type ErrorCode } from "@machina/wire";
+import { CQL_CONTACT_POINTS, adminCqlClient } from "../support/cassandra-env";
 import { DataLayer, compileTypeDef, dirtyShardOf, type DataLayerOptions, type DumpRow } from "@machina/data";
 
-const port = Number(process.env.MACHINA_CQL_PORT ?? 9042);
-const contactPoints = [`127.0.0.1:${port}`];
+const contactPoints = CQL_CONTACT_POINTS;
 const keyspace = `machina_it_${Date.now().toString(36)}_${randomBytes(3).toString("hex")}`;
 const HOUR = 3_600_000;
 // A closed window two hours back: inside every read horizon, untouched by the clock during the run.
@@ -75,14 +75,7 @@ async function dirtyMarks(): Promise<string[]> {
 }
 
 before(async () => {
-  // The harness names its datacenter; ask the node rather than assume.
-  const probe = new cassandra.Client({ contactPoints, localDataCenter: "datacenter1" });
-  await probe.connect();
-  const local = await probe.execute("SELECT data_center FROM system.local", [], { prepare: true });
-  localDataCenter = local.first().get("data_center") as string;
-  await probe.shutdown();
-  admin = new cassandra.Client({ contactPoints, localDataCenter });
-  await admin.connect();
+  ({ client: admin, localDataCenter } = await adminCqlClient());
 });
 
 after(async () => {

@@ -151,8 +151,8 @@ export const dataService: ServiceSpec<DataConfig> = {
       () => (oldestDirty === null ? 0 : Math.max(0, (Date.now() - oldestDirty) / 1000)),
     );
     let cleaning = false;
-    const cleanOnce = async () => {
-      const held = await leases!.claim(units);
+    const cleanOnce = async (l: CleanLeases) => {
+      const held = await l.claim(units);
       const r = await data.runClean({ owns: (type, shard) => held.has(`${type}.${shard}`) });
       oldestDirty = r.oldestWindowStart;
       if (r.entities > 0)
@@ -165,7 +165,7 @@ export const dataService: ServiceSpec<DataConfig> = {
         ? setInterval(() => {
             if (cleaning) return;
             cleaning = true;
-            cleanOnce()
+            cleanOnce(leases)
               .catch((err: unknown) => log.error({ err }, "clean job failed; dirty marks stay for the next run"))
               .finally(() => (cleaning = false));
           }, ctx.config.clean.intervalMs)

@@ -9,7 +9,6 @@ import {
   listKeys,
   readDrift,
   readSchemaHistory,
-  prepareDump,
   prepareDumpRows,
   resolveType,
   storeDumps,
@@ -127,13 +126,7 @@ export class DataLayer {
     return this.run(() => writeDump(this.ctx, type, rows));
   }
 
-  /** Checks and coerces dump rows into statements without writing (BAD_REQUEST naming the row and field). */
-  prepareDump(type: string, rows: readonly DumpRow[]): PreparedDump {
-    if (this.closed) throw new MachinaError("UNAVAILABLE", "data layer is closed", { retryable: false });
-    return prepareDump(this.ctx, type, rows);
-  }
-
-  /** Like {@link prepareDump}, but bad rows are refused one by one and the others prepared. */
+  /** Checks and coerces dump rows into statements without writing; bad rows are refused one by one (BAD_REQUEST naming the row and field). */
   prepareDumpRows(type: string, rows: readonly DumpRow[]): { prepared: PreparedDump; refused: RefusedRow[] } {
     if (this.closed) throw new MachinaError("UNAVAILABLE", "data layer is closed", { retryable: false });
     return prepareDumpRows(this.ctx, type, rows);
