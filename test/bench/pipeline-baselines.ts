@@ -152,6 +152,7 @@ export function storeBatch(domain: string, at: number): RecordBatch {
     taskId,
     fetchedAt: at,
     records: [syntheticSite(domain) as unknown as RecordBatch["records"][number]],
+    firstSeq: 0,
   };
 }
 

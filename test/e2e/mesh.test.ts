@@ -107,6 +107,12 @@ describe("example network, end to end", { timeout: 300_000 }, () => {
       criteria: { domain: "example.org" },
     });
     assert.ok(c.count >= 2, "one dump row per source that answered");
+    const many = await natsReq<{ count: number; counts: number[] }>("machina.data.count.dump.website", {
+      criteriaList: [{ domain: "example.org" }, { domain: "example.org", source: "traffic" }],
+    });
+    assert.equal(many.counts.length, 2, "one count per criteria");
+    assert.ok(many.counts[0] >= 2 && many.counts[1] >= 1 && many.counts[1] < many.counts[0]);
+    assert.equal(many.count, many.counts[0] + many.counts[1]);
     const bad = await natsReq<Err>("machina.data.count.dump.company", { criteria: { domain: "x" } });
     assert.equal(bad.code, "NOT_FOUND");
     assert.match(bad.message, /website/, "names the known types");

@@ -54,8 +54,8 @@ const row = (domain: string, fetchedAt: number, title = "t"): DumpRow => ({
 // A dump row written behind the data layer's back, as rows stored before the index existed are.
 async function rawDumpRow(type: string, domain: string, fetchedAt: number): Promise<void> {
   await admin.execute(
-    `INSERT INTO ${keyspace}.dump_${type} (domain, day, fetched_at, source, query, task_id, title) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-    [domain, new Date(fetchedAt).toISOString().slice(0, 10), new Date(fetchedAt), "s", "q", "raw", "raw"],
+    `INSERT INTO ${keyspace}.dump_${type} (domain, day, fetched_at, source, query, seq, task_id, title) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    [domain, new Date(fetchedAt).toISOString().slice(0, 10), new Date(fetchedAt), "s", "q", 0, "raw", "raw"],
     { prepare: true },
   );
 }

@@ -106,7 +106,18 @@ async function eventually<T>(what: string, probe: () => Promise<T | undefined>, 
 // A STORE message holding one fetched batch, as aggregate sends it.
 function batch(id: string, type: string, record: Record<string, string>): Partial<RecordBatches> {
   return {
-    batches: [{ id, type, source: "manual", query: "dlq-test", taskId: id, fetchedAt: FETCHED_AT, records: [record] }],
+    batches: [
+      {
+        id,
+        type,
+        source: "manual",
+        query: "dlq-test",
+        taskId: id,
+        fetchedAt: FETCHED_AT,
+        records: [record],
+        firstSeq: 0,
+      },
+    ],
   };
 }
 
@@ -253,6 +264,7 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
           taskId: "poison-1",
           fetchedAt: FETCHED_AT,
           records: [{ name: "ACME" }],
+          firstSeq: 0,
         },
       ],
     });
@@ -463,6 +475,7 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
             taskId: "percord",
             fetchedAt: FETCHED_AT,
             records,
+            firstSeq: 0,
           },
         ],
       },
@@ -494,6 +507,11 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
     assert.equal(parked.batches.length, 1);
     assert.deepEqual(parked.batches[0].records, [records[37]], "the letter holds the bad record alone");
     assert.equal(parked.batches[0].taskId, "percord", "with its batch's provenance");
+    assert.equal(
+      (parked.batches[0] as { firstSeq?: number }).firstSeq,
+      37,
+      "and its position in the answer, so a fixed replay lands on its own row",
+    );
 
     // Replayed as it is, it fails again on its own and parks again; the good rows are untouched.
     assert.deepEqual(await ok<DeadLetterReplayReply>(names.vertex.dlq.replay, { seqs: [letter.seq] }), {
@@ -507,6 +525,63 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
     });
     assert.match(again.letters[0].message, /rank/);
     assert.deepEqual(await ok<DeadLetterPurgeReply>(names.vertex.dlq.purge, {}), { purged: 1 });
+  });
+  it("keeps every record of one entity in one answer, and a redelivery rewrites the same rows", async () => {
+    const multi = (msgID: string) =>
+      publishDurable(
+        js,
+        names.task.store("website"),
+        "RecordBatches",
+        {
+          batches: [
+            {
+              id: "multi",
+              type: "website",
+              source: "manual",
+              query: "dlq-test",
+              taskId: "multi",
+              fetchedAt: FETCHED_AT,
+              records: ["first", "second", "third"].map((title) => ({ domain: "same.multi", title })),
+              firstSeq: 0,
+            },
+            {
+              // A record travelling alone at position 3 of the same answer (as a replayed letter does).
+              id: "multi",
+              type: "website",
+              source: "manual",
+              query: "dlq-test",
+              taskId: "multi",
+              fetchedAt: FETCHED_AT,
+              records: [{ domain: "same.multi", title: "fourth" }],
+              firstSeq: 3,
+            },
+          ],
+        },
+        { msgID },
+      );
+    await multi("multi-1");
+    await eventually("four rows of one entity", async () =>
+      (await dumpCount("website", { domain: "same.multi" })) === 4 ? true : undefined,
+    );
+    // The same answer again under another message id, as a republish after a lost ack would be.
+    await multi("multi-2");
+    await eventually("the redelivery consumed", async () => {
+      const info = await (await jetstreamManager(nc)).consumers.info(names.streams.STORE, names.consumers.store);
+      return info.num_pending === 0 && info.num_ack_pending === 0 ? true : undefined;
+    });
+    assert.equal(await dumpCount("website", { domain: "same.multi" }), 4, "rewritten in place, not added");
+    const { records } = await ok<{ records: { title: string; seq: number }[] }>(names.data("read", "dump", "website"), {
+      criteria: { domain: "same.multi" },
+    });
+    assert.deepEqual(
+      records.map((r) => [r.seq, r.title]).sort((a, b) => Number(a[0]) - Number(b[0])),
+      [
+        [0, "first"],
+        [1, "second"],
+        [2, "third"],
+        [3, "fourth"],
+      ],
+    );
   });
   it("counts and lists fields a type does not declare (data.drift, /metrics), and stores the rest", async () => {
     await publishDurable(
@@ -526,6 +601,7 @@ describe("dead-letter operations (vertex.dlq.*)", { timeout: 120_000 }, () => {
               { domain: "a.drift", title: "A", country: "NL" },
               { domain: "b.drift", title: "B", country: "DE", score: 3 },
             ],
+            firstSeq: 0,
           },
         ],
       },

@@ -5,7 +5,9 @@ import {
   compileTypeDef,
   createKeyspaceCql,
   createTableCql,
-  dirtyTableSpec,
+  cleanFailedTableSpec,
+  dirtyCursorTableSpec,
+  dirtyMarksTableSpec,
   dumpTableSpec,
   ensureSchema,
 } from "@machina/data";
@@ -26,8 +28,10 @@ const flat = (s: string): string => s.replace(/\s+/g, " ");
 test("dump table: entity+day partition, newest fetch first, TTL and time-window compaction", () => {
   const cql = flat(createTableCql("ks", dumpTableSpec(def)));
   assert.match(cql, /^CREATE TABLE IF NOT EXISTS ks\.dump_website \(/);
-  assert.ok(cql.includes(`PRIMARY KEY (("domain", "lang", "day"), "fetched_at", "source", "query")`), cql);
-  assert.ok(cql.includes(`CLUSTERING ORDER BY ("fetched_at" DESC, "source" ASC, "query" ASC)`), cql);
+  assert.ok(cql.includes(`PRIMARY KEY (("domain", "lang", "day"), "fetched_at", "source", "query", "seq")`), cql);
+  assert.ok(cql.includes(`CLUSTERING ORDER BY ("fetched_at" DESC, "source" ASC, "query" ASC, "seq" ASC)`), cql);
+  const legacy = flat(createTableCql("ks", dumpTableSpec(def, { legacy: true })));
+  assert.ok(legacy.includes(`PRIMARY KEY (("domain", "lang", "day"), "fetched_at", "source", "query")`), legacy);
   assert.ok(cql.includes(`"task_id" text`));
   assert.ok(cql.includes(`"visits" bigint`));
   assert.ok(cql.includes(`"meta" text`), "json is stored as text");
@@ -46,9 +50,15 @@ test("clean table: entity+bucket partition, newest window first, merge bookkeepi
   assert.equal(cql.includes("default_time_to_live"), false);
 });
 
-test("dirty table and keyspace use only portable CQL", () => {
-  const cql = flat(createTableCql("ks", dirtyTableSpec()));
-  assert.ok(cql.includes(`PRIMARY KEY (("type", "shard"), "key", "window_start")`), cql);
+test("dirty, cursor and failed tables and the keyspace use only portable CQL", () => {
+  const cql = flat(createTableCql("ks", dirtyMarksTableSpec()));
+  // A slot in the partition key: closed slots are dropped whole instead of row by row.
+  assert.ok(cql.includes(`PRIMARY KEY (("type", "shard", "slot"), "key", "window_start", "id")`), cql);
+  assert.ok(cql.includes(`"id" uuid`), cql);
+  assert.ok(flat(createTableCql("ks", dirtyCursorTableSpec())).includes(`PRIMARY KEY (("type", "shard"))`));
+  assert.ok(
+    flat(createTableCql("ks", cleanFailedTableSpec())).includes(`PRIMARY KEY (("type"), "key", "window_start")`),
+  );
   assert.equal(
     createKeyspaceCql("ks", { datacenter1: 3, dc2: 1 }),
     "CREATE KEYSPACE IF NOT EXISTS ks WITH replication = {'class': 'NetworkTopologyStrategy', 'datacenter1': 3, 'dc2': 1}",

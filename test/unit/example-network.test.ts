@@ -123,6 +123,7 @@ describe("aggregate, compute and data validators", () => {
       taskId: "t",
       fetchedAt: 1,
       records: [{ domain: "a" }],
+      firstSeq: 0,
     };
     assert.deepEqual(await table.forType("website")(batch), [batch]);
   });

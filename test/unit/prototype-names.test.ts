@@ -83,6 +83,7 @@ describe("aggregate: forType", () => {
       taskId: "t",
       fetchedAt: 1,
       records: [{ a: 1 }],
+      firstSeq: 0,
     };
     assert.deepEqual(await table.forType("constructor")(batch), [batch]);
     assert.deepEqual(
@@ -239,7 +240,13 @@ describe("data: stores, types and fields", () => {
     lookbackDays: 1,
     recordedDays: new Map(),
     indexSince: new Map(),
+    legacyDump: new Set(),
     driftWritten: new Map(),
+    clock: Date.now,
+    cursorsKnown: new Set(),
+    legacyDirty: false,
+    clean: { merged: new Map(), attempts: new Map(), legacyDrained: new Set() },
+    manualSeen: new Map(),
   };
 
   it("answers NOT_FOUND listing dump and clean for an unknown store token", () => {

@@ -174,6 +174,14 @@ describe("meshNames", () => {
     assert.equal(matches(n.any.dataKeys, keys), true);
     for (const op of DATA_OPS) assert.equal(matches(n.any.data(op), keys), false, `${op} vs ${keys}`);
     assert.deepEqual(n.tail(keys, 1), ["page"]);
+    for (const op of ["failed", "retry"] as const) {
+      const c = n.dataClean(op, "page");
+      assert.equal(c, `machina.data.clean.${op}.page`);
+      assert.equal(matches(n.any.dataClean(op), c), true);
+      assert.equal(matches(n.any.dataClean(op === "failed" ? "retry" : "failed"), c), false);
+      for (const d of DATA_OPS) assert.equal(matches(n.any.data(d), c), false, `${d} vs ${c}`);
+      assert.deepEqual(n.tail(c, 1), ["page"]);
+    }
     assert.equal(matches(n.any.computeGet, n.computeGet("top_sites")), true);
     assert.deepEqual(n.tail(n.computeGet("top_sites"), 1), ["top_sites"]);
     assert.equal(matches(n.any.vertexConnect, n.vertex.connect("scheduler")), true);

@@ -129,23 +129,31 @@ export type KeysReply = Plain<machina.v1.KeysReply>;
 export type DriftField = Plain<machina.v1.DriftField>;
 /** The undeclared fields of a type. */
 export type DriftReply = Plain<machina.v1.DriftReply>;
+/** An entity window the clean job parked after repeated failures. */
+export type FailedWindow = Plain<machina.v1.FailedWindow>;
+/** A page of parked clean windows. */
+export type CleanFailedReply = Plain<machina.v1.CleanFailedReply>;
+/** Parked clean windows to put back (none named: every one). */
+export type CleanRetryRequest = Plain<machina.v1.CleanRetryRequest>;
 /** One registered version of a type's schema. */
 export type SchemaVersion = Plain<machina.v1.SchemaVersion>;
 /** A type's schema and its history. */
 export type SchemaReply = Plain<machina.v1.SchemaReply>;
-/** Read records by criteria. */
+/** Read records by criteria, or of many entities (`criteriaList`). */
 export type ReadRequest = Plain<machina.v1.ReadRequest>;
-/** One entity by key. */
+/** One entity by key, or many (`keys`). */
 export type KeyRequest = Plain<machina.v1.KeyRequest>;
-/** Alter the newest record of a key. */
+/** Alter the newest record of a key, or of many (`items`). */
 export type UpdateRequest = Plain<machina.v1.UpdateRequest>;
-/** Count records by criteria. */
+/** One entity of a bulk update: its key and the fields to alter. */
+export type UpdateItem = Plain<machina.v1.UpdateItem>;
+/** Count records by criteria, or per criteria of a list (`criteriaList`). */
 export type CountRequest = Plain<machina.v1.CountRequest>;
 /** Many records. */
 export type RecordsReply = Plain<machina.v1.RecordsReply>;
-/** One record. */
+/** One record, or (bulk) the records found and the keys missing. */
 export type RecordReply = Plain<machina.v1.RecordReply>;
-/** A count. */
+/** A count, and (bulk) one per criteria. */
 export type CountReply = Plain<machina.v1.CountReply>;
 /** How many rows a write touched. */
 export type WriteReply = Plain<machina.v1.WriteReply>;

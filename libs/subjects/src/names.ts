@@ -48,6 +48,8 @@ export interface MeshNames {
   dataDrift(type: string): string;
   /** `<p>.data.schema.<type>`: a type's registered schema and its history. */
   dataSchema(type: string): string;
+  /** `<p>.data.clean.failed.<type>` and `.retry.<type>`: windows the clean job parked, and putting them back. */
+  dataClean(op: "failed" | "retry", type: string): string;
   computeGet(name: string): string;
   readonly vertex: {
     connect(role: "processor" | "scheduler"): string;
@@ -64,6 +66,7 @@ export interface MeshNames {
     dataKeys: string;
     dataDrift: string;
     dataSchema: string;
+    dataClean(op: "failed" | "retry"): string;
     computeGet: string;
     vertexConnect: string;
   };
@@ -125,6 +128,7 @@ export function meshNames(prefix = "machina"): MeshNames {
     dataKeys: (type) => `${p}.data.keys.${tok("entity type", type)}`,
     dataDrift: (type) => `${p}.data.drift.${tok("entity type", type)}`,
     dataSchema: (type) => `${p}.data.schema.${tok("entity type", type)}`,
+    dataClean: (op, type) => `${p}.data.clean.${op}.${tok("entity type", type)}`,
     computeGet: (name) => `${p}.compute.get.${tok("computation", name)}`,
     vertex: {
       connect: (role) => `${p}.vertex.connect.${role}`,
@@ -144,6 +148,7 @@ export function meshNames(prefix = "machina"): MeshNames {
       dataKeys: `${p}.data.keys.*`,
       dataDrift: `${p}.data.drift.*`,
       dataSchema: `${p}.data.schema.*`,
+      dataClean: (op) => `${p}.data.clean.${op}.*`,
       computeGet: `${p}.compute.get.*`,
       vertexConnect: `${p}.vertex.connect.*`,
     },

@@ -20,7 +20,7 @@ export interface DataConfig {
     username: string;
     password: string;
   };
-  clean: { intervalMs: number; lookbackDays: number };
+  clean: { intervalMs: number; lookbackDays: number; maxAttempts: number };
 }
 
 /** `dc1:3,dc2:3` → `{ dc1: 3, dc2: 3 }`; BAD_REQUEST naming the setting when malformed. */
@@ -96,6 +96,11 @@ export const dataService: ServiceSpec<DataConfig> = {
         format: "nat",
         default: 7,
       },
+      maxAttempts: {
+        doc: "Failed merges of one entity window (errors a retry cannot fix) before it is parked in data.clean.failed.<type>.",
+        format: "nat",
+        default: 5,
+      },
     },
   },
   async setup(ctx: ServiceContext<DataConfig>) {
@@ -108,6 +113,9 @@ export const dataService: ServiceSpec<DataConfig> = {
         `clean.intervalMs: ${ctx.config.clean.intervalMs} is more than one day (86400000 ms); the clean job must run at least daily`,
         { retryable: false },
       );
+    }
+    if (ctx.config.clean.maxAttempts < 1) {
+      throw new MachinaError("BAD_REQUEST", "clean.maxAttempts: must be at least 1", { retryable: false });
     }
     const types = loadComponents("data/types", ctx.configSource).map((d) =>
       compileTypeDef({ name: d.name, ...d.doc }, d.origins.join(" + ")),
@@ -122,6 +130,19 @@ export const dataService: ServiceSpec<DataConfig> = {
       credentials: c.username ? { username: c.username, password: c.password } : undefined,
     });
     log.info({ types: types.map((t) => t.name), keyspace: c.keyspace }, "schema ready");
+    for (const type of data.schema.legacyDump) {
+      log.warn(
+        { type },
+        "dump table predates seq: several records of one entity in one answer share one row there; " +
+          "move the type to a new name (e.g. <name>_v2) to keep every record",
+      );
+    }
+    const parkedCount = addCounter(
+      ctx.metrics,
+      "machina_clean_failed_total",
+      "Entity windows the clean job parked in data.clean.failed.<type> after repeated merge failures, by type.",
+      ["type"],
+    );
 
     const undeclared = addCounter(
       ctx.metrics,
@@ -153,12 +174,21 @@ export const dataService: ServiceSpec<DataConfig> = {
     let cleaning = false;
     const cleanOnce = async (l: CleanLeases) => {
       const held = await l.claim(units);
-      const r = await data.runClean({ owns: (type, shard) => held.has(`${type}.${shard}`) });
+      const r = await data.runClean({
+        owns: (type, shard) => held.has(`${type}.${shard}`),
+        maxAttempts: ctx.config.clean.maxAttempts,
+        onParked: (type) => parkedCount.inc({ type }),
+      });
       oldestDirty = r.oldestWindowStart;
       if (r.entities > 0)
         log.info({ entities: r.entities, rows: r.rows, shards: held.size }, "clean job merged dirty entities");
       for (const f of r.errors.slice(0, 5))
-        log.warn({ failure: f }, "clean job could not merge an entity; it stays dirty");
+        log.warn(
+          { failure: f },
+          f.parked
+            ? "clean job parked an entity window after repeated failures (data.clean.failed)"
+            : "clean job could not merge an entity window; it is retried next run",
+        );
     };
     const cleanTimer =
       leases !== undefined
@@ -179,7 +209,7 @@ export const dataService: ServiceSpec<DataConfig> = {
           ...at("create"),
           request: "CreateRequest",
           reply: "WriteReply",
-          description: "Upsert records into data.create.<dump|clean>.<type>",
+          description: "Upsert records (at most 1000) into data.create.<dump|clean>.<type>",
           async handler(req, { subject }) {
             const { store, type } = storeOf(names, subject);
             const res = await data.create(store, type, req.records);
@@ -190,14 +220,20 @@ export const dataService: ServiceSpec<DataConfig> = {
           ...at("read"),
           request: "ReadRequest",
           reply: "RecordsReply",
-          description: "Records of one entity (criteria = its full key), newest first, with offset and limit",
+          description:
+            "Records of one entity (criteria = its full key) or of each of criteriaList, newest first, offset and limit per entity",
           async handler(req, { subject }) {
             const { store, type } = storeOf(names, subject);
-            const rows = await data.read(store, type, {
-              criteria: req.criteria,
-              offset: req.offset,
-              limit: req.limit || undefined,
-            });
+            const page = { offset: req.offset, limit: req.limit || undefined };
+            const form = data.formOf(
+              type,
+              { names: ["criteria"], given: req.criteria !== null },
+              { name: "criteriaList", items: req.criteriaList },
+            );
+            const rows =
+              form === "bulk"
+                ? await data.readBulk(store, type, req.criteriaList, page)
+                : await data.read(store, type, { criteria: req.criteria, ...page });
             return { records: rows.map(asJson) };
           },
         }),
@@ -205,30 +241,56 @@ export const dataService: ServiceSpec<DataConfig> = {
           ...at("readone"),
           request: "KeyRequest",
           reply: "RecordReply",
-          description: "The newest record of one entity",
+          description: "The newest record of one entity (key), or of each of keys with the ones missing",
           async handler(req, { subject }) {
             const { store, type } = storeOf(names, subject);
-            return { record: asJson(await data.readOne(store, type, req.key)) };
+            const form = data.formOf(
+              type,
+              { names: ["key"], given: req.key !== null },
+              { name: "keys", items: req.keys },
+            );
+            if (form === "single") return { record: asJson(await data.readOne(store, type, req.key)) };
+            const res = await data.readOneBulk(store, type, req.keys);
+            return { records: res.records.map(asJson), missing: res.missing.map(asJson) };
           },
         }),
         defineEndpoint({
           ...at("update"),
           request: "UpdateRequest",
           reply: "RecordReply",
-          description: "Alter fields of the newest clean record of one entity",
+          description: "Alter fields of the newest clean record of one entity, or of each of items",
           async handler(req, { subject }) {
             const { store, type } = storeOf(names, subject);
-            return { record: asJson(await data.update(store, type, req.key, req.alterations)) };
+            const form = data.formOf(
+              type,
+              {
+                names: ["key", "alterations", "clear"],
+                given: req.key !== null || req.alterations !== null || req.clear.length > 0,
+              },
+              { name: "items", items: req.items },
+            );
+            if (form === "single")
+              return { record: asJson(await data.update(store, type, req.key, req.alterations, req.clear)) };
+            const res = await data.updateBulk(store, type, req.items);
+            return { records: res.records.map(asJson), missing: res.missing.map(asJson) };
           },
         }),
         defineEndpoint({
           ...at("delete"),
           request: "KeyRequest",
           reply: "WriteReply",
-          description: "Delete every record of one entity from a store",
+          description: "Delete every record of one entity (key), or of each of keys, from a store",
           async handler(req, { subject }) {
             const { store, type } = storeOf(names, subject);
-            const res = await data.delete(store, type, req.key);
+            const form = data.formOf(
+              type,
+              { names: ["key"], given: req.key !== null },
+              { name: "keys", items: req.keys },
+            );
+            const res =
+              form === "single"
+                ? await data.delete(store, type, req.key)
+                : await data.deleteBulk(store, type, req.keys);
             return { affected: res.deleted };
           },
         }),
@@ -236,10 +298,16 @@ export const dataService: ServiceSpec<DataConfig> = {
           ...at("count"),
           request: "CountRequest",
           reply: "CountReply",
-          description: "Number of records of one entity",
+          description: "Number of records of one entity, or per criteria of criteriaList with their sum",
           async handler(req, { subject }) {
             const { store, type } = storeOf(names, subject);
-            return { count: await data.count(store, type, req.criteria) };
+            const form = data.formOf(
+              type,
+              { names: ["criteria"], given: req.criteria !== null },
+              { name: "criteriaList", items: req.criteriaList },
+            );
+            if (form === "single") return { count: await data.count(store, type, req.criteria) };
+            return await data.countBulk(store, type, req.criteriaList);
           },
         }),
         defineEndpoint({
@@ -267,6 +335,29 @@ export const dataService: ServiceSpec<DataConfig> = {
           async handler(_req, { subject }) {
             const [type] = names.tail(subject, 1);
             return { fields: await data.drift(type) };
+          },
+        }),
+        defineEndpoint({
+          name: "clean-failed",
+          subject: names.any.dataClean("failed"),
+          request: "KeysRequest",
+          reply: "CleanFailedReply",
+          description: "Entity windows the clean job parked after repeated failures, with their last error; paged",
+          async handler(req, { subject }) {
+            const [type] = names.tail(subject, 1);
+            const page = await data.cleanFailed(type, { limit: req.limit || undefined, page: req.page });
+            return { failed: page.failed.map((f) => ({ ...f, key: f.key as JsonObject })), next: page.next };
+          },
+        }),
+        defineEndpoint({
+          name: "clean-retry",
+          subject: names.any.dataClean("retry"),
+          request: "CleanRetryRequest",
+          reply: "WriteReply",
+          description: "Puts parked windows (of the keys given, or all) back to be merged by the next clean run",
+          async handler(req, { subject }) {
+            const [type] = names.tail(subject, 1);
+            return { affected: await data.retryCleanFailed(type, req.keys) };
           },
         }),
         defineEndpoint({
@@ -298,11 +389,12 @@ export const dataService: ServiceSpec<DataConfig> = {
               if (!batch.type) throw new MachinaError("BAD_REQUEST", "record batch has no type");
               return data.prepareDumpRows(
                 batch.type,
-                batch.records.map((record) => ({
+                batch.records.map((record, i) => ({
                   fetchedAt: batch.fetchedAt || Date.now(),
                   source: batch.source || "unknown",
                   query: batch.query || "",
                   taskId: batch.taskId || batch.id,
+                  seq: (batch.firstSeq || 0) + i,
                   record,
                 })),
               );
@@ -311,7 +403,13 @@ export const dataService: ServiceSpec<DataConfig> = {
               for (const [field, u] of p.undeclared) undeclared.inc({ type: p.type, field }, u.count);
             for (const [b, { refused }] of prepared.entries()) {
               for (const r of refused) {
-                const alone = { ...msg.batches[b], records: [msg.batches[b].records[r.index]] };
+                const batch = msg.batches[b];
+                // Its own position goes with it, so a replay lands on the row it would have had.
+                const alone = {
+                  ...batch,
+                  records: [batch.records[r.index]],
+                  firstSeq: (batch.firstSeq || 0) + r.index,
+                };
                 await deadLetter(`b${b}r${r.index}`, "RecordBatches", { batches: [alone] }, r.error);
               }
             }

@@ -22,14 +22,18 @@ export {
   isField,
   dumpTableSpec,
   cleanTableSpec,
-  dirtyTableSpec,
+  dirtyMarksTableSpec,
+  dirtyCursorTableSpec,
+  cleanFailedTableSpec,
   schemaHistoryTableSpec,
   createKeyspaceCql,
   createTableCql,
   cqlTypeOf,
   dumpTableName,
   cleanTableName,
-  DIRTY_TABLE,
+  DIRTY_MARKS_TABLE,
+  DIRTY_CURSOR_TABLE,
+  CLEAN_FAILED_TABLE,
   SCHEMA_HISTORY_TABLE,
   toCql,
   toPlain,
@@ -51,7 +55,15 @@ export type {
   CqlValue,
   ValueOrigin,
 } from "./schema";
-export { ensureSchema, writeDump, DIRTY_SHARDS, dirtyShardOf, resolveType } from "./store";
+export {
+  ensureSchema,
+  writeDump,
+  DIRTY_SHARDS,
+  DIRTY_SLOT_MS,
+  DIRTY_CLOSE_AFTER_MS,
+  dirtyShardOf,
+  resolveType,
+} from "./store";
 export type {
   EnsureSchemaResult,
   SchemaChange,
@@ -70,6 +82,8 @@ export type {
   RunCleanResult,
   CleanedEntity,
   CleanFailure,
+  FailedPage,
+  FailedWindow,
 } from "./clean";
 export { dataService, parseReplication, storeOf } from "./data-service";
 export type { DataConfig } from "./data-service";

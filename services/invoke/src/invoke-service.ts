@@ -148,6 +148,8 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
                   taskId,
                   fetchedAt,
                   records: set.records,
+                  // One batch holds all records of its type in the answer, so positions start at 0.
+                  firstSeq: 0,
                 };
                 stored.push(toAggregate.publish(names.task.aggregate(type), batch, stamp));
               }

@@ -238,14 +238,20 @@ export namespace machina {
             /** ReadRequest criteria */
             criteria?: (google.protobuf.Struct|null);
 
-            /** ReadRequest offset */
+            /** per entity */
             offset?: (number|null);
 
-            /** ReadRequest limit */
+            /** per entity, 1–1000; 0 means 100 */
             limit?: (number|null);
+
+            /** Bulk: one criteria per entity, at most 1000; each entity's rows newest first, concatenated in list order. */
+            criteriaList?: (google.protobuf.Struct[]|null);
         }
 
-        /** data.read.<store>.<type>: records matching criteria (the full entity key). */
+        /**
+         * data.read.<store>.<type>: records matching criteria (the full entity key), or of many entities.
+         * Set `criteria` or `criteria_list`, not both.
+         */
         class ReadRequest implements IReadRequest {
 
             /**
@@ -257,11 +263,14 @@ export namespace machina {
             /** ReadRequest criteria. */
             public criteria?: (google.protobuf.Struct|null);
 
-            /** ReadRequest offset. */
+            /** per entity */
             public offset: number;
 
-            /** ReadRequest limit. */
+            /** per entity, 1–1000; 0 means 100 */
             public limit: number;
+
+            /** Bulk: one criteria per entity, at most 1000; each entity's rows newest first, concatenated in list order. */
+            public criteriaList: google.protobuf.Struct[];
         }
 
         /** Properties of a KeyRequest. */
@@ -269,9 +278,12 @@ export namespace machina {
 
             /** KeyRequest key */
             key?: (google.protobuf.Struct|null);
+
+            /** Bulk: at most 1000 keys; readone answers RecordReply.records and .missing, delete the total affected. */
+            keys?: (google.protobuf.Struct[]|null);
         }
 
-        /** data.readone / data.delete: one entity by key. */
+        /** data.readone / data.delete: one entity by key, or many. Set `key` or `keys`, not both. */
         class KeyRequest implements IKeyRequest {
 
             /**
@@ -282,6 +294,35 @@ export namespace machina {
 
             /** KeyRequest key. */
             public key?: (google.protobuf.Struct|null);
+
+            /** Bulk: at most 1000 keys; readone answers RecordReply.records and .missing, delete the total affected. */
+            public keys: google.protobuf.Struct[];
+        }
+
+        /** Properties of an UpdateItem. */
+        interface IUpdateItem {
+
+            /** UpdateItem key */
+            key?: (google.protobuf.Struct|null);
+
+            /** UpdateItem alterations */
+            alterations?: (google.protobuf.Struct|null);
+        }
+
+        /** One entity of a bulk update. */
+        class UpdateItem implements IUpdateItem {
+
+            /**
+             * Constructs a new UpdateItem.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IUpdateItem);
+
+            /** UpdateItem key. */
+            public key?: (google.protobuf.Struct|null);
+
+            /** UpdateItem alterations. */
+            public alterations?: (google.protobuf.Struct|null);
         }
 
         /** Properties of an UpdateRequest. */
@@ -292,9 +333,18 @@ export namespace machina {
 
             /** UpdateRequest alterations */
             alterations?: (google.protobuf.Struct|null);
+
+            /** Bulk: at most 1000 items; answers RecordReply.records (item order) and .missing. */
+            items?: (machina.v1.UpdateItem[]|null);
+
+            /** Single form: fields whose manual values stop overriding the sources (merged from them again). */
+            clear?: (string[]|null);
         }
 
-        /** data.update.<store>.<type>: alter fields of the newest record of a key. */
+        /**
+         * data.update.<store>.<type>: alter fields of the newest record of a key, or of many.
+         * Set `key` and `alterations`, or `items`, not both.
+         */
         class UpdateRequest implements IUpdateRequest {
 
             /**
@@ -308,6 +358,12 @@ export namespace machina {
 
             /** UpdateRequest alterations. */
             public alterations?: (google.protobuf.Struct|null);
+
+            /** Bulk: at most 1000 items; answers RecordReply.records (item order) and .missing. */
+            public items: machina.v1.UpdateItem[];
+
+            /** Single form: fields whose manual values stop overriding the sources (merged from them again). */
+            public clear: string[];
         }
 
         /** Properties of a CountRequest. */
@@ -315,9 +371,12 @@ export namespace machina {
 
             /** CountRequest criteria */
             criteria?: (google.protobuf.Struct|null);
+
+            /** Bulk: at most 1000 criteria; answers CountReply.counts (list order), `count` their sum. */
+            criteriaList?: (google.protobuf.Struct[]|null);
         }
 
-        /** data.count.<store>.<type> */
+        /** data.count.<store>.<type>: set `criteria` or `criteria_list`, not both. */
         class CountRequest implements ICountRequest {
 
             /**
@@ -328,6 +387,9 @@ export namespace machina {
 
             /** CountRequest criteria. */
             public criteria?: (google.protobuf.Struct|null);
+
+            /** Bulk: at most 1000 criteria; answers CountReply.counts (list order), `count` their sum. */
+            public criteriaList: google.protobuf.Struct[];
         }
 
         /** Properties of a KeysRequest. */
@@ -545,8 +607,14 @@ export namespace machina {
         /** Properties of a RecordReply. */
         interface IRecordReply {
 
-            /** RecordReply record */
+            /** single form */
             record?: (google.protobuf.Struct|null);
+
+            /** bulk: rows found, in key (or item) order */
+            records?: (google.protobuf.Struct[]|null);
+
+            /** bulk: keys with no row (key fields only) */
+            missing?: (google.protobuf.Struct[]|null);
         }
 
         /** Represents a RecordReply. */
@@ -558,15 +626,24 @@ export namespace machina {
              */
             constructor(properties?: machina.v1.IRecordReply);
 
-            /** RecordReply record. */
+            /** single form */
             public record?: (google.protobuf.Struct|null);
+
+            /** bulk: rows found, in key (or item) order */
+            public records: google.protobuf.Struct[];
+
+            /** bulk: keys with no row (key fields only) */
+            public missing: google.protobuf.Struct[];
         }
 
         /** Properties of a CountReply. */
         interface ICountReply {
 
-            /** CountReply count */
+            /** bulk: the sum of counts */
             count?: (number|null);
+
+            /** bulk: one per criteria, in list order */
+            counts?: (number[]|null);
         }
 
         /** Represents a CountReply. */
@@ -578,8 +655,11 @@ export namespace machina {
              */
             constructor(properties?: machina.v1.ICountReply);
 
-            /** CountReply count. */
+            /** bulk: the sum of counts */
             public count: number;
+
+            /** bulk: one per criteria, in list order */
+            public counts: number[];
         }
 
         /** Properties of a WriteReply. */
@@ -652,6 +732,105 @@ export namespace machina {
 
             /** ComputeReply cached. */
             public cached: boolean;
+        }
+
+        /** Properties of a FailedWindow. */
+        interface IFailedWindow {
+
+            /** FailedWindow key */
+            key?: (google.protobuf.Struct|null);
+
+            /** epoch ms */
+            windowStart?: (number|null);
+
+            /** stable error code of the last failure */
+            code?: (string|null);
+
+            /** FailedWindow error */
+            error?: (string|null);
+
+            /** FailedWindow attempts */
+            attempts?: (number|null);
+
+            /** epoch ms */
+            failedAt?: (number|null);
+        }
+
+        /**
+         * data.clean.failed.<type> (request: KeysRequest for limit and page): entity windows the clean
+         * job parked after repeated failures, in key order.
+         */
+        class FailedWindow implements IFailedWindow {
+
+            /**
+             * Constructs a new FailedWindow.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IFailedWindow);
+
+            /** FailedWindow key. */
+            public key?: (google.protobuf.Struct|null);
+
+            /** epoch ms */
+            public windowStart: number;
+
+            /** stable error code of the last failure */
+            public code: string;
+
+            /** FailedWindow error. */
+            public error: string;
+
+            /** FailedWindow attempts. */
+            public attempts: number;
+
+            /** epoch ms */
+            public failedAt: number;
+        }
+
+        /** Properties of a CleanFailedReply. */
+        interface ICleanFailedReply {
+
+            /** CleanFailedReply failed */
+            failed?: (machina.v1.FailedWindow[]|null);
+
+            /** "" on the last page */
+            next?: (string|null);
+        }
+
+        /** Represents a CleanFailedReply. */
+        class CleanFailedReply implements ICleanFailedReply {
+
+            /**
+             * Constructs a new CleanFailedReply.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.ICleanFailedReply);
+
+            /** CleanFailedReply failed. */
+            public failed: machina.v1.FailedWindow[];
+
+            /** "" on the last page */
+            public next: string;
+        }
+
+        /** Properties of a CleanRetryRequest. */
+        interface ICleanRetryRequest {
+
+            /** entities to retry; empty retries every parked window */
+            keys?: (google.protobuf.Struct[]|null);
+        }
+
+        /** data.clean.retry.<type>: puts parked windows back to be merged (answers WriteReply.affected). */
+        class CleanRetryRequest implements ICleanRetryRequest {
+
+            /**
+             * Constructs a new CleanRetryRequest.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.ICleanRetryRequest);
+
+            /** entities to retry; empty retries every parked window */
+            public keys: google.protobuf.Struct[];
         }
 
         /** Properties of a DeadLetterFilter. */
@@ -1572,6 +1751,12 @@ export namespace machina {
 
             /** RecordBatch records */
             records?: (google.protobuf.Struct[]|null);
+
+            /**
+             * Position of records[0] in its answer: a record keeps its dump row (seq = first_seq + index)
+             * when it travels alone, e.g. replayed from the dead-letter stream.
+             */
+            firstSeq?: (number|null);
         }
 
         /**
@@ -1606,6 +1791,12 @@ export namespace machina {
 
             /** RecordBatch records. */
             public records: google.protobuf.Struct[];
+
+            /**
+             * Position of records[0] in its answer: a record keeps its dump row (seq = first_seq + index)
+             * when it travels alone, e.g. replayed from the dead-letter stream.
+             */
+            public firstSeq: number;
         }
 
         /** Properties of a RecordBatches. */

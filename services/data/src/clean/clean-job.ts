@@ -11,33 +11,43 @@ import {
 } from "../schema";
 import {
   DIRTY_SHARDS,
-  clearDirty,
+  dirtySlotOf,
+  dropSlot,
+  dumpHasSeq,
   entityDayWrites,
   execute,
   mapLimit,
   pages,
-  readDirty,
+  readCursor,
+  readOverrides,
+  readSlot,
   resolveType,
   selectList,
+  slotClosed,
   tableRef,
   valueFieldsOf,
+  writeCursor,
   writeEntityDays,
   type CqlRow,
   type DataContext,
   type DirtyMark,
 } from "../store";
+import { attemptId, parkFailed } from "./clean-failed";
+import { clearLegacyMarks, readLegacyMarks } from "./legacy-dirty";
 import { mergeRows, type MergeRow } from "./merge";
 
 /** Options of one clean run. */
 export interface RunCleanOptions {
-  /** The job's clock (epoch ms): stamps merged_at, and dirty marks written after it survive. Default: the wall clock. */
-  now?: number;
   /** Only these types (default: every registered type). */
   types?: readonly string[];
   /** Whether this run merges a dirty shard of a type (default: every one); see CleanLeases. */
   owns?: (type: string, shard: number) => boolean;
-  /** Called after an entity's clean row is written and before its dirty mark is cleared. */
+  /** Failed merges of one entity window before it is parked in the failed list. Default 5. */
+  maxAttempts?: number;
+  /** Called after an entity's clean row is written. */
   onMerged?: (entity: CleanedEntity) => void | Promise<void>;
+  /** Called when a window is parked in the failed list. */
+  onParked?: (type: string, mark: DirtyMark) => void;
 }
 
 /** One entity window the run merged. */
@@ -51,12 +61,14 @@ export interface CleanedEntity {
   readonly rows: number;
 }
 
-/** An entity window the run could not merge; its dirty mark stays for the next run. */
+/** An entity window the run could not merge; it is retried, then parked. */
 export interface CleanFailure {
   readonly type: string;
   readonly key: string;
   readonly windowStart: number;
   readonly message: string;
+  /** Whether this failure parked it in the failed list. */
+  readonly parked: boolean;
 }
 
 /** Outcome of a clean run. */
@@ -65,8 +77,10 @@ export interface RunCleanResult {
   entities: number;
   /** Dump rows read and merged. */
   rows: number;
-  /** Entity windows that failed (left dirty). */
+  /** Entity windows that failed (retried next run, or parked). */
   failed: number;
+  /** Of those, the windows parked in the failed list by this run. */
+  parked: number;
   /** The first few failures. */
   errors: CleanFailure[];
   /** Epoch ms start of the oldest dirty window the run saw; null when it saw none. */
@@ -74,43 +88,145 @@ export interface RunCleanResult {
 }
 
 const MAX_REPORTED_ERRORS = 20;
+/** Provenance of a field whose clean value an operator set. */
+export const MANUAL_PROVENANCE = "manual";
+const DEFAULT_MAX_ATTEMPTS = 5;
+// Slots one run reads per (type, shard): after a long stop the cursor catches up over a few runs.
+const MAX_SLOTS_PER_RUN = 240;
 
-/** Merges the dump rows of every dirty entity window into its clean row, then clears the mark unless it was re-marked meanwhile. */
+/**
+ * Merges the dump rows of every dirty entity window into its clean row. Marks are read from the
+ * open slots of each owned (type, shard); a slot past the skew allowance whose marks are all
+ * merged (or parked) is dropped whole and the cursor moves past it.
+ */
 export async function runClean(ctx: DataContext, options: RunCleanOptions = {}): Promise<RunCleanResult> {
   const defs = (options.types ?? [...ctx.types.keys()]).map((t) => resolveType(ctx, t));
-  const result: RunCleanResult = { entities: 0, rows: 0, failed: 0, errors: [], oldestWindowStart: null };
+  const result: RunCleanResult = { entities: 0, rows: 0, failed: 0, parked: 0, errors: [], oldestWindowStart: null };
   for (const def of defs) {
     for (let shard = 0; shard < DIRTY_SHARDS; shard++) {
       if (options.owns !== undefined && !options.owns(def.name, shard)) continue;
-      for await (const page of readDirty(ctx, def.name, shard, options.now)) {
-        for (const m of page.marks)
-          if (result.oldestWindowStart === null || m.windowStart < result.oldestWindowStart)
-            result.oldestWindowStart = m.windowStart;
-        const done: DirtyMark[] = [];
-        await mapLimit(page.marks, ctx.concurrency, async (mark) => {
-          try {
-            const merged = await cleanOne(ctx, def, mark, options.now ?? Date.now());
-            if (merged !== undefined) {
-              result.entities++;
-              result.rows += merged.rows;
-              await options.onMerged?.(merged);
-            }
-            done.push(mark);
-          } catch (err) {
-            // One bad entity must not stall the others; its mark stays so the next run retries it.
-            result.failed++;
-            if (result.errors.length < MAX_REPORTED_ERRORS) {
-              const message = toMachinaError(err).message;
-              result.errors.push({ type: def.name, key: mark.key, windowStart: mark.windowStart, message });
-            }
-          }
-        });
-        // A page lies in one dirty partition, so its marks clear in a few batches, not one write each.
-        await clearDirty(ctx, done, page.readMicros);
-      }
+      if (ctx.legacyDirty) await drainLegacy(ctx, def, shard, options, result);
+      await cleanUnit(ctx, def, shard, options, result);
     }
   }
   return result;
+}
+
+async function cleanUnit(
+  ctx: DataContext,
+  def: TypeDef,
+  shard: number,
+  options: RunCleanOptions,
+  result: RunCleanResult,
+): Promise<void> {
+  const cursor = await readCursor(ctx, def.name, shard);
+  if (cursor === null) return; // no replica has marked this shard yet
+  // Taken before any read: a slot closed at this time holds every mark it will ever get.
+  const now = ctx.clock();
+  const last = Math.min(dirtySlotOf(now) + 1, cursor + MAX_SLOTS_PER_RUN - 1);
+  const slots: number[] = [];
+  for (let s = cursor; s <= last; s++) slots.push(s);
+  const unit = `${def.name}\u0000${shard}`;
+  const merged = ctx.clean.merged.get(unit) ?? new Map<number, Set<string>>();
+  ctx.clean.merged.set(unit, merged);
+  const read = await mapLimit(slots, ctx.concurrency, (slot) => readSlot(ctx, def.name, shard, slot));
+
+  // Every pending mark of a window, across slots, is settled by one merge.
+  const windows = new Map<string, { mark: DirtyMark; ids: Array<[number, string]>; manual: boolean }>();
+  read.forEach((marks, i) => {
+    const done = merged.get(slots[i]);
+    for (const m of marks) {
+      if (done?.has(m.id)) continue;
+      const id = attemptId(m);
+      const w = windows.get(id) ?? { mark: m, ids: [], manual: false };
+      w.ids.push([slots[i], m.id]);
+      w.manual ||= m.manual === true;
+      windows.set(id, w);
+    }
+  });
+  const settle = (ids: Array<[number, string]>) => {
+    for (const [slot, id] of ids) {
+      const done = merged.get(slot) ?? new Set<string>();
+      done.add(id);
+      merged.set(slot, done);
+    }
+  };
+  await mapLimit([...windows.values()], ctx.concurrency, async ({ mark, ids, manual }) => {
+    if (result.oldestWindowStart === null || mark.windowStart < result.oldestWindowStart)
+      result.oldestWindowStart = mark.windowStart;
+    if (await mergeWindow(ctx, def, { ...mark, manual }, options, result)) settle(ids);
+  });
+
+  let next = cursor;
+  for (const [i, slot] of slots.entries()) {
+    if (!slotClosed(slot, now)) break;
+    const done = merged.get(slot);
+    if (!read[i].every((m) => done?.has(m.id))) break; // a window still being retried holds its slot open
+    if (read[i].length > 0) await dropSlot(ctx, def.name, shard, slot);
+    merged.delete(slot);
+    next = slot + 1;
+  }
+  if (next !== cursor) await writeCursor(ctx, def.name, shard, next);
+}
+
+// Merges one window; true once it is settled (merged, or parked after too many failures).
+async function mergeWindow(
+  ctx: DataContext,
+  def: TypeDef,
+  mark: DirtyMark,
+  options: RunCleanOptions,
+  result: RunCleanResult,
+): Promise<boolean> {
+  const id = attemptId(mark);
+  try {
+    const merged = await cleanOne(ctx, def, mark, ctx.clock());
+    ctx.clean.attempts.delete(id);
+    if (merged !== undefined) {
+      result.entities++;
+      result.rows += merged.rows;
+      await options.onMerged?.(merged);
+    }
+    return true;
+  } catch (err) {
+    // One bad entity must not stall the others: it is retried next run, then parked.
+    result.failed++;
+    const e = toMachinaError(err);
+    const attempts = (ctx.clean.attempts.get(id) ?? 0) + 1;
+    // An outage is not the window's fault: only failures that a retry cannot fix count.
+    const parked = !e.retryable && attempts >= (options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS);
+    if (!e.retryable) ctx.clean.attempts.set(id, attempts);
+    if (parked) {
+      await parkFailed(ctx, mark, e, attempts);
+      ctx.clean.attempts.delete(id);
+      result.parked++;
+      options.onParked?.(def.name, mark);
+    }
+    if (result.errors.length < MAX_REPORTED_ERRORS) {
+      result.errors.push({ type: def.name, key: mark.key, windowStart: mark.windowStart, message: e.message, parked });
+    }
+    return parked;
+  }
+}
+
+async function drainLegacy(
+  ctx: DataContext,
+  def: TypeDef,
+  shard: number,
+  options: RunCleanOptions,
+  result: RunCleanResult,
+): Promise<void> {
+  const unit = `${def.name}\u0000${shard}`;
+  if (ctx.clean.legacyDrained.has(unit)) return;
+  const { marks, readMicros } = await readLegacyMarks(ctx, def.name, shard);
+  if (marks.length === 0) {
+    ctx.clean.legacyDrained.add(unit);
+    return;
+  }
+  const settled: DirtyMark[] = [];
+  await mapLimit(marks, ctx.concurrency, async (m) => {
+    if (await mergeWindow(ctx, def, m, options, result)) settled.push(m);
+  });
+  await clearLegacyMarks(ctx, shard, settled, readMicros);
 }
 
 /** Reads the dump rows of one entity window (paging through them). */
@@ -119,7 +235,7 @@ export async function readWindowRows(ctx: DataContext, def: TypeDef, mark: Dirty
   const end = mark.windowStart + def.cleanWindowSeconds * 1000;
   const where = def.key.map((f) => `${quoteId(f)} = ?`).join(" AND ");
   const select =
-    `SELECT ${selectList(def, "dump")} FROM ${tableRef(ctx, dumpTableName(def))} ` +
+    `SELECT ${selectList(def, "dump", { seq: dumpHasSeq(ctx, def) })} FROM ${tableRef(ctx, dumpTableName(def))} ` +
     `WHERE ${where} AND day = ? AND fetched_at >= ? AND fetched_at < ?`;
   // A clean window divides a day, so it never spans two day partitions.
   const params = [...def.key.map((f) => key[f]), dayOf(mark.windowStart), new Date(mark.windowStart), new Date(end)];
@@ -141,6 +257,11 @@ async function cleanOne(
   if (rows.length === 0) return undefined;
   const { values, provenance } = mergeRows(def, rows);
   const key = parseEntityKeyJson(def, mark.key);
+  // An operator's values win over every source, field by field, until cleared.
+  for (const [field, value] of Object.entries(await readOverrides(ctx, def, key, mark.manual === true))) {
+    values[field] = value;
+    provenance[field] = MANUAL_PROVENANCE;
+  }
   const fields = valueFieldsOf(def);
   const columns = [...def.key, "bucket", "window_start", ...fields, "merged_at", "sources", "provenance"];
   const insert =
@@ -180,6 +301,7 @@ function dumpRowToMerge(def: TypeDef, row: CqlRow): MergeRow {
     fetchedAt: (row.get("fetched_at") as Date).getTime(),
     source: row.get("source") as string,
     query: row.get("query") as string,
+    seq: (row.get("seq") as number | undefined) ?? 0,
     values,
   };
 }

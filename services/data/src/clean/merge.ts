@@ -6,6 +6,8 @@ export interface MergeRow {
   readonly fetchedAt: number;
   readonly source: string;
   readonly query?: string;
+  /** Position of the record in its answer. */
+  readonly seq?: number;
   /** Field values; null or missing means the source said nothing. */
   readonly values: Readonly<Record<string, unknown>>;
 }
@@ -22,7 +24,12 @@ type Pick1 = { value: unknown; source: string } | undefined;
 export function mergeRows(def: Pick<TypeDef, "merge">, rows: readonly MergeRow[]): MergeResult {
   // Ties on fetchedAt are broken by source then query so that the result never depends on read order.
   const newestFirst = [...rows].sort(
-    (a, b) => b.fetchedAt - a.fetchedAt || cmpText(b.source, a.source) || cmpText(b.query ?? "", a.query ?? ""),
+    (a, b) =>
+      b.fetchedAt - a.fetchedAt ||
+      cmpText(b.source, a.source) ||
+      cmpText(b.query ?? "", a.query ?? "") ||
+      // Later in one answer counts as newer, so the last record of an entity wins a "latest" field.
+      (b.seq ?? 0) - (a.seq ?? 0),
   );
   const values: Record<string, unknown> = {};
   const provenance: Record<string, string> = {};

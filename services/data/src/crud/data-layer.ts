@@ -1,10 +1,18 @@
 import cassandra from "cassandra-driver";
 import type { StoreName } from "@machina/subjects";
 import { MachinaError } from "@machina/wire";
-import { runClean, type RunCleanOptions, type RunCleanResult } from "../clean";
+import {
+  listFailed,
+  retryFailed,
+  runClean,
+  type FailedPage,
+  type RunCleanOptions,
+  type RunCleanResult,
+} from "../clean";
 import type { TypeDef } from "../schema";
 import {
   ensureSchema,
+  newCleanMemory,
   toDataError,
   listKeys,
   readDrift,
@@ -25,15 +33,18 @@ import {
   type WriteDumpResult,
 } from "../store";
 import {
-  countRecords,
-  createRecords,
-  deleteRecords,
-  readOneRecord,
-  readRecords,
-  updateRecord,
-  type DeleteResult,
-  type ReadOptions,
-} from "./crud";
+  countRecordsBulk,
+  deleteRecordsBulk,
+  readOneRecordsBulk,
+  readRecordsBulk,
+  updateRecordsBulk,
+  type BulkCount,
+  type BulkRecords,
+  type UpdateItem,
+} from "./bulk";
+import { chooseForm, type BulkField, type RequestForm, type SingleFields } from "./bulk-items";
+import { countRecords, readOneRecord, readRecords, type ReadOptions } from "./read";
+import { createRecords, deleteRecords, updateRecord, type DeleteResult } from "./write";
 
 /** How to reach the cluster and what to register. */
 export interface DataLayerOptions {
@@ -51,6 +62,8 @@ export interface DataLayerOptions {
   concurrency?: number;
   /** Plain-text credentials, when the cluster requires them. */
   credentials?: { username: string; password: string };
+  /** The replica's clock (epoch ms), for dirty-mark slots and clean runs. Default `Date.now`; tests skew it. */
+  clock?: () => number;
 }
 
 /** The data layer of the `data` service: schema, dump writes, clean job and CRUD over one keyspace. */
@@ -106,7 +119,13 @@ export class DataLayer {
           lookbackDays,
           recordedDays: new Map(),
           indexSince: schema.indexSince,
+          legacyDump: schema.legacyDump,
           driftWritten: new Map(),
+          clock: options.clock ?? Date.now,
+          cursorsKnown: new Set(),
+          legacyDirty: schema.legacyDirty,
+          clean: newCleanMemory(),
+          manualSeen: new Map(),
         },
         schema,
       );
@@ -140,6 +159,16 @@ export class DataLayer {
   /** Merges every dirty entity window into clean rows. */
   runClean(options?: RunCleanOptions): Promise<RunCleanResult> {
     return this.run(() => runClean(this.ctx, options));
+  }
+
+  /** One page of the entity windows the clean job parked after repeated failures. */
+  cleanFailed(type: string, options: { limit?: number; page?: string }): Promise<FailedPage> {
+    return this.run(() => listFailed(this.ctx, resolveType(this.ctx, type), options));
+  }
+
+  /** Marks parked windows dirty again (those of `keys`, or every one when empty); answers how many. */
+  retryCleanFailed(type: string, keys: readonly Record<string, unknown>[]): Promise<number> {
+    return this.run(() => retryFailed(this.ctx, resolveType(this.ctx, type), keys));
   }
 
   /** Upserts records into a store (dump rows get source "manual"). */
@@ -183,13 +212,50 @@ export class DataLayer {
     type: string,
     key: Record<string, unknown>,
     alterations: Record<string, unknown>,
+    clear: readonly string[] = [],
   ): Promise<PlainRow> {
-    return this.run(() => updateRecord(this.ctx, store, type, key, alterations));
+    return this.run(() => updateRecord(this.ctx, store, type, key, alterations, Date.now(), clear));
   }
 
   /** Deletes the entity's rows from a store. */
   delete(store: StoreName, type: string, key: Record<string, unknown>): Promise<DeleteResult> {
     return this.run(() => deleteRecords(this.ctx, store, type, key));
+  }
+
+  /** Which form a request takes: NOT_FOUND for an unknown type, then BAD_REQUEST naming the fields when both or neither are set. */
+  formOf(type: string, single: SingleFields, bulk: BulkField): RequestForm {
+    if (this.closed) throw new MachinaError("UNAVAILABLE", "data layer is closed", { retryable: false });
+    return chooseForm(resolveType(this.ctx, type), single, bulk);
+  }
+
+  /** Rows of every listed entity, each newest first with offset and limit applied per entity, in list order. */
+  readBulk(
+    store: StoreName,
+    type: string,
+    criteriaList: readonly Record<string, unknown>[],
+    options: { offset?: number; limit?: number } = {},
+  ): Promise<PlainRow[]> {
+    return this.run(() => readRecordsBulk(this.ctx, store, type, criteriaList, options));
+  }
+
+  /** The newest row of each listed entity, in list order, and the keys that have none. */
+  readOneBulk(store: StoreName, type: string, keys: readonly Record<string, unknown>[]): Promise<BulkRecords> {
+    return this.run(() => readOneRecordsBulk(this.ctx, store, type, keys));
+  }
+
+  /** A count per criteria, in list order, and their sum. */
+  countBulk(store: StoreName, type: string, criteriaList: readonly Record<string, unknown>[]): Promise<BulkCount> {
+    return this.run(() => countRecordsBulk(this.ctx, store, type, criteriaList));
+  }
+
+  /** Alters the newest clean row of each listed entity; the rows in item order and the keys with none. */
+  updateBulk(store: StoreName, type: string, items: readonly UpdateItem[]): Promise<BulkRecords> {
+    return this.run(() => updateRecordsBulk(this.ctx, store, type, items));
+  }
+
+  /** Deletes the rows of every listed entity from a store; the total deleted. */
+  deleteBulk(store: StoreName, type: string, keys: readonly Record<string, unknown>[]): Promise<DeleteResult> {
+    return this.run(() => deleteRecordsBulk(this.ctx, store, type, keys));
   }
 
   /** Closes the connection; later calls fail with UNAVAILABLE. */

@@ -1,7 +1,16 @@
 import type { FieldType, TypeDef } from "./type-def";
 
-/** Name of the shared table of entities waiting for the clean job. */
-export const DIRTY_TABLE = "dirty";
+/** Name of the shared table of entity windows waiting for the clean job, by time slot. */
+export const DIRTY_MARKS_TABLE = "dirty_marks";
+
+/** Name of the table holding, per type and shard, the first slot the clean job has not closed. */
+export const DIRTY_CURSOR_TABLE = "dirty_cursor";
+
+/** Name of the table of dirty marks before slots; drained by the clean job when it exists. */
+export const LEGACY_DIRTY_TABLE = "dirty";
+
+/** Name of the table of entity windows the clean job gave up on, with their last error. */
+export const CLEAN_FAILED_TABLE = "clean_failed";
 
 /** Name of the shared table of fields records carry that their type does not declare. */
 export const DRIFT_TABLE = "drift";
@@ -81,8 +90,34 @@ export function entitiesTableSpec(def: TypeDef): TableSpec {
   };
 }
 
-/** Layout of `dump_<type>`: one row per raw answer, partitioned by entity and UTC day, newest first. */
-export function dumpTableSpec(def: TypeDef): TableSpec {
+/** Table name of a type's manual overrides. */
+export function manualTableName(def: Pick<TypeDef, "name">): string {
+  return `manual_${def.name}`;
+}
+
+/**
+ * Layout of `manual_<type>`: one partition per entity holding the field values an operator set
+ * through `data.update.clean` (field → JSON of the value), which every later merge applies over
+ * what the sources say until they are cleared.
+ */
+export function manualTableSpec(def: TypeDef): TableSpec {
+  return {
+    name: manualTableName(def),
+    columns: [
+      ...def.key.map((f) => col(f, cqlTypeOf(def.fields[f]), "partition_key")),
+      col("overrides", "map<text, text>", "regular"),
+      col("updated_at", "timestamp", "regular"),
+    ],
+    options: [],
+  };
+}
+
+/**
+ * Layout of `dump_<type>`: one row per raw record, partitioned by entity and UTC day, newest
+ * first; `seq` (the record's position in its answer) keeps several records of one entity in one
+ * answer apart. `legacy` is the layout before `seq`, which tables made then keep.
+ */
+export function dumpTableSpec(def: TypeDef, layout: { legacy?: boolean } = {}): TableSpec {
   return {
     name: dumpTableName(def),
     columns: [
@@ -91,6 +126,7 @@ export function dumpTableSpec(def: TypeDef): TableSpec {
       col("fetched_at", "timestamp", "clustering", "DESC"),
       col("source", "text", "clustering", "ASC"),
       col("query", "text", "clustering", "ASC"),
+      ...(layout.legacy === true ? [] : [col("seq", "int", "clustering", "ASC")]),
       col("task_id", "text", "regular"),
       ...valueFields(def).map((f) => col(f, cqlTypeOf(def.fields[f]), "regular")),
     ],
@@ -120,18 +156,55 @@ export function cleanTableSpec(def: TypeDef): TableSpec {
   };
 }
 
-/** Layout of the shared `dirty` table: entity windows the clean job still has to merge. */
-export function dirtyTableSpec(): TableSpec {
+/**
+ * Layout of the shared `dirty_marks` table: entity windows the clean job still has to merge, in
+ * partitions of (type, shard, writer's time slot). Each write is its own row (`id`), and a slot is
+ * dropped whole once closed and merged, so marks are never deleted one by one: no row tombstones
+ * pile up in a partition the job keeps reading.
+ */
+export function dirtyMarksTableSpec(): TableSpec {
   return {
-    name: DIRTY_TABLE,
+    name: DIRTY_MARKS_TABLE,
     columns: [
       col("type", "text", "partition_key"),
       col("shard", "int", "partition_key"),
+      col("slot", "int", "partition_key"),
       col("key", "text", "clustering", "ASC"),
       col("window_start", "timestamp", "clustering", "ASC"),
+      col("id", "uuid", "clustering", "ASC"),
+      col("manual", "boolean", "regular"),
     ],
-    // Every mark is deleted once merged; a mark resurrected by a short grace only costs one extra merge.
-    options: ["gc_grace_seconds = 3600"],
+    options: [],
+  };
+}
+
+/** Layout of `dirty_cursor`: per (type, shard), the first slot not yet closed. */
+export function dirtyCursorTableSpec(): TableSpec {
+  return {
+    name: DIRTY_CURSOR_TABLE,
+    columns: [
+      col("type", "text", "partition_key"),
+      col("shard", "int", "partition_key"),
+      col("slot", "int", "regular"),
+    ],
+    options: [],
+  };
+}
+
+/** Layout of `clean_failed`: per type, the entity windows parked after repeated merge failures. */
+export function cleanFailedTableSpec(): TableSpec {
+  return {
+    name: CLEAN_FAILED_TABLE,
+    columns: [
+      col("type", "text", "partition_key"),
+      col("key", "text", "clustering", "ASC"),
+      col("window_start", "timestamp", "clustering", "ASC"),
+      col("code", "text", "regular"),
+      col("error", "text", "regular"),
+      col("attempts", "int", "regular"),
+      col("failed_at", "timestamp", "regular"),
+    ],
+    options: [],
   };
 }
 

@@ -58,6 +58,7 @@ export const RESERVED_COLUMNS = [
   "source",
   "query",
   "task_id",
+  "seq",
   "bucket",
   "window_start",
   "merged_at",

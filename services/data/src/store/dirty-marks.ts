@@ -1,10 +1,21 @@
-import { DIRTY_TABLE } from "../schema";
-import { execute, executeUnloggedBatch, type CqlStatement } from "./cql-exec";
+import { randomUUID } from "node:crypto";
+import cassandra from "cassandra-driver";
+import { DIRTY_CURSOR_TABLE, DIRTY_MARKS_TABLE } from "../schema";
+import { execute, executeUnloggedBatch, pages, type CqlStatement } from "./cql-exec";
 import { chunk, mapLimit } from "./concurrency";
 import { tableRef, type DataContext } from "./data-context";
 
-/** Partitions per type in the dirty table; fixed forever, since marks are only looked for in shards 0..N-1. */
+/** Partitions per type and slot in the dirty table; fixed forever, since marks are only looked for in shards 0..N-1. */
 export const DIRTY_SHARDS = 16;
+
+/** Width of a mark slot: marks land in the slot of their writer's clock. */
+export const DIRTY_SLOT_MS = 30_000;
+
+/**
+ * How long after its end a slot is still read before it is closed and dropped whole: the clock
+ * skew between a writer and the clean job that no mark can be lost to.
+ */
+export const DIRTY_CLOSE_AFTER_MS = 60_000;
 
 /** One entity window waiting for the clean job. */
 export interface DirtyMark {
@@ -13,12 +24,13 @@ export interface DirtyMark {
   readonly key: string;
   /** Epoch ms start of the clean window. */
   readonly windowStart: number;
+  /** Written by a manual edit: its merge reads the entity's overrides whatever the replica remembers. */
+  readonly manual?: boolean;
 }
 
-/** A page of dirty marks and the time (µs since epoch) taken just before it was read. */
-export interface DirtyPage {
-  readonly marks: DirtyMark[];
-  readonly readMicros: bigint;
+/** A mark as stored: the window and the id of the write that made it. */
+export interface StoredMark extends DirtyMark {
+  readonly id: string;
 }
 
 /** Shard of a key: FNV-1a of its JSON, so every writer and the clean job agree without coordination. */
@@ -31,64 +43,113 @@ export function dirtyShardOf(keyJson: string): number {
   return h % DIRTY_SHARDS;
 }
 
-/** Marks entity windows dirty, one unlogged batch per dirty partition. */
+/** Slot of an epoch ms time. */
+export function dirtySlotOf(ms: number): number {
+  return Math.floor(ms / DIRTY_SLOT_MS);
+}
+
+/** Whether a slot can no longer receive marks from a writer within the tolerated skew of `nowMs`. */
+export function slotClosed(slot: number, nowMs: number): boolean {
+  return (slot + 1) * DIRTY_SLOT_MS + DIRTY_CLOSE_AFTER_MS <= nowMs;
+}
+
+/**
+ * Marks entity windows dirty, one unlogged batch per dirty partition. Every write is a new row
+ * (its own id), so a mark is never shadowed by a delete, whatever the clocks of writer and job.
+ */
 export async function markDirty(ctx: DataContext, marks: readonly DirtyMark[]): Promise<void> {
-  const insert = `INSERT INTO ${tableRef(ctx, DIRTY_TABLE)} (type, shard, key, window_start) VALUES (?, ?, ?, ?)`;
+  const now = ctx.clock();
+  const slot = dirtySlotOf(now);
+  const insert =
+    `INSERT INTO ${tableRef(ctx, DIRTY_MARKS_TABLE)} (type, shard, slot, key, window_start, id, manual) ` +
+    `VALUES (?, ?, ?, ?, ?, ?, ?)`;
   const byPartition = new Map<string, CqlStatement[]>();
   const seen = new Set<string>();
+  const units = new Set<string>();
   for (const m of marks) {
-    const id = `${m.type}\u0000${m.key}\u0000${m.windowStart}`;
+    const id = `${m.type}\u0000${m.key}\u0000${m.windowStart}\u0000${m.manual === true}`;
     if (seen.has(id)) continue;
     seen.add(id);
     const shard = dirtyShardOf(m.key);
     const part = `${m.type}\u0000${shard}`;
+    units.add(part);
     const list = byPartition.get(part) ?? [];
-    list.push({ query: insert, params: [m.type, shard, m.key, new Date(m.windowStart)] });
+    const uuid = cassandra.types.Uuid.fromString(randomUUID());
+    list.push({
+      query: insert,
+      params: [m.type, shard, slot, m.key, new Date(m.windowStart), uuid, m.manual === true ? true : undefined],
+    });
     byPartition.set(part, list);
   }
+  await ensureCursors(ctx, units, slot);
   const batches = [...byPartition.values()].flatMap((list) => chunk(list, 100));
   await mapLimit(batches, ctx.concurrency, (b) => executeUnloggedBatch(ctx.client, b, "marking entities dirty"));
 }
 
-/** Pages through one dirty partition; `nowMs` fixes the read time instead of the clock. */
-export async function* readDirty(
-  ctx: DataContext,
-  type: string,
-  shard: number,
-  nowMs?: number,
-  fetchSize = 500,
-): AsyncGenerator<DirtyPage> {
-  const select = `SELECT key, window_start FROM ${tableRef(ctx, DIRTY_TABLE)} WHERE type = ? AND shard = ?`;
-  let pageState: string | undefined;
-  do {
-    // Taken before the read: a mark stamped later was written after this read began and must survive the delete.
-    const readMicros = BigInt(Math.floor(nowMs ?? Date.now())) * 1000n;
-    const rs = await execute(ctx.client, select, [type, shard], `reading dirty marks of ${type}`, {
-      fetchSize,
-      pageState,
-      autoPage: false,
-    });
-    const marks = rs.rows.map((r) => ({
-      type,
-      key: r.get("key") as string,
-      windowStart: (r.get("window_start") as Date).getTime(),
-    }));
-    if (marks.length > 0) yield { marks, readMicros };
-    pageState = rs.pageState ?? undefined;
-  } while (pageState);
+/** The marks of one slot partition. */
+export async function readSlot(ctx: DataContext, type: string, shard: number, slot: number): Promise<StoredMark[]> {
+  const select = `SELECT key, window_start, id, manual FROM ${tableRef(ctx, DIRTY_MARKS_TABLE)} WHERE type = ? AND shard = ? AND slot = ?`;
+  const out: StoredMark[] = [];
+  for await (const page of pages(ctx.client, select, [type, shard, slot], `reading dirty marks of ${type}`)) {
+    for (const r of page) {
+      out.push({
+        type,
+        key: r.get("key") as string,
+        windowStart: (r.get("window_start") as Date).getTime(),
+        id: String(r.get("id")),
+        manual: r.get("manual") === true,
+      });
+    }
+  }
+  return out;
 }
 
-/** Deletes marks unless they were re-marked after `readMicros`; one unlogged batch per dirty partition. */
-export async function clearDirty(ctx: DataContext, marks: readonly DirtyMark[], readMicros: bigint): Promise<void> {
-  const del = `DELETE FROM ${tableRef(ctx, DIRTY_TABLE)} USING TIMESTAMP ? WHERE type = ? AND shard = ? AND key = ? AND window_start = ?`;
-  const byPartition = new Map<string, CqlStatement[]>();
-  for (const m of marks) {
-    const shard = dirtyShardOf(m.key);
-    const part = `${m.type}\u0000${shard}`;
-    const list = byPartition.get(part) ?? [];
-    list.push({ query: del, params: [readMicros, m.type, shard, m.key, new Date(m.windowStart)] });
-    byPartition.set(part, list);
-  }
-  const batches = [...byPartition.values()].flatMap((list) => chunk(list, 100));
-  await mapLimit(batches, ctx.concurrency, (b) => executeUnloggedBatch(ctx.client, b, "clearing dirty marks"));
+/** Drops a closed slot partition whole: one partition tombstone, never read again once the cursor is past it. */
+export async function dropSlot(ctx: DataContext, type: string, shard: number, slot: number): Promise<void> {
+  await execute(
+    ctx.client,
+    `DELETE FROM ${tableRef(ctx, DIRTY_MARKS_TABLE)} WHERE type = ? AND shard = ? AND slot = ?`,
+    [type, shard, slot],
+    `dropping merged dirty marks of ${type}`,
+  );
+}
+
+/** The first slot of a (type, shard) the clean job has not closed yet, or null when no writer has marked it. */
+export async function readCursor(ctx: DataContext, type: string, shard: number): Promise<number | null> {
+  const rs = await execute(
+    ctx.client,
+    `SELECT slot FROM ${tableRef(ctx, DIRTY_CURSOR_TABLE)} WHERE type = ? AND shard = ?`,
+    [type, shard],
+    `reading the dirty cursor of ${type}`,
+  );
+  const v: unknown = rs.first()?.get("slot");
+  return v === undefined || v === null ? null : Number(v);
+}
+
+/** Moves the cursor of a (type, shard) past closed slots. */
+export async function writeCursor(ctx: DataContext, type: string, shard: number, slot: number): Promise<void> {
+  await execute(
+    ctx.client,
+    `UPDATE ${tableRef(ctx, DIRTY_CURSOR_TABLE)} SET slot = ? WHERE type = ? AND shard = ?`,
+    [slot, type, shard],
+    `moving the dirty cursor of ${type}`,
+  );
+}
+
+// The first mark a replica writes into a (type, shard) starts its cursor, a skew allowance back,
+// unless one exists: the clean job then never starts after a mark it has to see.
+async function ensureCursors(ctx: DataContext, units: ReadonlySet<string>, slot: number): Promise<void> {
+  const missing = [...units].filter((u) => !ctx.cursorsKnown.has(u));
+  if (missing.length === 0) return;
+  const start = slot - Math.ceil(DIRTY_CLOSE_AFTER_MS / DIRTY_SLOT_MS) - 1;
+  await mapLimit(missing, ctx.concurrency, async (unit) => {
+    const [type, shard] = unit.split("\u0000");
+    await execute(
+      ctx.client,
+      `INSERT INTO ${tableRef(ctx, DIRTY_CURSOR_TABLE)} (type, shard, slot) VALUES (?, ?, ?) IF NOT EXISTS`,
+      [type, Number(shard), start],
+      `starting the dirty cursor of ${type}`,
+    );
+    ctx.cursorsKnown.add(unit);
+  });
 }

@@ -14,6 +14,7 @@ import {
 import { executeUnloggedBatch, type CqlStatement } from "./cql-exec";
 import { chunk, mapLimit } from "./concurrency";
 import { resolveType, tableRef, type DataContext } from "./data-context";
+import { dumpHasSeq } from "./row-format";
 import { markDirty, type DirtyMark } from "./dirty-marks";
 import { entityDayWrites, writeEntityDays, type EntityDay } from "./entities";
 import { jsonTypeOf, recordDrift } from "./drift";
@@ -26,6 +27,8 @@ export interface DumpRow {
   query: string;
   taskId: string;
   record: Record<string, unknown>;
+  /** Position of the record in its answer; several records of one entity in one answer are kept apart by it. Default: its index in the rows given. */
+  seq?: number;
 }
 
 /** Outcome of {@link writeDump}. */
@@ -94,7 +97,8 @@ export function prepareDumpRows(
   if (!Array.isArray(rows)) {
     throw new MachinaError("BAD_REQUEST", `type ${type}: expected a list of dump rows`, { details: { type } });
   }
-  const insert = insertCql(ctx, def);
+  const withSeq = dumpHasSeq(ctx, def);
+  const insert = insertCql(ctx, def, withSeq);
   const valueFields = Object.keys(def.fields).filter((f) => !def.key.includes(f));
   const partitions = new Map<string, CqlStatement[]>();
   const marks: DirtyMark[] = [];
@@ -133,6 +137,7 @@ export function prepareDumpRows(
       new Date(fetchedAt),
       row.source,
       row.query,
+      ...(withSeq ? [row.seq ?? i] : []),
       row.taskId,
       ...values,
     ];
@@ -195,13 +200,14 @@ function undeclaredByType(dumps: readonly PreparedDump[]): Map<string, Map<strin
   return out;
 }
 
-function insertCql(ctx: DataContext, def: TypeDef): string {
+function insertCql(ctx: DataContext, def: TypeDef, withSeq: boolean): string {
   const columns = [
     ...def.key.map(quoteId),
     "day",
     "fetched_at",
     "source",
     "query",
+    ...(withSeq ? ["seq"] : []),
     "task_id",
     ...Object.keys(def.fields)
       .filter((f) => !def.key.includes(f))
@@ -226,6 +232,9 @@ function checkRowMeta(def: TypeDef, row: DumpRow, i: number): void {
   if (typeof row.source !== "string" || row.source === "") bad("source", "expected a non-empty source name");
   if (typeof row.query !== "string") bad("query", "expected the query name (text)");
   if (typeof row.taskId !== "string") bad("taskId", "expected the task id (text)");
+  if (row.seq !== undefined && (!Number.isInteger(row.seq) || row.seq < 0 || row.seq > 0x7fffffff)) {
+    bad("seq", "expected the record's position in its answer (an integer from 0)");
+  }
   if (typeof row.record !== "object" || row.record === null || Array.isArray(row.record)) {
     bad("record", "expected an object of field values");
   }

@@ -2,17 +2,31 @@
 export { execute, executeUnloggedBatch, pages, toDataError } from "./cql-exec";
 export type { CqlClient, CqlRow, CqlStatement } from "./cql-exec";
 export { chunk, mapLimit } from "./concurrency";
-export { resolveType, tableRef } from "./data-context";
-export type { DataContext } from "./data-context";
+export { newCleanMemory, resolveType, tableRef } from "./data-context";
+export type { CleanMemory, DataContext } from "./data-context";
 export { ensureSchema, readSchemaHistory } from "./schema-registry";
 export type { EnsureSchemaResult, SchemaChange, SchemaVersionEntry } from "./schema-registry";
-export { DIRTY_SHARDS, dirtyShardOf, readDirty, clearDirty } from "./dirty-marks";
-export type { DirtyMark } from "./dirty-marks";
+export {
+  DIRTY_CLOSE_AFTER_MS,
+  DIRTY_SHARDS,
+  DIRTY_SLOT_MS,
+  dirtyShardOf,
+  dirtySlotOf,
+  dropSlot,
+  markDirty,
+  readCursor,
+  readSlot,
+  slotClosed,
+  writeCursor,
+} from "./dirty-marks";
+export type { DirtyMark, StoredMark } from "./dirty-marks";
 export { prepareDumpRows, storeDumps, writeDump } from "./dump-store";
 export type { DumpRow, PreparedDump, RefusedRow, WriteDumpResult } from "./dump-store";
 export { entityDayWrites, entityDays, listKeys, writeEntityDays } from "./entities";
 export type { EntityDay, EntityDayWrite, KeyPage } from "./entities";
 export { readDrift } from "./drift";
+export { clearOverrides, readOverrides, writeOverrides } from "./manual-overrides";
+export type { Overrides } from "./manual-overrides";
 export type { DriftField } from "./drift";
-export { filterableMeta, rowToPlain, selectList, valueFieldsOf } from "./row-format";
+export { dumpHasSeq, filterableMeta, rowToPlain, selectList, valueFieldsOf } from "./row-format";
 export type { PlainRow } from "./row-format";

@@ -7,11 +7,16 @@ import {
   canonicalTypeDef,
   cleanTableSpec,
   entitiesTableSpec,
+  manualTableSpec,
   createKeyspaceCql,
   createTableCql,
-  dirtyTableSpec,
+  LEGACY_DIRTY_TABLE,
+  cleanFailedTableSpec,
+  dirtyCursorTableSpec,
+  dirtyMarksTableSpec,
   driftTableSpec,
   dumpTableOptions,
+  dumpTableName,
   dumpTableSpec,
   schemaHistoryTableSpec,
   typeDefHash,
@@ -36,6 +41,10 @@ export interface EnsureSchemaResult {
   readonly unchanged: string[];
   /** By type: since when (epoch ms) its entity index names every day with rows (0: always). */
   readonly indexSince: ReadonlyMap<string, number>;
+  /** Types whose dump table predates `seq`: records of one entity in one answer share a row there. */
+  readonly legacyDump: ReadonlySet<string>;
+  /** Whether the keyspace still has the dirty table of before slots, whose marks the clean job drains. */
+  readonly legacyDirty: boolean;
 }
 
 interface ExistingColumn {
@@ -92,7 +101,15 @@ export async function ensureSchema(
     await executeDdl(client, createKeyspaceCql(keyspace, replication), `creating keyspace ${keyspace}`);
   }
   let existing = await readExisting(client, keyspace);
-  for (const spec of [schemaHistoryTableSpec(), dirtyTableSpec(), driftTableSpec()]) {
+  const legacyDirty = existing.columns.has(LEGACY_DIRTY_TABLE);
+  const shared = [
+    schemaHistoryTableSpec(),
+    dirtyMarksTableSpec(),
+    dirtyCursorTableSpec(),
+    cleanFailedTableSpec(),
+    driftTableSpec(),
+  ];
+  for (const spec of shared) {
     if (!existing.columns.has(spec.name)) {
       await executeDdl(client, createTableCql(keyspace, spec), `creating table ${keyspace}.${spec.name}`);
     }
@@ -102,11 +119,21 @@ export async function ensureSchema(
   // Plan every type before touching any, so one refused change leaves all tables as they were.
   const plans: Plan[] = [];
   const conflicts: string[] = [];
+  const legacyDump = new Set<string>();
   for (const def of types) {
     const prev = await readLatestHistory(client, keyspace, def.name);
     const problems = diffDefinition(def, prev);
     const statements: string[] = [];
-    for (const spec of [dumpTableSpec(def), cleanTableSpec(def), entitiesTableSpec(def)]) {
+    const dumpCols = existing.columns.get(dumpTableName(def));
+    // A dump table made before `seq` keeps its layout (its key cannot change in place) rather than refusing to boot.
+    const legacy = dumpCols !== undefined && !dumpCols.has("seq") && dumpCols.has("fetched_at");
+    if (legacy) legacyDump.add(def.name);
+    for (const spec of [
+      dumpTableSpec(def, { legacy }),
+      cleanTableSpec(def),
+      entitiesTableSpec(def),
+      manualTableSpec(def),
+    ]) {
       const cols = existing.columns.get(spec.name);
       if (cols === undefined) {
         statements.push(createTableCql(keyspace, spec));
@@ -167,7 +194,7 @@ export async function ensureSchema(
   }
   const indexSince = new Map<string, number>();
   for (const def of types) indexSince.set(def.name, await entityIndexSince(client, keyspace, def.name));
-  return { applied, unchanged, indexSince };
+  return { applied, unchanged, indexSince, legacyDump, legacyDirty };
 }
 
 /**
