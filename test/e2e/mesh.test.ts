@@ -116,6 +116,23 @@ describe("example network, end to end", { timeout: 300_000 }, () => {
     const bad = await natsReq<Err>("machina.data.count.dump.company", { criteria: { domain: "x" } });
     assert.equal(bad.code, "NOT_FOUND");
     assert.match(bad.message, /website/, "names the known types");
+
+    // A manual edit through the real service, then cleared; nothing has failed to merge.
+    const edited = await natsReq<{ record: { title: string; provenance: Record<string, string> } }>(
+      "machina.data.update.clean.website",
+      { key: { domain: "example.org" }, alterations: { title: "Edited by hand" } },
+    );
+    assert.equal(edited.record.title, "Edited by hand");
+    assert.equal(edited.record.provenance.title, "manual");
+    const cleared = await natsReq<{ record: { title: string } }>("machina.data.update.clean.website", {
+      key: { domain: "example.org" },
+      clear: ["title"],
+    });
+    assert.equal(cleared.record.title, "Edited by hand", "cleared fields are merged again by the next run");
+    assert.deepEqual(await natsReq("machina.data.clean.failed.website", {}), { failed: [], next: "" });
+    assert.deepEqual(await natsReq("machina.data.clean.retry.website", { keys: [{ domain: "example.org" }] }), {
+      affected: 0,
+    });
   });
 
   it("invoke.fire of the same tick is deduplicated by task id", async () => {
@@ -179,6 +196,8 @@ describe("example network, end to end", { timeout: 300_000 }, () => {
       probes.push([`machina.data.keys.${t}`, {}, "NOT_FOUND", /website/]);
       probes.push([`machina.data.drift.${t}`, {}, "NOT_FOUND", /website/]);
       probes.push([`machina.data.schema.${t}`, {}, "NOT_FOUND", /website/]);
+      probes.push([`machina.data.clean.failed.${t}`, {}, "NOT_FOUND", /website/]);
+      probes.push([`machina.data.clean.retry.${t}`, {}, "NOT_FOUND", /website/]);
       probes.push([`machina.vertex.connect.${t}`, {}, "NOT_FOUND", /processor.*scheduler/]);
       probes.push([
         "machina.fetch.fetch",
