@@ -66,7 +66,7 @@ export async function prepareDumpTable(
   await client.execute(createKeyspaceCql(keyspace, { datacenter1: 1 }));
   await client.execute(createTableCql(keyspace, spec));
   const valueFields = Object.keys(def.fields).filter((f) => !def.key.includes(f));
-  const columns = [...def.key, "day", "fetched_at", "source", "query", "task_id", ...valueFields];
+  const columns = [...def.key, "day", "fetched_at", "source", "query", "seq", "task_id", ...valueFields];
   const insert =
     `INSERT INTO ${keyspace}.${table} (${columns.map(quoteId).join(", ")}) ` +
     `VALUES (${columns.map(() => "?").join(", ")})`;
@@ -80,6 +80,7 @@ export async function prepareDumpTable(
       new Date(at),
       BENCH.source,
       BENCH.query,
+      0,
       `raw@${at}/${domain}`,
       ...valueFields.map((f) => toCql(def.fields[f], record[f], { type: def.name, field: f }) ?? undefined),
     ];
