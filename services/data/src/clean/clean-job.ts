@@ -129,6 +129,8 @@ async function cleanUnit(
   const unit = `${def.name}\u0000${shard}`;
   const merged = ctx.clean.merged.get(unit) ?? new Map<number, Set<string>>();
   ctx.clean.merged.set(unit, merged);
+  // Slots another holder closed while this replica did not own the unit are never read again.
+  for (const slot of merged.keys()) if (slot < cursor) merged.delete(slot);
   const read = await mapLimit(slots, ctx.concurrency, (slot) => readSlot(ctx, def.name, shard, slot));
 
   // Every pending mark of a window, across slots, is settled by one merge.
