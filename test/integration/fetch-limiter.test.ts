@@ -189,11 +189,16 @@ describe("limiter on JetStream KV", () => {
   });
 
   it("grants exactly the room left to a burst of concurrent acquires", async () => {
+    const voidedBefore = a.stats().voidedCalls + b.stats().voidedCalls;
     const results = await Promise.allSettled(
       Array.from({ length: 30 }, (_, i) => (i % 2 === 0 ? a : b).acquire("partial")),
     );
     const ok = results.filter((x) => x.status === "fulfilled");
-    assert.equal(ok.length, 7);
+    // A grant confirmed past its send slack (a stalled event loop on a loaded machine) stays
+    // spent and is never used: the safe side. Every one of the 7 calls is either granted or so voided.
+    const voided = a.stats().voidedCalls + b.stats().voidedCalls - voidedBefore;
+    assert.equal(ok.length + voided, 7, `granted ${ok.length}, voided ${voided}`);
+    assert.ok(ok.length >= 1, "no call of the burst was granted");
     for (const x of results) if (x.status === "rejected") assert.ok(isMachinaError(x.reason, "OVER_QUOTA"));
     const r = await a.report("partial");
     assert.equal(r.windows[1].used, 7);

@@ -210,6 +210,12 @@ function registerLimiterMetrics(ctx: ServiceContext<FetchConfig>, limiter: Limit
   );
   observeGauge(
     ctx.metrics,
+    "machina_limiter_voided_calls",
+    "Calls held by late grants: spent in the quota, never sent.",
+    () => limiter.stats().voidedCalls,
+  );
+  observeGauge(
+    ctx.metrics,
     "machina_limiter_slow_calls",
     "Calls answered after their grant's span; their record was moved later so the quota still holds.",
     () => limiter.stats().slowCalls,

@@ -1,6 +1,6 @@
 import { MachinaError, toMachinaError } from "@machina/wire";
 import { CLEAN_FAILED_TABLE, entityKeyJson, keyValues, parseEntityKeyJson, toPlain, type TypeDef } from "../schema";
-import { execute, markDirty, tableRef, type DataContext, type DirtyMark } from "../store";
+import { execute, markDirty, pageOptions, tableRef, type DataContext, type DirtyMark } from "../store";
 
 /** An entity window the clean job gave up on after repeated failures. */
 export interface FailedWindow {
@@ -21,9 +21,6 @@ export interface FailedPage {
   readonly failed: FailedWindow[];
   readonly next: string;
 }
-
-const DEFAULT_PAGE = 100;
-const MAX_PAGE = 1000;
 
 /** Parks an entity window in the failed list with its last error; it is merged again only when retried. */
 export async function parkFailed(ctx: DataContext, mark: DirtyMark, err: unknown, attempts: number): Promise<void> {
@@ -51,20 +48,7 @@ export async function listFailed(
   def: TypeDef,
   options: { limit?: number; page?: string },
 ): Promise<FailedPage> {
-  const limit = options.limit === undefined || options.limit === 0 ? DEFAULT_PAGE : options.limit;
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
-    throw new MachinaError("BAD_REQUEST", `limit: expected a whole number from 1 to ${MAX_PAGE}, got ${limit}`, {
-      details: { field: "limit" },
-    });
-  }
-  const page = options.page ?? "";
-  if (page !== "" && !/^[0-9a-f]+$/.test(page)) {
-    throw new MachinaError(
-      "BAD_REQUEST",
-      `page: "${page.slice(0, 40)}" is not a page token; pass the "next" of the previous answer, or "" for the first page`,
-      { details: { field: "page" } },
-    );
-  }
+  const { limit, page } = pageOptions(options);
   const rs = await execute(
     ctx.client,
     `SELECT key, window_start, code, error, attempts, failed_at FROM ${tableRef(ctx, CLEAN_FAILED_TABLE)} WHERE type = ?`,

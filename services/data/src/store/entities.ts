@@ -1,9 +1,9 @@
 import type { StoreName } from "@machina/subjects";
-import { MachinaError } from "@machina/wire";
 import { entitiesTableName, quoteId, toPlain, type CqlValue, type TypeDef } from "../schema";
 import { execute, type CqlStatement } from "./cql-exec";
 import { mapLimit } from "./concurrency";
 import { tableRef, type DataContext } from "./data-context";
+import { pageOptions } from "./paging";
 
 /** One (entity, UTC day) that now has rows in a store. */
 export interface EntityDay {
@@ -31,8 +31,6 @@ export interface EntityDayWrite {
 
 // Entity days this replica remembers as written ((type, store, key, day) id → when), oldest first.
 const RECORDED_MEMORY = 200_000;
-const DEFAULT_PAGE = 100;
-const MAX_PAGE = 1000;
 // A day's dump element lives this much longer than the dump TTL: a row written late on the day
 // it was first recorded still expires before the element naming its day.
 const DAY_SECONDS = 86_400;
@@ -115,20 +113,7 @@ export async function listKeys(
   def: TypeDef,
   options: { limit?: number; page?: string },
 ): Promise<KeyPage> {
-  const limit = options.limit === undefined || options.limit === 0 ? DEFAULT_PAGE : options.limit;
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
-    throw new MachinaError("BAD_REQUEST", `limit: expected a whole number from 1 to ${MAX_PAGE}, got ${limit}`, {
-      details: { field: "limit" },
-    });
-  }
-  const page = options.page ?? "";
-  if (page !== "" && !/^[0-9a-f]+$/.test(page)) {
-    throw new MachinaError(
-      "BAD_REQUEST",
-      `page: "${page.slice(0, 40)}" is not a page token; pass the "next" of the previous answer, or "" for the first page`,
-      { details: { field: "page" } },
-    );
-  }
+  const { limit, page } = pageOptions(options);
   const columns = def.key.map(quoteId).join(", ");
   // A whole-table scan is what a listing is: paged by the driver along the token ring, no filtering.
   const rs = await execute(

@@ -25,6 +25,7 @@ export type { DumpRow, PreparedDump, RefusedRow, WriteDumpResult } from "./dump-
 export { entityDayWrites, entityDays, listKeys, writeEntityDays } from "./entities";
 export type { EntityDay, EntityDayWrite, KeyPage } from "./entities";
 export { readDrift } from "./drift";
+export { pageOptions } from "./paging";
 export { clearOverrides, readOverrides, writeOverrides } from "./manual-overrides";
 export type { Overrides } from "./manual-overrides";
 export type { DriftField } from "./drift";

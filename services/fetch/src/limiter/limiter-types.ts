@@ -77,6 +77,8 @@ export interface QuotaReport {
 export interface LimiterStats {
   /** Grants confirmed too late to be used (slow KV); they stay counted. */
   readonly lateGrants: number;
+  /** Calls those late grants held: spent in the windows, never sent. */
+  readonly voidedCalls: number;
   /** Compare-and-set rounds lost to another replica. */
   readonly conflicts: number;
   /** Calls answered after their grant's span ended, whose record was moved later. */

@@ -80,6 +80,7 @@ class KvLimiter implements Limiter {
   private rttMean = 2;
   private rttDev = 1;
   private late = 0;
+  private voided = 0;
   private slow = 0;
   private conflicts = 0;
 
@@ -112,7 +113,7 @@ class KvLimiter implements Limiter {
   }
 
   stats(): LimiterStats {
-    return { lateGrants: this.late, conflicts: this.conflicts, slowCalls: this.slow };
+    return { lateGrants: this.late, voidedCalls: this.voided, conflicts: this.conflicts, slowCalls: this.slow };
   }
 
   async acquire(source: string): Promise<Acquired> {
@@ -161,6 +162,7 @@ class KvLimiter implements Limiter {
     const fire = () => {
       if (this.clock.local() > send + this.sendSlack) {
         this.late++;
+        this.voided += won.length;
         s.queue.unshift(...won);
         void this.pump(s);
         return;
@@ -239,6 +241,7 @@ class KvLimiter implements Limiter {
       if (t1 > send + this.sendSlack) {
         // Confirmed too late to go out inside its span: it stays counted (safe) and is not used.
         this.late++;
+        this.voided += g;
         lost++;
         notBefore = 0;
         continue;
