@@ -234,6 +234,7 @@ describe("data: stores, types and fields", () => {
   // Every check below runs before the first statement, so the client is never reached.
   const ctx: DataContext = {
     client: undefined as never,
+    queue: undefined as never,
     keyspace: "k",
     types: new Map([["website", website]]),
     concurrency: 1,

@@ -21,6 +21,7 @@ export interface DataConfig {
     password: string;
   };
   clean: { intervalMs: number; lookbackDays: number; maxAttempts: number };
+  queue: { maxRows: number; maxInFlight: number; maxWaitMs: number };
 }
 
 /** `dc1:3,dc2:3` → `{ dc1: 3, dc2: 3 }`; BAD_REQUEST naming the setting when malformed. */
@@ -102,6 +103,23 @@ export const dataService: ServiceSpec<DataConfig> = {
         default: 5,
       },
     },
+    queue: {
+      maxRows: {
+        doc: "Row writes the operation queue holds (queued or being written) before new writes wait for room.",
+        format: "nat",
+        default: 20_000,
+      },
+      maxInFlight: {
+        doc: "Single-partition batches the operation queue writes at once.",
+        format: "nat",
+        default: 32,
+      },
+      maxWaitMs: {
+        doc: "How long a write waits for room in a full queue before it fails as retryable (a durable message then comes back later), ms.",
+        format: "nat",
+        default: 10_000,
+      },
+    },
   },
   async setup(ctx: ServiceContext<DataConfig>) {
     const { names, log } = ctx;
@@ -113,6 +131,10 @@ export const dataService: ServiceSpec<DataConfig> = {
         `clean.intervalMs: ${ctx.config.clean.intervalMs} is more than one day (86400000 ms); the clean job must run at least daily`,
         { retryable: false },
       );
+    }
+    for (const k of ["maxRows", "maxInFlight"] as const) {
+      if (ctx.config.queue[k] < 1)
+        throw new MachinaError("BAD_REQUEST", `queue.${k}: must be at least 1`, { retryable: false });
     }
     if (ctx.config.clean.maxAttempts < 1) {
       throw new MachinaError("BAD_REQUEST", "clean.maxAttempts: must be at least 1", { retryable: false });
@@ -128,6 +150,7 @@ export const dataService: ServiceSpec<DataConfig> = {
       types,
       lookbackDays: ctx.config.clean.lookbackDays,
       credentials: c.username ? { username: c.username, password: c.password } : undefined,
+      queue: ctx.config.queue,
     });
     log.info({ types: types.map((t) => t.name), keyspace: c.keyspace }, "schema ready");
     for (const type of data.schema.legacyDump) {
@@ -137,6 +160,18 @@ export const dataService: ServiceSpec<DataConfig> = {
           "move the type to a new name (e.g. <name>_v2) to keep every record",
       );
     }
+    observeGauge(
+      ctx.metrics,
+      "machina_data_queue_rows",
+      "Row writes in this replica's operation queue (queued or being written); reads through this replica see them.",
+      () => data.queueStats().rows,
+    );
+    observeGauge(
+      ctx.metrics,
+      "machina_data_queue_waiting",
+      "Writes waiting for room in a full operation queue: the database is slower than the writes arriving.",
+      () => data.queueStats().waiting,
+    );
     const parkedCount = addCounter(
       ctx.metrics,
       "machina_clean_failed_total",

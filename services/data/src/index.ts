@@ -63,6 +63,12 @@ export {
   DIRTY_CLOSE_AFTER_MS,
   dirtyShardOf,
   resolveType,
+  CLEAN_ORDER,
+  DUMP_ORDER,
+  WriteQueue,
+  mergePending,
+  pendingEntity,
+  pendingView,
 } from "./store";
 export type {
   EnsureSchemaResult,
@@ -72,6 +78,12 @@ export type {
   DataContext,
   PlainRow,
   CqlClient,
+  PendingView,
+  QueuedWrite,
+  RowOrder,
+  RowView,
+  WriteQueueOptions,
+  WriteQueueStats,
 } from "./store";
 export { CleanLeases, mergeRows, runClean } from "./clean";
 export type {

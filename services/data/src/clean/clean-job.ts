@@ -10,14 +10,16 @@ import {
   type TypeDef,
 } from "../schema";
 import {
+  CLEAN_ORDER,
   DIRTY_SHARDS,
   dirtySlotOf,
   dropSlot,
   dumpHasSeq,
   entityDayWrites,
-  execute,
   mapLimit,
   pages,
+  pendingEntity,
+  pendingView,
   readCursor,
   readOverrides,
   readSlot,
@@ -279,11 +281,29 @@ async function cleanOne(
     new Set(rows.map((r) => r.source)).size,
     provenance,
   ];
-  await execute(ctx.client, insert, params, `writing clean row of ${def.name}`);
-  await writeEntityDays(
-    ctx,
-    entityDayWrites(ctx, def, "clean", [{ key, keyJson: mark.key, day: dayOf(mark.windowStart) }], nowMs),
+  const table = tableRef(ctx, cleanTableName(def));
+  const view = pendingView(
+    pendingEntity(table, mark.key),
+    CLEAN_ORDER,
+    new Map(columns.map((c, i) => [c, params[i]])),
+    true,
   );
+  await Promise.all([
+    ctx.queue.write(
+      [
+        {
+          partition: `${table}\u0000${mark.key}\u0000${dayOf(mark.windowStart)}`,
+          statement: { query: insert, params },
+          view,
+        },
+      ],
+      `writing clean row of ${def.name}`,
+    ),
+    writeEntityDays(
+      ctx,
+      entityDayWrites(ctx, def, "clean", [{ key, keyJson: mark.key, day: dayOf(mark.windowStart) }], nowMs),
+    ),
+  ]);
   const plainKey = Object.fromEntries(def.key.map((f) => [f, toPlain(def.fields[f], key[f])]));
   return { type: def.name, key: plainKey, windowStart: mark.windowStart, rows: rows.length };
 }

@@ -31,6 +31,9 @@ import {
   type SchemaVersionEntry,
   type RefusedRow,
   type WriteDumpResult,
+  type WriteQueueOptions,
+  type WriteQueueStats,
+  WriteQueue,
 } from "../store";
 import {
   countRecordsBulk,
@@ -64,6 +67,8 @@ export interface DataLayerOptions {
   credentials?: { username: string; password: string };
   /** The replica's clock (epoch ms), for dirty-mark slots and clean runs. Default `Date.now`; tests skew it. */
   clock?: () => number;
+  /** The operation queue's bounds (rows, batches in flight, wait for room); defaults in {@link WriteQueueOptions}. */
+  queue?: WriteQueueOptions;
 }
 
 /** The data layer of the `data` service: schema, dump writes, clean job and CRUD over one keyspace. */
@@ -113,6 +118,7 @@ export class DataLayer {
       return new DataLayer(
         {
           client,
+          queue: new WriteQueue(client, { maxInFlight: concurrency, ...options.queue }),
           keyspace: options.keyspace,
           types,
           concurrency,
@@ -133,6 +139,11 @@ export class DataLayer {
       await client.shutdown().catch(() => undefined);
       throw err;
     }
+  }
+
+  /** Depth of the operation queue, for /metrics. */
+  queueStats(): WriteQueueStats {
+    return this.ctx.queue.stats();
   }
 
   /** The registered types, sorted by name. */
@@ -258,10 +269,11 @@ export class DataLayer {
     return this.run(() => deleteRecordsBulk(this.ctx, store, type, keys));
   }
 
-  /** Closes the connection; later calls fail with UNAVAILABLE. */
+  /** Stores what is queued, then closes the connection; later calls fail with UNAVAILABLE. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.ctx.queue.close();
     await this.ctx.client.shutdown();
   }
 

@@ -10,7 +10,21 @@ import {
   type CqlValue,
   type TypeDef,
 } from "../schema";
-import { dumpHasSeq, entityDays, pages, selectList, tableRef, type CqlRow, type DataContext } from "../store";
+import {
+  CLEAN_ORDER,
+  DUMP_ORDER,
+  dumpHasSeq,
+  entityDays,
+  mergePending,
+  pages,
+  pendingEntity,
+  selectList,
+  tableRef,
+  type CqlRow,
+  type DataContext,
+  type PendingView,
+  type RowView,
+} from "../store";
 
 /** The entity's newest row (dump: newest fetch; clean: newest window), or NOT_FOUND naming the key and horizon. */
 export async function newestRow(
@@ -19,7 +33,7 @@ export async function newestRow(
   store: StoreName,
   key: Record<string, CqlValue>,
   nowMs: number,
-): Promise<CqlRow> {
+): Promise<RowView> {
   const row = await findNewestRow(ctx, def, store, key, nowMs);
   if (row !== null) return row;
   const shown = entityKeyJson(def, key);
@@ -36,20 +50,45 @@ export async function findNewestRow(
   store: StoreName,
   key: Record<string, CqlValue>,
   nowMs: number,
-): Promise<CqlRow | null> {
+): Promise<RowView | null> {
   for await (const row of scanEntity(ctx, def, store, key, nowMs)) return row;
   return null;
 }
 
-/** Yields an entity's rows newest first: day partitions newest first, each clustered newest first. */
+/**
+ * Yields an entity's rows newest first: day partitions newest first, each clustered newest first,
+ * with this replica's queued writes of the entity merged in (read-your-writes).
+ */
 export async function* scanEntity(
   ctx: DataContext,
   def: TypeDef,
   store: StoreName,
   key: Record<string, CqlValue>,
   nowMs: number,
-): AsyncGenerator<CqlRow> {
-  for (const day of await entityHorizon(ctx, def, store, key, nowMs)) yield* scanPartition(ctx, def, store, key, day);
+): AsyncGenerator<RowView> {
+  const days = await entityHorizon(ctx, def, store, key, nowMs);
+  const queued = queuedWrites(ctx, def, store, key);
+  const stored = async function* (): AsyncGenerator<CqlRow> {
+    for (const day of days) yield* scanPartition(ctx, def, store, key, day);
+  };
+  if (queued.length === 0) yield* stored();
+  else
+    yield* mergePending(
+      stored(),
+      queued,
+      new Set(horizon(ctx, def, store, nowMs)),
+      store === "dump" ? DUMP_ORDER : CLEAN_ORDER,
+    );
+}
+
+/** This replica's queued writes of one entity's rows in a store, oldest first. */
+export function queuedWrites(
+  ctx: DataContext,
+  def: TypeDef,
+  store: StoreName,
+  key: Record<string, CqlValue>,
+): PendingView[] {
+  return ctx.queue.pending(pendingEntity(storeTable(ctx, def, store).table, entityKeyJson(def, key)));
 }
 
 /** Yields the rows of one entity partition (one day), newest first. */

@@ -2,7 +2,7 @@ import type { StoreName } from "@machina/subjects";
 import type { TypeDef } from "../schema";
 import { mapLimit, resolveType, rowToPlain, type DataContext, type PlainRow } from "../store";
 import { checkStore, compileCriteria, intOption, keyOf, type CompiledCriteria } from "./criteria";
-import { entityHorizon, newestRow, scanEntity, scanPartition } from "./entity-scan";
+import { entityHorizon, newestRow, queuedWrites, scanEntity, scanPartition } from "./entity-scan";
 
 /** Options of a read: `criteria` names every key field, and may add equality filters on fields (and dump meta columns). */
 export interface ReadOptions {
@@ -104,6 +104,13 @@ export async function countEntity(
   nowMs: number,
   lanes: number,
 ): Promise<number> {
+  // Queued writes change which rows exist: count the merged view, newest first.
+  if (queuedWrites(ctx, def, store, criteria.key).length > 0) {
+    let n = 0;
+    for await (const row of scanEntity(ctx, def, store, criteria.key, nowMs))
+      if (criteria.matches(rowToPlain(def, store, row))) n++;
+    return n;
+  }
   // Order does not matter for a count, so the day partitions are read concurrently.
   const days = await entityHorizon(ctx, def, store, criteria.key, nowMs);
   const counts = await mapLimit(days, lanes, async (day) => {

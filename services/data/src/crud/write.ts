@@ -13,14 +13,14 @@ import {
   type TypeDef,
 } from "../schema";
 import {
-  chunk,
+  CLEAN_ORDER,
   clearOverrides,
   entityDayWrites,
-  execute,
-  executeUnloggedBatch,
   mapLimit,
   markDirty,
   pages,
+  pendingEntity,
+  pendingView,
   prepareDumpRows,
   resolveType,
   storeDumps,
@@ -28,11 +28,12 @@ import {
   valueFieldsOf,
   writeEntityDays,
   writeOverrides,
-  type CqlStatement,
   type DataContext,
   type DumpRow,
   type EntityDay,
+  type PendingView,
   type PlainRow,
+  type QueuedWrite,
   type WriteDumpResult,
 } from "../store";
 import { atItem, checkList, itemError } from "./bulk-items";
@@ -85,7 +86,7 @@ export async function createRecords(
     await storeDumps(ctx, [prepared]);
     return { written: prepared.written, ignoredFields: prepared.ignoredFields };
   }
-  const partitions = new Map<string, CqlStatement[]>();
+  const writes: QueuedWrite[] = [];
   const days: EntityDay[] = [];
   let ignoredFields = 0;
   records.forEach((r, i) =>
@@ -100,16 +101,14 @@ export async function createRecords(
         if (isField(def, k) && !def.key.includes(k)) alterations[k] = v;
         else if (!isField(def, k) && k !== "window_start") ignoredFields++;
       }
-      const stmt = upsertClean(ctx, def, key, dayOf(ws), new Date(ws), alterations, nowMs);
-      const keyJson = entityKeyJson(def, key);
-      const part = `${keyJson}\u0000${dayOf(ws)}`;
-      partitions.set(part, [...(partitions.get(part) ?? []), stmt]);
-      days.push({ key, keyJson, day: dayOf(ws) });
+      writes.push(upsertClean(ctx, def, key, dayOf(ws), new Date(ws), alterations, nowMs));
+      days.push({ key, keyJson: entityKeyJson(def, key), day: dayOf(ws) });
     }),
   );
-  const batches = [...partitions.values()].flatMap((list) => chunk(list, 100));
-  await mapLimit(batches, ctx.concurrency, (b) => executeUnloggedBatch(ctx.client, b, `writing clean rows of ${type}`));
-  await writeEntityDays(ctx, entityDayWrites(ctx, def, "clean", days, nowMs));
+  await Promise.all([
+    ctx.queue.write(writes, `writing clean rows of ${type}`),
+    writeEntityDays(ctx, entityDayWrites(ctx, def, "clean", days, nowMs)),
+  ]);
   return { written: records.length, ignoredFields };
 }
 
@@ -137,8 +136,10 @@ export async function updateRecord(
   // The override goes first: from then on every merge of the entity applies it, whatever runs meanwhile.
   if (Object.keys(altered).length > 0) {
     await writeOverrides(ctx, def, k, altered);
-    const stmt = upsertClean(ctx, def, k, String(row.get("bucket")), windowStart, altered, nowMs);
-    await execute(ctx.client, stmt.query, stmt.params, `updating a clean row of ${type}`);
+    await ctx.queue.write(
+      [upsertClean(ctx, def, k, String(row.get("bucket")), windowStart, altered, nowMs)],
+      `updating a clean row of ${type}`,
+    );
   }
   if (clear.length > 0) await clearOverrides(ctx, def, k, clear);
   // Merged again with the overrides read for certain: undoes a merge that raced this edit, and
@@ -232,7 +233,11 @@ export async function deleteEntity(
   const where = partitionWhere(def, dayColumn);
   // The entity index keeps the deleted days listed (it only ever grows until days expire), so it
   // stays a superset of the days with rows for every replica, whatever they remember.
-  const counts = await mapLimit(await entityHorizon(ctx, def, store, k, nowMs), lanes, async (day) => {
+  const entity = pendingEntity(table, entityKeyJson(def, k));
+  // Days with queued rows are deleted too, even before the index or any stored row names them.
+  const queuedDays = new Set(ctx.queue.pending(entity).map((v) => v.day));
+  const days = [...new Set([...(await entityHorizon(ctx, def, store, k, nowMs)), ...queuedDays])];
+  const counts = await mapLimit(days, lanes, async (day) => {
     const params = partitionParams(def, k, day);
     let n = 0;
     // Only partitions that hold rows get a tombstone; empty days cost a read, not a delete.
@@ -244,13 +249,21 @@ export async function deleteEntity(
     )) {
       n += page.length;
     }
-    if (n > 0) await execute(ctx.client, `DELETE FROM ${table} WHERE ${where}`, params, `deleting rows of ${def.name}`);
+    if (n > 0 || queuedDays.has(day)) {
+      // Queued behind the partition's earlier writes, so a row queued before the delete stays deleted.
+      const view: PendingView = { entity, id: "", day, columns: null };
+      const statement = { query: `DELETE FROM ${table} WHERE ${where}`, params };
+      await ctx.queue.write(
+        [{ partition: `${table}\u0000${entityKeyJson(def, k)}\u0000${day}`, statement, view }],
+        `deleting rows of ${def.name}`,
+      );
+    }
     return n;
   });
   return counts.reduce((a, b) => a + b, 0);
 }
 
-/** The statement writing `alterations` into one clean row, stamping their provenance "manual". */
+/** The queued write of `alterations` into one clean row, stamping their provenance "manual"; reads see it while queued. */
 export function upsertClean(
   ctx: DataContext,
   def: TypeDef,
@@ -259,11 +272,12 @@ export function upsertClean(
   windowStart: Date,
   alterations: Record<string, unknown>,
   nowMs: number,
-): CqlStatement {
+): QueuedWrite {
   const fields = valueFieldsOf(def);
+  const table = tableRef(ctx, cleanTableName(def));
   // One statement shape per type: unaltered fields are bound unset, so they keep their stored value.
   const query =
-    `UPDATE ${tableRef(ctx, cleanTableName(def))} SET ${fields.map((f) => `${quoteId(f)} = ?`).join(", ")}, ` +
+    `UPDATE ${table} SET ${fields.map((f) => `${quoteId(f)} = ?`).join(", ")}, ` +
     `merged_at = ?, provenance = provenance + ? ` +
     `WHERE ${def.key.map((f) => `${quoteId(f)} = ?`).join(" AND ")} AND bucket = ? AND window_start = ?`;
   const provenance: Record<string, string> = {};
@@ -272,8 +286,20 @@ export function upsertClean(
     provenance[f] = MANUAL_SOURCE;
     return toCql(def.fields[f], alterations[f], { type: def.name, field: f, source: MANUAL_SOURCE });
   });
+  const keyParams = def.key.map((f) => key[f]);
+  const params = [...values, new Date(nowMs), provenance, ...keyParams, bucket, windowStart];
+  const keyJson = entityKeyJson(def, key);
+  const columns = new Map<string, unknown>([
+    ...fields.map((f, i): [string, unknown] => [f, values[i]]),
+    ["merged_at", new Date(nowMs)],
+    ["provenance", provenance],
+    ...def.key.map((f, i): [string, unknown] => [f, keyParams[i]]),
+    ["bucket", bucket],
+    ["window_start", windowStart],
+  ]);
   return {
-    query,
-    params: [...values, new Date(nowMs), provenance, ...def.key.map((f) => key[f]), bucket, windowStart],
+    partition: `${table}\u0000${keyJson}\u0000${bucket}`,
+    statement: { query, params },
+    view: pendingView(pendingEntity(table, keyJson), CLEAN_ORDER, columns),
   };
 }

@@ -1,10 +1,13 @@
 import { MachinaError } from "@machina/wire";
 import type { TypeDef } from "../schema";
 import type { CqlClient } from "./cql-exec";
+import type { WriteQueue } from "./write-queue";
 
 /** Everything the stores need: a connected client, the keyspace and the registered types. */
 export interface DataContext {
   readonly client: CqlClient;
+  /** The replica's operation queue: every row write goes through it, and reads merge what it holds. */
+  readonly queue: WriteQueue;
   /** Keyspace every table lives in; statements name it explicitly. */
   readonly keyspace: string;
   readonly types: ReadonlyMap<string, TypeDef>;

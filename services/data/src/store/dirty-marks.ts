@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
 import cassandra from "cassandra-driver";
 import { DIRTY_CURSOR_TABLE, DIRTY_MARKS_TABLE } from "../schema";
-import { execute, executeUnloggedBatch, pages, type CqlStatement } from "./cql-exec";
-import { chunk, mapLimit } from "./concurrency";
+import { execute, pages } from "./cql-exec";
+import { mapLimit } from "./concurrency";
 import { tableRef, type DataContext } from "./data-context";
+import type { QueuedWrite } from "./write-queue";
 
 /** Partitions per type and slot in the dirty table; fixed forever, since marks are only looked for in shards 0..N-1. */
 export const DIRTY_SHARDS = 16;
@@ -54,7 +55,7 @@ export function slotClosed(slot: number, nowMs: number): boolean {
 }
 
 /**
- * Marks entity windows dirty, one unlogged batch per dirty partition. Every write is a new row
+ * Marks entity windows dirty through the operation queue, which batches them by dirty partition. Every write is a new row
  * (its own id), so a mark is never shadowed by a delete, whatever the clocks of writer and job.
  */
 export async function markDirty(ctx: DataContext, marks: readonly DirtyMark[]): Promise<void> {
@@ -63,7 +64,7 @@ export async function markDirty(ctx: DataContext, marks: readonly DirtyMark[]): 
   const insert =
     `INSERT INTO ${tableRef(ctx, DIRTY_MARKS_TABLE)} (type, shard, slot, key, window_start, id, manual) ` +
     `VALUES (?, ?, ?, ?, ?, ?, ?)`;
-  const byPartition = new Map<string, CqlStatement[]>();
+  const writes: QueuedWrite[] = [];
   const seen = new Set<string>();
   const units = new Set<string>();
   for (const m of marks) {
@@ -73,17 +74,17 @@ export async function markDirty(ctx: DataContext, marks: readonly DirtyMark[]): 
     const shard = dirtyShardOf(m.key);
     const part = `${m.type}\u0000${shard}`;
     units.add(part);
-    const list = byPartition.get(part) ?? [];
     const uuid = cassandra.types.Uuid.fromString(randomUUID());
-    list.push({
-      query: insert,
-      params: [m.type, shard, slot, m.key, new Date(m.windowStart), uuid, m.manual === true ? true : undefined],
+    writes.push({
+      partition: `${DIRTY_MARKS_TABLE}\u0000${part}\u0000${slot}`,
+      statement: {
+        query: insert,
+        params: [m.type, shard, slot, m.key, new Date(m.windowStart), uuid, m.manual === true ? true : undefined],
+      },
     });
-    byPartition.set(part, list);
   }
   await ensureCursors(ctx, units, slot);
-  const batches = [...byPartition.values()].flatMap((list) => chunk(list, 100));
-  await mapLimit(batches, ctx.concurrency, (b) => executeUnloggedBatch(ctx.client, b, "marking entities dirty"));
+  await ctx.queue.write(writes, "marking entities dirty");
 }
 
 /** The marks of one slot partition. */

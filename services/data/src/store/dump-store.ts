@@ -11,9 +11,9 @@ import {
   type CqlValue,
   type TypeDef,
 } from "../schema";
-import { executeUnloggedBatch, type CqlStatement } from "./cql-exec";
-import { chunk, mapLimit } from "./concurrency";
 import { resolveType, tableRef, type DataContext } from "./data-context";
+import { DUMP_ORDER, pendingView } from "./pending-rows";
+import { pendingEntity, type QueuedWrite } from "./write-queue";
 import { dumpHasSeq } from "./row-format";
 import { markDirty, type DirtyMark } from "./dirty-marks";
 import { entityDayWrites, writeEntityDays, type EntityDay } from "./entities";
@@ -38,14 +38,11 @@ export interface WriteDumpResult {
   ignoredFields: number;
 }
 
-// Single-partition unlogged batches skip the batch-size limits, but a cap keeps each mutation well under the commit log's.
-const ROWS_PER_BATCH = 100;
-
 /** Dump rows checked and turned into statements, ready to be stored with others ({@link storeDumps}). */
 export interface PreparedDump {
   readonly type: string;
-  /** Insert statements by partition (type, entity key, day). */
-  readonly partitions: ReadonlyMap<string, CqlStatement[]>;
+  /** Insert statements, each naming its partition (type, entity key, day) and what reads see while it is queued. */
+  readonly writes: readonly QueuedWrite[];
   readonly marks: readonly DirtyMark[];
   /** Entity days the rows fall on, for the entity index. */
   readonly days: readonly EntityDay[];
@@ -98,9 +95,10 @@ export function prepareDumpRows(
     throw new MachinaError("BAD_REQUEST", `type ${type}: expected a list of dump rows`, { details: { type } });
   }
   const withSeq = dumpHasSeq(ctx, def);
-  const insert = insertCql(ctx, def, withSeq);
+  const { query: insert, columns } = insertCql(ctx, def, withSeq);
+  const table = tableRef(ctx, dumpTableName(def));
   const valueFields = Object.keys(def.fields).filter((f) => !def.key.includes(f));
-  const partitions = new Map<string, CqlStatement[]>();
+  const writes: QueuedWrite[] = [];
   const marks: DirtyMark[] = [];
   const days: EntityDay[] = [];
   const undeclared = new Map<string, { count: number; exampleType: string }>();
@@ -116,7 +114,7 @@ export function prepareDumpRows(
     }
   });
   const written = rows.length - refused.length;
-  return { prepared: { type: def.name, partitions, marks, days, written, ignoredFields, undeclared }, refused };
+  return { prepared: { type: def.name, writes, marks, days, written, ignoredFields, undeclared }, refused };
 
   // Everything a row needs is computed before any of it is kept, so a refused row leaves nothing behind.
   function prepareRow(row: DumpRow, i: number): void {
@@ -141,10 +139,8 @@ export function prepareDumpRows(
       row.taskId,
       ...values,
     ];
-    const partition = `${def.name}\u0000${keyJson}\u0000${day}`;
-    const list = partitions.get(partition) ?? [];
-    list.push({ query: insert, params });
-    partitions.set(partition, list);
+    const view = pendingView(pendingEntity(table, keyJson), DUMP_ORDER, new Map(columns.map((c, j) => [c, params[j]])));
+    writes.push({ partition: `${table}\u0000${keyJson}\u0000${day}`, statement: { query: insert, params }, view });
     marks.push({ type: def.name, key: keyJson, windowStart: windowStartOf(fetchedAt, def.cleanWindowSeconds) });
     days.push({ key, keyJson, day });
     for (const field of Object.keys(row.record)) {
@@ -159,27 +155,24 @@ export function prepareDumpRows(
 }
 
 /**
- * Stores prepared dumps together: rows of one partition from every dump go in one unlogged batch,
- * then every entity window they touch is marked dirty once.
+ * Stores prepared dumps through the operation queue, rows of one partition batched together
+ * whichever dump they came from, then marks every entity window they touch dirty once.
  */
 export async function storeDumps(ctx: DataContext, dumps: readonly PreparedDump[]): Promise<void> {
-  const partitions = new Map<string, CqlStatement[]>();
-  for (const d of dumps) {
-    for (const [partition, list] of d.partitions) {
-      const into = partitions.get(partition);
-      if (into === undefined) partitions.set(partition, [...list]);
-      else into.push(...list);
-    }
-  }
   const types = [...new Set(dumps.map((d) => d.type))].join(", ");
-  const batches = [...partitions.values()].flatMap((list) => chunk(list, ROWS_PER_BATCH));
-  await mapLimit(batches, ctx.concurrency, (b) => executeUnloggedBatch(ctx.client, b, `writing dump rows of ${types}`));
-  // The entity index names a day only once its rows are stored, so a read through it finds them.
   const now = Date.now();
-  await writeEntityDays(
-    ctx,
-    dumps.flatMap((d) => entityDayWrites(ctx, resolveType(ctx, d.type), "dump", d.days, now)),
-  );
+  // The entity index may name a day before its rows land (a read then finds nothing there), never
+  // after: rows and index go together, and reads through this replica see both while queued.
+  await Promise.all([
+    ctx.queue.write(
+      dumps.flatMap((d) => d.writes),
+      `writing dump rows of ${types}`,
+    ),
+    writeEntityDays(
+      ctx,
+      dumps.flatMap((d) => entityDayWrites(ctx, resolveType(ctx, d.type), "dump", d.days, now)),
+    ),
+  ]);
   for (const [type, seen] of undeclaredByType(dumps)) await recordDrift(ctx, type, seen, now);
   // Marks go after the rows are durable: a clean job that sees a mark is then sure to see its rows.
   await markDirty(
@@ -200,23 +193,23 @@ function undeclaredByType(dumps: readonly PreparedDump[]): Map<string, Map<strin
   return out;
 }
 
-function insertCql(ctx: DataContext, def: TypeDef, withSeq: boolean): string {
+function insertCql(ctx: DataContext, def: TypeDef, withSeq: boolean): { query: string; columns: string[] } {
   const columns = [
-    ...def.key.map(quoteId),
+    ...def.key,
     "day",
     "fetched_at",
     "source",
     "query",
     ...(withSeq ? ["seq"] : []),
     "task_id",
-    ...Object.keys(def.fields)
-      .filter((f) => !def.key.includes(f))
-      .map(quoteId),
+    ...Object.keys(def.fields).filter((f) => !def.key.includes(f)),
   ];
-  return (
-    `INSERT INTO ${tableRef(ctx, dumpTableName(def))} (${columns.join(", ")}) ` +
-    `VALUES (${columns.map(() => "?").join(", ")})`
-  );
+  return {
+    query:
+      `INSERT INTO ${tableRef(ctx, dumpTableName(def))} (${columns.map(quoteId).join(", ")}) ` +
+      `VALUES (${columns.map(() => "?").join(", ")})`,
+    columns,
+  };
 }
 
 function checkRowMeta(def: TypeDef, row: DumpRow, i: number): void {

@@ -1,7 +1,6 @@
 import type { StoreName } from "@machina/subjects";
 import { entitiesTableName, quoteId, toPlain, type CqlValue, type TypeDef } from "../schema";
 import { execute, type CqlStatement } from "./cql-exec";
-import { mapLimit } from "./concurrency";
 import { tableRef, type DataContext } from "./data-context";
 import { pageOptions } from "./paging";
 
@@ -24,6 +23,8 @@ export interface KeyPage {
 /** A statement recording an entity day, with the id this replica remembers it by once written. */
 export interface EntityDayWrite {
   readonly statement: CqlStatement;
+  /** The entity's partition of the index. */
+  readonly partition: string;
   readonly id: string;
   /** Epoch ms the write's TTL counts from. */
   readonly at: number;
@@ -66,15 +67,16 @@ export function entityDayWrites(
       store === "dump"
         ? [def.dumpTtlSeconds + DAY_SECONDS, [d.day], new Date(nowMs), ...keyParams]
         : [[d.day], new Date(nowMs), ...keyParams];
-    out.push({ statement: { query, params }, id, at: nowMs });
+    out.push({ statement: { query, params }, partition: `${table}\u0000${d.keyJson}`, id, at: nowMs });
   }
   return out;
 }
 
-/** Runs entity-day writes (one partition each, so one statement each), then remembers them. */
+/** Queues entity-day writes (one per entity partition) and, once stored, remembers them. */
 export async function writeEntityDays(ctx: DataContext, writes: readonly EntityDayWrite[]): Promise<void> {
-  await mapLimit(writes, ctx.concurrency, (w) =>
-    execute(ctx.client, w.statement.query, w.statement.params, "recording entity days"),
+  await ctx.queue.write(
+    writes.map((w) => ({ partition: w.partition, statement: w.statement })),
+    "recording entity days",
   );
   for (const w of writes) {
     ctx.recordedDays.delete(w.id); // re-inserted last: the Map stays in write order for eviction

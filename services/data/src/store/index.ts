@@ -31,3 +31,7 @@ export type { Overrides } from "./manual-overrides";
 export type { DriftField } from "./drift";
 export { dumpHasSeq, filterableMeta, rowToPlain, selectList, valueFieldsOf } from "./row-format";
 export type { PlainRow } from "./row-format";
+export { WriteQueue, pendingEntity } from "./write-queue";
+export type { PendingView, QueuedWrite, WriteQueueOptions, WriteQueueStats } from "./write-queue";
+export { CLEAN_ORDER, DUMP_ORDER, mergePending, pendingView } from "./pending-rows";
+export type { RowOrder, RowView } from "./pending-rows";

@@ -1,7 +1,7 @@
 import type { StoreName } from "@machina/subjects";
 import { quoteId, toPlain, type TypeDef } from "../schema";
-import type { CqlRow } from "./cql-exec";
 import type { DataContext } from "./data-context";
+import type { RowView } from "./pending-rows";
 
 /** A stored row as plain JSON: ISO timestamps, bigint as number, json fields parsed, dates as `YYYY-MM-DD`. */
 export type PlainRow = Record<string, unknown>;
@@ -32,7 +32,7 @@ export function filterableMeta(store: StoreName): readonly string[] {
 }
 
 /** Converts a driver row of a store's table into a plain JSON object. */
-export function rowToPlain(def: TypeDef, store: StoreName, row: CqlRow): PlainRow {
+export function rowToPlain(def: TypeDef, store: StoreName, row: RowView): PlainRow {
   const out: PlainRow = {};
   for (const field of Object.keys(def.fields)) out[field] = toPlain(def.fields[field], row.get(field));
   if (store === "dump") {
