@@ -211,7 +211,7 @@ describe("compileSource", () => {
     raw4.manager.auth = { type: "oauth", token: "x" };
     assert.match(
       compileError(raw4).message,
-      /manager\.auth\.type: expected one of api_key, bearer, basic, got "oauth"/,
+      /manager\.auth\.type: expected one of api_key, bearer, basic, oauth2, got "oauth"/,
     );
     const raw5 = sample();
     raw5.manager.auth = { type: "bearer", token: "{{data.api_key}}", header: "X" };

@@ -1,6 +1,6 @@
 import { SOURCE_KIND } from "./source";
 
-export { SOURCE_KIND, compileSource, splitPath, METHODS } from "./source";
+export { SOURCE_KIND, compileSource, splitPath, authTemplates, METHODS } from "./source";
 export type {
   SourceDef,
   QueryDef,
@@ -8,6 +8,7 @@ export type {
   RateWindow,
   DataSpec,
   AuthSpec,
+  OAuth2Spec,
   RetrySpec,
   ManagerSpec,
   BodyNode,
@@ -38,6 +39,8 @@ export { retryAfterMs, exhaustedUntil, headerValue, createHttpManager, backoff }
 export type { HeaderBag, HttpManager, HttpManagerOptions, HttpRequest, HttpResult, CallHooks } from "./http";
 export { sendRequest, UpstreamTimeoutError, BodyTooLargeError, DEFAULT_MAX_BODY_BYTES } from "./http";
 export type { UpstreamRequest, UpstreamResponse } from "./http";
+export { createRequestAuth, createOAuth2Tokens } from "./http";
+export type { RequestAuth, RequestAuthOptions, AttemptCredentials, OAuth2Tokens, OAuth2TokenOptions } from "./http";
 export { createFetcher, renderRequest } from "./fetcher";
 export type { Fetcher, FetcherOptions, FetchRequest, FetchResult, FetchMeta, FetchLead } from "./fetcher";
 export { fetchService } from "./fetch-service";

@@ -1,10 +1,11 @@
 import { MachinaError } from "@machina/wire";
 import { BodyTooLargeError, DEFAULT_MAX_BODY_BYTES, sendRequest, type UpstreamResponse } from "./http-client";
 import { retryAfterMs } from "./rate-headers";
+import { createRequestAuth, type AttemptCredentials } from "./request-auth";
+import { parseJson, unreachableReason, upstreamSays } from "./upstream-text";
 import {
   redact,
   renderTemplate,
-  type AuthSpec,
   type RenderContext,
   type ResolvedData,
   type SourceDef,
@@ -49,41 +50,47 @@ export interface HttpManager {
   call(req: HttpRequest, hooks?: CallHooks): Promise<HttpResult>;
 }
 
-/** Options mainly for tests: a deterministic random source and sleep. */
+/** Options mainly for tests: a deterministic random source, sleep and clock. */
 export interface HttpManagerOptions {
   readonly random?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
+  /** Monotonic milliseconds that OAuth2 token lifetimes are measured on; default `performance.now`. */
+  readonly now?: () => number;
 }
 
 // Failed attempt, classified: retryable ones are retried, others thrown at once.
 type Failure = { retryable: boolean; error: MachinaError; retryAfterMs?: number };
 
-const MAX_UPSTREAM_TEXT = 200;
-
 // Largest upstream body a call accepts; sources have no setting for it yet. Past it the call
 // fails rather than letting one runaway answer take the process's memory.
 const MAX_BODY_BYTES = DEFAULT_MAX_BODY_BYTES;
 
-/** Builds the HTTP manager of `def`, with credentials rendered once from its resolved data. */
+/**
+ * Builds the HTTP manager of `def`, with static credentials rendered once from its resolved data
+ * and OAuth2 tokens fetched when first needed.
+ */
 export function createHttpManager(def: SourceDef, data: ResolvedData, opts: HttpManagerOptions = {}): HttpManager {
   const random = opts.random ?? Math.random;
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const m = def.manager;
   const ctx: RenderContext = { source: def.name, query: "(auth)", lead: { id: "", args: {} }, data: data.values };
   const render = (t: Template) => renderTemplate(t, ctx, "auth");
-  const auth = authParts(m.auth, render);
+  const auth = createRequestAuth(def, data, render, {
+    timeoutMs: m.timeoutMs,
+    now: opts.now ?? (() => performance.now()),
+  });
   const staticHeaders: Record<string, string> = { accept: "application/json" };
   for (const [k, t] of Object.entries(m.headers)) staticHeaders[k] = render(t);
-  const credentialOrigin = describeCredentials(def, data);
 
   async function attempt(
     req: HttpRequest,
     label: string,
+    cred: AttemptCredentials,
   ): Promise<{ res?: UpstreamResponse; failure?: Failure; ms: number }> {
     const url = new URL(m.baseUrl + req.path);
     for (const [k, v] of Object.entries(req.params)) url.searchParams.set(k, v);
-    if (auth.param !== null) url.searchParams.set(auth.param[0], auth.param[1]);
-    const headers: Record<string, string> = { ...staticHeaders, ...req.headers, ...auth.headers };
+    if (cred.param !== null) url.searchParams.set(cred.param[0], cred.param[1]);
+    const headers: Record<string, string> = { ...staticHeaders, ...req.headers, ...cred.headers };
     let body: string | undefined;
     if (req.body !== undefined) {
       body = JSON.stringify(req.body);
@@ -144,15 +151,16 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
     }
   }
 
-  function classify(res: UpstreamResponse, label: string): Failure {
-    const said = upstreamSays(res.text, data.secrets);
+  function classify(res: UpstreamResponse, label: string, reauthed: boolean): Failure {
+    const said = upstreamSays(res.text, auth.secrets());
     const status = res.status;
     if (status === 401 || status === 403) {
+      const fresh = reauthed ? ", again with a freshly fetched token" : "";
       return {
         retryable: false,
         error: new MachinaError(
           "UPSTREAM",
-          `source ${def.name} refused the credentials (HTTP ${status} on ${label}); ${credentialOrigin}${said}`,
+          `source ${def.name} refused the credentials (HTTP ${status} on ${label}${fresh}); ${auth.advice}${said}`,
           { retryable: false },
         ),
       };
@@ -211,36 +219,68 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
     };
   }
 
+  // Getting credentials can fail like a call does (an OAuth2 token endpoint that is down).
+  async function credentials(): Promise<{ cred?: AttemptCredentials; failure?: Failure; ms: number }> {
+    const t0 = performance.now();
+    try {
+      const cred = await auth.credentials();
+      return { cred, ms: performance.now() - t0 };
+    } catch (err) {
+      if (!(err instanceof MachinaError)) throw err;
+      const after = err.details.retryAfterMs;
+      return {
+        ms: performance.now() - t0,
+        failure: { retryable: err.retryable, error: err, retryAfterMs: typeof after === "number" ? after : undefined },
+      };
+    }
+  }
+
   return {
     async call(req, hooks = {}) {
       const label = `${req.method} ${redact(req.path, data.secrets)}`;
       const max = m.retries.max;
       let sourceTimeMs = 0;
-      for (let n = 1; ; n++) {
-        await hooks.beforeAttempt?.(n);
-        const a = await attempt(req, label);
-        await hooks.afterAttempt?.().catch(() => undefined);
-        sourceTimeMs += a.ms;
-        let failure = a.failure;
-        if (a.res !== undefined) {
-          // The limiter correction is best effort; a KV hiccup must not turn a good answer into an error.
-          await hooks.onResponse?.(a.res.status, a.res.headers).catch(() => undefined);
-          if (a.res.status >= 200 && a.res.status < 300) {
-            const body = parseJson(a.res.text);
-            if (body === undefined) {
+      // Upstream calls made; `tries` also counts failed credential fetches.
+      let attempts = 0;
+      let tries = 0;
+      let retries = 0;
+      // A refreshable credential refused with 401 is replaced once per call, outside the retry budget.
+      let reauthed = false;
+      for (;;) {
+        tries++;
+        const c = await credentials();
+        sourceTimeMs += c.ms;
+        let failure = c.failure;
+        let res: UpstreamResponse | undefined;
+        if (c.cred !== undefined) {
+          attempts++;
+          await hooks.beforeAttempt?.(attempts);
+          const a = await attempt(req, label, c.cred);
+          await hooks.afterAttempt?.().catch(() => undefined);
+          sourceTimeMs += a.ms;
+          failure = a.failure;
+          res = a.res;
+          if (res !== undefined) {
+            // The limiter correction is best effort; a KV hiccup must not turn a good answer into an error.
+            await hooks.onResponse?.(res.status, res.headers).catch(() => undefined);
+            if (res.status >= 200 && res.status < 300) {
+              const body = parseJson(res.text);
+              if (body !== undefined) return { status: res.status, headers: res.headers, body, attempts, sourceTimeMs };
               failure = {
                 retryable: false,
                 error: new MachinaError(
                   "UPSTREAM",
-                  `source ${def.name} answered ${label} with HTTP ${a.res.status} but a body that is not JSON (content-type ${a.res.headers.get("content-type") ?? "none"}); check manager.base_url in ${def.origin}`,
+                  `source ${def.name} answered ${label} with HTTP ${res.status} but a body that is not JSON (content-type ${res.headers.get("content-type") ?? "none"}); check manager.base_url in ${def.origin}`,
                   { retryable: false },
                 ),
               };
+            } else if (res.status === 401 && auth.refreshable && !reauthed) {
+              reauthed = true;
+              auth.refused(c.cred);
+              continue;
             } else {
-              return { status: a.res.status, headers: a.res.headers, body, attempts: n, sourceTimeMs };
+              failure = classify(res, label, reauthed);
             }
-          } else {
-            failure = classify(a.res, label);
           }
         }
         const f = failure as Failure;
@@ -250,18 +290,19 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
           query: req.query,
           method: req.method,
           path: redact(req.path, data.secrets),
-          status: a.res?.status ?? null,
-          attempts: n,
+          status: res?.status ?? f.error.details.status ?? null,
+          attempts,
         };
-        if (!f.retryable || n > max) {
-          const suffix = f.retryable && n > 1 ? ` (gave up after ${n} attempts)` : "";
+        if (!f.retryable || retries >= max) {
+          const suffix = f.retryable && tries > 1 ? ` (gave up after ${tries} attempts)` : "";
           throw new MachinaError(f.error.code, f.error.message + suffix, {
             retryable: f.error.retryable,
             details,
             cause: f.error.cause,
           });
         }
-        await sleep(backoff(m.retries.baseDelayMs, m.retries.maxDelayMs, n, random, f.retryAfterMs));
+        retries++;
+        await sleep(backoff(m.retries.baseDelayMs, m.retries.maxDelayMs, retries, random, f.retryAfterMs));
       }
     },
   };
@@ -272,72 +313,4 @@ export function backoff(baseMs: number, maxMs: number, n: number, random: () => 
   const cap = Math.min(maxMs, baseMs * 2 ** (n - 1));
   const jittered = cap / 2 + random() * (cap / 2);
   return Math.round(floorMs !== undefined && floorMs <= maxMs ? Math.max(jittered, floorMs) : jittered);
-}
-
-function authParts(
-  auth: AuthSpec | null,
-  render: (t: Template) => string,
-): { headers: Record<string, string>; param: [string, string] | null } {
-  if (auth === null) return { headers: {}, param: null };
-  if (auth.type === "bearer") return { headers: { authorization: `Bearer ${render(auth.token)}` }, param: null };
-  if (auth.type === "basic") {
-    const token = Buffer.from(`${render(auth.username)}:${render(auth.password)}`).toString("base64");
-    return { headers: { authorization: `Basic ${token}` }, param: null };
-  }
-  const value = render(auth.value);
-  return auth.header !== null
-    ? { headers: { [auth.header]: value }, param: null }
-    : { headers: {}, param: [auth.param as string, value] };
-}
-
-// Says where the refused credentials come from, so the operator knows which secret to fix.
-function describeCredentials(def: SourceDef, data: ResolvedData): string {
-  const a = def.manager.auth;
-  if (a === null)
-    return `the source sends no credentials; set manager.type to http-auth and add manager.auth in ${def.origin}`;
-  const templates = a.type === "api_key" ? [a.value] : a.type === "bearer" ? [a.token] : [a.username, a.password];
-  const origins = [
-    ...new Set(templates.flatMap((t) => t.refs.map((r) => data.origins[r.path[0]]).filter((o) => o !== undefined))),
-  ];
-  const what = a.type === "api_key" ? "API key" : a.type === "bearer" ? "bearer token" : "username/password";
-  return origins.length === 0
-    ? `check the ${what} in manager.auth of ${def.origin}`
-    : `check the ${what} supplied by ${origins.join(" and ")}`;
-}
-
-// A short, single-line, secret-free excerpt of an upstream error body, to help diagnose.
-function upstreamSays(text: string, secrets: readonly string[]): string {
-  let msg = text;
-  const parsed = parseJson(text) as { error?: unknown; message?: unknown } | undefined;
-  if (parsed !== null && typeof parsed === "object") {
-    const m = parsed.error ?? parsed.message;
-    if (typeof m === "string") msg = m;
-  }
-  msg = redact(msg, secrets)
-    .replace(/[\r\n\t]+/g, " ")
-    .trim();
-  if (msg === "") return "";
-  return `; upstream said: "${msg.length > MAX_UPSTREAM_TEXT ? `${msg.slice(0, MAX_UPSTREAM_TEXT)}...` : msg}"`;
-}
-
-// The socket error's code (ECONNREFUSED, ENOTFOUND...), else its message; fetch() hid the code
-// in `cause`. Node's own ERR_* codes say less than their messages (an invalid header, say).
-function unreachableReason(err: unknown): string {
-  const e = err as { code?: unknown; message?: unknown; cause?: { code?: unknown; message?: unknown } } | undefined;
-  for (const x of [e?.cause, e]) {
-    if (typeof x?.code === "string" && !x.code.startsWith("ERR_")) return x.code;
-  }
-  for (const x of [e?.cause, e]) {
-    if (typeof x?.message === "string" && x.message !== "") return x.message;
-  }
-  return String(err);
-}
-
-function parseJson(text: string): unknown {
-  if (text.trim() === "") return null;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }

@@ -1,6 +1,6 @@
 // Source definitions: the fetch/sources kind, its compiled form, templates, secrets and record extraction.
 export { SOURCE_KIND, METHODS } from "./source-kind";
-export { compileSource, splitPath } from "./source-def";
+export { compileSource, splitPath, authTemplates } from "./source-def";
 export type {
   SourceDef,
   QueryDef,
@@ -8,6 +8,7 @@ export type {
   RateWindow,
   DataSpec,
   AuthSpec,
+  OAuth2Spec,
   RetrySpec,
   ManagerSpec,
   BodyNode,

@@ -33,7 +33,25 @@ export type AuthSpec =
       readonly value: Template;
     }
   | { readonly type: "bearer"; readonly token: Template }
-  | { readonly type: "basic"; readonly username: Template; readonly password: Template };
+  | { readonly type: "basic"; readonly username: Template; readonly password: Template }
+  | OAuth2Spec;
+
+/** OAuth2 client credentials: a bearer token fetched from `tokenUrl`, cached and refreshed. */
+export interface OAuth2Spec {
+  readonly type: "oauth2";
+  readonly tokenUrl: string;
+  readonly clientId: Template;
+  readonly clientSecret: Template;
+  readonly scopes: readonly string[];
+  /** `header`: HTTP Basic client authentication; `body`: id and secret as form fields. */
+  readonly authStyle: "header" | "body";
+  /** Extra form parameters of the token request. */
+  readonly params: Readonly<Record<string, Template>>;
+  /** How long before expiry a token is replaced (at most half its lifetime). */
+  readonly refreshMarginMs: number;
+  /** Lifetime assumed when the token response has no `expires_in`. */
+  readonly defaultExpiresInMs: number;
+}
 
 /** Retry policy for retryable upstream failures (5xx, network error, timeout). */
 export interface RetrySpec {
@@ -161,6 +179,18 @@ function managerOf(m: Source["manager"], tpl: Compile, origin: string): ManagerS
   else if (a?.type === "bearer") auth = { type: a.type, token: secret(a.token, "token") };
   else if (a?.type === "basic")
     auth = { type: a.type, username: secret(a.username, "username"), password: secret(a.password, "password") };
+  else if (a?.type === "oauth2")
+    auth = {
+      type: a.type,
+      tokenUrl: a.token_url,
+      clientId: secret(a.client_id, "client_id"),
+      clientSecret: secret(a.client_secret, "client_secret"),
+      scopes: a.scopes,
+      authStyle: a.auth_style,
+      params: Object.fromEntries(Object.entries(a.params).map(([k, x]) => [k, secret(x, `params.${k}`)])),
+      refreshMarginMs: a.refresh_margin,
+      defaultExpiresInMs: a.default_expires_in,
+    };
   return {
     type: m.type,
     baseUrl: m.base_url,
@@ -206,6 +236,23 @@ function bodyOf(v: z.core.util.JSONType, path: string, tpl: Compile): BodyNode {
   return { kind: "object", fields: Object.entries(v).map(([k, x]) => [k, bodyOf(x, `${path}.${k}`, tpl)] as const) };
 }
 
+/** The credential templates of `auth`, each with its field path below `manager.auth`. */
+export function authTemplates(auth: AuthSpec | null): (readonly [string, Template])[] {
+  if (auth === null) return [];
+  if (auth.type === "api_key") return [["value", auth.value]];
+  if (auth.type === "bearer") return [["token", auth.token]];
+  if (auth.type === "basic")
+    return [
+      ["username", auth.username],
+      ["password", auth.password],
+    ];
+  return [
+    ["client_id", auth.clientId],
+    ["client_secret", auth.clientSecret],
+    ...Object.entries(auth.params).map(([k, t]) => [`params.${k}`, t] as const),
+  ];
+}
+
 /** Splits a response path `a.b.0` into segments; `.` or `$` is the whole body. */
 export function splitPath(text: string): string[] {
   return text === "." || text === "$" ? [] : text.split(".");
@@ -225,13 +272,7 @@ function checkDataRefs(def: SourceDef): void {
       }
     }
   };
-  const auth = def.manager.auth;
-  if (auth?.type === "api_key") check(auth.value, "manager.auth.value");
-  if (auth?.type === "bearer") check(auth.token, "manager.auth.token");
-  if (auth?.type === "basic") {
-    check(auth.username, "manager.auth.username");
-    check(auth.password, "manager.auth.password");
-  }
+  for (const [path, t] of authTemplates(def.manager.auth)) check(t, `manager.auth.${path}`);
   for (const [k, t] of Object.entries(def.manager.headers)) check(t, `manager.headers.${k}`);
   for (const q of def.queries.values()) {
     const p = `queries.${q.name}`;

@@ -1,18 +1,10 @@
 import * as z from "zod";
 import { defineKind, describeValue, field } from "@machina/config";
-
-// Upstream timeouts and backoffs run on timers, which Node caps at ~24.8 days; an hour is far
-// past any sane value and keeps the cap out of reach.
-const HOUR_MS = 3_600_000;
+import { AUTH } from "./auth-schema";
+import { ENV_NAME, HEADER_NAME, HOUR_MS, must } from "./schema-rules";
 
 /** HTTP methods a query may use. */
 export const METHODS = ["GET", "POST", "PUT", "DELETE"] as const;
-
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-// RFC 9110 token characters: what a header name may be made of.
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-
-const must = (rule: string) => (iss: { input?: unknown }) => `must be ${rule}, got ${describeValue(iss.input)}`;
 
 const headerMap = (doc: string) =>
   field.keyed(HEADER_NAME, "an HTTP header name", field.scalarText()).default({}).describe(doc);
@@ -85,43 +77,6 @@ const DATA_ENTRY = field
         input: v,
       });
   });
-
-const AUTH = z
-  .discriminatedUnion("type", [
-    field
-      .object({
-        type: z.literal("api_key"),
-        header: field
-          .text()
-          .regex(HEADER_NAME, { error: must("an HTTP header name") })
-          .optional()
-          .describe("Header that carries the key, e.g. `X-Api-Key`."),
-        param: field.text().optional().describe("Query-string parameter that carries the key."),
-        value: field.scalarText().describe("The key; may only use `{{data.<name>}}` placeholders."),
-      })
-      .superRefine((v, ctx) => {
-        if ((v.header === undefined) === (v.param === undefined)) {
-          ctx.addIssue({
-            code: "custom",
-            message: "api_key needs exactly one of header (e.g. X-Api-Key) or param (query-string name)",
-            input: v,
-          });
-        }
-      }),
-    field.object({
-      type: z.literal("bearer"),
-      token: field
-        .scalarText()
-        .describe("Sent as `Authorization: Bearer <token>`; may only use `{{data.<name>}}` placeholders."),
-    }),
-    field.object({
-      type: z.literal("basic"),
-      username: field.scalarText().describe("Basic-auth user; may only use `{{data.<name>}}` placeholders."),
-      password: field.scalarText().describe("Basic-auth password; may only use `{{data.<name>}}` placeholders."),
-    }),
-  ])
-  .optional()
-  .describe("Credentials, required with type `http-auth` and refused otherwise.");
 
 const BASE_URL = field.text().transform((text, ctx) => {
   const url = text.replace(/\/+$/, "");
