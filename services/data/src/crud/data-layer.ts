@@ -118,7 +118,11 @@ export class DataLayer {
       return new DataLayer(
         {
           client,
-          queue: new WriteQueue(client, { maxInFlight: concurrency, ...options.queue }),
+          queue: new WriteQueue(client, {
+            maxInFlight: concurrency,
+            mixPartitions: holdsEverything(client, options.localDataCenter, options.replication),
+            ...options.queue,
+          }),
           keyspace: options.keyspace,
           types,
           concurrency,
@@ -285,6 +289,22 @@ export class DataLayer {
       throw toDataError(err, "unexpected failure");
     }
   }
+}
+
+// Whether every node of the local datacenter holds every partition (replication factor ≥ its
+// nodes), so a coordinator writes a batch of many partitions locally instead of forwarding rows.
+// The node count is looked up at most every 10 s: nodes may join.
+function holdsEverything(client: cassandra.Client, dc: string, replication: Record<string, number>): () => boolean {
+  let known = false;
+  let at = -Infinity;
+  return () => {
+    const now = performance.now();
+    if (now - at < 10_000) return known;
+    at = now;
+    const nodes = client.hosts.values().filter((h) => h.datacenter === dc).length;
+    known = nodes > 0 && (replication[dc] ?? 0) >= nodes;
+    return known;
+  };
 }
 
 // cassandra-driver 4.10 leaves the control connection open when connect() fails after the handshake (an

@@ -137,20 +137,35 @@ export async function writeCursor(ctx: DataContext, type: string, shard: number,
   );
 }
 
+// Cursor starts in flight per replica: concurrent first writers of a unit share one LWT instead
+// of racing compare-and-sets on one partition (which time out under contention).
+const starting = new WeakMap<DataContext, Map<string, Promise<void>>>();
+
 // The first mark a replica writes into a (type, shard) starts its cursor, a skew allowance back,
 // unless one exists: the clean job then never starts after a mark it has to see.
 async function ensureCursors(ctx: DataContext, units: ReadonlySet<string>, slot: number): Promise<void> {
   const missing = [...units].filter((u) => !ctx.cursorsKnown.has(u));
   if (missing.length === 0) return;
+  let inFlight = starting.get(ctx);
+  if (inFlight === undefined) starting.set(ctx, (inFlight = new Map()));
   const start = slot - Math.ceil(DIRTY_CLOSE_AFTER_MS / DIRTY_SLOT_MS) - 1;
+  const flights = inFlight;
   await mapLimit(missing, ctx.concurrency, async (unit) => {
-    const [type, shard] = unit.split("\u0000");
-    await execute(
-      ctx.client,
-      `INSERT INTO ${tableRef(ctx, DIRTY_CURSOR_TABLE)} (type, shard, slot) VALUES (?, ?, ?) IF NOT EXISTS`,
-      [type, Number(shard), start],
-      `starting the dirty cursor of ${type}`,
-    );
-    ctx.cursorsKnown.add(unit);
+    let p = flights.get(unit);
+    if (p === undefined) {
+      const [type, shard] = unit.split("\u0000");
+      p = execute(
+        ctx.client,
+        `INSERT INTO ${tableRef(ctx, DIRTY_CURSOR_TABLE)} (type, shard, slot) VALUES (?, ?, ?) IF NOT EXISTS`,
+        [type, Number(shard), start],
+        `starting the dirty cursor of ${type}`,
+      )
+        .then(() => {
+          ctx.cursorsKnown.add(unit);
+        })
+        .finally(() => flights.delete(unit));
+      flights.set(unit, p);
+    }
+    await p;
   });
 }

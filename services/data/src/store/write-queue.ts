@@ -35,6 +35,14 @@ export interface WriteQueueOptions {
   rowsPerBatch?: number;
   /** How long a write waits for room before it fails as UNAVAILABLE (retryable). Default 10000 ms. */
   maxWaitMs?: number;
+  /** Bound values in one batch, roughly, in bytes; Cassandra refuses batches over 50 KiB by default. Default 32768. */
+  maxBatchBytes?: number;
+  /**
+   * Whether one batch may carry several partitions: cheaper for the server per row, but only when
+   * the coordinator holds every partition (replication factor ≥ nodes in the datacenter). Asked
+   * before each round. Default: never.
+   */
+  mixPartitions?: () => boolean;
 }
 
 /** Queue depth, for /metrics. */
@@ -68,7 +76,13 @@ interface Ticket {
 interface Op {
   readonly statement: CqlStatement;
   readonly ticket: Ticket;
+  /** Row the op writes (view id, or {@link DELETE} for a partition delete); null for writes that commute (marks, set additions). */
+  readonly row: string | null;
+  /** Rough size of its bound values, to keep batches under the server's batch size limit. */
+  readonly bytes: number;
 }
+
+const DELETE = "\u0000delete";
 
 interface Entry {
   readonly view: PendingView;
@@ -101,6 +115,8 @@ export class WriteQueue {
   private readonly maxInFlight: number;
   private readonly rowsPerBatch: number;
   private readonly maxWaitMs: number;
+  private readonly maxBatchBytes: number;
+  private readonly mixPartitions: () => boolean;
   private readonly parts = new Map<string, PartitionQueue>();
   private readonly views = new Map<string, Entry[]>();
   private readonly waiters: Waiter[] = [];
@@ -120,6 +136,8 @@ export class WriteQueue {
     this.maxInFlight = Math.max(1, opts.maxInFlight ?? 32);
     this.rowsPerBatch = Math.max(1, opts.rowsPerBatch ?? 100);
     this.maxWaitMs = Math.max(0, opts.maxWaitMs ?? 10_000);
+    this.maxBatchBytes = Math.max(1, opts.maxBatchBytes ?? 32_768);
+    this.mixPartitions = opts.mixPartitions ?? (() => false);
   }
 
   /** Current depth. */
@@ -145,7 +163,8 @@ export class WriteQueue {
           pq = { ops: [], busy: false };
           this.parts.set(w.partition, pq);
         }
-        pq.ops.push({ statement: w.statement, ticket });
+        const row = w.view === undefined ? null : w.view.columns === null ? DELETE : w.view.id;
+        pq.ops.push({ statement: w.statement, ticket, row, bytes: sizeOf(w.statement.params) });
         if (w.view !== undefined) {
           const entry = { view: w.view };
           ticket.views.push(entry);
@@ -232,23 +251,55 @@ export class WriteQueue {
   }
 
   private pump(): void {
-    for (const [key, pq] of this.parts) {
-      if (this.inFlight >= this.maxInFlight) return;
-      if (pq.busy) continue;
-      if (pq.ops.length === 0) {
-        this.parts.delete(key);
-        continue;
+    const mix = this.mixPartitions();
+    while (this.inFlight < this.maxInFlight) {
+      const taken: PartitionQueue[] = [];
+      const batch: Op[] = [];
+      let bytes = 0;
+      for (const [key, pq] of this.parts) {
+        if (pq.busy) continue;
+        if (pq.ops.length === 0) {
+          this.parts.delete(key);
+          continue;
+        }
+        const n = this.takeable(pq.ops, this.rowsPerBatch - batch.length, this.maxBatchBytes - bytes);
+        if (n === 0) break;
+        const ops = pq.ops.splice(0, n);
+        for (const o of ops) bytes += o.bytes;
+        batch.push(...ops);
+        pq.busy = true;
+        taken.push(pq);
+        if (!mix || batch.length >= this.rowsPerBatch || bytes >= this.maxBatchBytes) break;
       }
-      const batch = pq.ops.splice(0, this.rowsPerBatch);
-      pq.busy = true;
+      if (batch.length === 0) return;
       this.inFlight++;
       void this.store(batch).finally(() => {
-        pq.busy = false;
+        for (const pq of taken) pq.busy = false;
         this.inFlight--;
-        if (pq.ops.length === 0 && this.parts.get(key) === pq) this.parts.delete(key);
         this.pump();
       });
     }
+  }
+
+  // How many of a partition's next ops one batch may carry. A batch's mutations share one write
+  // timestamp, so two writes of one row (or a delete and a write of its partition) in one batch
+  // would be settled by value, not by order: the second goes in the next batch. The first op
+  // always fits, however large, so no op is stuck.
+  private takeable(ops: readonly Op[], room: number, bytesLeft: number): number {
+    const rows = new Set<string>();
+    let n = 0;
+    let bytes = 0;
+    for (const o of ops) {
+      if (n >= room) break;
+      if (n > 0 && bytes + o.bytes > bytesLeft) break;
+      if (o.row !== null) {
+        if (rows.has(o.row) || (n > 0 && o.row === DELETE) || rows.has(DELETE)) break;
+        rows.add(o.row);
+      }
+      bytes += o.bytes;
+      n++;
+    }
+    return n;
   }
 
   private async store(batch: Op[]): Promise<void> {
@@ -308,4 +359,18 @@ export class WriteQueue {
       if (list.length === 0) this.views.delete(e.view.entity);
     }
   }
+}
+
+// Bytes a statement's values take on the wire, near enough to keep batches under the limit.
+function sizeOf(params: readonly unknown[]): number {
+  let n = 0;
+  for (const v of params) {
+    if (v === undefined || v === null) n += 4;
+    else if (typeof v === "string") n += 4 + Buffer.byteLength(v);
+    else if (v instanceof Buffer) n += 4 + v.length;
+    else if (typeof v === "object")
+      n += 4 + JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? 0 : x)).length;
+    else n += 12;
+  }
+  return n;
 }
