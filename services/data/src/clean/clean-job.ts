@@ -95,6 +95,8 @@ export const MANUAL_PROVENANCE = "manual";
 const DEFAULT_MAX_ATTEMPTS = 5;
 // Slots one run reads per (type, shard): after a long stop the cursor catches up over a few runs.
 const MAX_SLOTS_PER_RUN = 240;
+// (type, shard) units one run cleans at once, each with up to ctx.concurrency merges in flight.
+const UNITS_IN_FLIGHT = 4;
 
 /**
  * Merges the dump rows of every dirty entity window into its clean row. Marks are read from the
@@ -104,13 +106,16 @@ const MAX_SLOTS_PER_RUN = 240;
 export async function runClean(ctx: DataContext, options: RunCleanOptions = {}): Promise<RunCleanResult> {
   const defs = (options.types ?? [...ctx.types.keys()]).map((t) => resolveType(ctx, t));
   const result: RunCleanResult = { entities: 0, rows: 0, failed: 0, parked: 0, errors: [], oldestWindowStart: null };
-  for (const def of defs) {
-    for (let shard = 0; shard < DIRTY_SHARDS; shard++) {
-      if (options.owns !== undefined && !options.owns(def.name, shard)) continue;
-      if (ctx.legacyDirty) await drainLegacy(ctx, def, shard, options, result);
-      await cleanUnit(ctx, def, shard, options, result);
-    }
-  }
+  const units = defs.flatMap((def) =>
+    Array.from({ length: DIRTY_SHARDS }, (_, shard) => ({ def, shard })).filter(
+      (u) => options.owns === undefined || options.owns(u.def.name, u.shard),
+    ),
+  );
+  // A few units at a time: one unit's merges wait on reads, and the others fill that time.
+  await mapLimit(units, UNITS_IN_FLIGHT, async ({ def, shard }) => {
+    if (ctx.legacyDirty) await drainLegacy(ctx, def, shard, options, result);
+    await cleanUnit(ctx, def, shard, options, result);
+  });
   return result;
 }
 
