@@ -56,8 +56,11 @@ start() {
   export MACHINA_DATA_CASSANDRA_PORT="$MACHINA_CQL_PORT"
   export MACHINA_FETCH_SOURCES_SITESTATS_MANAGER_BASE_URL="http://127.0.0.1:$MACHINA_FAKE_API_PORT"
   export MACHINA_FETCH_SOURCES_TRAFFIC_MANAGER_BASE_URL="http://127.0.0.1:$MACHINA_FAKE_API_PORT"
+  export MACHINA_FETCH_SOURCES_RANKINGS_MANAGER_BASE_URL="http://127.0.0.1:$MACHINA_FAKE_API_PORT"
   # The fake API's demo key; a real deployment sets these from Secrets.
   export SITESTATS_API_KEY="${SITESTATS_API_KEY:-demo-key}" TRAFFIC_API_KEY="${TRAFFIC_API_KEY:-demo-key}"
+  # The fake API's demo signing secret for the signed rankings source (config/default/fetch/sources/rankings.*).
+  export RANKINGS_SIGNING_SECRET="${RANKINGS_SIGNING_SECRET:-demo-signing-secret}"
   export FAKE_API_PORT="$MACHINA_FAKE_API_PORT" FAKE_API_KEYS="${FAKE_API_KEYS:-demo-key:20/1000}"
   start_one fake-api test/fixtures/fake-api/main.ts
   for s in "${SERVICES[@]}"; do

@@ -19,6 +19,7 @@ Machina is up (state and logs in $MACHINA_STATE). The nats CLI is $MACHINA_CACHE
 Try (the README shows the answers to expect):
   $nats micro ls
   $nats req machina.fetch.fetch '{"source":"sitestats","query":"site","lead":{"id":"example.com","args":{"domain":"example.com"}}}'
+  $nats req machina.fetch.fetch '{"source":"rankings","query":"top","lead":{"id":"all","args":{}}}'
   $nats req machina.invoke.fire '{"trigger":"refresh"}'
   $nats req machina.compute.get.latest '{"args":{"type":"website","key":{"domain":"example.com"}}}'
 Stop everything with: make down

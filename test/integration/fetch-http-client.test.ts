@@ -75,7 +75,8 @@ describe("upstream HTTP client against a local server", () => {
     assert.equal(seen[0].headers.accept, "application/json");
     assert.equal(seen[0].headers.host, new URL(base).host);
     assert.equal(seen[0].headers["content-length"], undefined);
-    assert.equal(seen[0].headers["accept-encoding"], undefined);
+    // Bodies are decoded (body-reader.ts), so every request offers the encodings it can undo.
+    assert.equal(seen[0].headers["accept-encoding"], "gzip, deflate, br");
     assert.equal(seen[0].body, "");
   });
 

@@ -292,7 +292,8 @@ describe("limiter on JetStream KV", () => {
     const seq = await run(1, 1_000);
     const par = await run(64, 1_000);
     t.diagnostic(`acquires/s, one process, one rolling 1s window: sequential ${seq}, 64 in flight ${par}`);
-    assert.ok(seq > 100 && par > seq);
+    // Rates are for the bench; here only that a batch of waiters costs fewer round trips than as many alone.
+    assert.ok(seq > 0 && par > seq, `sequential ${seq}/s, 64 in flight ${par}/s`);
   });
 });
 

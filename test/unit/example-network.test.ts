@@ -23,7 +23,7 @@ describe("example network in config/default", () => {
   const aggregators = compileAggregators(load("aggregate/aggregators"));
 
   it("declares sources, ledgers, query sets, a trigger and a type", () => {
-    assert.deepEqual(sources.map((s) => s.name).sort(), ["sitestats", "traffic"]);
+    assert.deepEqual(sources.map((s) => s.name).sort(), ["rankings", "sitestats", "traffic"]);
     assert.ok(ledgers.get("websites")!.leads.length >= 3);
     assert.deepEqual(triggers.get("refresh")?.querySets, ["websites_sitestats", "websites_traffic"]);
     assert.deepEqual([...querySets.keys()], ["websites_sitestats", "websites_traffic"]);

@@ -85,6 +85,9 @@ describe("compileSource", () => {
       next: ["next_page"],
       start: 1,
       maxPages: 20,
+      stopOnEmpty: true,
+      totalItems: null,
+      totalPages: null,
     });
   });
 
@@ -223,10 +226,10 @@ describe("compileSource", () => {
     raw.queries.site.path = "v1/sites";
     assert.match(compileError(raw).message, /queries\.site\.path: must start with "\/"/);
     const raw2 = sample();
-    raw2.queries.sites.paginate.type = "offset";
+    raw2.queries.sites.paginate.type = "scroll";
     assert.match(
       compileError(raw2).message,
-      /queries\.sites\.paginate\.type: expected one of page, cursor, got "offset"/,
+      /queries\.sites\.paginate\.type: expected one of page, offset, cursor, next_url, link_header, header_cursor, got "scroll"/,
     );
     const raw3 = sample();
     raw3.queries.site.extract = {};

@@ -17,6 +17,7 @@ export type {
   FetchTask,
   QuotaRequest,
   QuotaWindow,
+  QuotaCredential,
   QuotaReply,
   Ledger,
   QuerySet,

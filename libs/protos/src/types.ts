@@ -99,6 +99,8 @@ export type FetchTask = Plain<machina.v1.FetchTask>;
 export type QuotaRequest = Plain<machina.v1.QuotaRequest>;
 /** One limiter window's usage. */
 export type QuotaWindow = Plain<machina.v1.QuotaWindow>;
+/** One credential of a source's pool, by stable id. */
+export type QuotaCredential = Plain<machina.v1.QuotaCredential>;
 /** Quota view of one source. */
 export type QuotaReply = Plain<machina.v1.QuotaReply>;
 /** Rows of leads. */

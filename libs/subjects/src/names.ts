@@ -99,8 +99,11 @@ export interface MeshNames {
     aggregate: string;
     store: string;
   };
-  /** KV buckets: limiter windows, config patches, live nodes, and which data replica cleans which shard. */
-  readonly buckets: { limiter: string; config: string; nodes: string; cleanLeases: string };
+  /**
+   * KV buckets: limiter windows, config patches, live nodes, which data replica cleans which
+   * shard, and how far each paginated FetchTask got (`fetchPages`, so a redelivery resumes).
+   */
+  readonly buckets: { limiter: string; config: string; nodes: string; cleanLeases: string; fetchPages: string };
 }
 
 /** Builds every name of a network from its prefix (default `machina`). */
@@ -188,6 +191,7 @@ export function meshNames(prefix = "machina"): MeshNames {
       config: `${p}_config`,
       nodes: `${p}_nodes`,
       cleanLeases: `${p}_clean_leases`,
+      fetchPages: `${p}_fetch_pages`,
     },
   };
 }

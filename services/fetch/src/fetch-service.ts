@@ -4,9 +4,13 @@ import type { JsonObject, Lead, QueryResponse, QuotaReply } from "@machina/proto
 import { defineEndpoint, defineWorker, observeGauge, publishDurable } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import { MachinaError, isMachinaError, makeMeta } from "@machina/wire";
+import { loadCodeModules } from "./code-source";
 import { createFetcher } from "./fetcher";
 import type { FetchResult, Fetcher } from "./fetcher";
 import { openLimiter, type Limiter } from "./limiter";
+import { quotaReply } from "./quota-reply";
+import { createPagedTaskRunner, ProgressStore } from "./pagination";
+import { rejectedRecordReporter } from "./rejected-records";
 import { compileSource } from "./source";
 
 /** Fetch settings. */
@@ -45,17 +49,33 @@ export const fetchService: ServiceSpec<FetchConfig> = {
   },
   async setup(ctx: ServiceContext<FetchConfig>) {
     const { names, nc } = ctx;
-    const sources = loadComponents("fetch/sources", ctx.configSource).map((c) =>
+    const declared = loadComponents("fetch/sources", ctx.configSource).map((c) =>
       compileSource({ name: c.name, ...c.doc }, c.origins.join(" + ")),
     );
+    // Source modules are imported now, so one that is missing or incomplete stops start-up.
+    const sources = await loadCodeModules(declared, ctx.configSource);
     const skew = ctx.config.fetch.clockSkewMs;
     const clock = skew === 0 ? undefined : () => performance.timeOrigin + performance.now() + skew;
-    const limiter = await openLimiter(nc, { bucket: names.buckets.limiter, sources, clock });
+    // The limiter logs benched pool credentials (by id, never the secret).
+    const limiter = await openLimiter(nc, { bucket: names.buckets.limiter, sources, clock, log: ctx.log });
     await dropSharedConsumer(ctx);
     registerLimiterMetrics(ctx, limiter);
     const unlimited = (source: string) => sources.find((s) => s.name === source)?.limiter.kind === "unlimited";
-    const fetcher = createFetcher({ sources, limiter, env: ctx.configSource.env ?? process.env });
+    const fetcher = createFetcher({
+      sources,
+      limiter,
+      env: ctx.configSource.env ?? process.env,
+      onRejected: rejectedRecordReporter(ctx),
+    });
     ctx.log.info({ sources: fetcher.sources() }, "sources loaded");
+    // Paginated tasks store each page as it comes and keep how far they got, so a redelivery
+    // (over quota, a crash, an upstream error) resumes at the page it stopped on.
+    const pagedTasks = createPagedTaskRunner({
+      fetcher,
+      store: await ProgressStore.open(nc, { bucket: names.buckets.fetchPages, replicas: ctx.config.nats.replicas }),
+      onRestart: (task, reason) =>
+        ctx.log.warn({ task: task.id, source: task.source, query: task.query, reason }, "pagination starts over"),
+    });
 
     const run = async (
       source: string,
@@ -131,6 +151,28 @@ export const fetchService: ServiceSpec<FetchConfig> = {
                 "BAD_REQUEST",
                 "FetchTask has no id; invoke sets it from trigger, tick, lead and query",
               );
+            if (fetcher.pagination(task.source, task.query) !== null) {
+              // One FETCHED message per page, its id the page's, published before the next
+              // page is asked for; the task id stays on every answer.
+              const lead = task.lead ?? { id: "", args: {} };
+              const paged = { ...task, lead: { id: lead.id, args: lead.args ?? {} } };
+              await untilAdmitted(() =>
+                pagedTasks.run(paged, (page, ids) =>
+                  publishDurable(
+                    ctx.client,
+                    names.task.fetched(task.source),
+                    "QueryResponses",
+                    {
+                      responses: [
+                        toResponse(page, task.source, task.query, lead, { ...ids, taskId: task.id }, ctx.node.id),
+                      ],
+                    },
+                    { msgID: ids.msgID, timing: timing(), sender: ctx.node.id },
+                  ),
+                ),
+              );
+              return;
+            }
             // A task whose answer could not be published (NATS went away) comes back; it is
             // published again as it was, not fetched again: a second fetch would store a second
             // raw row (another fetch time) once the stream had lost the first one's id on restart.
@@ -272,18 +314,5 @@ async function quotaOf(limiter: Limiter, fetcher: Fetcher, source: string): Prom
       { retryable: false },
     );
   }
-  const r = await limiter.report(source);
-  const now = Date.now();
-  return {
-    source,
-    overQuota: r.blockedUntil !== null || r.windows.some((w) => w.used >= w.limit),
-    windows: r.windows.map((w) => ({
-      perMs: w.perMs,
-      usage: w.used,
-      quota: w.limit,
-      percent: w.percent,
-      resetsAt: now + w.resetsInMs,
-      align: w.align,
-    })),
-  };
+  return quotaReply(await limiter.report(source));
 }

@@ -1,17 +1,22 @@
 import { MachinaError } from "@machina/wire";
+import { createCodeRunner, type CodeRunner } from "./code-source";
 import { createHttpManager, type HttpManager, type HttpManagerOptions, type HttpRequest } from "./http";
 import type { Acquired, Limiter } from "./limiter";
+import type { RejectedRecordHandler } from "./rejected-records";
+import { startWalk, type PageProgress, type PageStep, type WalkScope } from "./pagination";
 import {
+  checkExtractLeads,
   countRecords,
-  extractRecords,
+  extractPage,
   mergeRecords,
-  readPath,
   renderTemplate,
   renderValue,
   resolveData,
   type BodyNode,
   type EntityRecords,
+  type PaginateSpec,
   type QueryDef,
+  type RejectedRecord,
   type RenderContext,
   type SourceDef,
 } from "./source";
@@ -54,17 +59,40 @@ export interface FetchMeta {
 export interface FetchResult {
   data: EntityRecords;
   meta: FetchMeta;
+  /** Records left out because a mapped field could not be coerced; the others are in `data`. */
+  rejected?: readonly RejectedRecord[];
+}
+
+/** One page of a paginated fetch, handed to {@link FetchOptions.onPage} before the next is requested. */
+export interface FetchedPage extends FetchResult {
+  /** The page's number, 1-based, counted across the deliveries of a task. */
+  readonly page: number;
+  /** Where paging continues after it; null when it was the last page to fetch. */
+  readonly next: PageProgress | null;
+}
+
+/** How one fetch pages: where it starts, and who takes each page as it arrives. */
+export interface FetchOptions {
+  /** Continue a paginated fetch from here instead of the first page (ignored for other queries). */
+  readonly resume?: PageProgress | null;
+  /**
+   * Takes every page's records (and meta) as soon as the page is fetched; the next page is only
+   * requested once it resolves, and the fetch's own result then carries no records.
+   */
+  readonly onPage?: (page: FetchedPage) => Promise<void>;
 }
 
 /** Runs declarative queries against upstream APIs under the shared limiter. */
 export interface Fetcher {
-  fetch(req: FetchRequest): Promise<FetchResult>;
+  fetch(req: FetchRequest, opts?: FetchOptions): Promise<FetchResult>;
   /** Names of all sources. */
   sources(): string[];
   /** Names of the queries of `source` (empty when unknown). */
   queries(source: string): string[];
   /** True when `source` has a query called `query`. */
   hasQuery(source: string, query: string): boolean;
+  /** The pagination of `source`.`query`; null when it fetches one page or is unknown. */
+  pagination(source: string, query: string): PaginateSpec | null;
 }
 
 /** Options of {@link createFetcher}. */
@@ -74,6 +102,8 @@ export interface FetcherOptions {
   /** Where `{ env: NAME }` data is read from. Default `process.env`. */
   readonly env?: NodeJS.ProcessEnv;
   readonly http?: HttpManagerOptions;
+  /** Told of every record left out of a page (a mapped field that could not be coerced), as the page is extracted. */
+  readonly onRejected?: RejectedRecordHandler;
 }
 
 interface Runtime {
@@ -88,6 +118,8 @@ interface Runtime {
  */
 export function createFetcher(opts: FetcherOptions): Fetcher {
   const runtimes = new Map<string, Runtime>();
+  // Sources whose module implements queries in code, by name.
+  const coded = new Map<string, CodeRunner>();
   const limited = new Set(opts.limiter.sources());
   for (const def of opts.sources) {
     if (runtimes.has(def.name)) {
@@ -105,7 +137,15 @@ export function createFetcher(opts: FetcherOptions): Fetcher {
       );
     }
     const data = resolveData(def, opts.env ?? process.env);
+    // The limiter learns a pool's credentials by id only, once their secrets are read.
+    if (def.pool !== null)
+      opts.limiter.usePool(
+        def.name,
+        (data.credentials ?? []).map((c) => c.id),
+      );
     runtimes.set(def.name, { def, data: data.values, manager: createHttpManager(def, data, opts.http) });
+    const runner = createCodeRunner(def, data, (runtimes.get(def.name) as Runtime).manager, opts.limiter);
+    if (runner !== null) coded.set(def.name, runner);
   }
 
   function lookup(req: FetchRequest): { rt: Runtime; q: QueryDef } {
@@ -140,14 +180,19 @@ export function createFetcher(opts: FetcherOptions): Fetcher {
     sources: () => [...runtimes.keys()],
     queries: (source) => [...(runtimes.get(source)?.def.queries.keys() ?? [])],
     hasQuery: (source, query) => runtimes.get(source)?.def.queries.has(query) ?? false,
-    async fetch(raw) {
+    pagination: (source, query) => runtimes.get(source)?.def.queries.get(query)?.paginate ?? null,
+    async fetch(raw, fo = {}) {
       const start = Date.now();
       const t0 = performance.now();
       const req = checkRequest(raw);
       const { rt, q } = lookup(req);
+      const code = coded.get(rt.def.name);
+      if (code?.has(q.name)) return code.fetch(req);
       const ctx: RenderContext = { source: rt.def.name, query: q.name, lead: req.lead, data: rt.data };
       // Everything is rendered before the first limiter call, so a bad lead costs no quota.
       const base = renderRequest(q, ctx);
+      checkExtractLeads(q.extract, ctx);
+      const rejected: RejectedRecord[] = [];
       const data: EntityRecords = {};
       let sourceTime = 0;
       let responseTime = 0;
@@ -155,45 +200,72 @@ export function createFetcher(opts: FetcherOptions): Fetcher {
       let pages = 0;
       let truncated = false;
       let admitted: Acquired | null = null;
-      const p = q.paginate;
-      let cursor: string | null = p?.type === "page" ? String(p.start) : null;
-      const seen = new Set<string>();
+      const walk = q.paginate === null ? null : startWalk(q.paginate, walkScope(rt.def, q), fo.resume ?? null);
       try {
         for (;;) {
-          const params = p !== null && cursor !== null ? { ...base.params, [p.param]: cursor } : base.params;
-          const res = await rt.manager.call(
-            { ...base, params },
-            {
-              beforeAttempt: async () => {
-                admitted = await opts.limiter.acquire(rt.def.name);
-              },
-              onResponse: (status, headers) => opts.limiter.observeUpstream(rt.def.name, status, headers),
-              afterAttempt: () => (admitted === null ? Promise.resolve() : opts.limiter.settle(rt.def.name, admitted)),
+          const page0 = { at: Date.now(), t: performance.now(), sourceTime, responseTime };
+          const pageReq = walk === null ? base : walk.request(base);
+          const res = await rt.manager.call(pageReq, {
+            beforeAttempt: async () => {
+              admitted = await opts.limiter.acquire(rt.def.name);
+              return admitted.credential;
             },
-          );
+            onResponse: (status, headers) =>
+              opts.limiter.observeUpstream(rt.def.name, status, headers, admitted?.credential),
+            onRefused: (status) => opts.limiter.bench(rt.def.name, admitted?.credential, status),
+            afterAttempt: () => (admitted === null ? Promise.resolve() : opts.limiter.settle(rt.def.name, admitted)),
+          });
           pages += 1;
           attempts += res.attempts;
           sourceTime += res.sourceTimeMs;
           const x0 = performance.now();
-          const records = extractRecords(res.body, q.extract, rt.def.name, q.name);
-          mergeRecords(data, records);
+          const extracted = extractPage(res.body, q.extract, rt.def.name, q.name, {
+            page: walk === null ? null : (fo.resume?.pages ?? 0) + pages,
+            lead: req.lead,
+          });
+          const records = extracted.records;
+          for (const r of extracted.rejected)
+            opts.onRejected?.(r, { source: rt.def.name, query: q.name, lead: req.lead.id });
           responseTime += performance.now() - x0;
-          if (p === null) break;
-          const next = nextCursor(p.next, res.body, cursor, countRecords(records));
-          if (next === null) break;
-          if (seen.has(next) || next === cursor) {
-            throw new MachinaError(
-              "UPSTREAM",
-              `query ${rt.def.name}.${q.name}: pagination loops (next ${p.param} "${next}" was already fetched); check paginate.next in ${rt.def.origin}`,
-              { retryable: false },
-            );
+          const answered = Date.now();
+          const step: PageStep =
+            walk === null
+              ? { page: 1, end: answered, next: null, truncated: false }
+              : walk.advance({
+                  request: pageReq,
+                  body: res.body,
+                  headers: res.headers,
+                  // A page whose records were all rejected still had records: it is not the empty last page.
+                  records: countRecords(records) + extracted.rejected.length,
+                  end: answered,
+                });
+          if (step.truncated) truncated = true;
+          if (fo.onPage === undefined) {
+            mergeRecords(data, records);
+            rejected.push(...extracted.rejected);
+          } else {
+            const t = performance.now() - page0.t;
+            const src = sourceTime - page0.sourceTime;
+            const resp = responseTime - page0.responseTime;
+            await fo.onPage({
+              page: step.page,
+              next: step.next,
+              data: records,
+              rejected: extracted.rejected,
+              meta: {
+                ...limiterMeta(admitted),
+                start: page0.at,
+                end: step.end,
+                requestTime: ms(Math.max(0, t - src - resp)),
+                sourceTime: ms(src),
+                responseTime: ms(resp),
+                attempts: res.attempts,
+                pages: 1,
+                truncated: step.truncated,
+              },
+            });
           }
-          if (cursor !== null) seen.add(cursor);
-          if (pages >= p.maxPages) {
-            truncated = true;
-            break;
-          }
-          cursor = next;
+          if (step.next === null) break;
         }
       } catch (err) {
         // The failing page's own attempts are in the error already; add the earlier pages'.
@@ -204,15 +276,14 @@ export function createFetcher(opts: FetcherOptions): Fetcher {
       const last = admitted as Acquired | null;
       return {
         data,
+        rejected,
         meta: {
           start,
           end: start + Math.round(total),
           requestTime: ms(Math.max(0, total - sourceTime - responseTime)),
           sourceTime: ms(sourceTime),
           responseTime: ms(responseTime),
-          limiterUsage: last?.usage ?? null,
-          limiterQuota: last?.quota ?? null,
-          percentQuota: last?.percent ?? null,
+          ...limiterMeta(last),
           attempts,
           pages,
           truncated,
@@ -263,20 +334,20 @@ function renderBody(n: BodyNode, ctx: RenderContext): unknown {
   return Object.fromEntries(n.fields.map(([k, x]) => [k, renderBody(x, ctx)]));
 }
 
-// The next page's param value, or null when the last page has been fetched.
-function nextCursor(
-  next: readonly string[] | null,
-  body: unknown,
-  cursor: string | null,
-  records: number,
-): string | null {
-  if (next !== null) {
-    const v = readPath(body, next);
-    if (v === undefined || v === null || v === "" || v === false) return null;
-    return typeof v === "string" ? v : JSON.stringify(v);
-  }
-  // Counting pages without a `next` field: an empty page marks the end.
-  return records === 0 || cursor === null ? null : String(Number(cursor) + 1);
+// Names for pagination errors, and the host a next page URL must stay on.
+function walkScope(def: SourceDef, q: QueryDef): WalkScope {
+  const auth = def.manager.auth;
+  return {
+    source: def.name,
+    query: q.name,
+    origin: def.origin,
+    baseUrl: def.manager.baseUrl,
+    authParam: auth?.type === "api_key" ? auth.param : null,
+  };
+}
+
+function limiterMeta(a: Acquired | null): Pick<FetchMeta, "limiterUsage" | "limiterQuota" | "percentQuota"> {
+  return { limiterUsage: a?.usage ?? null, limiterQuota: a?.quota ?? null, percentQuota: a?.percent ?? null };
 }
 
 function withContext(err: unknown, extra: Record<string, unknown>): unknown {

@@ -141,7 +141,9 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
               for (const [type, set] of Object.entries(resp.data?.types ?? {})) {
                 if (!set.records.length) continue;
                 const batch = {
-                  id: `${taskId}:${type}`,
+                  // A paginated task answers once per page, each with its own request id
+                  // (`<task>:p<n>`); elsewhere the request id is the task id.
+                  id: `${resp.requestId || taskId}:${type}`,
                   type,
                   source: resp.source,
                   query: resp.query,

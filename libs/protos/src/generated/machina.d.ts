@@ -1498,6 +1498,9 @@ export namespace machina {
 
             /** "rolling" (holds in every interval of per_ms) or "clock" (epoch-aligned windows). */
             align?: (string|null);
+
+            /** The declared quota, set only while upstream quota headers hold `quota` below it. */
+            declared?: (number|null);
         }
 
         /** Represents a QuotaWindow. */
@@ -1526,6 +1529,53 @@ export namespace machina {
 
             /** "rolling" (holds in every interval of per_ms) or "clock" (epoch-aligned windows). */
             public align: string;
+
+            /** The declared quota, set only while upstream quota headers hold `quota` below it. */
+            public declared?: (number|null);
+        }
+
+        /** Properties of a QuotaCredential. */
+        interface IQuotaCredential {
+
+            /** QuotaCredential id */
+            id?: (string|null);
+
+            /** True when this credential can take no call now: benched, paused or a window full. */
+            overQuota?: (boolean|null);
+
+            /** QuotaCredential windows */
+            windows?: (machina.v1.QuotaWindow[]|null);
+
+            /** Epoch ms until which it rests after the upstream refused it (401/403); absent when usable. */
+            benchedUntil?: (number|null);
+
+            /** Epoch ms until which the upstream paused it (429, Retry-After, quota headers); absent when not paused. */
+            pausedUntil?: (number|null);
+        }
+
+        /** One credential of a source's pool, by its stable id (a configured name or a short hash, never the secret). */
+        class QuotaCredential implements IQuotaCredential {
+
+            /**
+             * Constructs a new QuotaCredential.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IQuotaCredential);
+
+            /** QuotaCredential id. */
+            public id: string;
+
+            /** True when this credential can take no call now: benched, paused or a window full. */
+            public overQuota: boolean;
+
+            /** QuotaCredential windows. */
+            public windows: machina.v1.QuotaWindow[];
+
+            /** Epoch ms until which it rests after the upstream refused it (401/403); absent when usable. */
+            public benchedUntil?: (number|null);
+
+            /** Epoch ms until which the upstream paused it (429, Retry-After, quota headers); absent when not paused. */
+            public pausedUntil?: (number|null);
         }
 
         /** Properties of a QuotaReply. */
@@ -1537,8 +1587,11 @@ export namespace machina {
             /** QuotaReply overQuota */
             overQuota?: (boolean|null);
 
-            /** QuotaReply windows */
+            /** For a pooled source, the windows all its credentials share (each credential's own are under credentials). */
             windows?: (machina.v1.QuotaWindow[]|null);
+
+            /** A pooled source's credentials; empty without a pool. */
+            credentials?: (machina.v1.QuotaCredential[]|null);
         }
 
         /** Represents a QuotaReply. */
@@ -1556,8 +1609,11 @@ export namespace machina {
             /** QuotaReply overQuota. */
             public overQuota: boolean;
 
-            /** QuotaReply windows. */
+            /** For a pooled source, the windows all its credentials share (each credential's own are under credentials). */
             public windows: machina.v1.QuotaWindow[];
+
+            /** A pooled source's credentials; empty without a pool. */
+            public credentials: machina.v1.QuotaCredential[];
         }
 
         /** Properties of a Ledger. */

@@ -1,11 +1,14 @@
 // Sends one HTTP request upstream over node:http / node:https. The WHATWG fetch() (undici) costs
 // about three times the CPU per request of node:http with a keep-alive Agent, and the fetch
-// service needs none of what fetch adds (streams, CORS, redirects, decompression).
+// service needs none of what fetch adds (CORS, redirects); bodies are decoded in body-reader.ts.
 import http from "node:http";
 import https from "node:https";
+import { ACCEPT_ENCODING, collectBody } from "./body-reader";
 
-/** Default cap on a response body: large enough for any sane JSON page, small enough to bound memory. */
-export const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
+export { BodyTooLargeError, BodyDecodeError } from "./body-reader";
+
+/** Default cap on a response body (decoded): 10 MB, large enough for any sane JSON page, small enough to bound memory. */
+export const DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024;
 
 // Shared by every source so connections to one host are reused across calls. The free-socket
 // timeout stays under the usual 5 s server keep-alive timeout (Node's default), and lets the
@@ -25,7 +28,7 @@ export interface UpstreamRequest {
   readonly body?: string;
   /** Deadline for the whole exchange: connect, headers and body. */
   readonly timeoutMs: number;
-  /** Largest response body accepted, in bytes; default {@link DEFAULT_MAX_BODY_BYTES}. */
+  /** Largest response body accepted, on the wire and decoded, in bytes; default {@link DEFAULT_MAX_BODY_BYTES}. */
   readonly maxBytes?: number;
 }
 
@@ -33,7 +36,7 @@ export interface UpstreamRequest {
 export interface UpstreamResponse {
   readonly status: number;
   readonly headers: Headers;
-  /** The body decoded as UTF-8. */
+  /** The body, content-decoded (gzip, deflate, br), as UTF-8. */
   readonly text: string;
 }
 
@@ -45,17 +48,10 @@ export class UpstreamTimeoutError extends Error {
   }
 }
 
-/** The response body grew past `maxBytes`; the request was dropped. */
-export class BodyTooLargeError extends Error {
-  override readonly name = "BodyTooLargeError";
-  constructor(readonly maxBytes: number) {
-    super(`the response body exceeded ${maxBytes} bytes`);
-  }
-}
-
 /**
  * Sends `req` and resolves with the full answer. Rejects with {@link UpstreamTimeoutError},
- * {@link BodyTooLargeError}, or the socket's error (carrying `code`, such as ECONNREFUSED).
+ * {@link BodyTooLargeError}, {@link BodyDecodeError}, or the socket's error (carrying `code`,
+ * such as ECONNREFUSED).
  */
 export function sendRequest(req: UpstreamRequest): Promise<UpstreamResponse> {
   return new Promise<UpstreamResponse>((resolve, reject) => {
@@ -74,6 +70,8 @@ export function sendRequest(req: UpstreamRequest): Promise<UpstreamResponse> {
     const headers: Record<string, string> = { ...req.headers };
     if (req.body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === "content-length"))
       headers["content-length"] = String(Buffer.byteLength(req.body));
+    if (!Object.keys(headers).some((h) => h.toLowerCase() === "accept-encoding"))
+      headers["accept-encoding"] = ACCEPT_ENCODING;
 
     let outgoing: http.ClientRequest | undefined;
     let settled = false;
@@ -122,20 +120,9 @@ export function sendRequest(req: UpstreamRequest): Promise<UpstreamResponse> {
         fail(err as Error);
         return;
       }
-      const declared = Number(res.headers["content-length"]);
-      if (declared > maxBytes) {
-        fail(new BodyTooLargeError(maxBytes));
-        return;
-      }
-      let size = 0;
-      const chunks: Buffer[] = [];
-      res.on("data", (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > maxBytes) fail(new BodyTooLargeError(maxBytes));
-        else chunks.push(chunk);
-      });
-      res.on("end", () => {
-        done({ status: res.statusCode ?? 0, headers: responseHeaders, text: Buffer.concat(chunks).toString("utf8") });
+      collectBody(res, maxBytes, {
+        fail,
+        done: (body) => done({ status: res.statusCode ?? 0, headers: responseHeaders, text: body.toString("utf8") }),
       });
     });
     outgoing.end(req.body);

@@ -1,8 +1,17 @@
 import { MachinaError } from "@machina/wire";
-import { BodyTooLargeError, DEFAULT_MAX_BODY_BYTES, sendRequest, type UpstreamResponse } from "./http-client";
+import {
+  BodyDecodeError,
+  BodyTooLargeError,
+  DEFAULT_MAX_BODY_BYTES,
+  sendRequest,
+  type UpstreamResponse,
+} from "./http-client";
+import { formatOf, parseBody } from "./body-format";
+import { bodyTooLarge, undecodable } from "./body-errors";
 import { retryAfterMs } from "./rate-headers";
-import { createRequestAuth, type AttemptCredentials } from "./request-auth";
-import { parseJson, unreachableReason, upstreamSays } from "./upstream-text";
+import type { AttemptCredentials } from "./request-auth";
+import { createSourceAuth } from "./pool-auth";
+import { unreachableReason, upstreamSays } from "./upstream-text";
 import {
   redact,
   renderTemplate,
@@ -21,13 +30,18 @@ export interface HttpRequest {
   readonly headers: Readonly<Record<string, string>>;
   /** JSON body, or undefined for none. */
   readonly body?: unknown;
+  /**
+   * Absolute URL that replaces `manager.base_url` + `path` (a next page URL from pagination,
+   * already checked to be on the source's host); `params` are set over its query string.
+   */
+  readonly url?: string;
 }
 
 /** A successful upstream answer. */
 export interface HttpResult {
   readonly status: number;
   readonly headers: Headers;
-  /** Parsed JSON; null for an empty body. */
+  /** Parsed JSON (NDJSON: the list of its lines' values); null for an empty body. */
   readonly body: unknown;
   /** Attempts made, including the successful one. */
   readonly attempts: number;
@@ -37,8 +51,14 @@ export interface HttpResult {
 
 /** Callbacks around each attempt; the fetcher uses them for the limiter. */
 export interface CallHooks {
-  /** Runs before every attempt, retries included (each attempt spends upstream quota); throwing stops the call. */
-  beforeAttempt?(attempt: number): Promise<void>;
+  /**
+   * Runs before every attempt, retries included (each attempt spends upstream quota); throwing
+   * stops the call. For a source with a credential pool it resolves with the id of the
+   * credential the attempt was admitted for, and runs before the credentials are fetched.
+   */
+  beforeAttempt?(attempt: number): Promise<string | undefined | void>;
+  /** The upstream refused the attempt's pool credential (HTTP 401/403); failures here never fail the call. */
+  onRefused?(status: number): Promise<void>;
   /** Sees every upstream answer's status and headers; failures here never fail the call. */
   onResponse?(status: number, headers: Headers): Promise<void>;
   /** Runs after every attempt, answered or not; failures here never fail the call. */
@@ -61,10 +81,6 @@ export interface HttpManagerOptions {
 // Failed attempt, classified: retryable ones are retried, others thrown at once.
 type Failure = { retryable: boolean; error: MachinaError; retryAfterMs?: number };
 
-// Largest upstream body a call accepts; sources have no setting for it yet. Past it the call
-// fails rather than letting one runaway answer take the process's memory.
-const MAX_BODY_BYTES = DEFAULT_MAX_BODY_BYTES;
-
 /**
  * Builds the HTTP manager of `def`, with static credentials rendered once from its resolved data
  * and OAuth2 tokens fetched when first needed.
@@ -75,11 +91,16 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
   const m = def.manager;
   const ctx: RenderContext = { source: def.name, query: "(auth)", lead: { id: "", args: {} }, data: data.values };
   const render = (t: Template) => renderTemplate(t, ctx, "auth");
-  const auth = createRequestAuth(def, data, render, {
+  const renderWith = (values: Readonly<Record<string, string>>) => (t: Template) =>
+    renderTemplate(t, { ...ctx, data: values }, "auth");
+  const auth = createSourceAuth(def, data, render, renderWith, {
     timeoutMs: m.timeoutMs,
     now: opts.now ?? (() => performance.now()),
   });
   const staticHeaders: Record<string, string> = { accept: "application/json" };
+  // Limits are per query, falling back to the source's, then the defaults.
+  const bodyCap = (query: string) => def.queries.get(query)?.maxBodyBytes ?? m.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const bodyFormat = (query: string) => def.queries.get(query)?.format ?? "auto";
   for (const [k, t] of Object.entries(m.headers)) staticHeaders[k] = render(t);
 
   async function attempt(
@@ -87,7 +108,7 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
     label: string,
     cred: AttemptCredentials,
   ): Promise<{ res?: UpstreamResponse; failure?: Failure; ms: number }> {
-    const url = new URL(m.baseUrl + req.path);
+    const url = new URL(req.url ?? m.baseUrl + req.path);
     for (const [k, v] of Object.entries(req.params)) url.searchParams.set(k, v);
     if (cred.param !== null) url.searchParams.set(cred.param[0], cred.param[1]);
     const headers: Record<string, string> = { ...staticHeaders, ...req.headers, ...cred.headers };
@@ -105,7 +126,8 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
         headers,
         body,
         timeoutMs: m.timeoutMs,
-        maxBytes: MAX_BODY_BYTES,
+        // Past the cap the call fails rather than letting one runaway answer take the process's memory.
+        maxBytes: bodyCap(req.query),
       });
       return { res, ms: performance.now() - t0 };
     } catch (err) {
@@ -123,20 +145,11 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
           },
         };
       }
-      if (err instanceof BodyTooLargeError) {
-        // Asking again would fetch the same oversized body.
-        return {
-          ms,
-          failure: {
-            retryable: false,
-            error: new MachinaError(
-              "UPSTREAM",
-              `source ${def.name} answered ${label} with a body that exceeded ${err.maxBytes} bytes, the most the fetch service accepts; check the query path and params in ${def.origin} (a smaller page size, perhaps)`,
-              { retryable: false, cause: err },
-            ),
-          },
-        };
-      }
+      // Asking again would fetch the same oversized or undecodable body.
+      if (err instanceof BodyTooLargeError)
+        return { ms, failure: { retryable: false, error: bodyTooLarge(def, req.query, label, err) } };
+      if (err instanceof BodyDecodeError)
+        return { ms, failure: { retryable: false, error: undecodable(def, label, err) } };
       return {
         ms,
         failure: {
@@ -151,7 +164,7 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
     }
   }
 
-  function classify(res: UpstreamResponse, label: string, reauthed: boolean): Failure {
+  function classify(res: UpstreamResponse, label: string, reauthed: boolean, cred?: AttemptCredentials): Failure {
     const said = upstreamSays(res.text, auth.secrets());
     const status = res.status;
     if (status === 401 || status === 403) {
@@ -160,7 +173,7 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
         retryable: false,
         error: new MachinaError(
           "UPSTREAM",
-          `source ${def.name} refused the credentials (HTTP ${status} on ${label}${fresh}); ${auth.advice}${said}`,
+          `source ${def.name} refused the credentials (HTTP ${status} on ${label}${fresh}); ${cred?.advice ?? auth.advice}${said}`,
           { retryable: false },
         ),
       };
@@ -220,10 +233,12 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
   }
 
   // Getting credentials can fail like a call does (an OAuth2 token endpoint that is down).
-  async function credentials(): Promise<{ cred?: AttemptCredentials; failure?: Failure; ms: number }> {
+  async function credentials(
+    credential: string | undefined,
+  ): Promise<{ cred?: AttemptCredentials; failure?: Failure; ms: number }> {
     const t0 = performance.now();
     try {
-      const cred = await auth.credentials();
+      const cred = await auth.credentials(credential);
       return { cred, ms: performance.now() - t0 };
     } catch (err) {
       if (!(err instanceof MachinaError)) throw err;
@@ -246,15 +261,20 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
       let retries = 0;
       // A refreshable credential refused with 401 is replaced once per call, outside the retry budget.
       let reauthed = false;
+      // A pool credential refused with 401/403 is replaced by another, each at most once per call.
+      const pooled = (auth.poolSize ?? 0) > 0;
+      let rotated = 0;
       for (;;) {
         tries++;
-        const c = await credentials();
+        // A pool's credentials are those the limiter admitted the attempt for: it goes first there.
+        const picked = pooled ? await hooks.beforeAttempt?.(attempts + 1) : undefined;
+        const c = await credentials(typeof picked === "string" ? picked : undefined);
         sourceTimeMs += c.ms;
         let failure = c.failure;
         let res: UpstreamResponse | undefined;
         if (c.cred !== undefined) {
           attempts++;
-          await hooks.beforeAttempt?.(attempts);
+          if (!pooled) await hooks.beforeAttempt?.(attempts);
           const a = await attempt(req, label, c.cred);
           await hooks.afterAttempt?.().catch(() => undefined);
           sourceTimeMs += a.ms;
@@ -264,13 +284,15 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
             // The limiter correction is best effort; a KV hiccup must not turn a good answer into an error.
             await hooks.onResponse?.(res.status, res.headers).catch(() => undefined);
             if (res.status >= 200 && res.status < 300) {
-              const body = parseJson(res.text);
-              if (body !== undefined) return { status: res.status, headers: res.headers, body, attempts, sourceTimeMs };
+              const contentType = res.headers.get("content-type");
+              const parsed = parseBody(res.text, formatOf(bodyFormat(req.query), contentType));
+              if (parsed.ok)
+                return { status: res.status, headers: res.headers, body: parsed.body, attempts, sourceTimeMs };
               failure = {
                 retryable: false,
                 error: new MachinaError(
                   "UPSTREAM",
-                  `source ${def.name} answered ${label} with HTTP ${res.status} but a body that is not JSON (content-type ${res.headers.get("content-type") ?? "none"}); check manager.base_url in ${def.origin}`,
+                  `source ${def.name} answered ${label} with HTTP ${res.status} but ${parsed.problem} (content-type ${contentType ?? "none"}); check manager.base_url and the query's format in ${def.origin}`,
                   { retryable: false },
                 ),
               };
@@ -278,8 +300,16 @@ export function createHttpManager(def: SourceDef, data: ResolvedData, opts: Http
               reauthed = true;
               auth.refused(c.cred);
               continue;
+            } else if ((res.status === 401 || res.status === 403) && typeof c.cred.credential === "string") {
+              // The limiter benches it on every replica; the next attempt goes to another credential.
+              await hooks.onRefused?.(res.status).catch(() => undefined);
+              if (rotated < (auth.poolSize ?? 1) - 1) {
+                rotated++;
+                continue;
+              }
+              failure = classify(res, label, reauthed, c.cred);
             } else {
-              failure = classify(res, label, reauthed);
+              failure = classify(res, label, reauthed, c.cred);
             }
           }
         }

@@ -9,14 +9,23 @@ export interface AttemptCredentials {
   readonly param: readonly [string, string] | null;
   /** The OAuth2 token in `headers`, so a 401 drops exactly that one; null for static kinds. */
   readonly token: string | null;
+  /** The pool credential these are, by stable id; absent or null outside pools. */
+  readonly credential?: string | null;
+  /** What to check when exactly these are refused (a pool credential's env var or file). */
+  readonly advice?: string;
 }
 
 /** How the calls of one source authenticate. */
 export interface RequestAuth {
   /** True when a refused credential can be replaced (OAuth2), so a 401 is worth one more try. */
   readonly refreshable: boolean;
-  /** The credentials of the next attempt; rejects with a MachinaError when none can be had. */
-  credentials(): Promise<AttemptCredentials>;
+  /**
+   * The credentials of the next attempt (for a pool: of `credential`, the one the limiter
+   * admitted the call for); rejects with a MachinaError when none can be had.
+   */
+  credentials(credential?: string): Promise<AttemptCredentials>;
+  /** How many credentials a pool holds, so a refused one can be replaced; absent or 0 outside pools. */
+  readonly poolSize?: number;
   /** The upstream answered 401 to `used`: the next {@link RequestAuth.credentials} will not send it again. */
   refused(used: AttemptCredentials): void;
   /** What to check when the credentials are refused, e.g. `check the API key supplied by env var X`. */

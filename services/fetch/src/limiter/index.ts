@@ -8,7 +8,10 @@ export type {
   WindowUsage,
   QuotaReport,
   LimiterStats,
+  LimiterLog,
+  CredentialQuota,
 } from "./limiter-types";
+export { isOverQuota } from "./quota-report";
 export { ServerClock, monotonicClock } from "./server-clock";
 export type { LocalClock, OffsetBounds } from "./server-clock";
 export { append, countSince, earliestFor, remove, roomAt, gridOf, decodeLog, encodeLog } from "./sliding-log";

@@ -1,11 +1,21 @@
 import type { HeaderBag } from "../http";
-import type { LimiterSpec } from "../source";
+import type { LimiterSpec, RateWindow } from "../source";
 import type { LocalClock } from "./server-clock";
 
 /** What the limiter needs to know about a source (a SourceDef fits). */
 export interface LimitedSource {
   readonly name: string;
   readonly limiter: LimiterSpec;
+  /**
+   * A credential pool: the declared windows then hold per credential, `windows` for all of them
+   * together, and a credential refused with 401/403 rests `benchMs`. Null or absent: no pool.
+   */
+  readonly pool?: { readonly windows: readonly RateWindow[]; readonly benchMs: number } | null;
+}
+
+/** Where the limiter says what operators must know (a benched credential); pino's logger fits. */
+export interface LimiterLog {
+  warn(fields: Record<string, unknown>, message: string): void;
 }
 
 /** Options of {@link openLimiter}. */
@@ -29,6 +39,8 @@ export interface LimiterOptions {
   readonly maxWaitMs?: number;
   /** This replica's clock; tests inject a skewed one. Default monotonic, epoch-anchored. */
   readonly clock?: LocalClock;
+  /** Receives the line naming a benched credential (by id, never its secret). Default: none. */
+  readonly log?: LimiterLog;
 }
 
 /** One admitted call: usage and quota of its tightest window after admission (null when unlimited). */
@@ -43,6 +55,8 @@ export interface Acquired {
   readonly windowStart: number | null;
   /** Latest server time the grant was recorded at; {@link Limiter.settle} moves it when the call ran late. */
   readonly latest?: number;
+  /** For a pooled source, the stable id of the credential the call must use; absent otherwise. */
+  readonly credential?: string;
 }
 
 /** Usage of one rate window as stored in KV. */
@@ -51,6 +65,8 @@ export interface WindowUsage {
   readonly perMs: number;
   readonly limit: number;
   readonly align: "rolling" | "clock";
+  /** The declared limit, present only while an upstream's headers hold `limit` below it. */
+  readonly declared?: number;
   /** Calls counted now: in the last `perMs` (rolling) or in the current aligned window (clock). */
   readonly used: number;
   readonly percent: number;
@@ -70,6 +86,28 @@ export interface QuotaReport {
   readonly percent: number | null;
   readonly windows: readonly WindowUsage[];
   /** Epoch ms until which an upstream 429 paused the source; null when not paused. */
+  readonly blockedUntil: number | null;
+  /**
+   * A pooled source's credentials, by stable id (never the secret). The source's own numbers
+   * and `windows` are then the pool-wide ones: `windows` those all credentials share, and
+   * usage, quota and percent those of the credential with the most room, or of a shared window
+   * that is fuller.
+   */
+  readonly credentials?: readonly CredentialQuota[];
+}
+
+/** One credential of a pool: its own windows and whether it can take calls. */
+export interface CredentialQuota {
+  /** The name given in the pool, or a short hash of the secret for a listed one. */
+  readonly id: string;
+  /** Its tightest window's numbers; null when the source is unlimited. */
+  readonly usage: number | null;
+  readonly quota: number | null;
+  readonly percent: number | null;
+  readonly windows: readonly WindowUsage[];
+  /** Epoch ms until which it rests after a 401/403; null when usable. */
+  readonly benchedUntil: number | null;
+  /** Epoch ms until which the upstream paused it; null when not paused. */
   readonly blockedUntil: number | null;
 }
 
@@ -95,8 +133,21 @@ export interface Limiter {
   acquire(source: string): Promise<Acquired>;
   /** Usage of every window of `source`, read fresh from KV. */
   report(source: string): Promise<QuotaReport>;
-  /** Corrects the shared view from an upstream answer: a 429 or `X-RateLimit-Remaining: 0` pauses the source. */
-  observeUpstream(source: string, status: number, headers: HeaderBag): Promise<void>;
+  /**
+   * Corrects the shared view from an upstream answer (the call used `credential` of a pool):
+   * 429, Retry-After, the X-RateLimit-* and RateLimit-* trios and the IETF RateLimit and
+   * RateLimit-Policy fields pause, fill or lower its windows for every replica. Only ever lowers
+   * what is admitted, never above the declared quota.
+   */
+  observeUpstream(source: string, status: number, headers: HeaderBag, credential?: string): Promise<void>;
+  /**
+   * The upstream refused `credential` of the pool of `source` (HTTP `status`, 401 or 403): it
+   * rests for the pool's bench time on every replica, and the others take its calls. Logged
+   * once by the replica that saw it. No-op outside pools.
+   */
+  bench(source: string, credential: string | undefined, status: number): Promise<void>;
+  /** Names the credentials (stable ids, never secrets) of pooled `source`; the fetcher calls it once their secrets are read. */
+  usePool(source: string, ids: readonly string[]): void;
   /**
    * Call once the admitted call is done (answered or failed). A call may reach the upstream
    * any time before its answer returns; when that is later than its grant claimed (a new TLS

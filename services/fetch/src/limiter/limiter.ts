@@ -1,47 +1,48 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection, QueuedIterator } from "@nats-io/nats-core";
-import { MachinaError } from "@machina/wire";
+import { MachinaError, isMachinaError } from "@machina/wire";
 import { formatDuration } from "@machina/config";
 import { KvCounters } from "./kv-counters";
-import { exhaustedUntil, headerValue, retryAfterMs, type HeaderBag } from "../http";
+import { readQuotaHeaders, type HeaderBag } from "../http";
 import { ServerClock } from "./server-clock";
-import type { Acquired, Limiter, LimiterOptions, LimiterStats, QuotaReport, WindowUsage } from "./limiter-types";
-import { openGate, type Span, type Taken, type WindowGate } from "./window-gate";
-import { blockedError, overQuota, unavailable } from "./limiter-errors";
+import type {
+  Acquired,
+  LimitedSource,
+  Limiter,
+  LimiterLog,
+  LimiterOptions,
+  LimiterStats,
+  QuotaReport,
+} from "./limiter-types";
+import { openGate, type WindowGate } from "./window-gate";
+import { unavailable } from "./limiter-errors";
+import { credentialKey, laneWait, newLane, pausedUntil, type Lane } from "./lane";
+import { LaneAdmission } from "./lane-admission";
+import { allBenched, checkCredentialIds, pickOrder, poolOverQuota, type Pool } from "./credential-pool";
+import { FLAG_WATCH_KEYS, decodeLimits, flagKey, mergeLimits, parseFlagKey, raiseUntil } from "./lane-flags";
+import type { Lowering } from "./lowered-limit";
+import { laneReport, poolReport } from "./quota-report";
+import { planReconcile } from "./upstream-reconcile";
+import type { RateWindow } from "../source";
 
-interface Waiter {
-  resolve(a: Acquired): void;
-  reject(e: Error): void;
-}
-
-interface SourceState {
-  readonly name: string;
-  /** Sorted shortest first; empty when unlimited. */
-  readonly gates: readonly WindowGate[];
-  readonly unlimited: boolean;
-  readonly queue: Waiter[];
-  busy: boolean;
-  /** Server time until which the upstream paused the source. */
-  blockedUntil: number;
-}
-
-const BLOCKED = "blocked";
 // Extra bucket TTL beyond the longest window, so a live entry never expires under skew or slow writes.
 const TTL_SLACK_MS = 60_000;
-const MAX_ROUNDS = 20;
-// Bounds one admission's loop whatever happens (each step is a KV read or write at most).
-const MAX_STEPS = 200;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+// A limit an upstream lowered holds this long after the last answer that said so.
+const LOWERING_HOLD_MS = 60_000;
 const UNLIMITED: Acquired = Object.freeze({ usage: null, quota: null, percent: null, window: null, windowStart: null });
+const windowsOf = (s: LimitedSource): readonly RateWindow[] =>
+  s.limiter.kind === "unlimited" ? [] : s.limiter.windows;
 
 /** Opens (creating if needed) the limiter bucket, syncs with the server clock and follows pauses. */
 export async function openLimiter(nc: NatsConnection, opts: LimiterOptions): Promise<Limiter> {
-  const maxPer = Math.max(
-    0,
-    ...opts.sources.flatMap((s) => (s.limiter.kind === "windows" ? s.limiter.windows.map((w) => w.perMs) : [])),
-  );
-  const ttl = maxPer + TTL_SLACK_MS;
+  // Entries must outlive their window, and a bench its rest.
+  const ttl =
+    Math.max(
+      0,
+      ...opts.sources.flatMap((s) => [...windowsOf(s), ...(s.pool?.windows ?? [])].map((w) => w.perMs)),
+      ...opts.sources.map((s) => s.pool?.benchMs ?? 0),
+    ) + TTL_SLACK_MS;
   let kv: KV;
   try {
     kv = await new Kvm(nc).create(opts.bucket, { history: 1, ttl });
@@ -58,7 +59,7 @@ export async function openLimiter(nc: NatsConnection, opts: LimiterOptions): Pro
   const clock = new ServerClock(kv, { now: opts.clock });
   const limiter = new KvLimiter(kv, clock, opts);
   await clock.probe().catch(() => undefined);
-  await limiter.watchBlocks();
+  await limiter.watchFlags();
   return limiter;
 }
 
@@ -69,235 +70,144 @@ async function extendTtl(nc: NatsConnection, bucket: string, ttlMs: number): Pro
 }
 
 class KvLimiter implements Limiter {
-  private readonly states = new Map<string, SourceState>();
-  private readonly maxBatch: number;
-  private readonly sendSlack: number;
-  private readonly spread: number;
-  private readonly maxWait: number;
+  private readonly plain = new Map<string, Lane>();
+  private readonly pools = new Map<string, Pool>();
+  /** Source names in the order given. */
+  private readonly names: string[] = [];
+  /** Every lane by its KV key prefix, for the flags the watch delivers. */
+  private readonly lanes = new Map<string, Lane>();
+  /** The last value of every flag key seen, so a lane made later (a pool's credential) starts from it. */
+  private readonly flags = new Map<string, string | null>();
+  private readonly counters: KvCounters;
+  private readonly admission: LaneAdmission;
+  private readonly log: LimiterLog | undefined;
   private watcher: QueuedIterator<unknown> | null = null;
   private closed = false;
-  // Expected compare-and-set round trip (mean + 4 deviations), so a grant is scheduled for when it can be confirmed.
-  private rttMean = 2;
-  private rttDev = 1;
-  private late = 0;
-  private voided = 0;
   private slow = 0;
-  private conflicts = 0;
 
   constructor(
     private readonly kv: KV,
     private readonly clock: ServerClock,
     opts: LimiterOptions,
   ) {
-    this.maxBatch = Math.max(1, opts.maxBatch ?? 64);
-    this.sendSlack = Math.max(1, opts.sendSlackMs ?? 20);
-    this.spread = Math.max(0, opts.latencySpreadMs ?? 40);
-    this.maxWait = Math.max(0, opts.maxWaitMs ?? 2_000);
-    const counters = new KvCounters(kv);
+    this.admission = new LaneAdmission(kv, clock, {
+      maxBatch: Math.max(1, opts.maxBatch ?? 64),
+      sendSlack: Math.max(1, opts.sendSlackMs ?? 20),
+      spread: Math.max(0, opts.latencySpreadMs ?? 40),
+      maxWait: Math.max(0, opts.maxWaitMs ?? 2_000),
+    });
+    this.log = opts.log;
+    this.counters = new KvCounters(kv);
     for (const s of opts.sources) {
-      const windows = s.limiter.kind === "unlimited" ? [] : [...s.limiter.windows].sort((a, b) => a.perMs - b.perMs);
-      const gates = windows.map((w) => openGate(kv, counters, s.name, w));
-      this.states.set(s.name, {
-        name: s.name,
-        gates,
-        unlimited: s.limiter.kind === "unlimited",
-        queue: [],
-        busy: false,
-        blockedUntil: 0,
+      this.names.push(s.name);
+      if (s.pool === undefined || s.pool === null) {
+        const lane = newLane(s.name, null, this.gates(s.name, windowsOf(s)), null, s.limiter.kind === "unlimited");
+        this.plain.set(s.name, lane);
+        this.lanes.set(lane.key, lane);
+        continue;
+      }
+      const parent = newLane(s.name, null, this.gates(s.name, s.pool.windows), null);
+      this.lanes.set(parent.key, parent);
+      this.pools.set(s.name, {
+        source: s.name,
+        parent,
+        lanes: [],
+        byId: new Map(),
+        windows: windowsOf(s),
+        benchMs: s.pool.benchMs,
+        next: 0,
       });
     }
   }
 
+  private gates(key: string, windows: readonly RateWindow[]): WindowGate[] {
+    return [...windows].sort((a, b) => a.perMs - b.perMs).map((w) => openGate(this.kv, this.counters, key, w));
+  }
+
   sources(): string[] {
-    return [...this.states.keys()];
+    return [...this.names];
   }
 
   stats(): LimiterStats {
-    return { lateGrants: this.late, voidedCalls: this.voided, conflicts: this.conflicts, slowCalls: this.slow };
+    const a = this.admission;
+    return { lateGrants: a.late, voidedCalls: a.voided, conflicts: a.conflicts, slowCalls: this.slow };
+  }
+
+  usePool(source: string, ids: readonly string[]): void {
+    const pool = this.pools.get(source);
+    if (pool === undefined) {
+      this.lane(source); // throws UNKNOWN_SOURCE for a source it does not know
+      throw new MachinaError("BAD_REQUEST", `source ${source} has no credential pool; declare one under pool`, {
+        retryable: false,
+        details: { source },
+      });
+    }
+    checkCredentialIds(source, ids);
+    const known = pool.lanes.map((l) => l.credential);
+    if (known.length > 0) {
+      if (known.join(",") === ids.join(",")) return;
+      throw new MachinaError(
+        "CONFLICT",
+        `credential pool of source ${source} was already given credentials ${known.join(", ")}; open one limiter per set of sources`,
+        { retryable: false, details: { source } },
+      );
+    }
+    for (const id of ids) {
+      const lane = newLane(source, id, this.gates(credentialKey(source, id), pool.windows), pool.parent);
+      pool.lanes.push(lane);
+      pool.byId.set(id, lane);
+      this.lanes.set(lane.key, lane);
+    }
+    // Pauses, benches and lowerings the watch delivered before the lanes existed.
+    for (const [key, value] of this.flags) this.applyFlag(key, value);
   }
 
   async acquire(source: string): Promise<Acquired> {
-    const s = this.state(source);
+    const pool = this.pools.get(source);
+    const lane = pool === undefined ? this.lane(source) : null;
     if (this.closed)
       throw new MachinaError(
         "UNAVAILABLE",
         `limiter is closed; source ${source} cannot be admitted (the fetch service is shutting down)`,
       );
+    if (pool !== undefined) return this.acquirePooled(pool);
+    const s = lane as Lane;
     if (s.unlimited) return UNLIMITED;
-    return new Promise<Acquired>((resolve, reject) => {
-      s.queue.push({ resolve, reject });
-      void this.pump(s);
-    });
+    return this.admission.enqueue(s);
   }
 
-  // Local callers of one source are served one batch at a time: a batch of n waiters costs one
-  // compare-and-set per window instead of n racing ones that would mostly conflict.
-  private async pump(s: SourceState): Promise<void> {
-    if (s.busy) return;
-    s.busy = true;
-    try {
-      while (s.queue.length > 0) {
-        const batch = s.queue.splice(0, this.maxBatch);
-        try {
-          const { granted, acquired, refusal, send } = await this.admit(s, batch.length);
-          const won = batch.slice(0, granted);
-          s.queue.unshift(...batch.slice(granted));
-          if (refusal !== null) for (const w of s.queue.splice(0)) w.reject(refusal);
-          // The next batch is admitted while this one waits for its send time: one source's
-          // admissions are bounded by KV round trips, not by timer sleeps.
-          if (won.length > 0) this.release(s, won, acquired, send);
-        } catch (err) {
-          const e = err instanceof MachinaError ? err : unavailable(this.kv, s.name, err);
-          for (const w of [...batch, ...s.queue.splice(0)]) w.reject(e);
-        }
-      }
-    } finally {
-      s.busy = false;
-    }
-  }
-
-  // Lets granted waiters go at their send time; a grant that fires past its slack is void (it
-  // stays counted) and its waiters queue again for a new one.
-  private release(s: SourceState, won: Waiter[], acquired: Acquired[], send: number): void {
-    const fire = () => {
-      if (this.clock.local() > send + this.sendSlack) {
-        this.late++;
-        this.voided += won.length;
-        s.queue.unshift(...won);
-        void this.pump(s);
-        return;
-      }
-      won.forEach((w, i) => w.resolve(acquired[i]));
-    };
-    const wait = send - this.clock.local();
-    if (wait <= 0) fire();
-    else setTimeout(fire, wait);
-  }
-
-  // Grants up to n calls, scheduled for when the KV write can be confirmed, on the server's
-  // clock. Returns what was granted and its local send time, or a refusal for all waiters.
-  private async admit(
-    s: SourceState,
-    n: number,
-  ): Promise<{ granted: number; acquired: Acquired[]; refusal: MachinaError | null; send: number }> {
+  // A pooled call goes to the credential with room soonest and most room; one that cannot
+  // admit it soon enough passes it on to the next, so the pool refuses only when all do.
+  private async acquirePooled(pool: Pool): Promise<Acquired> {
+    if (pool.lanes.length === 0)
+      throw new MachinaError(
+        "INTERNAL",
+        `credential pool of source ${pool.source} has no credentials yet; the fetcher names them (usePool) once their secrets are read`,
+      );
     if (!this.clock.ready()) await this.clock.probe();
-    const first = this.clock.local();
-    let notBefore = 0;
-    let fresh = false;
-    // Waiting for room or a pause is progress; only lost races and void grants count as lost rounds.
-    let lost = 0;
-    for (let step = 0; lost < MAX_ROUNDS && step < MAX_STEPS; step++) {
-      const t0 = this.clock.local();
-      // A fast KV confirms well inside the send slack: send at once. A slow one gets the call
-      // scheduled for when its confirmation is expected instead of every grant going void.
-      const rtt = this.expectedRtt();
-      const send = Math.max(t0 + (rtt < this.sendSlack / 2 ? 0 : rtt), notBefore);
-      const off = this.clock.bounds(send);
-      const span: Span = { lb: send + off.low, ub: send + off.high + this.sendSlack + this.spread };
-      const nowLow = t0 + off.low;
-      if (s.blockedUntil > span.lb) {
-        const at = send + (s.blockedUntil - span.lb);
-        if (at - first > this.maxWait)
-          return { granted: 0, acquired: [], refusal: blockedError(s, s.blockedUntil - nowLow), send };
-        notBefore = at;
-        continue;
+    const order = pickOrder(pool, this.clock.local() + this.clock.bounds().low);
+    if (order.length === 0) throw allBenched(pool, this.clock.local() + this.clock.bounds().low);
+    const refusals: MachinaError[] = [];
+    for (const lane of order) {
+      lane.demand++;
+      try {
+        const a = lane.unlimited ? UNLIMITED : await this.admission.enqueue(lane);
+        return { ...a, credential: lane.credential as string };
+      } catch (err) {
+        if (!isMachinaError(err, "OVER_QUOTA")) throw err;
+        refusals.push(err);
+      } finally {
+        lane.demand--;
       }
-      const rooms = await Promise.all(s.gates.map((g) => g.room(span, n, fresh)));
-      const g = Math.min(n, ...rooms);
-      if (g <= 0) {
-        // A cached view may be stale after another replica gave calls back: confirm before waiting.
-        if (!fresh) {
-          fresh = true;
-          continue;
-        }
-        const earliest = Math.max(...s.gates.map((gate, i) => (rooms[i] > 0 ? -Infinity : gate.earliest(span))));
-        const at = send + Math.max(1, earliest - span.lb);
-        if (!Number.isFinite(earliest) || at - first > this.maxWait) {
-          return {
-            granted: 0,
-            acquired: [],
-            refusal: overQuota(s, s.gates[rooms.findIndex((r) => r <= 0)], Math.max(1, earliest - nowLow)),
-            send,
-          };
-        }
-        // Wait for the slot instead of reserving it ahead: a call still in flight may yet move
-        // its record later (settle), and a reservation made now could not see that.
-        const ahead = rtt < this.sendSlack / 2 ? 0 : rtt;
-        await sleep(Math.max(1, at - ahead - this.clock.local()));
-        notBefore = at;
-        fresh = true;
-        continue;
-      }
-      const taken = await this.takeAll(s, span, g, nowLow);
-      if (taken === null) {
-        this.conflicts++;
-        lost++;
-        fresh = true;
-        continue;
-      }
-      const acquired = await this.describe(s, span, g);
-      const t1 = this.clock.local();
-      this.observeRtt(t1 - t0);
-      if (t1 > send + this.sendSlack) {
-        // Confirmed too late to go out inside its span: it stays counted (safe) and is not used.
-        this.late++;
-        this.voided += g;
-        lost++;
-        notBefore = 0;
-        continue;
-      }
-      return { granted: g, acquired, refusal: null, send };
+      // A full pool-wide window refuses every credential alike: asking the rest costs KV reads for nothing.
+      const now = this.clock.local() + this.clock.bounds().low;
+      if (pausedUntil(pool.parent) > now || pool.parent.gates.some((g) => g.roomHint(now) <= 0)) break;
     }
-    throw new MachinaError(
-      "UNAVAILABLE",
-      `limiter for source ${s.name} lost ${MAX_ROUNDS} rounds in a row (compare-and-set conflicts or a KV slower than its round-trip estimate); lower the replica count or raise maxBatch`,
-      { details: { source: s.name, dependency: "nats-kv" } },
-    );
-  }
-
-  private async takeAll(s: SourceState, span: Span, g: number, now: number): Promise<Taken[] | null> {
-    const taken: Taken[] = [];
-    for (const gate of s.gates) {
-      const t = await gate.take(span, g, now);
-      if (t === null) {
-        // Another replica wrote first: give back what this round took so no window stays spent.
-        await Promise.all(taken.map((x) => x.undo()));
-        return null;
-      }
-      taken.push(t);
-    }
-    return taken;
-  }
-
-  // Each waiter of a granted batch sees the count including itself, as if admitted alone.
-  private async describe(s: SourceState, span: Span, g: number): Promise<Acquired[]> {
-    const tight = s.gates[0];
-    const used = Math.max(g, tight.w.limit - (await tight.room(span, tight.w.limit, false)));
-    return Array.from({ length: g }, (_, i) => {
-      const usage = used - g + i + 1;
-      return {
-        usage,
-        quota: tight.w.limit,
-        percent: usage / tight.w.limit,
-        window: formatDuration(tight.w.perMs),
-        windowStart: Math.round(span.lb - tight.w.perMs),
-        latest: span.ub,
-      };
-    });
-  }
-
-  private expectedRtt(): number {
-    return Math.ceil(this.rttMean + 4 * this.rttDev) + 1;
-  }
-
-  private observeRtt(ms: number): void {
-    const err = ms - this.rttMean;
-    this.rttMean += err / 8;
-    this.rttDev += (Math.abs(err) - this.rttDev) / 4;
+    throw poolOverQuota(pool, refusals);
   }
 
   async settle(source: string, acquired: Acquired): Promise<void> {
-    const s = this.state(source);
+    const s = this.laneOf(source, acquired.credential);
     if (s.unlimited || acquired.latest === undefined || !this.clock.ready()) return;
     const now = this.clock.local() + this.clock.bounds().high;
     if (now <= acquired.latest) return;
@@ -306,111 +216,130 @@ class KvLimiter implements Limiter {
   }
 
   waitHint(source: string): number {
-    const s = this.state(source);
-    if (s.unlimited || !this.clock.ready()) return 0;
+    const pool = this.pools.get(source);
+    const lane = pool === undefined ? this.lane(source) : null;
+    if (!this.clock.ready() || lane?.unlimited === true) return 0;
     const now = this.clock.local() + this.clock.bounds().low;
-    return Math.max(0, s.blockedUntil - now, ...s.gates.map((g) => g.waitHint(now)));
+    if (lane !== null) return laneWait(lane, now);
+    const p = pool as Pool;
+    const usable = p.lanes.filter((l) => l.benchedUntil <= now);
+    if (usable.length === 0) return Math.max(0, Math.min(...p.lanes.map((l) => l.benchedUntil)) - now);
+    return Math.min(...usable.map((l) => laneWait(l, now)));
   }
 
   async report(source: string): Promise<QuotaReport> {
-    const s = this.state(source);
+    const pool = this.pools.get(source);
+    const lane = pool === undefined ? this.lane(source) : null;
     if (!this.clock.ready()) await this.clock.probe();
     const off = this.clock.bounds();
     const now = this.clock.local() + (off.low + off.high) / 2;
-    const blockedUntil = s.blockedUntil > now ? Math.round(s.blockedUntil) : null;
-    if (s.unlimited)
-      return { source, unlimited: true, usage: null, quota: null, percent: null, windows: [], blockedUntil };
-    const windows = await Promise.all(
-      s.gates.map(async (g): Promise<WindowUsage> => {
-        const u = await g.usage(now);
-        return {
-          window: formatDuration(g.w.perMs),
-          perMs: g.w.perMs,
-          limit: g.w.limit,
-          align: g.w.align,
-          used: u.used,
-          percent: u.used / g.w.limit,
-          windowStart: Math.round(u.windowStart),
-          resetsInMs: Math.max(0, Math.round(u.resetsAt - now)),
-        };
-      }),
-    );
-    const tight = windows.reduce((a, b) => (b.percent > a.percent ? b : a));
-    return {
-      source,
-      unlimited: false,
-      usage: tight.used,
-      quota: tight.limit,
-      percent: tight.percent,
-      windows,
-      blockedUntil,
-    };
+    return lane !== null ? laneReport(lane, now) : poolReport(pool as Pool, now);
   }
 
-  async observeUpstream(source: string, status: number, headers: HeaderBag): Promise<void> {
-    const s = this.state(source);
+  async observeUpstream(source: string, status: number, headers: HeaderBag, credential?: string): Promise<void> {
+    const s = this.laneOf(source, credential);
     if (!this.clock.ready()) return;
     const off = this.clock.bounds();
     const local = this.clock.local();
     // Pauses are kept on the server clock, taken late so no replica resumes early.
     const now = local + off.high;
-    let until: number | null;
-    if (status === 429) {
-      // Without Retry-After, assume the upstream counts like our shortest window.
-      until = now + (retryAfterMs(headers, Date.now()) ?? (s.gates.length > 0 ? s.gates[0].w.perMs : 1_000));
-    } else {
-      const at = exhaustedUntil(headers, Date.now());
-      until = at === null ? null : now + (at - Date.now());
-      // "None left" from an upstream whose limit is one of our windows says what our own log
-      // already holds, to the millisecond rather than rounded up to a whole-second reset; a
-      // different limit means it counts calls we do not see (a shared key), so it pauses us.
-      const limit = Number(headerValue(headers, "x-ratelimit-limit"));
-      if (until !== null && s.gates.some((g) => g.w.limit === limit && g.w.align === "rolling")) until = null;
-    }
-    if (until === null || until <= now) return;
-    s.blockedUntil = Math.max(s.blockedUntil, until);
+    const wall = Date.now();
+    const view = readQuotaHeaders(status, headers, wall);
+    if (view.retryAt === null && view.quotas.length === 0 && status !== 429) return;
+    const plan = planReconcile(s.own, status, view, now, (at) => now + (at - wall));
+    const until = plan.pauseUntil;
+    if (until !== null) s.blockedUntil = Math.max(s.blockedUntil, until);
     if (s.unlimited) return; // unlimited sources keep no shared state
     try {
-      // Marking the windows stops every replica at its next compare-and-set; the blocked key
-      // also reaches replicas that only watch (pull gating) and carries pauses past the windows.
-      await Promise.all(s.gates.map((g) => g.block(now, until)));
-      await this.writeBlocked(s.name, until);
-    } catch (err) {
-      throw unavailable(this.kv, s.name, err);
-    }
-  }
-
-  private async writeBlocked(source: string, until: number): Promise<void> {
-    const key = `${source}.${BLOCKED}`;
-    for (let i = 0; i < 20; i++) {
-      const e = await this.kv.get(key);
-      const old = e !== null && e.operation === "PUT" ? Number(e.string()) : 0;
-      if (old >= until) return;
-      try {
-        if (e === null) await this.kv.create(key, String(Math.ceil(until)));
-        else await this.kv.update(key, String(Math.ceil(until)), e.revision);
-        return;
-      } catch {
-        // lost a race with another replica's pause; read again
+      if (until !== null) {
+        // Marking the windows stops every replica at its next compare-and-set; the blocked key
+        // also reaches replicas that only watch (pull gating) and carries pauses past the windows.
+        await Promise.all(s.own.map((g) => g.block(now, until)));
+        await raiseUntil(this.kv, flagKey(s.key, "blocked"), until);
       }
+      // Lowered first: what is left is counted against the limit the same answer stated.
+      const lowered = this.lowerLimits(plan.limits, now);
+      await Promise.all(plan.floors.map((f) => f.gate.floor(now, f.remaining, f.until, f.slack)));
+      if (lowered.size > 0) await mergeLimits(this.kv, flagKey(s.key, "limits"), lowered, now);
+    } catch (err) {
+      throw unavailable(this.kv, s.source, err);
     }
   }
 
-  /** Follows `<source>.blocked` keys so a pause set by any replica stops this one too. */
-  async watchBlocks(): Promise<void> {
-    const iter = await this.kv.watch({ key: `*.${BLOCKED}` });
+  // Applies lowerings here and returns those to share. One is shared when it changes, or when
+  // half its hold has passed: an upstream that repeats its limit on every answer costs one
+  // write a half-hold, not one per call.
+  private lowerLimits(
+    limits: ReadonlyMap<WindowGate, { readonly limit: number | null; readonly from: number }>,
+    now: number,
+  ): Map<number, Lowering | null> {
+    const changes = new Map<number, Lowering | null>();
+    for (const [g, { limit, from }] of limits) {
+      const had = g.lowering(now);
+      const until = Math.max(from, now) + LOWERING_HOLD_MS;
+      if (limit === null ? had === null : had?.limit === limit && had.until - until > -LOWERING_HOLD_MS / 2) continue;
+      const lowering = limit === null ? null : { limit, from, until };
+      g.lower(lowering);
+      changes.set(g.w.perMs, lowering);
+    }
+    return changes;
+  }
+
+  async bench(source: string, credential: string | undefined, status: number): Promise<void> {
+    const pool = this.pools.get(source);
+    const lane = credential === undefined ? undefined : pool?.byId.get(credential);
+    if (pool === undefined || lane === undefined) return;
+    if (!this.clock.ready()) await this.clock.probe();
+    const now = this.clock.local() + this.clock.bounds().high;
+    const until = now + pool.benchMs;
+    const fresh = lane.benchedUntil <= now;
+    lane.benchedUntil = Math.max(lane.benchedUntil, until);
+    if (fresh) {
+      const left = pool.lanes.filter((l) => l.benchedUntil <= now).length;
+      this.log?.warn(
+        { source, credential, status, benchedUntil: new Date(Date.now() + pool.benchMs).toISOString() },
+        `source ${source}: the upstream refused credential ${credential} (HTTP ${status}); it is benched on every replica for ${formatDuration(pool.benchMs)}, and its calls go to the ${left} other usable credential${left === 1 ? "" : "s"} of the pool; fix or replace it`,
+      );
+    }
+    try {
+      await raiseUntil(this.kv, flagKey(lane.key, "bench"), until);
+    } catch (err) {
+      throw unavailable(this.kv, source, err);
+    }
+  }
+
+  /** Follows every lane's flags, so a pause, bench or lowering set by any replica holds here too. */
+  async watchFlags(): Promise<void> {
+    const iter = await this.kv.watch({ key: [...FLAG_WATCH_KEYS] });
     this.watcher = iter;
     void (async () => {
       try {
         for await (const e of iter) {
-          const s = this.states.get(e.key.slice(0, -BLOCKED.length - 1));
-          const until = e.operation === "PUT" ? Number(e.string()) : NaN;
-          if (s !== undefined && Number.isFinite(until)) s.blockedUntil = Math.max(s.blockedUntil, until);
+          const value = e.operation === "PUT" ? e.string() : null;
+          this.flags.set(e.key, value);
+          this.applyFlag(e.key, value);
         }
       } catch {
         // The watch ends when the connection closes; acquires then fail on their own KV calls.
       }
     })();
+  }
+
+  private applyFlag(key: string, value: string | null): void {
+    const f = parseFlagKey(key);
+    const lane = f === null ? undefined : this.lanes.get(f.lane);
+    if (f === null || lane === undefined) return;
+    if (f.flag === "limits") {
+      const limits = value === null ? {} : decodeLimits(value);
+      for (const g of lane.own) {
+        g.lower(limits[String(g.w.perMs)] ?? null);
+      }
+      return;
+    }
+    const until = value === null ? NaN : Number(value);
+    if (!Number.isFinite(until)) return;
+    if (f.flag === "blocked") lane.blockedUntil = Math.max(lane.blockedUntil, until);
+    else lane.benchedUntil = Math.max(lane.benchedUntil, until);
   }
 
   async close(): Promise<void> {
@@ -420,16 +349,22 @@ class KvLimiter implements Limiter {
     await this.clock.close();
   }
 
-  private state(source: string): SourceState {
-    const s = this.states.get(source);
+  // The lane an admitted call or an answer belongs to: the credential's in a pool (the pool's
+  // own lane for an answer no credential is named for), else the source's.
+  private laneOf(source: string, credential: string | undefined): Lane {
+    const pool = this.pools.get(source);
+    if (pool === undefined) return this.lane(source);
+    return (credential === undefined ? undefined : pool.byId.get(credential)) ?? pool.parent;
+  }
+
+  private lane(source: string): Lane {
+    const s = this.plain.get(source);
     if (s === undefined) {
+      const known = this.sources();
       throw new MachinaError(
         "UNKNOWN_SOURCE",
-        `limiter knows no source "${source}"; known: ${[...this.states.keys()].join(", ") || "none"}`,
-        {
-          retryable: false,
-          details: { source, known: [...this.states.keys()] },
-        },
+        `limiter knows no source "${source}"; known: ${known.join(", ") || "none"}`,
+        { retryable: false, details: { source, known } },
       );
     }
     return s;

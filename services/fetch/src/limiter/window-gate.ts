@@ -1,6 +1,7 @@
 import type { KV } from "@nats-io/kv";
 import { isCasConflict } from "@machina/runtime";
 import { KvCounters, type Counter } from "./kv-counters";
+import { LoweredLimit, type Lowering } from "./lowered-limit";
 import type { RateWindow } from "../source";
 import {
   EMPTY_LOG,
@@ -43,6 +44,20 @@ export interface WindowGate {
   room(span: Span, want: number, fresh: boolean): Promise<number>;
   /** Earliest `lb` at which one more call fits, from the last view (call after room() said 0). */
   earliest(span: Span): number;
+  /** The limit in force at server time `t`: the declared one, or lower while an upstream says so. */
+  limitAt(t: number): number;
+  /** The upstream's lowering in force at `t` or still to come, or null. */
+  lowering(t: number): Lowering | null;
+  /** Sets the upstream's lowering (null: back to the declared limit); never raises the limit above it. */
+  lower(low: Lowering | null): void;
+  /**
+   * Records what an upstream counted: at most `remaining` more calls fit before server time
+   * `until`, which may be up to `slack` ms early (a reset rounded to seconds), for every
+   * replica. Only ever adds to the window's count.
+   */
+  floor(now: number, remaining: number, until: number, slack: number): Promise<void>;
+  /** Local estimate of how many calls fit at server time `now`, from the last view (the limit when unknown). */
+  roomHint(now: number): number;
   /**
    * Records `g` calls in `span` by compare-and-set; null when another replica wrote first.
    * `now` is the current server time (lower bound): what may be pruned depends on it, never
@@ -82,6 +97,7 @@ const PRUNE_MARGIN_MS = 2_000;
 class RollingGate implements WindowGate {
   private readonly key: string;
   private readonly grid: number;
+  private readonly lim: LoweredLimit;
   private cell: LogCell | null = null;
   private readonly moves: [from: number, to: number][] = [];
   private moving: Promise<void> | null = null;
@@ -93,6 +109,19 @@ class RollingGate implements WindowGate {
   ) {
     this.key = `${source}.r${w.perMs}`;
     this.grid = gridOf(w.perMs);
+    this.lim = new LoweredLimit(w.limit);
+  }
+
+  limitAt(t: number): number {
+    return this.lim.at(t);
+  }
+
+  lowering(t: number): Lowering | null {
+    return this.lim.held(t);
+  }
+
+  lower(low: Lowering | null): void {
+    this.lim.set(low);
   }
 
   private async load(now: number): Promise<LogCell> {
@@ -107,16 +136,27 @@ class RollingGate implements WindowGate {
 
   async room(span: Span, want: number, fresh: boolean): Promise<number> {
     const cell = fresh || this.cell === null ? await this.load(span.lb) : this.cell;
-    return roomAt(cell.log, span.lb, this.w.perMs, this.w.limit, want);
+    return roomAt(cell.log, span.lb, this.w.perMs, this.lim.at(span.lb), want);
   }
 
-  earliest(): number {
-    return earliestFor(this.cell?.log ?? EMPTY_LOG, this.w.perMs, this.w.limit, 1);
+  earliest(span: Span): number {
+    const log = this.cell?.log ?? EMPTY_LOG;
+    const declared = earliestFor(log, this.w.perMs, this.w.limit, 1);
+    const low = this.lim.current(span.lb);
+    // A lowered limit lapses at its end: a call fits then if the declared limit has room.
+    return low === null
+      ? declared
+      : Math.min(earliestFor(log, this.w.perMs, low.limit, 1), Math.max(low.until, declared));
+  }
+
+  roomHint(now: number): number {
+    const limit = this.lim.at(now);
+    return this.cell === null ? limit : roomAt(this.cell.log, now, this.w.perMs, limit, limit);
   }
 
   async take(span: Span, g: number, now: number): Promise<Taken | null> {
     const cell = this.cell ?? (await this.load(now));
-    if (roomAt(cell.log, span.lb, this.w.perMs, this.w.limit, g) < g) return null;
+    if (roomAt(cell.log, span.lb, this.w.perMs, this.lim.at(span.lb), g) < g) return null;
     const next = append(cell.log, span.ub, g, this.w.perMs, this.grid, now - PRUNE_MARGIN_MS);
     if (!(await this.write(cell, next))) return null;
     return { undo: () => this.adjust(now, (log) => remove(log, span.ub, g, this.grid)) };
@@ -137,6 +177,20 @@ class RollingGate implements WindowGate {
         ? null
         : append(log, latest, this.w.limit, this.w.perMs, this.grid, now - PRUNE_MARGIN_MS),
     );
+  }
+
+  async floor(now: number, remaining: number, until: number, slack: number): Promise<void> {
+    // An entry whose latest time is `until - W` counts against every call sent before `until`.
+    // It holds what the upstream counted beyond the calls already recorded that count until the
+    // reset (as early as it may be), so the same answer seen twice, or by two replicas, adds
+    // nothing the second time, and calls that are all ours add nothing at all.
+    const latest = Math.ceil((until - this.w.perMs) / this.grid) * this.grid;
+    const counted = latest - slack;
+    await this.adjust(now, (log) => {
+      const want = this.lim.at(now) - remaining;
+      const have = log.reduce((n, [l, c]) => (l >= counted ? n + c : n), 0);
+      return want <= have ? null : append(log, latest, want - have, this.w.perMs, this.grid, now - PRUNE_MARGIN_MS);
+    });
   }
 
   extend(from: number, to: number): Promise<void> {
@@ -167,7 +221,7 @@ class RollingGate implements WindowGate {
 
   waitHint(now: number): number {
     if (this.cell === null) return 0;
-    return Math.max(0, earliestFor(this.cell.log, this.w.perMs, this.w.limit, 1) - now);
+    return Math.max(0, this.earliest({ lb: now, ub: now }) - now);
   }
 
   // Rewrites the log with `next(log)` (null: leave it) under CAS retries; for undo and block.
@@ -210,12 +264,27 @@ interface Slot {
  */
 class ClockGate implements WindowGate {
   private last: { slots: Slot[]; view: Counter[] } | null = null;
+  private readonly lim: LoweredLimit;
 
   constructor(
     private readonly counters: KvCounters,
     private readonly source: string,
     readonly w: RateWindow,
-  ) {}
+  ) {
+    this.lim = new LoweredLimit(w.limit);
+  }
+
+  limitAt(t: number): number {
+    return this.lim.at(t);
+  }
+
+  lowering(t: number): Lowering | null {
+    return this.lim.held(t);
+  }
+
+  lower(low: Lowering | null): void {
+    this.lim.set(low);
+  }
 
   private slots(span: Span): Slot[] {
     const start = Math.floor(span.lb / this.w.perMs) * this.w.perMs;
@@ -232,24 +301,32 @@ class ClockGate implements WindowGate {
       slots.map((x) => (fresh ? undefined : this.counters.cached(x.key)) ?? this.counters.load(x.key, x.end)),
     );
     this.last = { slots, view };
-    return Math.max(0, Math.min(want, ...slots.map((_, i) => this.w.limit - view[i].used)));
+    const limit = this.lim.at(span.lb);
+    return Math.max(0, Math.min(want, ...slots.map((_, i) => limit - view[i].used)));
   }
 
-  earliest(): number {
+  earliest(span: Span): number {
     if (this.last === null) return -Infinity;
     let at = -Infinity;
     this.last.slots.forEach((x, i) => {
-      if ((this.last as { view: Counter[] }).view[i].used >= this.w.limit) at = Math.max(at, x.end);
+      const used = (this.last as { view: Counter[] }).view[i].used;
+      if (used >= this.lim.at(span.lb)) at = Math.max(at, this.freesAt(x, used, span.lb));
     });
     return at;
   }
 
+  roomHint(now: number): number {
+    const [x] = this.slots({ lb: now, ub: now });
+    return Math.max(0, this.lim.at(now) - (this.counters.cached(x.key)?.used ?? 0));
+  }
+
   async take(span: Span, g: number): Promise<Taken | null> {
     const slots = this.slots(span);
+    const limit = this.lim.at(span.lb);
     const done: Slot[] = [];
     for (const x of slots) {
       const cur = this.counters.cached(x.key) ?? (await this.counters.load(x.key, x.end));
-      const ok = cur.used + g <= this.w.limit ? await this.counters.trySet(x.key, cur, cur.used + g, x.end) : null;
+      const ok = cur.used + g <= limit ? await this.counters.trySet(x.key, cur, cur.used + g, x.end) : null;
       if (ok === null) {
         await this.undo(done, g);
         return null;
@@ -274,6 +351,14 @@ class ClockGate implements WindowGate {
     );
   }
 
+  async floor(now: number, remaining: number, until: number, slack: number): Promise<void> {
+    // The upstream's count includes ours: the window's counter is raised to it, never beyond.
+    // A reset past this window's end (as early as it may be) also holds the next few windows.
+    const want = this.lim.at(now) - remaining;
+    const slots = this.slots({ lb: now, ub: Math.max(now, until - slack - 1) }).slice(0, 4);
+    await Promise.all(slots.map((x) => this.counters.adjust(x.key, (used) => (used >= want ? null : want), x.end)));
+  }
+
   async extend(from: number, to: number): Promise<void> {
     // The call was charged to every slot its span touched; a later one needs the next slot too.
     const had = this.slots({ lb: from, ub: from });
@@ -284,7 +369,13 @@ class ClockGate implements WindowGate {
   waitHint(now: number): number {
     const [x] = this.slots({ lb: now, ub: now });
     const c = this.counters.cached(x.key);
-    return c !== undefined && c.used >= this.w.limit ? x.end - now : 0;
+    return c !== undefined && c.used >= this.lim.at(now) ? this.freesAt(x, c.used, now) - now : 0;
+  }
+
+  // When a full slot takes a call again: at its end, or sooner when a lowered limit lapses first.
+  private freesAt(x: Slot, used: number, t: number): number {
+    const low = this.lim.current(t);
+    return low !== null && used < this.w.limit ? Math.min(x.end, low.until) : x.end;
   }
 
   private async undo(slots: readonly Slot[], g: number): Promise<void> {

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { MachinaError } from "@machina/wire";
 import type { DataSpec, SourceDef } from "./source-def";
+import { resolvePool, type ResolvedCredential } from "./pool-secrets";
 
 /** A source's data values after resolution, with where each came from (never the value). */
 export interface ResolvedData {
@@ -10,6 +11,8 @@ export interface ResolvedData {
   readonly origins: Readonly<Record<string, string>>;
   /** Values read from env or files; scrubbed from any text that might reach a log or a reply. */
   readonly secrets: readonly string[];
+  /** A pooled source's credentials (their secrets are in `secrets` too); empty or absent without a pool. */
+  readonly credentials?: readonly ResolvedCredential[];
 }
 
 /** Describes where a data value comes from, for error messages (never includes the value). */
@@ -37,7 +40,9 @@ export function resolveData(def: SourceDef, env: NodeJS.ProcessEnv = process.env
     values[key] = value;
     secrets.push(value);
   }
-  return { source: def.name, values, origins, secrets };
+  const credentials = resolvePool(def, env);
+  for (const c of credentials) secrets.push(...c.secrets);
+  return { source: def.name, values, origins, secrets, credentials };
 }
 
 function readEnv(def: SourceDef, key: string, name: string, env: NodeJS.ProcessEnv): string {

@@ -1,7 +1,13 @@
 import type * as z from "zod";
 import { componentError, type ComponentValue } from "@machina/config";
+import { codeSpecOf, type CodeSpec } from "./code-schema";
+import { compileExtract } from "./extract-def";
+import type { FieldMapping } from "./field-mapping";
+import { paginateOf, type PaginateSpec } from "./paginate-spec";
+import { isPoolDataRef, poolOf, type PoolSpec } from "./pool-def";
 import { METHODS, SOURCE_KIND } from "./source-kind";
 import { compileTemplate, type Template } from "./template";
+import type { ValuePath } from "./value-path";
 
 /**
  * One rate window: at most `limit` calls per `perMs`. `rolling` (the default) holds in every
@@ -67,6 +73,8 @@ export interface ManagerSpec {
   /** Without a trailing slash; query paths start with `/`. */
   readonly baseUrl: string;
   readonly timeoutMs: number;
+  /** Largest response body accepted for every query, in bytes; null: the default (10 MB). */
+  readonly maxBodyBytes?: number | null;
   readonly auth: AuthSpec | null;
   readonly retries: RetrySpec;
   /** Headers sent with every query of the source (a query's own headers win). */
@@ -80,23 +88,18 @@ export type BodyNode =
   | { readonly kind: "list"; readonly items: readonly BodyNode[] }
   | { readonly kind: "object"; readonly fields: readonly (readonly [string, BodyNode])[] };
 
-/** Pagination: request pages until the body's `next` value is null (or, without `next`, a page yields no records). */
-export interface PaginateSpec {
-  readonly type: "page" | "cursor";
-  /** Query parameter that carries the page number or cursor. */
-  readonly param: string;
-  /** Response path of the next page's value; null for `page` means "count up from `start`". */
-  readonly next: readonly string[] | null;
-  readonly start: number;
-  readonly maxPages: number;
-}
+export type { PaginateSpec, PageKind, PageStops } from "./paginate-spec";
 
-/** Maps the value at a response path to records of one entity type. */
+/** Maps the items at a response path to records of one entity type. */
 export interface ExtractSpec {
   readonly name: string;
   readonly type: string;
-  /** Path segments; empty means the whole body. Numeric segments index lists. */
+  /** Dot-path segments; empty means the whole body. Numeric segments index lists. Unused when `select` is a JSONPath. */
   readonly path: readonly string[];
+  /** The compiled selector, a dot path or a JSONPath; absent means `path` as a dot path. */
+  readonly select?: ValuePath;
+  /** How each selected item becomes a record; absent or null keeps items as they are. */
+  readonly mapping?: FieldMapping | null;
 }
 
 /** One declarative query of a source. */
@@ -109,7 +112,14 @@ export interface QueryDef {
   readonly body: BodyNode | null;
   readonly paginate: PaginateSpec | null;
   readonly extract: readonly ExtractSpec[];
+  /** Largest response body accepted, decoded, in bytes; absent: the source's, else the default (10 MB). */
+  readonly maxBodyBytes?: number;
+  /** How the body is parsed; `auto` reads NDJSON when the content-type says so, JSON otherwise. */
+  readonly format?: BodyFormat;
 }
+
+/** How a response body is parsed. */
+export type BodyFormat = "auto" | "json" | "ndjson";
 
 /** A validated source definition, ready for the limiter, secrets and the fetcher. */
 export interface SourceDef {
@@ -119,8 +129,12 @@ export interface SourceDef {
   readonly limiter: LimiterSpec;
   readonly data: Readonly<Record<string, DataSpec>>;
   readonly manager: ManagerSpec;
+  /** Several credentials, each with the `limiter` windows to itself; null without a pool. */
+  readonly pool: PoolSpec | null;
   /** Queries by name, in declared order; a Map because requests name them. */
   readonly queries: ReadonlyMap<string, QueryDef>;
+  /** The module implementing further queries in code; absent for a purely declarative source. */
+  readonly code?: CodeSpec;
 }
 
 type Source = ComponentValue<typeof SOURCE_KIND>;
@@ -150,7 +164,9 @@ export function compileSource(raw: unknown, origin: string): SourceDef {
           },
     data: Object.fromEntries(Object.entries(v.data).map(([k, d]) => [k, dataOf(d)])),
     manager: managerOf(v.manager, tpl, origin),
-    queries: new Map(Object.entries(v.queries).map(([name, q]) => [name, queryOf(name, q, tpl)])),
+    pool: poolOf(v.pool, origin, v.data, v.manager.auth),
+    queries: new Map(Object.entries(v.queries).map(([name, q]) => [name, queryOf(name, q, tpl, origin)])),
+    ...(v.code === undefined ? {} : { code: codeSpecOf(v.code) }),
   };
   checkDataRefs(def);
   return def;
@@ -195,6 +211,7 @@ function managerOf(m: Source["manager"], tpl: Compile, origin: string): ManagerS
     type: m.type,
     baseUrl: m.base_url,
     timeoutMs: m.timeout,
+    maxBodyBytes: m.max_body ?? null,
     auth,
     retries: { max: m.retries.max, baseDelayMs: m.retries.base_delay, maxDelayMs: m.retries.max_delay },
     headers: templates(m.headers, "manager.headers", tpl),
@@ -205,7 +222,7 @@ function templates(values: Readonly<Record<string, string>>, path: string, tpl: 
   return Object.fromEntries(Object.entries(values).map(([k, x]) => [k, tpl(x, `${path}.${k}`)]));
 }
 
-function queryOf(name: string, q: Source["queries"][string], tpl: Compile): QueryDef {
+function queryOf(name: string, q: Source["queries"][string], tpl: Compile, origin: string): QueryDef {
   const p = `queries.${name}`;
   const paginate = q.paginate;
   return {
@@ -215,17 +232,10 @@ function queryOf(name: string, q: Source["queries"][string], tpl: Compile): Quer
     params: templates(q.params, `${p}.params`, tpl),
     headers: templates(q.headers, `${p}.headers`, tpl),
     body: q.body === undefined ? null : bodyOf(q.body, `${p}.body`, tpl),
-    paginate:
-      paginate === undefined
-        ? null
-        : {
-            type: paginate.type,
-            param: paginate.param,
-            next: paginate.next === undefined ? null : splitPath(paginate.next),
-            start: paginate.start ?? 1,
-            maxPages: paginate.max_pages,
-          },
-    extract: Object.entries(q.extract).map(([entry, x]) => ({ name: entry, type: x.type, path: splitPath(x.path) })),
+    paginate: paginate === undefined ? null : paginateOf(paginate, splitPath),
+    extract: Object.entries(q.extract).map(([entry, x]) => compileExtract(entry, x, origin, `${p}.extract.${entry}`)),
+    ...(q.max_body === undefined ? {} : { maxBodyBytes: q.max_body }),
+    format: q.format,
   };
 }
 
@@ -263,6 +273,7 @@ function checkDataRefs(def: SourceDef): void {
   const known = Object.keys(def.data);
   const check = (t: Template, path: string) => {
     for (const ref of t.refs) {
+      if (ref.scope === "data" && isPoolDataRef(def.pool, def.origin, ref.path[0], path)) continue;
       if (ref.scope === "data" && !Object.hasOwn(def.data, ref.path[0])) {
         throw componentError(
           def.origin,

@@ -1,6 +1,11 @@
 import * as z from "zod";
 import { defineKind, describeValue, field } from "@machina/config";
 import { AUTH } from "./auth-schema";
+import { bodySizeField } from "./byte-size";
+import { CODE } from "./code-schema";
+import { EXTRACT } from "./extract-schema";
+import { PAGINATE, paginateParams } from "./paginate-schema";
+import { poolSchema } from "./pool-schema";
 import { ENV_NAME, HEADER_NAME, HOUR_MS, must } from "./schema-rules";
 
 /** HTTP methods a query may use. */
@@ -51,7 +56,9 @@ const LIMITER = z
           : undefined,
     },
   )
-  .describe("How calls to the source are rationed: `unlimited`, or `windows` of at most `limit` calls `per` duration.");
+  .describe(
+    "How calls to the source are rationed: `unlimited`, or `windows` of at most `limit` calls `per` duration. With a `pool`, each credential has these windows to itself.",
+  );
 
 const DATA_ENTRY = field
   .object({
@@ -107,6 +114,11 @@ const MANAGER = field
       .duration({ max: HOUR_MS })
       .prefault("10s")
       .describe("Longest wait for one upstream answer, at most 1h; default 10s."),
+    max_body: bodySizeField()
+      .optional()
+      .describe(
+        "Largest response body a query accepts, after decompression (gzip, deflate, br), e.g. `10MB`; a query's own `max_body` wins. Units B, KB, MB, GB are powers of 1024. Default 10MB.",
+      ),
     auth: AUTH,
     retries: field
       .object({
@@ -146,52 +158,6 @@ const MANAGER = field
       });
   });
 
-const PAGINATE = field
-  .object({
-    type: field
-      .oneOf(["page", "cursor"])
-      .describe("`page`: a page number counted up from `start`; `cursor`: the value at `next` in each response."),
-    param: field.text().describe("Query parameter that carries the page number or cursor."),
-    next: field
-      .text()
-      .optional()
-      .describe(
-        "Response path of the next page's number or cursor; paging stops when it is null. Required for cursor; without it, page paging stops at a page with no records.",
-      ),
-    start: field.int(0).optional().describe("First page number (page pagination only); default 1."),
-    max_pages: field.int(1, 100_000).default(100).describe("Most pages fetched per request; default 100."),
-  })
-  .superRefine((v, ctx) => {
-    if (v.type === "cursor" && v.next === undefined)
-      ctx.addIssue({
-        code: "custom",
-        path: ["next"],
-        message: "is required for cursor pagination (the response field holding the next cursor)",
-        input: v.next,
-      });
-    if (v.type === "cursor" && v.start !== undefined)
-      ctx.addIssue({
-        code: "custom",
-        path: ["start"],
-        message: "only applies to page pagination; the first cursor request carries no cursor",
-        input: v.start,
-      });
-  });
-
-const EXTRACT = field
-  .names(
-    field.object({
-      type: field.name().describe("Entity type the records belong to."),
-      path: field
-        .text()
-        .describe(
-          "Response path, dot-separated (numeric segments index lists); `.` or `$` is the whole body. An object there is one record, a list one record per element.",
-        ),
-    }),
-    { emptyHint: "declare at least one entry: { <name>: { type: <entity type>, path: <response path> } }" },
-  )
-  .describe("Records to take from each response, by entry name.");
-
 const QUERY = field
   .object({
     method: field.oneOf(METHODS).default("GET").describe("HTTP method; default GET."),
@@ -219,8 +185,21 @@ const QUERY = field
       .describe(
         "JSON body (POST and PUT only); every string in it is a template, and a string that is one placeholder keeps the lead value's type.",
       ),
-    paginate: PAGINATE.optional().describe("Fetch further pages. Default: one request."),
+    paginate: PAGINATE.optional().describe(
+      "Fetch further pages: `type` says how the next page is found; paging stops at the first page with no next one, an empty page, the declared total or `max_pages`. A FetchTask's progress is kept while it pages, so one stopped on page k (quota, crash, upstream error) resumes at page k. Default: one request.",
+    ),
     extract: EXTRACT,
+    max_body: bodySizeField()
+      .optional()
+      .describe(
+        "Largest response body this query accepts, after decompression, e.g. `10MB`; over it the call fails (UPSTREAM, not retried). Default: `manager.max_body`.",
+      ),
+    format: field
+      .oneOf(["auto", "json", "ndjson"])
+      .default("auto")
+      .describe(
+        "How the body is parsed: `json`, `ndjson` (one JSON value per line, the list of them the body), or `auto`: NDJSON when the content-type is application/x-ndjson (or application/ndjson, application/jsonl), JSON otherwise. Default auto.",
+      ),
   })
   .superRefine((v, ctx) => {
     if (v.body !== undefined && (v.method === "GET" || v.method === "DELETE")) {
@@ -231,13 +210,14 @@ const QUERY = field
         input: v.body,
       });
     }
-    if (v.paginate !== undefined && Object.hasOwn(v.params, v.paginate.param)) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["params", v.paginate.param],
-        message: "is set by paginate; remove it from params",
-        input: v.params[v.paginate.param],
-      });
+    for (const param of v.paginate === undefined ? [] : paginateParams(v.paginate)) {
+      if (Object.hasOwn(v.params, param))
+        ctx.addIssue({
+          code: "custom",
+          path: ["params", param],
+          message: "is set by paginate; remove it from params",
+          input: v.params[param],
+        });
     }
   });
 
@@ -249,16 +229,32 @@ const SOURCE = field.object({
     .default({})
     .describe("Values templates read as `{{data.<name>}}`: from env, a file or the file itself. Default none."),
   manager: MANAGER.describe("How the source's API is called."),
+  pool: poolSchema(WINDOW),
   queries: field
-    .names(QUERY, { emptyHint: "declare at least one query" })
-    .describe("Declarative queries, by name; requests and query sets name them."),
+    .names(QUERY)
+    .default({})
+    .describe(
+      "Declarative queries, by name; requests and query sets name them. At least one, unless `code` implements some.",
+    ),
+  code: CODE.optional(),
+});
+
+// A source needs something to run: declared queries, or a module that implements some.
+const RUNNABLE_SOURCE = SOURCE.superRefine((v, ctx) => {
+  if (Object.keys(v.queries).length === 0 && v.code === undefined)
+    ctx.addIssue({
+      code: "custom",
+      path: ["queries"],
+      message: "declare at least one query, or a module under code.module that implements some",
+      input: v.queries,
+    });
 });
 
 /** An external API: its shared rate limiter, secrets, HTTP manager and declarative queries. */
 export const SOURCE_KIND = defineKind({
   kind: "fetch/sources",
   doc: "An external API the fetch service calls: the rate windows every replica shares, where its secrets come from, how its HTTP manager authenticates and retries, and the queries that map responses to entity records. Templates (`{{lead.<field>}}`, `{{data.<name>}}`) are checked when the service starts; credentials may only use `{{data.<name>}}`.",
-  schema: SOURCE,
+  schema: RUNNABLE_SOURCE,
   example: `name: sitestats
 limiter:
   windows:

@@ -1,7 +1,12 @@
 import { MachinaError } from "@machina/wire";
 
-/** Where a placeholder reads from: the lead's args or the source's resolved data. */
-export type TemplateScope = "lead" | "data";
+/**
+ * Where a placeholder reads from: the lead's args, the source's resolved data, or (in extract
+ * field mappings only) the record being mapped.
+ */
+export type TemplateScope = "lead" | "data" | "record";
+
+const REQUEST_SCOPES: readonly TemplateScope[] = ["lead", "data"];
 
 /** A placeholder such as `{{lead.domain}}`, split into scope and field path. */
 export interface TemplateRef {
@@ -32,15 +37,18 @@ export interface RenderContext {
 const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
 const FIELD = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 
-/** Parses `text`; throws a message (prefixed with `where`) when a placeholder is malformed. */
-export function compileTemplate(text: string, where: string): Template {
+/**
+ * Parses `text`; throws a message (prefixed with `where`) when a placeholder is malformed or
+ * reads a scope outside `scopes` (default: lead and data, what requests may read).
+ */
+export function compileTemplate(text: string, where: string, scopes = REQUEST_SCOPES): Template {
   const parts: TemplatePart[] = [];
   const refs: TemplateRef[] = [];
   let last = 0;
   for (const m of text.matchAll(PLACEHOLDER)) {
     const at = m.index ?? 0;
     if (at > last) parts.push({ text: text.slice(last, at) });
-    const ref = parseRef(m[1], where);
+    const ref = parseRef(m[1], where, scopes);
     parts.push({ ref });
     refs.push(ref);
     last = at + m[0].length;
@@ -60,12 +68,13 @@ export function compileTemplate(text: string, where: string): Template {
   return { source: text, parts, refs };
 }
 
-function parseRef(inner: string, where: string): TemplateRef {
+function parseRef(inner: string, where: string, scopes: readonly TemplateScope[]): TemplateRef {
   const [scope, ...path] = inner.split(".");
-  if ((scope !== "lead" && scope !== "data") || path.length === 0 || !path.every((p) => FIELD.test(p))) {
+  if (!scopes.includes(scope as TemplateScope) || path.length === 0 || !path.every((p) => FIELD.test(p))) {
+    const forms = scopes.map((s) => `{{${s}.${s === "data" ? "<name>" : "<field>"}}}`);
     throw new MachinaError(
       "BAD_REQUEST",
-      `${where}: placeholder {{${inner}}} must be {{lead.<field>}} or {{data.<name>}} (letters, digits, '_' or '-', dot-separated)`,
+      `${where}: placeholder {{${inner}}} must be ${forms.slice(0, -1).join(", ")} or ${forms[forms.length - 1]} (letters, digits, '_' or '-', dot-separated)`,
       { retryable: false },
     );
   }
@@ -76,7 +85,7 @@ function parseRef(inner: string, where: string): TemplateRef {
       { retryable: false },
     );
   }
-  return { scope, path };
+  return { scope: scope as TemplateScope, path };
 }
 
 /**
@@ -115,6 +124,11 @@ function lookup(ref: TemplateRef, t: Template, ctx: RenderContext, field: string
       });
     return v;
   }
+  // Record placeholders are filled by the extract mapping, which has the record; never here.
+  if (ref.scope === "record")
+    throw new MachinaError("INTERNAL", `query ${ctx.source}.${ctx.query}: {{record.${name}}} outside a field mapping`, {
+      retryable: false,
+    });
   let v: unknown = ctx.lead.args;
   // Own properties only: a lead without `constructor` lacks that field, it has no Object function.
   for (const k of ref.path)
