@@ -194,7 +194,10 @@ describe("compileSource", () => {
   it("validates data entries", () => {
     const raw = sample();
     raw.data.api_key = { env: "A", file: "/x" };
-    assert.match(compileError(raw).message, /data\.api_key: give exactly one of env, file, value \(got env, file\)/);
+    assert.match(
+      compileError(raw).message,
+      /data\.api_key: give exactly one of env, file, value, row \(got env, file\)/,
+    );
     const raw2 = sample();
     raw2.data.api_key = { secret: "x" };
     assert.match(compileError(raw2).message, /data\.api_key\.secret: unknown key/);

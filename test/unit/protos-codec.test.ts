@@ -414,6 +414,7 @@ const FULL: { [N in MessageName]: Required<MessageTypes[N]> } = {
   CreateRequest: { records: [{ a: 1 }] },
   ReadRequest: { criteria: { a: 1 }, offset: 1, limit: 2, criteriaList: [{ a: 1 }, { a: 2, b: "x" }] },
   KeyRequest: { key: { a: 1 }, keys: [{ a: 1 }, { a: "two" }] },
+  DataChanged: { type: "website", key: { domain: "a.com" }, op: "merged" },
   UpdateRequest: {
     key: { a: 1 },
     alterations: { b: 2 },

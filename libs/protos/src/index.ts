@@ -31,6 +31,7 @@ export type {
   CreateRequest,
   ReadRequest,
   KeyRequest,
+  DataChanged,
   UpdateRequest,
   UpdateItem,
   CountRequest,

@@ -145,6 +145,8 @@ export type SchemaReply = Plain<machina.v1.SchemaReply>;
 export type ReadRequest = Plain<machina.v1.ReadRequest>;
 /** One entity by key, or many (`keys`). */
 export type KeyRequest = Plain<machina.v1.KeyRequest>;
+/** A clean record of a type changed (data.changed.<type>). */
+export type DataChanged = Plain<machina.v1.DataChanged>;
 /** Alter the newest record of a key, or of many (`items`). */
 export type UpdateRequest = Plain<machina.v1.UpdateRequest>;
 /** One entity of a bulk update: its key and the fields to alter. */

@@ -50,6 +50,8 @@ export interface MeshNames {
   dataSchema(type: string): string;
   /** `<p>.data.clean.failed.<type>` and `.retry.<type>`: windows the clean job parked, and putting them back. */
   dataClean(op: "failed" | "retry", type: string): string;
+  /** `<p>.data.changed.<type>`: a clean record of the type changed (DataChanged, core NATS). */
+  dataChanged(type: string): string;
   computeGet(name: string): string;
   readonly vertex: {
     connect(role: "processor" | "scheduler"): string;
@@ -67,6 +69,7 @@ export interface MeshNames {
     dataDrift: string;
     dataSchema: string;
     dataClean(op: "failed" | "retry"): string;
+    dataChanged: string;
     computeGet: string;
     vertexConnect: string;
   };
@@ -132,6 +135,7 @@ export function meshNames(prefix = "machina"): MeshNames {
     dataDrift: (type) => `${p}.data.drift.${tok("entity type", type)}`,
     dataSchema: (type) => `${p}.data.schema.${tok("entity type", type)}`,
     dataClean: (op, type) => `${p}.data.clean.${op}.${tok("entity type", type)}`,
+    dataChanged: (type) => `${p}.data.changed.${tok("entity type", type)}`,
     computeGet: (name) => `${p}.compute.get.${tok("computation", name)}`,
     vertex: {
       connect: (role) => `${p}.vertex.connect.${role}`,
@@ -152,6 +156,7 @@ export function meshNames(prefix = "machina"): MeshNames {
       dataDrift: `${p}.data.drift.*`,
       dataSchema: `${p}.data.schema.*`,
       dataClean: (op) => `${p}.data.clean.${op}.*`,
+      dataChanged: `${p}.data.changed.*`,
       computeGet: `${p}.compute.get.*`,
       vertexConnect: `${p}.vertex.connect.*`,
     },

@@ -4,6 +4,7 @@ import { GroupCommit, addCounter, defineEndpoint, defineWorker, observeGauge } f
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import type { DataOp, MeshNames, StoreName } from "@machina/subjects";
 import { MachinaError } from "@machina/wire";
+import { changeAnnouncer } from "./change-events";
 import { CleanLeases } from "./clean";
 import { DataLayer } from "./crud";
 import { DIRTY_SHARDS, type PreparedDump } from "./store";
@@ -153,6 +154,7 @@ export const dataService: ServiceSpec<DataConfig> = {
       queue: ctx.config.queue,
     });
     log.info({ types: types.map((t) => t.name), keyspace: c.keyspace }, "schema ready");
+    const announce = changeAnnouncer((subject, bytes) => ctx.nc.publish(subject, bytes), names, types);
     for (const type of data.schema.legacyDump) {
       log.warn(
         { type },
@@ -213,6 +215,7 @@ export const dataService: ServiceSpec<DataConfig> = {
         owns: (type, shard) => held.has(`${type}.${shard}`),
         maxAttempts: ctx.config.clean.maxAttempts,
         onParked: (type) => parkedCount.inc({ type }),
+        onMerged: (m) => announce("clean", m.type, [m.key], "merged"),
       });
       oldestDirty = r.oldestWindowStart;
       if (r.entities > 0)
@@ -248,6 +251,7 @@ export const dataService: ServiceSpec<DataConfig> = {
           async handler(req, { subject }) {
             const { store, type } = storeOf(names, subject);
             const res = await data.create(store, type, req.records);
+            announce(store, type, req.records, "created");
             return { affected: res.written };
           },
         }),
@@ -304,9 +308,13 @@ export const dataService: ServiceSpec<DataConfig> = {
               },
               { name: "items", items: req.items },
             );
-            if (form === "single")
-              return { record: asJson(await data.update(store, type, req.key, req.alterations, req.clear)) };
+            if (form === "single") {
+              const record = await data.update(store, type, req.key, req.alterations, req.clear);
+              announce(store, type, [record], "updated");
+              return { record: asJson(record) };
+            }
             const res = await data.updateBulk(store, type, req.items);
+            announce(store, type, res.records, "updated");
             return { records: res.records.map(asJson), missing: res.missing.map(asJson) };
           },
         }),
@@ -326,6 +334,7 @@ export const dataService: ServiceSpec<DataConfig> = {
               form === "single"
                 ? await data.delete(store, type, req.key)
                 : await data.deleteBulk(store, type, req.keys);
+            if (res.deleted > 0) announce(store, type, form === "single" ? [req.key] : req.keys, "deleted");
             return { affected: res.deleted };
           },
         }),

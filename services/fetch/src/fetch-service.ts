@@ -5,6 +5,7 @@ import { defineEndpoint, defineWorker, observeGauge, publishDurable } from "@mac
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import { MachinaError, isMachinaError, makeMeta } from "@machina/wire";
 import { loadCodeModules } from "./code-source";
+import { openDataRows } from "./data-rows";
 import { createFetcher } from "./fetcher";
 import type { FetchResult, Fetcher } from "./fetcher";
 import { openLimiter, type Limiter } from "./limiter";
@@ -61,9 +62,12 @@ export const fetchService: ServiceSpec<FetchConfig> = {
     await dropSharedConsumer(ctx);
     registerLimiterMetrics(ctx, limiter);
     const unlimited = (source: string) => sources.find((s) => s.name === source)?.limiter.kind === "unlimited";
+    // Values some sources read from clean records, followed as data announces changes.
+    const rows = await openDataRows(ctx, sources);
     const fetcher = createFetcher({
       sources,
       limiter,
+      rows,
       env: ctx.configSource.env ?? process.env,
       onRejected: rejectedRecordReporter(ctx),
     });
@@ -201,6 +205,7 @@ export const fetchService: ServiceSpec<FetchConfig> = {
         }),
       ),
       async onStop() {
+        rows.close();
         await limiter.close();
       },
     };

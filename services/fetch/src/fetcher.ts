@@ -13,6 +13,7 @@ import {
   renderValue,
   resolveData,
   type BodyNode,
+  type DataRowValues,
   type EntityRecords,
   type PaginateSpec,
   type QueryDef,
@@ -102,6 +103,8 @@ export interface FetcherOptions {
   /** Where `{ env: NAME }` data is read from. Default `process.env`. */
   readonly env?: NodeJS.ProcessEnv;
   readonly http?: HttpManagerOptions;
+  /** Current values of sources' `row` data (see data-rows.ts); without it such values never load. */
+  readonly rows?: DataRowValues;
   /** Told of every record left out of a page (a mapped field that could not be coerced), as the page is extracted. */
   readonly onRejected?: RejectedRecordHandler;
 }
@@ -136,7 +139,7 @@ export function createFetcher(opts: FetcherOptions): Fetcher {
         { retryable: false },
       );
     }
-    const data = resolveData(def, opts.env ?? process.env);
+    const data = resolveData(def, opts.env ?? process.env, opts.rows);
     // The limiter learns a pool's credentials by id only, once their secrets are read.
     if (def.pool !== null)
       opts.limiter.usePool(

@@ -833,6 +833,41 @@ export namespace machina {
             public keys: google.protobuf.Struct[];
         }
 
+        /** Properties of a DataChanged. */
+        interface IDataChanged {
+
+            /** DataChanged type */
+            type?: (string|null);
+
+            /** DataChanged key */
+            key?: (google.protobuf.Struct|null);
+
+            /** merged, created, updated or deleted. */
+            op?: (string|null);
+        }
+
+        /**
+         * A clean record changed: merged by the clean job, or created, updated or deleted through CRUD.
+         * Published on data.changed.<type> (core NATS, at most once: listeners re-read on a timer too).
+         */
+        class DataChanged implements IDataChanged {
+
+            /**
+             * Constructs a new DataChanged.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IDataChanged);
+
+            /** DataChanged type. */
+            public type: string;
+
+            /** DataChanged key. */
+            public key?: (google.protobuf.Struct|null);
+
+            /** merged, created, updated or deleted. */
+            public op: string;
+        }
+
         /** Properties of a DeadLetterFilter. */
         interface IDeadLetterFilter {
 

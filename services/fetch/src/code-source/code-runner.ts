@@ -2,7 +2,7 @@ import { MachinaError } from "@machina/wire";
 import type { FetchMeta, FetchRequest, FetchResult } from "../fetcher";
 import type { HttpManager } from "../http";
 import type { Acquired, Limiter } from "../limiter";
-import { mergeRecords, redact, type EntityRecords, type ResolvedData, type SourceDef } from "../source";
+import { joinData, mergeRecords, redact, type EntityRecords, type ResolvedData, type SourceDef } from "../source";
 import { admittedCall } from "./admitted-call";
 import { toHttpRequest, type CodeRequestScope } from "./code-request";
 import type { CodeContext, CodeQuery, CodeResponse, PageToken } from "./code-source";
@@ -42,7 +42,7 @@ export function createCodeRunner(
   const { file, impl } = loaded;
   const call = admittedCall(def.name, manager, limiter);
   // One frozen copy: a module cannot change what the next fetch (or the manager) sees.
-  const values = Object.freeze({ ...data.values });
+  const values = Object.freeze(joinData(data.values));
   const clean = (text: string) => redact(text, data.secrets);
 
   // What a hook threw, as a MachinaError naming the source, module and hook, secrets scrubbed.

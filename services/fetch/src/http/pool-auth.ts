@@ -2,7 +2,7 @@
 // manager.auth with that credential's data; the limiter says which one a call uses.
 import { MachinaError } from "@machina/wire";
 import { createRequestAuth, type RequestAuth, type RequestAuthOptions } from "./request-auth";
-import type { ResolvedData, SourceDef, Template } from "../source";
+import { joinData, type ResolvedData, type SourceDef, type Template } from "../source";
 
 /** Renders a credential template from a given set of data values. */
 export type RenderWith = (values: Readonly<Record<string, string>>) => (t: Template) => string;
@@ -22,7 +22,7 @@ export function createSourceAuth(
   if (def.pool === null || pool.length === 0) return createRequestAuth(def, data, render, opts);
   const members = new Map<string, RequestAuth>();
   for (const c of pool) {
-    const values = { ...data.values, ...c.values };
+    const values = joinData(data.values, c.values);
     const own: ResolvedData = { ...data, values, origins: { ...data.origins, ...c.origins } };
     members.set(c.id, createRequestAuth(def, own, renderWith(values), opts));
   }

@@ -15,10 +15,19 @@ export interface ResolvedData {
   readonly credentials?: readonly ResolvedCredential[];
 }
 
+/** Current values of a source's `row` data, as the data layer last answered. */
+export interface DataRowValues {
+  /** The value, or undefined while it is not loaded. */
+  get(source: string, key: string): string | undefined;
+  /** Why a value is not loaded (the last error), for the error a fetch then gets. */
+  why(source: string, key: string): string;
+}
+
 /** Describes where a data value comes from, for error messages (never includes the value). */
 export function describeOrigin(spec: DataSpec): string {
   if (spec.kind === "env") return `env var ${spec.name}`;
   if (spec.kind === "file") return `file ${spec.path}`;
+  if (spec.kind === "row") return `field ${spec.field} of the clean ${spec.type} record ${JSON.stringify(spec.key)}`;
   return "a constant in the source file";
 }
 
@@ -26,7 +35,7 @@ export function describeOrigin(spec: DataSpec): string {
  * Resolves every data value of `def` from env, files and constants, once at start-up, so a
  * missing secret stops the service before it takes work rather than failing each fetch.
  */
-export function resolveData(def: SourceDef, env: NodeJS.ProcessEnv = process.env): ResolvedData {
+export function resolveData(def: SourceDef, env: NodeJS.ProcessEnv = process.env, rows?: DataRowValues): ResolvedData {
   const values: Record<string, string> = {};
   const origins: Record<string, string> = {};
   const secrets: string[] = [];
@@ -34,6 +43,22 @@ export function resolveData(def: SourceDef, env: NodeJS.ProcessEnv = process.env
     origins[key] = describeOrigin(spec);
     if (spec.kind === "value") {
       values[key] = spec.value;
+      continue;
+    }
+    if (spec.kind === "row") {
+      // Read at each use: the data layer's value changes while the source is in use.
+      Object.defineProperty(values, key, {
+        enumerable: true,
+        get: () => {
+          const v = rows?.get(def.name, key);
+          if (v !== undefined) return v;
+          throw new MachinaError(
+            "UNAVAILABLE",
+            `source ${def.name}: data.${key} (${origins[key]}) is not loaded yet${rows === undefined ? " (no data reader in this process)" : `: ${rows.why(def.name, key)}`}`,
+            { retryable: true, details: { source: def.name, data: key, dependency: "data" } },
+          );
+        },
+      });
       continue;
     }
     const value = spec.kind === "env" ? readEnv(def, key, spec.name, env) : readSecretFile(def, key, spec.path);
@@ -82,6 +107,13 @@ function readSecretFile(def: SourceDef, key: string, path: string): string {
     );
   }
   return value;
+}
+
+/** Merges data value maps, later ones winning, keeping `row` values live (their getters, not a snapshot). */
+export function joinData(...maps: readonly Readonly<Record<string, string>>[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of maps) Object.defineProperties(out, Object.getOwnPropertyDescriptors(m));
+  return out;
 }
 
 /** Replaces every secret occurring in `text` with `***`. */

@@ -28,7 +28,15 @@ export type LimiterSpec =
 export type DataSpec =
   | { readonly kind: "env"; readonly name: string }
   | { readonly kind: "file"; readonly path: string }
-  | { readonly kind: "value"; readonly value: string };
+  | { readonly kind: "value"; readonly value: string }
+  | {
+      readonly kind: "row";
+      readonly type: string;
+      readonly key: Readonly<Record<string, string>>;
+      readonly field: string;
+      /** Re-read interval, ms. */
+      readonly refreshMs: number;
+    };
 
 /** How the manager authenticates; templates may only read `{{data.x}}`. */
 export type AuthSpec =
@@ -175,7 +183,9 @@ export function compileSource(raw: unknown, origin: string): SourceDef {
 function dataOf(d: Source["data"][string]): DataSpec {
   if (d.env !== undefined) return { kind: "env", name: d.env };
   if (d.file !== undefined) return { kind: "file", path: d.file };
-  // The schema admits exactly one of the three.
+  if (d.row !== undefined)
+    return { kind: "row", type: d.row.type, key: d.row.key, field: d.row.field, refreshMs: d.row.refresh };
+  // The schema admits exactly one of the four.
   return { kind: "value", value: d.value ?? "" };
 }
 

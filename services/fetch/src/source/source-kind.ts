@@ -60,6 +60,16 @@ const LIMITER = z
     "How calls to the source are rationed: `unlimited`, or `windows` of at most `limit` calls `per` duration. With a `pool`, each credential has these windows to itself.",
   );
 
+const DATA_ROW = field.object({
+  type: field.name().describe("The entity type whose clean record holds the value."),
+  key: field.names(field.scalarText()).describe("The record's key fields and values, e.g. `{ id: default }`."),
+  field: field.name().describe("The field whose value is used (objects and lists as JSON text)."),
+  refresh: field
+    .duration({ min: 1_000 })
+    .default(300_000)
+    .describe("Re-read this often too, since change announcements are at most once. Default `5m`."),
+});
+
 const DATA_ENTRY = field
   .object({
     env: field
@@ -74,13 +84,16 @@ const DATA_ENTRY = field
         "File holding the value, e.g. a mounted Kubernetes Secret (a secret; one trailing newline is dropped).",
       ),
     value: field.scalarText().optional().describe("The value itself, written in the source file (not a secret)."),
+    row: DATA_ROW.optional().describe(
+      "A field of a clean record in the data layer, read at start and again whenever data announces a change of that record (and every `refresh`). Not a secret.",
+    ),
   })
   .superRefine((v, ctx) => {
     const given = Object.keys(v);
     if (given.length !== 1)
       ctx.addIssue({
         code: "custom",
-        message: `give exactly one of env, file, value (got ${given.length === 0 ? "none" : given.join(", ")})`,
+        message: `give exactly one of env, file, value, row (got ${given.length === 0 ? "none" : given.join(", ")})`,
         input: v,
       });
   });
