@@ -180,8 +180,9 @@ describe("pipeline under pressure", { timeout: 600_000 }, () => {
     );
     assert.equal(a.keys, n);
     assert.equal(a.dupes, 0);
-    // 1,500 at 100/s is 15 s of quota; the pipeline may add a few seconds, never B's minute.
-    assert.ok(done < 35_000, `A took ${done} ms`);
+    // 1,500 at 100/s is 15 s of quota; the pipeline may add seconds (more on a loaded machine),
+    // but a stall behind B would cost B's whole minute.
+    assert.ok(done < 45_000, `A took ${done} ms`);
     assert.ok(b.rows >= 1 && b.rows <= 10, `B progresses at its own quota: ${b.rows} rows`);
     assert.ok(
       stats.maxPerInterval["key-fast"] <= 100,
