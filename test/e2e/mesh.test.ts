@@ -135,6 +135,45 @@ describe("example network, end to end", { timeout: 300_000 }, () => {
     });
   });
 
+  it("aggregate fills a saved null from the website's last value, refuses a keyless record, and says who owns its partitions", async () => {
+    // The README's lines: example.com has been fetched by now (the timer test above waited for it).
+    const site = expectedSite("example.com");
+    await eventually("example.com fetched", async () => {
+      const c = await natsReq<{ count: number }>("machina.data.count.dump.website", {
+        criteria: { domain: "example.com", source: "sitestats" },
+      });
+      return c.count >= 1 ? true : undefined;
+    });
+    const saved = await natsReq<{ ok: boolean; id: string }>("machina.aggregate.save.website", {
+      id: `fill-${testStart}`,
+      records: [{ domain: "example.com", title: null }],
+    });
+    assert.deepEqual(saved, { ok: true, id: `fill-${testStart}` });
+    const filled = await eventually("the filled row", async () => {
+      const r = await natsReq<{ records: Array<Record<string, unknown>> }>("machina.data.read.dump.website", {
+        criteria: { domain: "example.com", source: "manual", task_id: `fill-${testStart}` },
+        limit: 1,
+      });
+      return r.records[0];
+    });
+    assert.equal(filled.title, site.title, "title carried from the last sitestats answer");
+    const refused = await natsReq<Err>("machina.aggregate.save.website", {
+      id: "no-key",
+      records: [{ title: "no domain" }],
+    });
+    assert.equal(refused.code, "BAD_REQUEST");
+    assert.match(refused.message, /record 0: key field domain needs a text, number or boolean value, got nothing/);
+    const nope = await natsReq<Err>("machina.aggregate.save.nope", { records: [{ domain: "a.example" }] });
+    assert.equal(nope.status, 404);
+    assert.match(nope.message, /declared: website/);
+    const owners = await eventually("aggregate's partitions in vertex.nodes", async () => {
+      const n = await natsReq<{ nodes: Array<{ service: string; owns?: string[] }> }>("machina.vertex.nodes", {});
+      const owns = n.nodes.filter((x) => x.service === "aggregate").flatMap((x) => x.owns ?? []);
+      return owns.length === 2 ? owns.sort() : undefined;
+    });
+    assert.deepEqual(owners, ["website.0", "website.1"]);
+  });
+
   it("invoke.fire of the same tick is deduplicated by task id", async () => {
     type Fire = { tick: number; tasks: number; duplicates: number };
     // Two fires in one tick of the 1-minute grid; retried if a minute boundary falls between them.

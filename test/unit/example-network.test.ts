@@ -20,7 +20,7 @@ describe("example network in config/default", () => {
   const querySets = compileQuerySets(load("invoke/query_sets"), ledgers);
   const triggers = compileTriggers(load("invoke/triggers"), querySets);
   const types = load("data/types").map((c) => compileTypeDef({ name: c.name, ...c.doc }, c.origins.join(" + ")));
-  const aggregators = compileAggregators(load("aggregate/aggregators"));
+  const aggregators = compileAggregators(load("aggregate/aggregators"), load("data/types"));
 
   it("declares sources, ledgers, query sets, a trigger and a type", () => {
     assert.deepEqual(sources.map((s) => s.name).sort(), ["rankings", "sitestats", "traffic"]);
@@ -88,7 +88,9 @@ describe("aggregate, compute and data validators", () => {
       bad({ aggregator: "avg" }),
       (e) =>
         isMachinaError(e, "BAD_REQUEST") &&
-        /website\.yaml: aggregator: expected "passthrough", got "avg"/.test(e.message),
+        /website\.yaml: aggregator: expected one of passthrough, forward_fill, window, merge_partials, got "avg"/.test(
+          e.message,
+        ),
     );
     assert.throws(
       bad({ aggregatr: "passthrough" }),
@@ -113,19 +115,10 @@ describe("aggregate, compute and data validators", () => {
     );
   });
 
-  it("passthrough forwards a batch unchanged", async () => {
+  it("declares passthrough for a type whose file says so", () => {
     const table = compileAggregators([{ name: "website", origins: ["a.yaml"], doc: { aggregator: "passthrough" } }]);
-    const batch = {
-      id: "t:website",
-      type: "website",
-      source: "s",
-      query: "q",
-      taskId: "t",
-      fetchedAt: 1,
-      records: [{ domain: "a" }],
-      firstSeq: 0,
-    };
-    assert.deepEqual(await table.forType("website")(batch), [batch]);
+    assert.equal(table.forType("website").kind, "passthrough");
+    assert.deepEqual(table.stateful(), []);
   });
 
   it("names the registered computations for an unknown one and the missing argument for latest", async () => {

@@ -457,6 +457,7 @@ const FULL: { [N in MessageName]: Required<MessageTypes[N]> } = {
     seenAt: 6,
     version: "v",
     configHead: "c",
+    owns: ["website.0"],
   },
   NodeList: { nodes: [] },
   PatchOp: { op: "add", path: "/a", value: { b: 1 }, from: "/c" },

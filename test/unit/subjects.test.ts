@@ -27,6 +27,7 @@ function concreteSubjects(n: MeshNames): { subject: string; stream: StreamKey | 
     out.push({ subject: n.task.fetch(x, x, `lead ${x}.com`), stream: "FETCH" });
     out.push({ subject: n.task.fetched(x), stream: "FETCHED" });
     out.push({ subject: n.task.aggregate(x), stream: "AGGREGATE" });
+    out.push({ subject: n.task.aggregatePartition(x, 3), stream: "AGGREGATE" });
     out.push({ subject: n.task.store(x), stream: "STORE" });
     out.push({ subject: n.aggregateSave(x), stream: null });
     out.push({ subject: n.computeGet(x), stream: null });
@@ -119,12 +120,23 @@ describe("meshNames", () => {
         n.consumers.fetch("sitestats"),
         n.consumers.fetched,
         n.consumers.aggregate,
+        n.consumers.aggregatePartition("web_site", 7),
         n.consumers.store,
       ]) {
         assert.match(name, /^[A-Za-z0-9_-]+$/, name);
       }
       for (const k of STREAMS) assert.match(n.streamSubjects[k], new RegExp(`^${n.prefix}\\.[a-z.]+\\.>$`));
     }
+  });
+
+  it("keeps the shared aggregate consumer off partition subjects, so both can consume the work-queue stream", () => {
+    const n = meshNames();
+    assert.equal(n.task.aggregatePartition("website", 3), "machina.task.aggregate.website.3");
+    assert.equal(matches(n.task.aggregateAll, n.task.aggregate("website")), true);
+    assert.equal(matches(n.task.aggregateAll, n.task.aggregatePartition("website", 3)), false);
+    assert.equal(n.consumers.aggregatePartition("website", 3), "aggregate-website-3");
+    assert.equal(n.buckets.aggregateState, "machina_aggregate_state");
+    for (const bad of [-1, 1.5, 10_000]) assert.throws(() => n.task.aggregatePartition("website", bad), /partition/);
   });
 
   it("captures every task subject in exactly its own stream and no request/reply subject in any", () => {

@@ -1,20 +1,11 @@
-import { headers as makeHeaders } from "@nats-io/nats-core";
 import type { MsgHdrs } from "@nats-io/nats-core";
 import type { Consumer, JetStreamClient, JsMsg } from "@nats-io/jetstream";
 import type { Logger } from "@machina/log";
 import type { MessageName, MessageTypes } from "@machina/protos";
 import type { MeshNames } from "@machina/subjects";
-import {
-  CONTENT_TYPE_PROTOBUF,
-  DEAD_LETTER_ERROR_HEADER,
-  MachinaError,
-  TIMING_HEADER,
-  appendTiming,
-  decodeBody,
-  encodeBody,
-  encodingOf,
-} from "@machina/wire";
+import { MachinaError, TIMING_HEADER, appendTiming, decodeBody, encodeBody, encodingOf } from "@machina/wire";
 import { classifyThrown } from "./classify";
+import { storeDeadLetter } from "./dead-letter";
 import type { Health } from "./health";
 import type { ServiceMetrics } from "./metrics";
 import type { PipelineStream } from "./topology";
@@ -322,34 +313,17 @@ export async function startWorker(
   }
 
   // The whole message, or one part of it re-encoded in protobuf (`part` then names it).
-  async function deadLetter(m: JsMsg, err: MachinaError, part?: { part: string; payload: Uint8Array }): Promise<void> {
-    const h = makeHeaders();
-    h.set("Content-Type", CONTENT_TYPE_PROTOBUF);
-    h.set(DEAD_LETTER_ERROR_HEADER, err.code);
-    const body = encodeBody(
-      "DeadLetter",
-      {
-        stream: m.info.stream,
-        subject: m.subject,
-        streamSeq: m.seq,
-        deliveries: m.info.deliveryCount,
-        errorCode: err.code,
-        errorMessage: err.message,
-        payload: part?.payload ?? m.data,
-        contentType: part ? CONTENT_TYPE_PROTOBUF : m.headers?.get("Content-Type") || "application/json",
-      },
-      "protobuf",
-    );
-    const msgID = `dlq-${m.info.stream}-${m.seq}${part ? `-${part.part}` : ""}`;
-    try {
-      await js.publish(names.dlq(m.info.stream), body, { headers: h, msgID });
-    } catch (e) {
-      // Without a stored dead letter the message must stay: a retryable failure naks it.
-      throw new MachinaError("UNAVAILABLE", `could not store a dead letter: ${(e as Error).message}`, {
-        cause: e,
-        details: { dependency: "nats" },
-      });
-    }
+  function deadLetter(m: JsMsg, err: MachinaError, part?: { part: string; payload: Uint8Array }): Promise<void> {
+    const source = {
+      stream: m.info.stream,
+      subject: m.subject,
+      seq: m.seq,
+      deliveries: m.info.deliveryCount,
+      data: m.data,
+      contentType: m.headers?.get("Content-Type") || "application/json",
+    };
+    // Without a stored dead letter the message must stay: a retryable failure naks it.
+    return storeDeadLetter(js, names, source, err, part);
   }
 
   const running = pullLoop();

@@ -43,5 +43,6 @@ export async function collectNodeInfo(base: {
     seenAt: Date.now(),
     version: base.version,
     configHead: "",
+    owns: [],
   };
 }

@@ -78,7 +78,7 @@ export async function publishDurable<N extends MessageName>(
 }
 
 /** The PubAck in a reply, or the JetStream API error it carries (thrown with its err_code). */
-function readPubAck(msg: Msg): StoredAck {
+export function readPubAck(msg: Msg): StoredAck {
   let body: {
     stream?: unknown;
     seq?: unknown;

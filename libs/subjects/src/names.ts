@@ -31,6 +31,13 @@ export function leadToken(leadId: string): string {
   return createHash("sha256").update(leadId).digest("base64url").slice(0, 22);
 }
 
+/** A partition number as a subject token: a non-negative integer below 10 000. */
+function partitionToken(partition: number): string {
+  if (!Number.isInteger(partition) || partition < 0 || partition >= 10_000)
+    throw new TypeError(`partition: expected an integer from 0 to 9999, got ${String(partition)}`);
+  return String(partition);
+}
+
 /** Every subject, stream, consumer and bucket name of one network, derived from its prefix. */
 export interface MeshNames {
   readonly prefix: string;
@@ -88,6 +95,10 @@ export interface MeshNames {
     fetchOf(source: string): string;
     fetched(source: string): string;
     aggregate(type: string): string;
+    /** `<p>.task.aggregate.<type>.<n>`: partition `n` of a stateful type, read in order by its one owner. */
+    aggregatePartition(type: string, partition: number): string;
+    /** Every type's unpartitioned subject, one token after `aggregate` (partition subjects have two). */
+    aggregateAll: string;
     store(type: string): string;
   };
   /** Dead-letter subject for a stream's messages that kept failing. */
@@ -100,13 +111,25 @@ export interface MeshNames {
     fetch(source: string): string;
     fetched: string;
     aggregate: string;
+    /** Durable consumer of one partition of a stateful type (`aggregate-<type>-<n>`), used by its owner only. */
+    aggregatePartition(type: string, partition: number): string;
     store: string;
   };
   /**
    * KV buckets: limiter windows, config patches, live nodes, which data replica cleans which
-   * shard, and how far each paginated FetchTask got (`fetchPages`, so a redelivery resumes).
+   * shard, how far each paginated FetchTask got (`fetchPages`, so a redelivery resumes), the
+   * state of stateful aggregators (`aggregateState`: open windows, partials, last values) and
+   * which aggregate replica owns which partition (`aggregateLeases`).
    */
-  readonly buckets: { limiter: string; config: string; nodes: string; cleanLeases: string; fetchPages: string };
+  readonly buckets: {
+    limiter: string;
+    config: string;
+    nodes: string;
+    cleanLeases: string;
+    fetchPages: string;
+    aggregateState: string;
+    aggregateLeases: string;
+  };
 }
 
 /** Builds every name of a network from its prefix (default `machina`). */
@@ -168,6 +191,9 @@ export function meshNames(prefix = "machina"): MeshNames {
       fetchOf: (source) => `${p}.task.fetch.${tok("source", source)}.>`,
       fetched: (source) => `${p}.task.fetched.${tok("source", source)}`,
       aggregate: (type) => `${p}.task.aggregate.${tok("entity type", type)}`,
+      aggregatePartition: (type, partition) =>
+        `${p}.task.aggregate.${tok("entity type", type)}.${partitionToken(partition)}`,
+      aggregateAll: `${p}.task.aggregate.*`,
       store: (type) => `${p}.task.store.${tok("entity type", type)}`,
     },
     dlq: (stream) => `${p}.dlq.${stream}`,
@@ -189,6 +215,7 @@ export function meshNames(prefix = "machina"): MeshNames {
       fetch: (source) => `fetch-${tok("source", source)}`,
       fetched: "invoke-handler",
       aggregate: "aggregate",
+      aggregatePartition: (type, partition) => `aggregate-${tok("entity type", type)}-${partitionToken(partition)}`,
       store: "data-dump",
     },
     buckets: {
@@ -197,6 +224,8 @@ export function meshNames(prefix = "machina"): MeshNames {
       nodes: `${p}_nodes`,
       cleanLeases: `${p}_clean_leases`,
       fetchPages: `${p}_fetch_pages`,
+      aggregateState: `${p}_aggregate_state`,
+      aggregateLeases: `${p}_aggregate_leases`,
     },
   };
 }

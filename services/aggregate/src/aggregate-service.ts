@@ -1,77 +1,134 @@
 import { loadComponents } from "@machina/config";
-import { defineEndpoint, defineWorker, recordBatchesPublisher } from "@machina/runtime";
+import { KvLeases, defineWorker, ensureDurable, groupMsgId } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
-import type { RecordBatch } from "@machina/protos";
 import { MachinaError } from "@machina/wire";
-import { compileAggregators } from "./aggregators";
+import { compileAggregators } from "./config";
+import { createAggregateMetrics } from "./metrics";
+import { PartitionManager, StateStore, checkLayout } from "./partition";
+import { Routing } from "./routing";
+import { saveEndpoint } from "./save-endpoint";
 
 // AGGREGATE messages handled at once: enough that their output forms large STORE messages.
 const AGGREGATE_LANES = 32;
 
+/** Aggregate settings. */
+export interface AggregateConfig {
+  aggregate: { leaseTtlMs: number };
+}
+
+/** What tests may replace. */
+export interface AggregateOptions {
+  /** Wall clock, epoch ms: fires merge_partials timeouts while a partition is idle. Default Date.now. */
+  clock?: () => number;
+}
+
+/** The aggregate service (layer 2), with an injectable clock. */
+export function createAggregateService(opts: AggregateOptions = {}): ServiceSpec<AggregateConfig> {
+  const clock = opts.clock ?? Date.now;
+  return {
+    name: "aggregate",
+    version: "0.2.0",
+    description: "Aggregates records per entity type before they are stored",
+    httpPort: 9303,
+    schema: {
+      aggregate: {
+        leaseTtlMs: {
+          doc: "Partition leases expire this long after their last renewal (renewed every quarter of it): a crashed replica's partitions move after at most this, plus a quarter.",
+          format: "nat",
+          default: 10_000,
+        },
+      },
+    },
+    async setup(ctx: ServiceContext<AggregateConfig>) {
+      const { names } = ctx;
+      const table = compileAggregators(
+        loadComponents("aggregate/aggregators", ctx.configSource),
+        loadComponents("data/types", ctx.configSource),
+      );
+      // Partition subjects have one token more than a type's own; the shared consumer must stop
+      // at the type's (it captured both before partitions existed) or no partition consumer can exist.
+      await ensureDurable(ctx.jsm, names.streams.AGGREGATE, names.consumers.aggregate, names.task.aggregateAll);
+      const metrics = createAggregateMetrics(ctx.metrics);
+      const routing = new Routing(table, ctx.client, names, ctx.node.id);
+
+      let manager: PartitionManager | undefined;
+      const stateful = table.stateful();
+      if (stateful.length > 0) {
+        const store = await StateStore.open(
+          ctx.nc,
+          ctx.js,
+          ctx.jsm,
+          ctx.kvm,
+          names.buckets.aggregateState,
+          ctx.config.nats.replicas,
+        );
+        for (const agg of stateful) await checkLayout(store, ctx.jsm, names, agg);
+        const leases = await KvLeases.open({
+          kvm: ctx.kvm,
+          bucket: names.buckets.aggregateLeases,
+          node: ctx.node.id,
+          ttlMs: ctx.config.aggregate.leaseTtlMs,
+          replicas: ctx.config.nats.replicas,
+        });
+        manager = new PartitionManager(
+          stateful,
+          leases,
+          {
+            js: ctx.js,
+            jsm: ctx.jsm,
+            client: ctx.client,
+            names,
+            log: ctx.log,
+            store,
+            metrics,
+            sender: ctx.node.id,
+            clock,
+          },
+          ctx.node,
+          ctx.log,
+        );
+        await manager.start();
+        ctx.log.info(
+          { types: stateful.map((a) => `${a.type}:${a.kind}×${a.partitions}`), owned: manager.owned() },
+          "stateful aggregators ready",
+        );
+      }
+
+      return {
+        endpoints: [saveEndpoint(names, table, routing)],
+        workers: [
+          defineWorker({
+            name: "aggregate",
+            stream: "AGGREGATE",
+            durable: names.consumers.aggregate,
+            filter: names.task.aggregateAll,
+            message: "RecordBatches",
+            concurrency: AGGREGATE_LANES,
+            async handle(msg, { timing, deadLetter, headers }) {
+              const stamp = timing();
+              // Every batch's type is checked before any is sent, so an unknown one fails its message whole.
+              for (const b of msg.batches) {
+                if (!b.type)
+                  throw new MachinaError(
+                    "BAD_REQUEST",
+                    "record batch has no type; set `type` to the entity type of its records",
+                  );
+                table.forType(b.type);
+              }
+              const msgId = headers?.get("Nats-Msg-Id") || groupMsgId(msg.batches.map((b) => b.id));
+              await routing.send(msg.batches, msgId, stamp, (r) =>
+                deadLetter(`b${r.batch}r${r.index}`, "RecordBatches", { batches: [r.alone] }, r.error),
+              );
+            },
+          }),
+        ],
+        async onStop() {
+          await manager?.stop();
+        },
+      };
+    },
+  };
+}
+
 /** The aggregate service (layer 2): one aggregator per entity type between FETCHED and STORE. */
-export const aggregateService: ServiceSpec<Record<string, never>> = {
-  name: "aggregate",
-  version: "0.1.0",
-  description: "Aggregates records per entity type before they are stored",
-  httpPort: 9303,
-  async setup(ctx: ServiceContext<Record<string, never>>) {
-    const table = compileAggregators(loadComponents("aggregate/aggregators", ctx.configSource));
-    const { names } = ctx;
-
-    // Output batches of one type from messages handled together leave as one STORE message.
-    const toStore = recordBatchesPublisher(ctx.client, ctx.node.id);
-    const aggregatorOf = (batch: RecordBatch) => {
-      if (!batch.type)
-        throw new MachinaError("BAD_REQUEST", "record batch has no type; set `type` to the entity type of its records");
-      return table.forType(batch.type);
-    };
-    const forward = async (batch: RecordBatch, timing?: string): Promise<number> => {
-      const out = await aggregatorOf(batch)(batch);
-      await Promise.all(out.map((b) => toStore.publish(names.task.store(b.type), b, timing)));
-      return out.length;
-    };
-
-    return {
-      endpoints: [
-        defineEndpoint({
-          name: "save",
-          subject: names.any.aggregateSave,
-          request: "RecordBatch",
-          reply: "Ack",
-          description: "Aggregate and store a batch of records of the type named by the last subject token",
-          async handler(batch, { subject }) {
-            const [type] = names.tail(subject, 1);
-            if (batch.type && batch.type !== type) {
-              throw new MachinaError("BAD_REQUEST", `batch type "${batch.type}" does not match subject type "${type}"`);
-            }
-            const id = batch.id || `manual-${type}-${Date.now()}`;
-            await forward({
-              ...batch,
-              type,
-              id,
-              fetchedAt: batch.fetchedAt || Date.now(),
-              source: batch.source || "manual",
-            });
-            return { ok: true, id };
-          },
-        }),
-      ],
-      workers: [
-        defineWorker({
-          name: "aggregate",
-          stream: "AGGREGATE",
-          durable: names.consumers.aggregate,
-          filter: names.streamSubjects.AGGREGATE,
-          message: "RecordBatches",
-          concurrency: AGGREGATE_LANES,
-          async handle(msg, { timing }) {
-            const stamp = timing();
-            // Every batch is checked before any is forwarded, so a bad one fails its message whole.
-            for (const b of msg.batches) aggregatorOf(b);
-            await Promise.all(msg.batches.map((b) => forward(b, stamp)));
-          },
-        }),
-      ],
-    };
-  },
-};
+export const aggregateService: ServiceSpec<AggregateConfig> = createAggregateService();

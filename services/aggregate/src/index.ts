@@ -1,8 +1,19 @@
-import { aggregatorKind } from "./aggregators";
+import { aggregatorKind } from "./config";
 
-export { aggregateService } from "./aggregate-service";
-export { compileAggregators, aggregatorKind, AGGREGATOR_KINDS } from "./aggregators";
-export type { Aggregator, AggregatorKind, AggregatorTable } from "./aggregators";
+export { aggregateService, createAggregateService } from "./aggregate-service";
+export type { AggregateConfig, AggregateOptions } from "./aggregate-service";
+export { aggregatorKind, AGGREGATOR_KINDS, REDUCERS, compileAggregators } from "./config";
+export type {
+  AggregatorKind,
+  AggregatorSpec,
+  Reducer,
+  AggregatorTable,
+  TypeAggregator,
+  StatefulAggregator,
+} from "./config";
+export { makeKind, DueQueue } from "./kinds";
+export type { InRecord, KindContext, Outcome, StatefulKind } from "./kinds";
+export { recordKey, partitionOf, routeBatch, PartitionState, RecentBatches } from "./partition";
 
 /** Aggregate's component kinds, for the reference docs. */
 export const componentKinds = [aggregatorKind] as const;

@@ -2019,6 +2019,9 @@ export namespace machina {
 
             /** NodeInfo configHead */
             configHead?: (string|null);
+
+            /** Work units this instance owns now, e.g. aggregate partitions `<type>.<n>`; empty for most services. */
+            owns?: (string[]|null);
         }
 
         /** What a service instance tells vertex about itself on connect and heartbeat. */
@@ -2071,6 +2074,9 @@ export namespace machina {
 
             /** NodeInfo configHead. */
             public configHead: string;
+
+            /** Work units this instance owns now, e.g. aggregate partitions `<type>.<n>`; empty for most services. */
+            public owns: string[];
         }
 
         /** Properties of a NodeList. */
