@@ -3,6 +3,7 @@ import { createCodeRunner, type CodeRunner } from "./code-source";
 import { createHttpManager, type HttpManager, type HttpManagerOptions, type HttpRequest } from "./http";
 import type { Acquired, Limiter } from "./limiter";
 import type { RejectedRecordHandler } from "./rejected-records";
+import { ms, withContext } from "./result-context";
 import { startWalk, type PageProgress, type PageStep, type WalkScope } from "./pagination";
 import {
   checkExtractLeads,
@@ -351,17 +352,4 @@ function walkScope(def: SourceDef, q: QueryDef): WalkScope {
 
 function limiterMeta(a: Acquired | null): Pick<FetchMeta, "limiterUsage" | "limiterQuota" | "percentQuota"> {
   return { limiterUsage: a?.usage ?? null, limiterQuota: a?.quota ?? null, percentQuota: a?.percent ?? null };
-}
-
-function withContext(err: unknown, extra: Record<string, unknown>): unknown {
-  if (!(err instanceof MachinaError)) return err;
-  return new MachinaError(err.code, err.message, {
-    retryable: err.retryable,
-    details: { ...err.details, ...extra },
-    cause: err.cause ?? err,
-  });
-}
-
-function ms(v: number): number {
-  return Math.round(v * 1000) / 1000;
 }

@@ -44,7 +44,8 @@ export function checkCodeModule(ns: unknown, file: string): CodeSource {
   return exported as unknown as CodeSource;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
+/** A non-null, non-array object. */
+export function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 

@@ -3,7 +3,9 @@ import type { FetchMeta, FetchRequest, FetchResult } from "../fetcher";
 import type { HttpManager } from "../http";
 import type { Acquired, Limiter } from "../limiter";
 import { joinData, mergeRecords, redact, type EntityRecords, type ResolvedData, type SourceDef } from "../source";
+import { ms, withContext } from "../result-context";
 import { admittedCall } from "./admitted-call";
+import { isObject } from "./check-module";
 import { toHttpRequest, type CodeRequestScope } from "./code-request";
 import type { CodeContext, CodeQuery, CodeResponse, PageToken } from "./code-source";
 
@@ -196,21 +198,4 @@ function tokenOf(v: unknown, bad: (problem: string) => MachinaError): PageToken 
   if (v === undefined || v === null) return v;
   if (typeof v === "string" || (typeof v === "number" && Number.isFinite(v))) return v;
   throw bad(`a next page token of type ${typeof v}; return a string or number, or null on the last page`);
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-function withContext(err: unknown, extra: Record<string, unknown>): unknown {
-  if (!(err instanceof MachinaError)) return err;
-  return new MachinaError(err.code, err.message, {
-    retryable: err.retryable,
-    details: { ...err.details, ...extra },
-    cause: err.cause ?? err,
-  });
-}
-
-function ms(v: number): number {
-  return Math.round(v * 1000) / 1000;
 }
