@@ -103,8 +103,22 @@ export type QuotaWindow = Plain<machina.v1.QuotaWindow>;
 export type QuotaCredential = Plain<machina.v1.QuotaCredential>;
 /** Quota view of one source. */
 export type QuotaReply = Plain<machina.v1.QuotaReply>;
-/** Rows of leads. */
+/** One source fetch serves and its queries. */
+export type SourceInfo = Plain<machina.v1.SourceInfo>;
+/** Every source fetch serves. */
+export type SourcesReply = Plain<machina.v1.SourcesReply>;
+/** Rows of leads (one page of them). */
 export type Ledger = Plain<machina.v1.Ledger>;
+/** A ledger operation: get, list, put, patch or delete. */
+export type LedgerRequest = Plain<machina.v1.LedgerRequest>;
+/** A lead left out, and why. */
+export type LeadProblem = Plain<machina.v1.LeadProblem>;
+/** What a ledger edit changed. */
+export type LedgerEditReply = Plain<machina.v1.LedgerEditReply>;
+/** One trigger and its next fire time. */
+export type TriggerInfo = Plain<machina.v1.TriggerInfo>;
+/** Every trigger of invoke. */
+export type TriggersReply = Plain<machina.v1.TriggersReply>;
 /** A source and the queries to run per lead. */
 export type QuerySet = Plain<machina.v1.QuerySet>;
 /** Fire a trigger now. */

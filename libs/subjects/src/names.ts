@@ -45,8 +45,8 @@ export interface MeshNames {
   queue(service: ServiceName): string;
   /** Root subject of a service's request/reply endpoints, e.g. `machina.fetch`. */
   serviceRoot(service: ServiceName): string;
-  readonly fetch: { fetch: string; overquota: string; quota: string };
-  readonly invoke: { buildQuerySet: string; fire: string; ledger(op: string): string };
+  readonly fetch: { fetch: string; overquota: string; quota: string; sources: string };
+  readonly invoke: { buildQuerySet: string; fire: string; triggers: string; ledger(op: string): string };
   aggregateSave(type: string): string;
   data(op: DataOp, store: StoreName, type: string): string;
   /** `<p>.data.keys.<type>`: pages through every entity key of a type. */
@@ -119,7 +119,9 @@ export interface MeshNames {
    * KV buckets: limiter windows, config patches, live nodes, which data replica cleans which
    * shard, how far each paginated FetchTask got (`fetchPages`, so a redelivery resumes), the
    * state of stateful aggregators (`aggregateState`: open windows, partials, last values) and
-   * which aggregate replica owns which partition (`aggregateLeases`).
+   * which aggregate replica owns which partition (`aggregateLeases`), the leads of `kv` and
+   * `self` ledgers (`invokeLedgers`) and how far each trigger tick got (`invokeTicks`, so a tick
+   * an invoke replica dropped is finished by another).
    */
   readonly buckets: {
     limiter: string;
@@ -129,6 +131,8 @@ export interface MeshNames {
     fetchPages: string;
     aggregateState: string;
     aggregateLeases: string;
+    invokeLedgers: string;
+    invokeTicks: string;
   };
 }
 
@@ -146,10 +150,16 @@ export function meshNames(prefix = "machina"): MeshNames {
     prefix: p,
     queue: (service) => `${p}-${service}`,
     serviceRoot: (service) => `${p}.${service}`,
-    fetch: { fetch: `${p}.fetch.fetch`, overquota: `${p}.fetch.overquota`, quota: `${p}.fetch.quota` },
+    fetch: {
+      fetch: `${p}.fetch.fetch`,
+      overquota: `${p}.fetch.overquota`,
+      quota: `${p}.fetch.quota`,
+      sources: `${p}.fetch.sources`,
+    },
     invoke: {
       buildQuerySet: `${p}.invoke.buildqueryset`,
       fire: `${p}.invoke.fire`,
+      triggers: `${p}.invoke.triggers`,
       ledger: (op) => `${p}.invoke.ledger.${tok("ledger op", op)}`,
     },
     aggregateSave: (type) => `${p}.aggregate.save.${tok("entity type", type)}`,
@@ -226,6 +236,8 @@ export function meshNames(prefix = "machina"): MeshNames {
       fetchPages: `${p}_fetch_pages`,
       aggregateState: `${p}_aggregate_state`,
       aggregateLeases: `${p}_aggregate_leases`,
+      invokeLedgers: `${p}_invoke_ledgers`,
+      invokeTicks: `${p}_invoke_ticks`,
     },
   };
 }

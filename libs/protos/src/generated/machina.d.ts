@@ -687,6 +687,12 @@ export namespace machina {
 
             /** ComputeRequest args */
             args?: (google.protobuf.Struct|null);
+
+            /** paged computations (ledger producers): rows per page, 0 means theirs */
+            limit?: (number|null);
+
+            /** "" for the first page */
+            page?: (string|null);
         }
 
         /** compute.get.<name>: arguments of a computation. */
@@ -700,6 +706,12 @@ export namespace machina {
 
             /** ComputeRequest args. */
             public args?: (google.protobuf.Struct|null);
+
+            /** paged computations (ledger producers): rows per page, 0 means theirs */
+            public limit: number;
+
+            /** "" for the first page */
+            public page: string;
         }
 
         /** Properties of a ComputeReply. */
@@ -713,6 +725,9 @@ export namespace machina {
 
             /** ComputeReply cached */
             cached?: (boolean|null);
+
+            /** paged computations: token of the next page; "" on the last */
+            next?: (string|null);
         }
 
         /** Represents a ComputeReply. */
@@ -732,6 +747,9 @@ export namespace machina {
 
             /** ComputeReply cached. */
             public cached: boolean;
+
+            /** paged computations: token of the next page; "" on the last */
+            public next: string;
         }
 
         /** Properties of a FailedWindow. */
@@ -1651,6 +1669,52 @@ export namespace machina {
             public credentials: machina.v1.QuotaCredential[];
         }
 
+        /** Properties of a SourceInfo. */
+        interface ISourceInfo {
+
+            /** SourceInfo name */
+            name?: (string|null);
+
+            /** SourceInfo queries */
+            queries?: (string[]|null);
+        }
+
+        /** One source as fetch.sources shows it. */
+        class SourceInfo implements ISourceInfo {
+
+            /**
+             * Constructs a new SourceInfo.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.ISourceInfo);
+
+            /** SourceInfo name. */
+            public name: string;
+
+            /** SourceInfo queries. */
+            public queries: string[];
+        }
+
+        /** Properties of a SourcesReply. */
+        interface ISourcesReply {
+
+            /** SourcesReply sources */
+            sources?: (machina.v1.SourceInfo[]|null);
+        }
+
+        /** fetch.sources (request: Empty): every source this fetch replica serves. */
+        class SourcesReply implements ISourcesReply {
+
+            /**
+             * Constructs a new SourcesReply.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.ISourcesReply);
+
+            /** SourcesReply sources. */
+            public sources: machina.v1.SourceInfo[];
+        }
+
         /** Properties of a Ledger. */
         interface ILedger {
 
@@ -1659,9 +1723,24 @@ export namespace machina {
 
             /** Ledger leads */
             leads?: (machina.v1.Lead[]|null);
+
+            /** constant, kv or self */
+            source?: (string|null);
+
+            /** page token of the next page; "" on the last */
+            next?: (string|null);
+
+            /** leads in the ledger */
+            total?: (number|null);
+
+            /** the field that identifies a lead */
+            leadId?: (string|null);
+
+            /** declared fields, every lead has them (plus the id field) */
+            fields?: (string[]|null);
         }
 
-        /** Rows of leads refreshed on a trigger. */
+        /** Rows of leads refreshed on a trigger; invoke.ledger.get/list answer one page of them. */
         class Ledger implements ILedger {
 
             /**
@@ -1675,6 +1754,229 @@ export namespace machina {
 
             /** Ledger leads. */
             public leads: machina.v1.Lead[];
+
+            /** constant, kv or self */
+            public source: string;
+
+            /** page token of the next page; "" on the last */
+            public next: string;
+
+            /** leads in the ledger */
+            public total: number;
+
+            /** the field that identifies a lead */
+            public leadId: string;
+
+            /** declared fields, every lead has them (plus the id field) */
+            public fields: string[];
+        }
+
+        /** Properties of a LedgerRequest. */
+        interface ILedgerRequest {
+
+            /** LedgerRequest name */
+            name?: (string|null);
+
+            /** get: one lead by id (without: the first page, as list) */
+            id?: (string|null);
+
+            /** list: leads per page, 1-1000; 0 means 100 */
+            limit?: (number|null);
+
+            /** list: "" for the first page */
+            page?: (string|null);
+
+            /** put: leads written whole; patch: fields merged into existing leads */
+            leads?: (machina.v1.Lead[]|null);
+
+            /** delete: lead ids */
+            ids?: (string[]|null);
+        }
+
+        /** invoke.ledger.<op> for get, list, put, patch and delete. */
+        class LedgerRequest implements ILedgerRequest {
+
+            /**
+             * Constructs a new LedgerRequest.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.ILedgerRequest);
+
+            /** LedgerRequest name. */
+            public name: string;
+
+            /** get: one lead by id (without: the first page, as list) */
+            public id: string;
+
+            /** list: leads per page, 1-1000; 0 means 100 */
+            public limit: number;
+
+            /** list: "" for the first page */
+            public page: string;
+
+            /** put: leads written whole; patch: fields merged into existing leads */
+            public leads: machina.v1.Lead[];
+
+            /** delete: lead ids */
+            public ids: string[];
+        }
+
+        /** Properties of a LeadProblem. */
+        interface ILeadProblem {
+
+            /** LeadProblem id */
+            id?: (string|null);
+
+            /** LeadProblem error */
+            error?: (string|null);
+        }
+
+        /** A lead an edit or a refresh left out, and why. */
+        class LeadProblem implements ILeadProblem {
+
+            /**
+             * Constructs a new LeadProblem.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.ILeadProblem);
+
+            /** LeadProblem id. */
+            public id: string;
+
+            /** LeadProblem error. */
+            public error: string;
+        }
+
+        /** Properties of a LedgerEditReply. */
+        interface ILedgerEditReply {
+
+            /** LedgerEditReply name */
+            name?: (string|null);
+
+            /** LedgerEditReply written */
+            written?: (number|null);
+
+            /** LedgerEditReply deleted */
+            deleted?: (number|null);
+
+            /** LedgerEditReply rejected */
+            rejected?: (machina.v1.LeadProblem[]|null);
+
+            /** leads in the ledger after the edit */
+            total?: (number|null);
+        }
+
+        /** invoke.ledger.put/patch/delete. */
+        class LedgerEditReply implements ILedgerEditReply {
+
+            /**
+             * Constructs a new LedgerEditReply.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.ILedgerEditReply);
+
+            /** LedgerEditReply name. */
+            public name: string;
+
+            /** LedgerEditReply written. */
+            public written: number;
+
+            /** LedgerEditReply deleted. */
+            public deleted: number;
+
+            /** LedgerEditReply rejected. */
+            public rejected: machina.v1.LeadProblem[];
+
+            /** leads in the ledger after the edit */
+            public total: number;
+        }
+
+        /** Properties of a TriggerInfo. */
+        interface ITriggerInfo {
+
+            /** TriggerInfo name */
+            name?: (string|null);
+
+            /** timer, cron or manual */
+            type?: (string|null);
+
+            /** "every 1m", the cron expression, or "manual" */
+            schedule?: (string|null);
+
+            /** cron only */
+            timezone?: (string|null);
+
+            /** epoch ms of the next tick; 0 for manual */
+            nextFire?: (number|null);
+
+            /** TriggerInfo querySets */
+            querySets?: (string[]|null);
+
+            /** self ledgers it refreshes */
+            ledgers?: (string[]|null);
+
+            /** newest tick this network recorded for it */
+            lastTickId?: (string|null);
+
+            /** running or done */
+            lastState?: (string|null);
+        }
+
+        /** One trigger as invoke.triggers shows it. */
+        class TriggerInfo implements ITriggerInfo {
+
+            /**
+             * Constructs a new TriggerInfo.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.ITriggerInfo);
+
+            /** TriggerInfo name. */
+            public name: string;
+
+            /** timer, cron or manual */
+            public type: string;
+
+            /** "every 1m", the cron expression, or "manual" */
+            public schedule: string;
+
+            /** cron only */
+            public timezone: string;
+
+            /** epoch ms of the next tick; 0 for manual */
+            public nextFire: number;
+
+            /** TriggerInfo querySets. */
+            public querySets: string[];
+
+            /** self ledgers it refreshes */
+            public ledgers: string[];
+
+            /** newest tick this network recorded for it */
+            public lastTickId: string;
+
+            /** running or done */
+            public lastState: string;
+        }
+
+        /** Properties of a TriggersReply. */
+        interface ITriggersReply {
+
+            /** TriggersReply triggers */
+            triggers?: (machina.v1.TriggerInfo[]|null);
+        }
+
+        /** invoke.triggers (request: Empty). */
+        class TriggersReply implements ITriggersReply {
+
+            /**
+             * Constructs a new TriggersReply.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.ITriggersReply);
+
+            /** TriggersReply triggers. */
+            public triggers: machina.v1.TriggerInfo[];
         }
 
         /** Properties of a QuerySet. */
@@ -1720,6 +2022,9 @@ export namespace machina {
 
             /** FireRequest trigger */
             trigger?: (string|null);
+
+            /** a new tick with its own id instead of the current grid tick */
+            force?: (boolean|null);
         }
 
         /** invoke.fire: fire a trigger now. */
@@ -1733,6 +2038,9 @@ export namespace machina {
 
             /** FireRequest trigger. */
             public trigger: string;
+
+            /** a new tick with its own id instead of the current grid tick */
+            public force: boolean;
         }
 
         /** Properties of a FireReply. */
@@ -1752,6 +2060,12 @@ export namespace machina {
 
             /** of the new tasks, those that replaced an older queued task for the same (source, query, lead) */
             superseded?: (number|null);
+
+            /** <trigger>@<tick>, with a suffix for a forced tick */
+            tickId?: (string|null);
+
+            /** done; running when another replica is still publishing this tick */
+            state?: (string|null);
         }
 
         /** Represents a FireReply. */
@@ -1777,6 +2091,12 @@ export namespace machina {
 
             /** of the new tasks, those that replaced an older queued task for the same (source, query, lead) */
             public superseded: number;
+
+            /** <trigger>@<tick>, with a suffix for a forced tick */
+            public tickId: string;
+
+            /** done; running when another replica is still publishing this tick */
+            public state: string;
         }
 
         /** Properties of a BuildQuerySetRequest. */
