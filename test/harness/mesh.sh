@@ -57,6 +57,7 @@ start() {
   export MACHINA_FETCH_SOURCES_SITESTATS_MANAGER_BASE_URL="http://127.0.0.1:$MACHINA_FAKE_API_PORT"
   export MACHINA_FETCH_SOURCES_TRAFFIC_MANAGER_BASE_URL="http://127.0.0.1:$MACHINA_FAKE_API_PORT"
   export MACHINA_FETCH_SOURCES_RANKINGS_MANAGER_BASE_URL="http://127.0.0.1:$MACHINA_FAKE_API_PORT"
+  export MACHINA_FETCH_SOURCES_DIRECTORY_MANAGER_BASE_URL="http://127.0.0.1:$MACHINA_FAKE_API_PORT"
   # The fake API's demo key; a real deployment sets these from Secrets.
   export SITESTATS_API_KEY="${SITESTATS_API_KEY:-demo-key}" TRAFFIC_API_KEY="${TRAFFIC_API_KEY:-demo-key}"
   # The fake API's demo signing secret for the signed rankings source (config/default/fetch/sources/rankings.*).

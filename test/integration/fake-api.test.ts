@@ -5,7 +5,15 @@ import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { setTimeout as delay } from "node:timers/promises";
 import { after, before, describe, it } from "node:test";
-import { expectedSite, expectedTraffic, SITE_DOMAINS, type Site } from "../fixtures/fake-api/dataset";
+import {
+  DIRECTORY_CITIES,
+  DIRECTORY_DOMAINS,
+  expectedBusinesses,
+  expectedSite,
+  expectedTraffic,
+  SITE_DOMAINS,
+  type Site,
+} from "../fixtures/fake-api/dataset";
 import { parseKeySpec } from "../fixtures/fake-api/key-spec";
 import type { KeyQuota } from "../fixtures/fake-api/quota";
 import { startFakeApi, type FakeApi } from "../fixtures/fake-api/server";
@@ -95,6 +103,51 @@ describe("fake API data endpoints", () => {
       seen,
       SITE_DOMAINS.map((d) => expectedSite(d)),
     );
+  });
+
+  it("lists each city's businesses as expectedBusinesses describes them, some sharing a website", async () => {
+    assert.deepEqual(DIRECTORY_CITIES, ["springfield", "riverton", "lakeside"]);
+    const all: { id: string; domain: string }[] = [];
+    for (const city of DIRECTORY_CITIES) {
+      const res = await get(api, `/v1/directory/${city}`);
+      assert.equal(res.status, 200);
+      const body = (await res.json()) as { city: string; businesses: { id: string; city: string; domain: string }[] };
+      assert.deepEqual(body, { city, businesses: expectedBusinesses(city) });
+      assert.ok(body.businesses.length >= 3, `${city} lists a few businesses`);
+      for (const b of body.businesses) assert.equal(b.city, city);
+      all.push(...body.businesses);
+    }
+    assert.equal(new Set(all.map((b) => b.id)).size, all.length, "ids are unique across cities");
+    const domains = all.map((b) => b.domain);
+    assert.ok(new Set(domains).size < domains.length, "some businesses share a domain");
+    assert.deepEqual(DIRECTORY_DOMAINS, [...new Set(domains)].sort());
+    assert.ok(
+      DIRECTORY_DOMAINS.every((d) => d.endsWith(".example") && !SITE_DOMAINS.includes(d)),
+      "directory websites are their own .example domains",
+    );
+    // Case-insensitive like domains; an unknown city is a 404.
+    assert.deepEqual(await (await get(api, "/v1/directory/Springfield")).json(), {
+      city: "springfield",
+      businesses: expectedBusinesses("springfield"),
+    });
+    const unknown = await get(api, "/v1/directory/atlantis");
+    assert.equal(unknown.status, 404);
+    assert.equal(((await unknown.json()) as { code: string }).code, "not_found");
+    assert.throws(() => expectedBusinesses("atlantis"), RangeError);
+  });
+
+  it("serves sites and traffic for every directory website, outside the /v1/sites list", async () => {
+    for (const domain of DIRECTORY_DOMAINS) {
+      const site = await get(api, `/v1/sites/${domain}`);
+      assert.equal(site.status, 200, domain);
+      assert.deepEqual(await site.json(), { site: expectedSite(domain) });
+      const traffic = await get(api, `/v2/traffic/${domain}`);
+      assert.equal(traffic.status, 200, domain);
+      assert.deepEqual(await traffic.json(), { data: expectedTraffic(domain) });
+      assert.ok(expectedSite(domain).rank > SITE_DOMAINS.length, "ranked after the listed sites");
+    }
+    const list = (await (await get(api, "/v1/sites?per_page=50")).json()) as { total: number };
+    assert.equal(list.total, SITE_DOMAINS.length);
   });
 
   it("defaults to page 1 of 10, clamps per_page to 50 and rejects bad paging", async () => {

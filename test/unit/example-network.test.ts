@@ -23,14 +23,37 @@ describe("example network in config/default", () => {
   const aggregators = compileAggregators(load("aggregate/aggregators"), load("data/types"));
 
   it("declares sources, ledgers, query sets, a trigger and a type", () => {
-    assert.deepEqual(sources.map((s) => s.name).sort(), ["rankings", "sitestats", "traffic"]);
-    assert.ok(ledgers.get("websites")!.leads.length >= 3);
+    assert.deepEqual(sources.map((s) => s.name).sort(), ["directory", "rankings", "sitestats", "traffic"]);
+    assert.ok(ledgers.get("websites")!.store.size >= 3);
     assert.deepEqual(triggers.get("refresh")?.querySets, ["websites_sitestats", "websites_traffic"]);
-    assert.deepEqual([...querySets.keys()], ["websites_sitestats", "websites_traffic"]);
+    assert.deepEqual([...querySets.keys()].sort(), [
+      "business_websites_sitestats",
+      "cities_directory",
+      "websites_sitestats",
+      "websites_traffic",
+    ]);
+    // The recursive loop: cities → businesses → a self ledger of their websites → sitestats.
+    assert.deepEqual(triggers.get("directory")?.querySets, ["cities_directory"]);
+    assert.deepEqual(triggers.get("discover")?.querySets, ["business_websites_sitestats"]);
+    const found = ledgers.get("business_websites")!;
+    assert.equal(found.source, "self");
+    assert.equal(found.refresh, "discover");
+    assert.equal(found.from?.computation, "distinct");
+    assert.equal(querySets.get("business_websites_sitestats")?.ledger, "business_websites");
+    assert.deepEqual(types.map((t) => t.name).sort(), ["business", "website"]);
+  });
+
+  it("lists businesses by city: directory.businesses takes the lead's city and yields business records keyed by id", () => {
+    const directory = sources.find((s) => s.name === "directory")!;
+    assert.deepEqual([...directory.queries.keys()], ["businesses"]);
     assert.deepEqual(
-      types.map((t) => t.name),
-      ["website"],
+      directory.queries.get("businesses")!.extract.map((e) => e.type),
+      ["business"],
     );
+    const business = types.find((t) => t.name === "business")!;
+    assert.deepEqual(business.key, ["id"]);
+    assert.deepEqual(Object.keys(business.fields).sort(), ["city", "domain", "id", "name"]);
+    assert.equal(aggregators.forType("business").kind, "passthrough");
   });
 
   it("query sets name sources and queries that exist", () => {
@@ -52,7 +75,7 @@ describe("example network in config/default", () => {
       }
     }
     const website = types.find((t) => t.name === "website")!;
-    for (const lead of ledgers.get("websites")!.leads) {
+    for (const lead of ledgers.get("websites")!.store.after(null)) {
       for (const k of website.key) assert.ok(lead.args[k] !== undefined, `lead ${lead.id} lacks key field ${k}`);
     }
   });
@@ -124,7 +147,7 @@ describe("aggregate, compute and data validators", () => {
   it("names the registered computations for an unknown one and the missing argument for latest", async () => {
     assert.throws(
       () => computationOf("median"),
-      (e) => isMachinaError(e, "NOT_FOUND") && /registered: latest/.test(e.message),
+      (e) => isMachinaError(e, "NOT_FOUND") && /registered: latest, distinct/.test(e.message),
     );
     // Argument checks run before any I/O, so no client is needed to see them fail.
     const deps = {} as Parameters<ReturnType<typeof computationOf>["run"]>[1];
@@ -162,6 +185,28 @@ describe("aggregate, compute and data validators", () => {
     );
     // The args schema is exported with each computation, for docs and clients.
     assert.equal(latest.args.safeParse({ type: "website", key: { domain: "a" } }).success, true);
+  });
+
+  it("checks distinct's args, limit and page before any request", async () => {
+    const deps = {} as Parameters<ReturnType<typeof computationOf>["run"]>[1];
+    const distinct = computationOf("distinct");
+    const args = { type: "business", field: "domain" };
+    const refuses = (a: Record<string, unknown>, paging: { limit: number; page: string }, message: RegExp) =>
+      assert.rejects(
+        distinct.run(a as never, deps, paging),
+        (e) => isMachinaError(e, "BAD_REQUEST") && message.test(e.message),
+      );
+    await refuses({ type: "business" }, { limit: 0, page: "" }, /^computation "distinct": args\.field: is required$/);
+    await refuses({ ...args, wher: {} }, { limit: 0, page: "" }, /args\.wher: unknown key \(did you mean "where"\?\)/);
+    await refuses(
+      { ...args, where: { city: [1] } },
+      { limit: 0, page: "" },
+      /^computation "distinct": args\.where\.city: /,
+    );
+    for (const limit of [-1, 1001])
+      await refuses(args, { limit, page: "" }, /^computation "distinct": limit: expected an integer from 1 to 1000/);
+    for (const page of ["%%%", "bm90IGpzb24", Buffer.from("null").toString("base64url"), "A"])
+      await refuses(args, { limit: 2, page }, /^computation "distinct": page: .* is not a page token/);
   });
 
   it("parses replication factors per datacenter", () => {

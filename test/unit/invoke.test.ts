@@ -58,6 +58,8 @@ function trigger(over: Partial<TriggerDef> = {}): TriggerDef {
     name: "t",
     type: "timer",
     durationMs: 60_000,
+    cron: "",
+    timezone: "",
     runOnStart: true,
     quantize: true,
     offsetMs: 0,
@@ -66,16 +68,17 @@ function trigger(over: Partial<TriggerDef> = {}): TriggerDef {
   };
 }
 
+const leadsOf = (table: ReturnType<typeof compileLedgers>, name: string) => [...table.get(name)!.store.after(null)];
+
 describe("compileLedgers", () => {
-  it("compiles leads keyed by lead_id (default `id`), keeping every field as args", () => {
-    const w = ledgers.get("websites")!;
-    assert.deepEqual(w.leads, [
+  it("compiles leads keyed by lead_id (default `id`), keeping every field as args, in id order", () => {
+    assert.deepEqual(leadsOf(ledgers, "websites"), [
       { id: "example.com", args: { domain: "example.com", rank: 1 } },
       { id: "example.org", args: { domain: "example.org" } },
     ]);
     assert.deepEqual(
-      ledgers.get("plain")!.leads.map((l) => l.id),
-      ["a", "2"],
+      leadsOf(ledgers, "plain").map((l) => l.id),
+      ["2", "a"],
     );
   });
 
@@ -85,7 +88,7 @@ describe("compileLedgers", () => {
     );
     assert.match(
       err.message,
-      /^config\/default\/invoke\/ledgers\/w\.yaml: lead: unknown key \(did you mean "leads"\?\); expected one of source, lead_id, leads$/,
+      /^config\/default\/invoke\/ledgers\/w\.yaml: lead: unknown key \(did you mean "leads"\?\); expected one of source, lead_id, fields, leads, from, refresh$/,
     );
   });
 
@@ -101,39 +104,118 @@ describe("compileLedgers", () => {
     );
   });
 
-  it("rejects a lead without its id field, naming the index and the field", () => {
+  it("leaves out a lead without its id field, naming its index, and keeps the others", () => {
     for (const missing of [{}, { domain: null }, { domain: "" }]) {
-      const err = badRequest(() =>
-        compileLedgers([doc("w", { lead_id: "domain", leads: [{ domain: "a.com" }, missing] })]),
-      );
-      assert.match(err.message, /: leads\[1\]\.domain: missing; every lead needs its id field "domain"/);
+      const l = compileLedgers([
+        doc("w", { lead_id: "domain", leads: [{ domain: "a.com" }, missing, { domain: "b.com" }] }),
+      ]);
+      assert.deepEqual(l.get("w")!.store.ids(), ["a.com", "b.com"]);
+      assert.deepEqual(l.get("w")!.rejected, [{ id: "leads[1]", error: 'missing its id field "domain"' }]);
+      assert.equal(l.get("w")!.rejectedTotal, 1);
     }
   });
 
-  it("rejects a duplicate lead id, also across number and string spellings", () => {
-    const err = badRequest(() => compileLedgers([doc("w", { leads: [{ id: "a" }, { id: "b" }, { id: "a" }] })]));
-    assert.match(err.message, /leads\[2\]\.id: duplicate lead id "a"/);
-    badRequest(() => compileLedgers([doc("w", { leads: [{ id: 1 }, { id: "1" }] })]));
+  it("leaves out a repeated lead id, also across number and string spellings, keeping the first", () => {
+    const l = compileLedgers([
+      doc("w", { leads: [{ id: "a", n: 1 }, { id: "b" }, { id: "a", n: 2 }, { id: 1 }, { id: "1" }] }),
+    ]);
+    assert.deepEqual(leadsOf(l, "w"), [
+      { id: "1", args: { id: 1 } },
+      { id: "a", args: { id: "a", n: 1 } },
+      { id: "b", args: { id: "b" } },
+    ]);
+    assert.deepEqual(
+      l.get("w")!.rejected.map((p) => p.error),
+      ['leads[2]: duplicate lead id "a"', 'leads[4]: duplicate lead id "1"'],
+    );
   });
 
-  it("rejects other malformed ledgers", () => {
+  it("checks leads against the declared fields: required, typed, optional with ?, nothing undeclared", () => {
+    const l = compileLedgers([
+      doc("w", {
+        lead_id: "domain",
+        fields: { domain: "string", rank: "integer", tag: "string?" },
+        leads: [
+          { domain: "ok.com", rank: 1 },
+          { domain: "tagged.com", rank: 2, tag: "news" },
+          { domain: "norank.com" },
+          { domain: "float.com", rank: 1.5 },
+          { domain: "typo.com", rank: 3, tga: "x" },
+          { domain: 7, rank: 4 },
+          "not a mapping",
+        ],
+      }),
+    ]);
+    assert.deepEqual(l.get("w")!.store.ids(), ["ok.com", "tagged.com"]);
+    assert.deepEqual(l.get("w")!.rejected, [
+      { id: "leads[2]", error: 'missing field "rank" (integer)' },
+      { id: "leads[3]", error: 'field "rank": expected integer, got 1.5' },
+      { id: "leads[4]", error: 'undeclared field "tga" (declared: domain, rank, tag)' },
+      { id: "leads[5]", error: 'field "domain": expected string, got 7' },
+      { id: "leads[6]", error: 'expected a mapping of fields, got "not a mapping"' },
+    ]);
+  });
+
+  it("rejects malformed ledgers as a whole, naming the field", () => {
     assert.match(
-      badRequest(() => compileLedgers([doc("w", { source: "kv", leads: [] })])).message,
-      /source: expected "constant", got "kv"/,
-    );
-    assert.match(
-      badRequest(() => compileLedgers([doc("w", { leads: [{ id: "a" }, "b"] })])).message,
-      /leads\[1\]: expected a mapping/,
+      badRequest(() => compileLedgers([doc("w", { source: "file", leads: [] })])).message,
+      /source: expected one of "constant", "kv", "self"|source: .*"file"/,
     );
     assert.match(
       badRequest(() => compileLedgers([doc("w", { lead_id: 3, leads: [] })])).message,
       /lead_id: expected a name \(.*\), got 3/,
     );
-    assert.match(badRequest(() => compileLedgers([doc("w", {})])).message, /leads: is required/);
+    assert.match(badRequest(() => compileLedgers([doc("w", {})])).message, /leads: is required for a constant ledger/);
     assert.match(
-      badRequest(() => compileLedgers([doc("w", { leads: [{ id: { a: 1 } }] })])).message,
-      /leads\[0\]\.id: expected a string or number as the lead id, got a mapping/,
+      badRequest(() => compileLedgers([doc("w", { fields: { rank: "float" }, leads: [] })])).message,
+      /fields\.rank: unknown type "float"; expected one of string, number, integer, boolean, any/,
     );
+    assert.match(
+      badRequest(() => compileLedgers([doc("w", { source: "kv", leads: [] })])).message,
+      /leads: is for a constant ledger only; a kv ledger's leads are written through invoke.ledger.put/,
+    );
+    assert.match(
+      badRequest(() => compileLedgers([doc("w", { source: "self", refresh: "t" })])).message,
+      /from: is required for a self ledger/,
+    );
+    assert.match(
+      badRequest(() => compileLedgers([doc("w", { source: "self", from: { computation: "distinct" } })])).message,
+      /refresh: is required for a self ledger/,
+    );
+    assert.match(
+      badRequest(() =>
+        compileLedgers([doc("w", { source: "self", refresh: "t", from: { computation: "a", subject: "x.y" } })]),
+      ).message,
+      /from: needs exactly one of computation and subject/,
+    );
+    assert.match(
+      badRequest(() => compileLedgers([doc("w", { leads: [], refresh: "t" })])).message,
+      /refresh: is for a self ledger only/,
+    );
+  });
+
+  it("compiles kv and self ledgers empty until their leads are loaded, a self ledger reading compute.get.<name>", () => {
+    const l = compileLedgers(
+      [
+        doc("k", { source: "kv", lead_id: "domain" }),
+        doc("s", {
+          source: "self",
+          lead_id: "domain",
+          refresh: "t",
+          from: { computation: "distinct", args: { type: "b" } },
+        }),
+      ],
+      (n) => `machina.compute.get.${n}`,
+    );
+    assert.equal(l.get("k")!.store.size, 0);
+    assert.equal(l.get("k")!.loaded, false);
+    assert.equal(l.get("s")!.shape.undeclared, "drop");
+    assert.deepEqual(l.get("s")!.from, {
+      computation: "distinct",
+      subject: "machina.compute.get.distinct",
+      args: { type: "b" },
+      pageSize: 500,
+    });
   });
 
   it("refuses a ledger whose file name breaks the name rule, with the name to write", () => {
@@ -161,7 +243,7 @@ describe("compileLedgers", () => {
     const l = compileLedgers([
       doc("w", JSON.parse('{"leads":[{"id":"a","constructor":"c","toString":1}]}') as Record<string, unknown>),
     ]);
-    assert.deepEqual(l.get("w")!.leads[0].args, { id: "a", constructor: "c", toString: 1 });
+    assert.deepEqual(leadsOf(l, "w")[0].args, { id: "a", constructor: "c", toString: 1 });
   });
 });
 
@@ -271,6 +353,8 @@ describe("compileTriggers", () => {
       name: "refresh",
       type: "timer",
       durationMs: 60_000,
+      cron: "",
+      timezone: "",
       runOnStart: true,
       quantize: true,
       offsetMs: 0,
@@ -301,11 +385,9 @@ describe("compileTriggers", () => {
       err.message,
       /^config\/default\/invoke\/triggers\/refresh\.yaml: query_sets\[1\]: unknown query set "nope" \(known: websites_sitestats, plain_traffic\)/,
     );
-    assert.match(
-      badRequest(() => compile({ duration: "1m", query_sets: [] })).message,
-      /query_sets: expected a non-empty list/,
-    );
-    assert.match(badRequest(() => compile({ duration: "1m" })).message, /query_sets: is required/);
+    // query_sets is optional (default []): a trigger may only refresh ledgers
+    assert.deepEqual(compile({ duration: "1m", query_sets: [] }).querySets, []);
+    assert.deepEqual(compile({ duration: "1m" }).querySets, []);
   });
 
   it("rejects bad durations and offsets, quoting the value", () => {
@@ -334,8 +416,8 @@ describe("compileTriggers", () => {
       /refresh\.yaml: every: unknown key/,
     );
     assert.match(
-      badRequest(() => compile({ type: "cron", duration: "1m", query_sets: ["plain_traffic"] })).message,
-      /type: expected one of timer, manual, got "cron"/,
+      badRequest(() => compile({ type: "hourly", duration: "1m", query_sets: ["plain_traffic"] })).message,
+      /type: expected one of timer, cron, manual, got "hourly"/,
     );
     assert.match(
       badRequest(() => compile({ duration: "1m", run_on_start: "yes", query_sets: ["plain_traffic"] })).message,
@@ -367,7 +449,9 @@ describe("compileTriggers", () => {
   });
 
   it("refuses a bare number from an env override, naming the variable", () => {
-    const docs = loadComponents("invoke/triggers", { env: { MACHINA_INVOKE_TRIGGERS_REFRESH_DURATION: "300" } });
+    const docs = loadComponents("invoke/triggers", { env: { MACHINA_INVOKE_TRIGGERS_REFRESH_DURATION: "300" } }).filter(
+      (d) => d.name === "refresh",
+    );
     const sets = new Map([...querySets, ["websites_traffic", querySets.get("plain_traffic")!]]);
     const err = badRequest(() => compileTriggers(docs, sets));
     assert.match(
@@ -400,7 +484,7 @@ describe("compileTriggers", () => {
     const err = badRequest(() => compile({ duration: "1m", query_sets: ["plain_traffic"], run_on_strat: false }));
     assert.match(
       err.message,
-      /refresh\.yaml: run_on_strat: unknown key \(did you mean "run_on_start"\?\); expected one of type, duration, run_on_start, quantize, offset, query_sets$/,
+      /refresh\.yaml: run_on_strat: unknown key \(did you mean "run_on_start"\?\); expected one of type, duration, cron, timezone, run_on_start, quantize, offset, query_sets$/,
     );
     const missing = badRequest(() => compile({ duration: "1m", qurey_sets: ["plain_traffic"] }));
     assert.ok(
@@ -435,7 +519,7 @@ describe("buildTasks", () => {
       assert.equal(t.querySet, "websites_sitestats");
       assert.deepEqual(
         t.lead,
-        ledgers.get(qs.ledger)!.leads.find((l) => l.id === t.lead.id),
+        leadsOf(ledgers, qs.ledger).find((l) => l.id === t.lead.id),
       );
     }
   });

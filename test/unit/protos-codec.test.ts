@@ -359,6 +359,8 @@ const FULL: { [N in MessageName]: Required<MessageTypes[N]> } = {
     total: 9,
     leadId: "domain",
     fields: ["domain", "rank"],
+    rejected: [{ id: "bad", error: "missing field" }],
+    rejectedTotal: 1,
   },
   LedgerRequest: { name: "n", id: "l", limit: 5, page: "p", leads: [{ id: "l", args: { a: 1 } }], ids: ["l"] },
   LeadProblem: { id: "l", error: "missing field" },

@@ -97,7 +97,10 @@ describe("decodeBody", () => {
     assert.equal(err.code, "BAD_REQUEST");
     assert.equal(err.retryable, false);
     assert.deepEqual(err.details, { field: "trigerr", type: "FireRequest" });
-    assert.match(err.message, /^invalid FireRequest\.trigerr: unknown field \(known fields of FireRequest: trigger\)/);
+    assert.match(
+      err.message,
+      /^invalid FireRequest\.trigerr: unknown field \(known fields of FireRequest: trigger, force\)/,
+    );
   });
 
   it("reports the nested path of a wrongly typed field", () => {
@@ -131,7 +134,7 @@ describe("decodeBody", () => {
   it("decodes an empty or whitespace body to the message defaults", () => {
     for (const body of [new Uint8Array(), te.encode("  \n\t ")]) {
       const r = decodeBody("FireReply", body, "json");
-      assert.deepEqual(r, { trigger: "", tick: 0, tasks: 0, duplicates: 0, superseded: 0 });
+      assert.deepEqual(r, { trigger: "", tick: 0, tasks: 0, duplicates: 0, superseded: 0, tickId: "", state: "" });
     }
     assert.deepEqual(decodeBody("FireReply", new Uint8Array(), "protobuf"), {
       trigger: "",
@@ -139,6 +142,8 @@ describe("decodeBody", () => {
       tasks: 0,
       duplicates: 0,
       superseded: 0,
+      tickId: "",
+      state: "",
     });
   });
 
@@ -185,7 +190,7 @@ describe("encodeBody / decodeBody round trips", () => {
   it("JSON and protobuf bodies are different bytes for the same value", () => {
     const j = encodeBody("FireRequest", { trigger: "t" }, "json");
     const p = encodeBody("FireRequest", { trigger: "t" }, "protobuf");
-    assert.equal(td.decode(j), '{"trigger":"t"}');
+    assert.equal(td.decode(j), '{"trigger":"t","force":false}');
     assert.deepEqual([...p], [0x0a, 0x01, 0x74]);
   });
 });

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
-import YAML from "yaml";
+import { CORE_SCHEMA, load as loadYaml } from "js-yaml";
 import { isPlainObject } from "@machina/protos";
 import { parseConfigFile } from "./config-files";
 import { envName, leafPaths, screamingSnake, setPath } from "./env-names";
@@ -60,7 +60,7 @@ export function loadComponents(kind: string, opts: ConfigSourceOptions = {}): Co
 function parseScalar(raw: string): unknown {
   let v: unknown;
   try {
-    v = YAML.parse(raw);
+    v = loadYaml(raw, { schema: CORE_SCHEMA });
   } catch {
     return raw;
   }

@@ -20,8 +20,12 @@ export const computeService: ServiceSpec<Record<string, never>> = {
           description: "Run the computation named by the last subject token with the given args",
           async handler(req, { subject }) {
             const [name] = names.tail(subject, 1);
-            const rows = await computationOf(name).run(req.args ?? {}, { client, names });
-            return { name, rows, cached: false };
+            const { rows, next } = await computationOf(name).run(
+              req.args ?? {},
+              { client, names },
+              { limit: req.limit, page: req.page },
+            );
+            return { name, rows, cached: false, next };
           },
         }),
       ],

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { loadComponents } from "@machina/config";
-import type { JsonObject, Lead, QueryResponse, QuotaReply } from "@machina/protos";
+import type { JsonObject, Lead, QueryResponse, QuotaReply, SourcesReply } from "@machina/protos";
 import { defineEndpoint, defineWorker, observeGauge, publishDurable } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import { MachinaError, isMachinaError, makeMeta } from "@machina/wire";
@@ -122,6 +122,16 @@ export const fetchService: ServiceSpec<FetchConfig> = {
           description: "Usage and quota of every rate window of a source, across all replicas",
           async handler(req) {
             return quotaOf(limiter, fetcher, req.source);
+          },
+        }),
+        defineEndpoint({
+          name: "sources",
+          subject: names.fetch.sources,
+          request: "Empty",
+          reply: "SourcesReply",
+          description: "Every source this replica serves, with its query names, sorted by name",
+          async handler() {
+            return sourcesReply(fetcher);
           },
         }),
         defineEndpoint({
@@ -308,6 +318,17 @@ function toResponse(
       attempts: m.attempts,
       pages: m.pages,
     }),
+  };
+}
+
+/** What {@link Fetcher} serves, as fetch.sources answers it: sources by name, their queries as declared. */
+function sourcesReply(fetcher: Fetcher): SourcesReply {
+  const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  return {
+    sources: fetcher
+      .sources()
+      .sort(byName)
+      .map((name) => ({ name, queries: fetcher.queries(name) })),
   };
 }
 

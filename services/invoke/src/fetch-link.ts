@@ -17,13 +17,41 @@ export interface LinkResult {
   supersededBySource: Map<string, number>;
 }
 
+/** What the stream did with one task. */
+export interface TaskAck {
+  /** The stream already had this task id within its duplicate window and dropped the copy. */
+  duplicate: boolean;
+  /** The task replaced an older queued task for the same (source, query, lead). */
+  superseded: boolean;
+}
+
 /**
- * Publishes FetchTasks to the FETCH stream with at most `maxInFlight` unacknowledged publishes,
- * so a large ledger applies backpressure instead of flooding the server. Each task's subject
- * names its (source, query, lead) and the stream keeps one message per subject; a publish that
- * expects the subject empty tells a fresh task from one that supersedes a queued task, at the
- * price of a second publish only for the superseding ones.
+ * Publishes one FetchTask. Its subject names its (source, query, lead) and the stream keeps one
+ * message per subject; a publish that expects the subject empty tells a fresh task from one that
+ * supersedes a queued task, at the price of a second publish only for the superseding ones.
  */
+export async function publishTask(
+  via: MeshClient | JetStreamClient,
+  names: MeshNames,
+  task: FetchTask,
+  sender: string,
+): Promise<TaskAck> {
+  const subject = names.task.fetch(task.source, task.query, task.lead?.id ?? "");
+  try {
+    const ack = await publishDurable(via, subject, "FetchTask", task, {
+      msgID: task.id,
+      sender,
+      expectEmptySubject: true,
+    });
+    return { duplicate: ack.duplicate, superseded: false };
+  } catch (err) {
+    if (!isMachinaError(err) || err.details.conflict !== true) throw err;
+    const ack = await publishDurable(via, subject, "FetchTask", task, { msgID: task.id, sender });
+    return { duplicate: ack.duplicate, superseded: !ack.duplicate };
+  }
+}
+
+/** Publishes FetchTasks with at most `maxInFlight` unacknowledged publishes (see {@link publishTask}). */
 export async function publishTasks(
   via: MeshClient | JetStreamClient,
   names: MeshNames,
@@ -36,24 +64,11 @@ export async function publishTasks(
   const lane = async () => {
     while (next < tasks.length) {
       const task = tasks[next++];
-      const subject = names.task.fetch(task.source, task.query, task.lead?.id ?? "");
-      let replaced = false;
-      let ack;
-      try {
-        ack = await publishDurable(via, subject, "FetchTask", task, {
-          msgID: task.id,
-          sender,
-          expectEmptySubject: true,
-        });
-      } catch (err) {
-        if (!isMachinaError(err) || err.details.conflict !== true) throw err;
-        replaced = true;
-        ack = await publishDurable(via, subject, "FetchTask", task, { msgID: task.id, sender });
-      }
+      const ack = await publishTask(via, names, task, sender);
       if (ack.duplicate) result.duplicates++;
       else {
         result.published++;
-        if (replaced) {
+        if (ack.superseded) {
           result.superseded++;
           result.supersededBySource.set(task.source, (result.supersededBySource.get(task.source) ?? 0) + 1);
         }

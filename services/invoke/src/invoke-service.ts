@@ -1,72 +1,152 @@
 import { loadComponents } from "@machina/config";
-import { addCounter, defineEndpoint, defineWorker, recordBatchesPublisher } from "@machina/runtime";
+import { addCounter, defineEndpoint, recordBatchesPublisher } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import { MachinaError } from "@machina/wire";
-import { publishTasks } from "./fetch-link";
-import { compileLedgers, ledgerOf } from "./ledgers";
+import { startCrossCheck } from "./cross-check";
+import { ledgerEndpoints } from "./endpoints/ledger-endpoints";
+import { fetchedHandler } from "./endpoints/fetched-handler";
+import { publishTask } from "./fetch-link";
+import { KvLedgers, checkRefreshTriggers, compileLedgers, refreshSelfLedger } from "./ledgers";
 import { buildTasks, compileQuerySets, querySetOf } from "./query-sets";
 import { startScheduler } from "./scheduler";
-import { compileTriggers, currentTick, triggerOf } from "./triggers";
+import { TickRunner } from "./ticks/tick-runner";
+import { compileTriggers, currentTick, describeSchedule, nextFireAt, triggerOf } from "./triggers";
 import type { TriggerDef } from "./triggers";
-
-// FETCHED messages handled at once: enough that the batches they split into form large groups.
-const HANDLER_LANES = 32;
 
 /** Invoke settings. */
 export interface InvokeConfig {
-  invoke: { maxInFlight: number; scheduler: boolean };
+  invoke: {
+    maxInFlight: number;
+    scheduler: boolean;
+    tickLeaseMs: number;
+    checkpointMs: number;
+    crossCheckMs: number;
+  };
 }
 
 /** The invoke service (layer 1): triggers, ledgers, query sets, the fetch link and the FETCHED handler. */
 export const invokeService: ServiceSpec<InvokeConfig> = {
   name: "invoke",
-  version: "0.1.0",
+  version: "0.2.0",
   description: "Turns triggers, ledgers and query sets into fetch tasks and routes fetched records",
   httpPort: 9302,
   schema: {
     invoke: {
       maxInFlight: {
-        doc: "Unacknowledged FetchTask publishes at once (backpressure of the fetch link).",
+        doc: "Leads whose FetchTasks are published at once (backpressure of the fetch link).",
         format: "nat",
         default: 64,
       },
       scheduler: {
-        doc: "Run timer triggers in this replica (off for handler-only replicas).",
+        doc: "Run timer and cron triggers in this replica, and finish ticks other replicas dropped (off for handler-only replicas).",
         format: Boolean,
         default: true,
+      },
+      tickLeaseMs: {
+        doc: "How long a tick stays with the replica publishing it without a renewal before another takes it over, ms.",
+        format: "nat",
+        default: 15_000,
+      },
+      checkpointMs: {
+        doc: "How often a running tick saves its progress (and renews its lease), ms.",
+        format: "nat",
+        default: 1_000,
+      },
+      crossCheckMs: {
+        doc: "How often query sets are checked against the sources fetch serves (fetch.sources), ms.",
+        format: "nat",
+        default: 30_000,
       },
     },
   },
   async setup(ctx: ServiceContext<InvokeConfig>) {
-    const { names, log } = ctx;
-    const ledgers = compileLedgers(loadComponents("invoke/ledgers", ctx.configSource));
+    const { names, log, config } = ctx;
+    const ledgers = compileLedgers(loadComponents("invoke/ledgers", ctx.configSource), (n) => names.computeGet(n));
     const querySets = compileQuerySets(loadComponents("invoke/query_sets", ctx.configSource), ledgers);
     const triggers = compileTriggers(loadComponents("invoke/triggers", ctx.configSource), querySets);
+    checkRefreshTriggers(ledgers, new Set(triggers.keys()));
 
+    const rejectedLeads = addCounter(
+      ctx.metrics,
+      "machina_invoke_leads_rejected_total",
+      "Leads left out because they do not fit their ledger's fields (at load, on an edit or on a refresh).",
+      ["ledger"],
+    );
+    for (const l of ledgers.values()) {
+      if (l.rejectedTotal === 0) continue;
+      rejectedLeads.inc({ ledger: l.name }, l.rejectedTotal);
+      for (const p of l.rejected)
+        log.warn(
+          { ledger: l.name, lead: p.id, problem: p.error, origin: l.origin },
+          "lead left out: it does not fit its ledger",
+        );
+    }
     const superseded = addCounter(
       ctx.metrics,
       "machina_fetch_tasks_superseded_total",
       "FetchTasks that replaced an older queued task for the same (source, query, lead); the older one is never fetched.",
       ["source"],
     );
-    // Batches of one type split from answers handled together leave as one AGGREGATE message.
-    const toAggregate = recordBatchesPublisher(ctx.client, ctx.node.id);
-    const fire = async (t: TriggerDef, tick: number) => {
-      const tasks = t.querySets.flatMap((qs) =>
-        buildTasks(querySetOf(querySets, qs), ledgers, { trigger: t.name, time: tick }),
-      );
-      const res = await publishTasks(ctx.client, names, tasks, ctx.config.invoke.maxInFlight, ctx.node.id);
+
+    const kvLedgers = await KvLedgers.open(ctx.kvm, names.buckets.invokeLedgers, ledgers, log);
+    await kvLedgers.start();
+    const ticksKv = await ctx.kvm.create(names.buckets.invokeTicks, { history: 1 });
+    const runner = new TickRunner({
+      kv: ticksKv,
+      querySets,
+      ledgers,
+      publish: (task) => publishTask(ctx.client, names, task, ctx.node.id),
+      async refresh(ledger) {
+        const res = await refreshSelfLedger(ledger, ctx.client, kvLedgers);
+        if (res.rejected > 0) rejectedLeads.inc({ ledger: ledger.name }, res.rejected);
+        log.info({ ledger: ledger.name, ...res }, "self ledger refreshed");
+      },
+      owner: ctx.node.id,
+      log,
+      maxInFlight: Math.max(1, config.invoke.maxInFlight),
+      leaseMs: config.invoke.tickLeaseMs,
+      checkpointMs: config.invoke.checkpointMs,
+    });
+
+    const fire = async (t: TriggerDef, tick: number, forced = false) => {
+      const res = await runner.fire(t, tick, forced);
       for (const [source, n] of res.supersededBySource) superseded.inc({ source }, n);
       log.info(
-        { trigger: t.name, tick, published: res.published, duplicates: res.duplicates, superseded: res.superseded },
+        {
+          tick: res.id,
+          state: res.state,
+          published: res.published,
+          duplicates: res.duplicates,
+          superseded: res.superseded,
+        },
         "tick fired",
       );
       return res;
     };
 
-    const stopScheduler = ctx.config.invoke.scheduler
-      ? startScheduler([...triggers.values()], async (t, tick) => void (await fire(t, tick)), log)
-      : () => undefined;
+    const startedAt = Date.now();
+    const stops: (() => void)[] = [];
+    if (config.invoke.scheduler) {
+      stops.push(startScheduler([...triggers.values()], async (t, tick) => void (await fire(t, tick)), log));
+      // Ticks a dead replica left half-published: checked at start and twice per lease.
+      const sweep = () =>
+        runner
+          .resumeAbandoned(triggers)
+          .catch((err: unknown) => log.warn({ err }, "could not check for abandoned ticks"));
+      void sweep();
+      const timer = setInterval(() => void sweep(), Math.max(500, config.invoke.tickLeaseMs / 2));
+      stops.push(() => clearInterval(timer));
+    }
+    stops.push(
+      startCrossCheck({
+        client: ctx.client,
+        names,
+        querySets,
+        health: ctx.health,
+        log,
+        everyMs: config.invoke.crossCheckMs,
+      }),
+    );
 
     return {
       endpoints: [
@@ -75,7 +155,8 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
           subject: names.invoke.fire,
           request: "FireRequest",
           reply: "FireReply",
-          description: "Fire a trigger now, for the current tick of its grid",
+          description:
+            "Fire a trigger now: its current grid tick (published once per network), or with force a new tick of its own",
           async handler(req) {
             if (!req.trigger)
               throw new MachinaError(
@@ -83,14 +164,42 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
                 `missing "trigger"; known triggers: ${[...triggers.keys()].join(", ")}`,
               );
             const t = triggerOf(triggers, req.trigger);
-            const tick = currentTick(t, Date.now(), Date.now());
-            const res = await fire(t, tick);
+            const now = Date.now();
+            const tick = req.force ? now : currentTick(t, now, startedAt);
+            const res = await fire(t, tick, req.force);
             return {
               trigger: t.name,
               tick,
               tasks: res.published,
               duplicates: res.duplicates,
               superseded: res.superseded,
+              tickId: res.id,
+              state: res.state,
+            };
+          },
+        }),
+        defineEndpoint({
+          name: "triggers",
+          subject: names.invoke.triggers,
+          request: "Empty",
+          reply: "TriggersReply",
+          description:
+            "Every trigger: its schedule, next fire time, query sets, the ledgers it refreshes and its last tick",
+          async handler() {
+            const last = await runner.lastTicks();
+            const now = Date.now();
+            return {
+              triggers: [...triggers.values()].map((t) => ({
+                name: t.name,
+                type: t.type,
+                schedule: describeSchedule(t),
+                timezone: t.timezone,
+                nextFire: nextFireAt(t, now, startedAt) ?? 0,
+                querySets: t.querySets,
+                ledgers: [...ledgers.values()].filter((l) => l.refresh === t.name).map((l) => l.name),
+                lastTickId: last.get(t.name)?.id ?? "",
+                lastState: last.get(t.name)?.state ?? "",
+              })),
             };
           },
         }),
@@ -111,57 +220,18 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
             };
           },
         }),
-        defineEndpoint({
-          name: "ledger-get",
-          subject: names.invoke.ledger("get"),
-          request: "Ledger",
-          reply: "Ledger",
-          description: "The leads of a ledger by name",
-          async handler(req) {
-            if (!req.name)
-              throw new MachinaError("BAD_REQUEST", `missing "name"; known ledgers: ${[...ledgers.keys()].join(", ")}`);
-            return ledgerOf(ledgers, req.name);
-          },
-        }),
+        ...ledgerEndpoints(
+          names,
+          ledgers,
+          () => kvLedgers,
+          (ledger, n) => rejectedLeads.inc({ ledger }, n),
+        ),
       ],
-      workers: [
-        defineWorker({
-          name: "handler",
-          stream: "FETCHED",
-          durable: names.consumers.fetched,
-          filter: names.streamSubjects.FETCHED,
-          message: "QueryResponses",
-          concurrency: HANDLER_LANES,
-          async handle(msg, { timing }) {
-            const stamp = timing();
-            const stored: Promise<void>[] = [];
-            for (const resp of msg.responses) {
-              const taskId = resp.taskId || resp.requestId;
-              const fetchedAt = resp.meta?.end || Date.now();
-              for (const [type, set] of Object.entries(resp.data?.types ?? {})) {
-                if (!set.records.length) continue;
-                const batch = {
-                  // A paginated task answers once per page, each with its own request id
-                  // (`<task>:p<n>`); elsewhere the request id is the task id.
-                  id: `${resp.requestId || taskId}:${type}`,
-                  type,
-                  source: resp.source,
-                  query: resp.query,
-                  taskId,
-                  fetchedAt,
-                  records: set.records,
-                  // One batch holds all records of its type in the answer, so positions start at 0.
-                  firstSeq: 0,
-                };
-                stored.push(toAggregate.publish(names.task.aggregate(type), batch, stamp));
-              }
-            }
-            await Promise.all(stored);
-          },
-        }),
-      ],
+      workers: [fetchedHandler(ctx, recordBatchesPublisher(ctx.client, ctx.node.id))],
       async onStop() {
-        stopScheduler();
+        for (const stop of stops) stop();
+        await runner.stop();
+        kvLedgers.stop();
       },
     };
   },

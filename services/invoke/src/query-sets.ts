@@ -1,9 +1,17 @@
 import { componentError, defineKind, field } from "@machina/config";
 import type { ComponentDoc } from "@machina/config";
-import type { FetchTask, QuerySet } from "@machina/protos";
+import type { FetchTask, Lead, QuerySet } from "@machina/protos";
 import { MachinaError } from "@machina/wire";
 import { ledgerOf } from "./ledgers";
 import type { LedgerTable } from "./ledgers";
+
+/** The tick tasks are built for: its trigger, its time, and its id (default `<trigger>@<time>`). */
+export interface TickRef {
+  trigger: string;
+  time: number;
+  /** Forced ticks carry a suffix, so they never share task ids with a grid tick. */
+  id?: string;
+}
 
 /** Compiled query sets by name. */
 export type QuerySetTable = Map<string, QuerySet>;
@@ -66,31 +74,29 @@ export function querySetOf(table: QuerySetTable, name: string): QuerySet {
   return q;
 }
 
+/** The tasks of one lead: one per query of the set, ids deterministic in (tick, query set, lead, query). */
+export function leadTasks(qs: QuerySet, lead: Lead, tick: TickRef, now = Date.now()): FetchTask[] {
+  const tickId = tick.id ?? `${tick.trigger}@${tick.time}`;
+  return qs.queries.map((query) => ({
+    id: `${tickId}/${qs.name}/${lead.id}/${query}`,
+    source: qs.source,
+    query,
+    lead,
+    trigger: tick.trigger,
+    tick: tick.time,
+    createdAt: now,
+    querySet: qs.name,
+  }));
+}
+
 /**
- * leads × queries → FetchTasks. Ids are deterministic in (trigger, tick, query set, lead, query)
- * so replicas firing the same tick publish the same ids and the stream drops the copies.
+ * leads × queries → FetchTasks, leads in id order. Ids are deterministic in (trigger, tick,
+ * query set, lead, query) so replicas firing the same tick publish the same ids and the stream
+ * drops the copies. Holds every task: for previews; ticks stream them lead by lead.
  */
-export function buildTasks(
-  qs: QuerySet,
-  ledgers: LedgerTable,
-  tick: { trigger: string; time: number },
-  now = Date.now(),
-): FetchTask[] {
+export function buildTasks(qs: QuerySet, ledgers: LedgerTable, tick: TickRef, now = Date.now()): FetchTask[] {
   const ledger = ledgerOf(ledgers, qs.ledger);
   const tasks: FetchTask[] = [];
-  for (const lead of ledger.leads) {
-    for (const query of qs.queries) {
-      tasks.push({
-        id: `${tick.trigger}@${tick.time}/${qs.name}/${lead.id}/${query}`,
-        source: qs.source,
-        query,
-        lead,
-        trigger: tick.trigger,
-        tick: tick.time,
-        createdAt: now,
-        querySet: qs.name,
-      });
-    }
-  }
+  for (const lead of ledger.store.after(null)) tasks.push(...leadTasks(qs, lead, tick, now));
   return tasks;
 }

@@ -1,15 +1,19 @@
 import type { Logger } from "@machina/log";
 import { setLongTimeout } from "@machina/runtime";
 import type { LongTimeout } from "@machina/runtime";
-import { currentTick, nextTick } from "./triggers";
+import { currentTick, nextFireAt } from "./triggers";
 import type { TriggerDef } from "./triggers";
 
 /** Fires one tick of a trigger. */
 export type FireTick = (trigger: TriggerDef, tick: number) => Promise<void>;
 
 /**
- * Runs timer triggers on their grids; returns a function that stops them. Periods may exceed
- * setTimeout's ~24.8-day limit (a monthly trigger), hence long timeouts.
+ * Runs timer triggers on their grids and cron triggers at their cron times (manual ones only
+ * fire through invoke.fire); returns a function that stops them. Run-on-start fires the tick at
+ * or before the start (a timer's current grid point, a cron trigger's latest time); after each
+ * fire the trigger is re-armed for its first tick strictly after both the clock and the tick
+ * just fired, so no tick fires twice. Waits may exceed setTimeout's ~24.8-day limit (a monthly
+ * trigger), hence long timeouts. `now` is the clock, injectable for tests.
  */
 export function startScheduler(
   triggers: TriggerDef[],
@@ -27,7 +31,7 @@ export function startScheduler(
     );
 
   for (const t of triggers) {
-    if (t.type !== "timer") continue;
+    if (t.type === "manual") continue;
     let last = -Infinity;
     if (t.runOnStart) {
       last = currentTick(t, startedAt, startedAt);
@@ -36,7 +40,11 @@ export function startScheduler(
     const arm = () => {
       if (stopped) return;
       // setTimeout may fire a millisecond early by the wall clock; never re-arm for a tick already fired.
-      const at = nextTick(t, Math.max(now(), last), startedAt);
+      const at = nextFireAt(t, Math.max(now(), last), startedAt);
+      if (at === null) {
+        log.warn({ trigger: t.name }, "trigger has no next tick; it stops firing");
+        return;
+      }
       const timer = setLongTimeout(
         () => {
           timers.delete(timer);

@@ -1738,6 +1738,12 @@ export namespace machina {
 
             /** declared fields, every lead has them (plus the id field) */
             fields?: (string[]|null);
+
+            /** leads left out at load or at the last refresh (first 100) */
+            rejected?: (machina.v1.LeadProblem[]|null);
+
+            /** Ledger rejectedTotal */
+            rejectedTotal?: (number|null);
         }
 
         /** Rows of leads refreshed on a trigger; invoke.ledger.get/list answer one page of them. */
@@ -1769,6 +1775,12 @@ export namespace machina {
 
             /** declared fields, every lead has them (plus the id field) */
             public fields: string[];
+
+            /** leads left out at load or at the last refresh (first 100) */
+            public rejected: machina.v1.LeadProblem[];
+
+            /** Ledger rejectedTotal. */
+            public rejectedTotal: number;
         }
 
         /** Properties of a LedgerRequest. */
