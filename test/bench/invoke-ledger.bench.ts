@@ -47,7 +47,7 @@ async function run(leads: number): Promise<Run> {
     "invoke/triggers/big.yaml": "type: manual\nquery_sets: [big_sitestats]\n",
   });
   const nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
-  const proc = await startServiceProc("invoke", { configDir, prefix, env: { MACHINA_LOG_LEVEL: "warn" } });
+  const proc = await startServiceProc("invoke", { configDir, prefix, readyTimeoutMs: 300_000 });
   const pid = proc.child.pid!;
   try {
     const startHwmKb = statusKb(pid, "VmHWM");

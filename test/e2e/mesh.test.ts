@@ -7,7 +7,7 @@ import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { expectedSite, expectedTraffic } from "../fixtures/fake-api/index";
+import { DIRECTORY_DOMAINS, expectedSite, expectedTraffic } from "../fixtures/fake-api/index";
 import { eventually as poll } from "../support/eventually";
 import { nats, natsReq } from "../support/nats-cli";
 
@@ -187,6 +187,51 @@ describe("example network, end to end", { timeout: 300_000 }, () => {
       return;
     }
     assert.fail("three minute boundaries in a row fell between two fires");
+  });
+
+  it("closes the recursive loop: directory → clean businesses → distinct producer → self ledger → sitestats → clean websites", async () => {
+    type Rows = { rows: Array<Record<string, unknown>>; next: string };
+    // The directory trigger ran at start; its businesses reach clean data through the pipeline.
+    const distinct = await eventually("every business website in clean data", async () => {
+      const r = await natsReq<Rows | Err>("machina.compute.get.distinct", {
+        args: { type: "business", field: "domain" },
+      });
+      return "rows" in r && r.rows.length === DIRECTORY_DOMAINS.length ? r : undefined;
+    });
+    assert.deepEqual(
+      distinct.rows.map((r) => r.domain),
+      [...DIRECTORY_DOMAINS].sort(),
+    );
+    // A forced discover tick refreshes the self ledger from the producer, then fetches every website in it.
+    type Fire = { tasks: number; state: string; tickId: string };
+    const fired = await natsReq<Fire>("machina.invoke.fire", { trigger: "discover", force: true });
+    assert.equal(fired.state, "done");
+    assert.match(fired.tickId, /^discover@\d+\+force$/);
+    assert.equal(fired.tasks, DIRECTORY_DOMAINS.length);
+    const ledger = await natsReq<{ source: string; total: number; leads: Array<{ id: string }> }>(
+      "machina.invoke.ledger.list",
+      { name: "business_websites" },
+    );
+    assert.equal(ledger.source, "self");
+    assert.deepEqual(
+      ledger.leads.map((l) => l.id),
+      [...DIRECTORY_DOMAINS].sort(),
+    );
+    const domain = DIRECTORY_DOMAINS[0];
+    const latest = await eventually(`clean website data for ${domain}`, async () => {
+      const r = await natsReq<Latest | Err>("machina.compute.get.latest", {
+        args: { type: "website", key: { domain } },
+      });
+      return "rows" in r && r.rows[0]?.title != null ? r.rows[0] : undefined;
+    });
+    assert.equal(latest.title, expectedSite(domain).title);
+    const triggers = await natsReq<{ triggers: Array<{ name: string; nextFire: number; ledgers: string[] }> }>(
+      "machina.invoke.triggers",
+      {},
+    );
+    const discover = triggers.triggers.find((t) => t.name === "discover")!;
+    assert.deepEqual(discover.ledgers, ["business_websites"]);
+    assert.equal((discover.nextFire - 30_000) % 60_000, 0, "on the minute grid, offset 30 s");
   });
 
   it("answers malformed JSON, an unknown source and a missing lead field with typed errors, and keeps serving", async () => {

@@ -29,6 +29,7 @@ describe("example network in config/default", () => {
     assert.deepEqual([...querySets.keys()].sort(), [
       "business_websites_sitestats",
       "cities_directory",
+      "watchlist_traffic",
       "websites_sitestats",
       "websites_traffic",
     ]);
@@ -40,6 +41,8 @@ describe("example network in config/default", () => {
     assert.equal(found.refresh, "discover");
     assert.equal(found.from?.computation, "distinct");
     assert.equal(querySets.get("business_websites_sitestats")?.ledger, "business_websites");
+    assert.equal(ledgers.get("watchlist")?.source, "kv");
+    assert.deepEqual([triggers.get("watch")?.type, triggers.get("watch")?.timezone], ["cron", "America/New_York"]);
     assert.deepEqual(types.map((t) => t.name).sort(), ["business", "website"]);
   });
 

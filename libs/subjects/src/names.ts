@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { nameProblem } from "./name-rule";
 
 /** The six deployable services of the mesh. */
@@ -28,7 +28,8 @@ export function assertName(what: string, value: string): string {
  * token is a digest; 128 bits keep collisions out of reach for any realistic ledger.
  */
 export function leadToken(leadId: string): string {
-  return createHash("sha256").update(leadId).digest("base64url").slice(0, 22);
+  // One-shot hash: no Hash object per call (a tick of 200,000 tasks made as many, promoted to the old space).
+  return hash("sha256", leadId, "base64url").slice(0, 22);
 }
 
 /** A partition number as a subject token: a non-negative integer below 10 000. */
