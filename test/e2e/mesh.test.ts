@@ -165,7 +165,7 @@ describe("example network, end to end", { timeout: 300_000 }, () => {
     assert.match(refused.message, /record 0: key field domain needs a text, number or boolean value, got nothing/);
     const nope = await natsReq<Err>("machina.aggregate.save.nope", { records: [{ domain: "a.example" }] });
     assert.equal(nope.status, 404);
-    assert.match(nope.message, /declared: website/);
+    assert.match(nope.message, /declared: business, website/);
     const owners = await eventually("aggregate's partitions in vertex.nodes", async () => {
       const n = await natsReq<{ nodes: Array<{ service: string; owns?: string[] }> }>("machina.vertex.nodes", {});
       const owns = n.nodes.filter((x) => x.service === "aggregate").flatMap((x) => x.owns ?? []);
