@@ -9,7 +9,7 @@ import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { fetchService } from "@machina/fetch";
-import { KvLedgers, compileLedgers, invokeService, type InvokeConfig } from "@machina/invoke";
+import { KvLedgers, compileLedgers, invokeService, parseTickRecord, type InvokeConfig } from "@machina/invoke";
 import { silentLogger } from "@machina/log";
 import type { JsonObject } from "@machina/protos";
 import { MeshClient, defineEndpoint, startService, type RunningService, type ServiceSpec } from "@machina/runtime";
@@ -70,6 +70,7 @@ const configDir = writeConfig({
   "invoke/triggers/discover.yaml": "type: manual\nquery_sets: [found_site]\n",
   "invoke/triggers/accounts.yaml": "type: manual\nquery_sets: [accounts_site]\n",
   "invoke/triggers/fixed.yaml": "type: timer\nduration: 1h\nrun_on_start: false\nquery_sets: [fixed_site]\n",
+  "invoke/triggers/hourly.yaml": "type: timer\nduration: 1h\nrun_on_start: false\nquery_sets: [fixed_site]\n",
 });
 
 const env = {
@@ -348,6 +349,17 @@ describe("invoke: ledgers and ticks", { timeout: 120_000 }, () => {
     assert.equal(fixed.lastState, "done");
     const discover = triggers.triggers.find((t) => t.name === "discover")!;
     assert.deepEqual([discover.type, discover.nextFire, discover.ledgers], ["manual", 0, ["found"]]);
+  });
+
+  it("starts a tick afresh over a record it cannot read, instead of giving up on it", async () => {
+    const tick = Math.floor(Date.now() / 3_600_000) * 3_600_000;
+    const ticks = await new Kvm(nc).open(names.buckets.invokeTicks);
+    await ticks.put(`hourly.${tick}`, "not a tick record");
+    const fired = await client.request(names.invoke.fire, "FireRequest", { trigger: "hourly" }, "FireReply");
+    assert.deepEqual([fired.tick, fired.tasks, fired.state], [tick, 2, "done"]);
+    const stored = parseTickRecord((await ticks.get(`hourly.${tick}`))!.string());
+    assert.equal(stored?.state, "done");
+    assert.equal(stored?.published, 2);
   });
 
   it("turns /readyz false naming a query set whose source or query fetch does not serve", async () => {

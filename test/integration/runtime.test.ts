@@ -119,7 +119,15 @@ describe("runtime", () => {
     h.set(TIMING_HEADER, "caller;dur=1.00");
     const m = await nc.request(`${prefix}.test.echo`, JSON.stringify({ trigger: "t1" }), { timeout: 5000, headers: h });
     assert.equal(m.headers?.get("Content-Type"), "application/json");
-    assert.deepEqual(JSON.parse(m.string()), { trigger: "t1", tick: 7, tasks: 0, duplicates: 0, superseded: 0 });
+    assert.deepEqual(JSON.parse(m.string()), {
+      trigger: "t1",
+      tick: 7,
+      tasks: 0,
+      duplicates: 0,
+      superseded: 0,
+      tickId: "",
+      state: "",
+    });
     const hops = parseTiming(m.headers?.get(TIMING_HEADER));
     assert.deepEqual(
       hops.map((x) => x.hop),

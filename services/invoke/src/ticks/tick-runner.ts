@@ -102,8 +102,20 @@ export class TickRunner {
       if (!isCasConflict(err) && !/exists/i.test(String((err as Error).message))) throw err;
     }
     const entry = await this.deps.kv.get(key);
-    const cur = entry === null || entry.operation !== "PUT" ? null : parseTickRecord(entry.string());
-    if (cur === null || entry === null) return this.fire(t, tick, forced);
+    // Deleted meanwhile (a purge of old records): create again.
+    if (entry === null || entry.operation !== "PUT") return this.fire(t, tick, forced);
+    const cur = parseTickRecord(entry.string());
+    if (cur === null) {
+      // Not a record (damaged, or written by something else): this tick starts over in its place.
+      this.deps.log.warn({ tick: fresh.id }, "tick record unreadable; starting the tick afresh");
+      try {
+        const rev = await this.deps.kv.update(key, JSON.stringify(fresh), entry.revision);
+        return await this.track(this.run(t, key, fresh, rev));
+      } catch (err) {
+        if (!isCasConflict(err)) throw err;
+        return this.fire(t, tick, forced);
+      }
+    }
     if (cur.state === "done" || cur.leaseUntil > this.now()) return this.outcomeOf(cur);
     return (await this.takeOver(t, key, cur, entry.revision)) ?? this.outcomeOf(cur);
   }
