@@ -74,6 +74,7 @@ const configDir = writeConfig({
 });
 
 const env = {
+  MACHINA_INVOKE_PREVIEW_MAX_TASKS: "3",
   MACHINA_NATS_URL: NATS_URL,
   MACHINA_MESH_PREFIX: prefix,
   MACHINA_HTTP_PORT: "0",
@@ -349,6 +350,28 @@ describe("invoke: ledgers and ticks", { timeout: 120_000 }, () => {
     assert.equal(fixed.lastState, "done");
     const discover = triggers.triggers.find((t) => t.name === "discover")!;
     assert.deepEqual([discover.type, discover.nextFire, discover.ledgers], ["manual", 0, ["found"]]);
+  });
+
+  it("previews a query set's tasks, and refuses a preview too large for one reply", async () => {
+    const small = await client.request(
+      names.invoke.buildQuerySet,
+      "BuildQuerySetRequest",
+      { querySet: "fixed_site" },
+      "BuildQuerySetReply",
+    );
+    assert.deepEqual(
+      small.tasks.map((t) => t.lead.id),
+      ["a", "b"],
+    );
+    await assert.rejects(
+      client.request(
+        names.invoke.buildQuerySet,
+        "BuildQuerySetRequest",
+        { querySet: "found_site" },
+        "BuildQuerySetReply",
+      ),
+      (e: Error) => /builds 4 tasks; a preview shows at most 3 .*invoke.ledger.list/.test(e.message),
+    );
   });
 
   it("starts a tick afresh over a record it cannot read, instead of giving up on it", async () => {

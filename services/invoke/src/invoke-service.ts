@@ -6,7 +6,7 @@ import { startCrossCheck } from "./cross-check";
 import { ledgerEndpoints } from "./endpoints/ledger-endpoints";
 import { fetchedHandler } from "./endpoints/fetched-handler";
 import { publishTask } from "./fetch-link";
-import { KvLedgers, checkRefreshTriggers, compileLedgers, refreshSelfLedger } from "./ledgers";
+import { KvLedgers, checkRefreshTriggers, compileLedgers, ledgerOf, refreshSelfLedger } from "./ledgers";
 import { buildTasks, compileQuerySets, querySetOf } from "./query-sets";
 import { startScheduler } from "./scheduler";
 import { TickRunner } from "./ticks/tick-runner";
@@ -21,6 +21,7 @@ export interface InvokeConfig {
     tickLeaseMs: number;
     checkpointMs: number;
     crossCheckMs: number;
+    previewMaxTasks: number;
   };
 }
 
@@ -51,6 +52,11 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
         doc: "How often a running tick saves its progress (and renews its lease), ms.",
         format: "nat",
         default: 1_000,
+      },
+      previewMaxTasks: {
+        doc: "Most tasks invoke.buildqueryset answers with; a larger query set is refused with a pointer to invoke.ledger.list.",
+        format: "nat",
+        default: 10_000,
       },
       crossCheckMs: {
         doc: "How often query sets are checked against the sources fetch serves (fetch.sources), ms.",
@@ -215,9 +221,16 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
                 "BAD_REQUEST",
                 `missing "querySet"; known query sets: ${[...querySets.keys()].join(", ")}`,
               );
-            return {
-              tasks: buildTasks(querySetOf(querySets, req.querySet), ledgers, { trigger: "manual", time: Date.now() }),
-            };
+            const qs = querySetOf(querySets, req.querySet);
+            const n = ledgerOf(ledgers, qs.ledger).store.size * qs.queries.length;
+            // One reply is one NATS message: a preview of a 100,000-lead ledger would not fit.
+            if (n > config.invoke.previewMaxTasks)
+              throw new MachinaError(
+                "BAD_REQUEST",
+                `query set "${qs.name}" builds ${n} tasks; a preview shows at most ${config.invoke.previewMaxTasks} (invoke.previewMaxTasks). Page through its ledger "${qs.ledger}" with invoke.ledger.list instead`,
+                { details: { querySet: qs.name, tasks: n } },
+              );
+            return { tasks: buildTasks(qs, ledgers, { trigger: "manual", time: Date.now() }) };
           },
         }),
         ...ledgerEndpoints(
