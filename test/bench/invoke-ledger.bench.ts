@@ -8,10 +8,8 @@
 // Env: MACHINA_BENCH_INVOKE_LEADS (default 100000), MACHINA_BENCH_INVOKE_BASE_LEADS (default 1000).
 import { readFileSync } from "node:fs";
 import { connect } from "@nats-io/transport-node";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
 import { meshNames } from "@machina/subjects";
-import { NATS_URL, uniquePrefix } from "../support/nats-env";
+import { NATS_URL, removeNetwork, uniquePrefix } from "../support/nats-env";
 import { startServiceProc, writeConfig } from "../support/service-procs";
 
 const BIG = Number(process.env.MACHINA_BENCH_INVOKE_LEADS ?? 100_000);
@@ -61,10 +59,7 @@ async function run(leads: number): Promise<Run> {
     return { leads, tasks: body.tasks, enqueueMs, startHwmKb, peakKb: statusKb(pid, "VmHWM") };
   } finally {
     await proc.stop();
-    const jsm = await jetstreamManager(nc);
-    for (const s of Object.values(names.streams)) await jsm.streams.delete(s).catch(() => undefined);
-    for (const b of [names.buckets.invokeLedgers, names.buckets.invokeTicks, names.buckets.nodes])
-      await (await new Kvm(nc).open(b)).destroy().catch(() => undefined);
+    await removeNetwork(nc, names);
     await nc.close();
   }
 }

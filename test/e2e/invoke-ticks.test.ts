@@ -10,7 +10,7 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { parseTickRecord, type TickRecord } from "@machina/invoke";
 import { meshNames } from "@machina/subjects";
-import { NATS_URL, uniquePrefix } from "../support/nats-env";
+import { NATS_URL, removeNetwork, uniquePrefix } from "../support/nats-env";
 import { eventually, startServiceProc, writeConfig, type ServiceProc } from "../support/service-procs";
 
 const LEADS = 3_000;
@@ -47,9 +47,7 @@ describe("invoke: a tick finishes after its replica is killed", { timeout: 180_0
 
   after(async () => {
     for (const p of procs) await p.stop();
-    for (const s of Object.values(names.streams)) await jsm.streams.delete(s).catch(() => undefined);
-    for (const b of [names.buckets.invokeLedgers, names.buckets.invokeTicks, names.buckets.nodes])
-      await (await new Kvm(nc).open(b)).destroy().catch(() => undefined);
+    await removeNetwork(nc, names);
     await nc?.close();
   });
 

@@ -4,8 +4,6 @@
 // across data.keys pages), and the BAD_REQUESTs naming limit, page and args.<field>.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import cassandra from "cassandra-driver";
@@ -15,7 +13,7 @@ import type { ComputeReply, JsonObject } from "@machina/protos";
 import { MeshClient, startService, type RunningService } from "@machina/runtime";
 import { isMachinaError } from "@machina/wire";
 import { adminCqlClient } from "../support/cassandra-env";
-import { NATS_URL, uniquePrefix } from "../support/nats-env";
+import { NATS_URL, uniquePrefix, removeNetwork } from "../support/nats-env";
 import { writeConfig } from "../support/service-procs";
 
 const prefix = uniquePrefix("distinct");
@@ -104,10 +102,7 @@ describe("compute: distinct", () => {
     await data?.stop();
     client?.close();
     if (nc !== undefined) {
-      const jsm = await jetstreamManager(nc);
-      const names = data.ctx.names;
-      for (const s of Object.values(names.streams)) await jsm.streams.delete(s).catch(() => undefined);
-      for (const b of Object.values(names.buckets)) await (await new Kvm(nc).open(b)).destroy().catch(() => undefined);
+      await removeNetwork(nc, data.ctx.names);
       await nc.close();
     }
     await admin?.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`);

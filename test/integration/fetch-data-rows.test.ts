@@ -6,8 +6,6 @@ import assert from "node:assert/strict";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import cassandra from "cassandra-driver";
@@ -16,7 +14,7 @@ import { fetchService, type FetchConfig } from "@machina/fetch";
 import { MeshClient, startService, type RunningService } from "@machina/runtime";
 import { isMachinaError } from "@machina/wire";
 import { adminCqlClient } from "../support/cassandra-env";
-import { NATS_URL, uniquePrefix } from "../support/nats-env";
+import { NATS_URL, uniquePrefix, removeNetwork } from "../support/nats-env";
 import { eventually, writeConfig } from "../support/service-procs";
 
 const prefix = uniquePrefix("rows");
@@ -95,10 +93,7 @@ describe("source data read from clean records", () => {
     await data?.stop();
     client?.close();
     if (nc !== undefined) {
-      const jsm = await jetstreamManager(nc);
-      const names = data.ctx.names;
-      for (const s of Object.values(names.streams)) await jsm.streams.delete(s).catch(() => undefined);
-      for (const b of Object.values(names.buckets)) await (await new Kvm(nc).open(b)).destroy().catch(() => undefined);
+      await removeNetwork(nc, data.ctx.names);
       await nc.close();
     }
     await admin?.execute(`DROP KEYSPACE IF EXISTS ${keyspace}`);

@@ -6,14 +6,12 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
-import { jetstreamManager } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { fetchService, type FetchConfig } from "@machina/fetch";
 import { MeshClient, startService, type RunningService } from "@machina/runtime";
 import { expectedBusinesses, expectedSite, startFakeApi, type FakeApi } from "../fixtures/fake-api";
-import { NATS_URL, uniquePrefix } from "../support/nats-env";
+import { NATS_URL, uniquePrefix, removeNetwork } from "../support/nats-env";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const prefix = uniquePrefix("sources");
@@ -51,10 +49,7 @@ describe("fetch service: fetch.sources", () => {
     await svc?.stop();
     client?.close();
     if (nc !== undefined) {
-      const jsm = await jetstreamManager(nc);
-      const names = svc.ctx.names;
-      for (const s of Object.values(names.streams)) await jsm.streams.delete(s).catch(() => undefined);
-      for (const b of Object.values(names.buckets)) await (await new Kvm(nc).open(b)).destroy().catch(() => undefined);
+      await removeNetwork(nc, svc.ctx.names);
       await nc.close();
     }
     await api?.close();

@@ -14,7 +14,7 @@ import { silentLogger } from "@machina/log";
 import type { JsonObject } from "@machina/protos";
 import { MeshClient, defineEndpoint, startService, type RunningService, type ServiceSpec } from "@machina/runtime";
 import { meshNames } from "@machina/subjects";
-import { NATS_URL, uniquePrefix } from "../support/nats-env";
+import { NATS_URL, removeNetwork, uniquePrefix } from "../support/nats-env";
 import { eventually, writeConfig } from "../support/service-procs";
 
 const prefix = uniquePrefix("ledgers");
@@ -101,16 +101,7 @@ describe("invoke: ledgers and ticks", { timeout: 120_000 }, () => {
     await fetch?.stop();
     await invoke?.stop();
     await compute?.stop();
-    if (jsm !== undefined) {
-      for (const s of Object.values(names.streams)) await jsm.streams.delete(s).catch(() => undefined);
-      for (const b of [
-        names.buckets.invokeLedgers,
-        names.buckets.invokeTicks,
-        names.buckets.nodes,
-        names.buckets.limiter,
-      ])
-        await (await new Kvm(nc).open(b)).destroy().catch(() => undefined);
-    }
+    if (nc !== undefined) await removeNetwork(nc, names);
     await client?.close();
     await nc?.close();
   });

@@ -3,7 +3,6 @@ import { describe, it } from "node:test";
 import type { TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { loadComponents } from "@machina/config";
-import type { ComponentDoc } from "@machina/config";
 import { silentLogger } from "@machina/log";
 import { MachinaError } from "@machina/wire";
 import { MAX_TIMER_DELAY_MS } from "@machina/runtime";
@@ -17,24 +16,9 @@ import {
   startScheduler,
 } from "@machina/invoke";
 import type { TriggerDef } from "@machina/invoke";
+import { badRequest, componentDoc } from "../support/component-docs";
 
-const doc = (name: string, d: Record<string, unknown>, origins = [`config/default/x/${name}.yaml`]): ComponentDoc => ({
-  name,
-  origins,
-  doc: d,
-});
-
-/** Runs `fn` and returns the BAD_REQUEST MachinaError it must throw. */
-function badRequest(fn: () => unknown): MachinaError {
-  try {
-    fn();
-  } catch (err) {
-    assert.ok(err instanceof MachinaError, `expected MachinaError, got ${String(err)}`);
-    assert.equal(err.code, "BAD_REQUEST");
-    return err;
-  }
-  assert.fail("expected a BAD_REQUEST");
-}
+const doc = componentDoc;
 
 const ledgerDocs = [
   doc(

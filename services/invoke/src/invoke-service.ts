@@ -233,12 +233,7 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
             return { tasks: buildTasks(qs, ledgers, { trigger: "manual", time: Date.now() }) };
           },
         }),
-        ...ledgerEndpoints(
-          names,
-          ledgers,
-          () => kvLedgers,
-          (ledger, n) => rejectedLeads.inc({ ledger }, n),
-        ),
+        ...ledgerEndpoints(names, ledgers, kvLedgers, (ledger, n) => rejectedLeads.inc({ ledger }, n)),
       ],
       workers: [fetchedHandler(ctx, recordBatchesPublisher(ctx.client, ctx.node.id))],
       async onStop() {

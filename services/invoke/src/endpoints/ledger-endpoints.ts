@@ -61,13 +61,30 @@ function editSize(what: string, n: number): void {
 export function ledgerEndpoints(
   names: MeshNames,
   ledgers: LedgerTable,
-  store: () => KvLedgers,
+  store: KvLedgers,
   onRejected: OnRejected,
 ): EndpointDef[] {
-  const editReply = (ledger: LedgerState, res: EditResult) => {
-    if (res.rejected.length > 0) onRejected(ledger.name, res.rejected.length);
-    return { name: ledger.name, ...res, total: ledger.store.size };
-  };
+  // put, patch and delete differ only in what they take from the request and which edit runs.
+  const editEndpoint = (
+    op: "put" | "patch" | "delete",
+    items: "leads" | "ids",
+    description: string,
+    edit: (ledger: LedgerState, req: LedgerRequest) => Promise<EditResult>,
+  ) =>
+    defineEndpoint({
+      name: `ledger-${op}`,
+      subject: names.invoke.ledger(op),
+      request: "LedgerRequest",
+      reply: "LedgerEditReply",
+      description,
+      async handler(req) {
+        const ledger = ledgerFor(ledgers, req);
+        editSize(items, req[items].length);
+        const res = await edit(ledger, req);
+        if (res.rejected.length > 0) onRejected(ledger.name, res.rejected.length);
+        return { name: ledger.name, ...res, total: ledger.store.size };
+      },
+    });
   return [
     defineEndpoint({
       name: "ledger-get",
@@ -96,42 +113,18 @@ export function ledgerEndpoints(
         return pageReply(ledgerFor(ledgers, req), req);
       },
     }),
-    defineEndpoint({
-      name: "ledger-put",
-      subject: names.invoke.ledger("put"),
-      request: "LedgerRequest",
-      reply: "LedgerEditReply",
-      description:
-        "Write whole leads of a kv ledger (create or replace); leads that do not fit are answered in rejected",
-      async handler(req) {
-        const ledger = ledgerFor(ledgers, req);
-        editSize("leads", req.leads.length);
-        return editReply(ledger, await store().put(ledger, req.leads));
-      },
-    }),
-    defineEndpoint({
-      name: "ledger-patch",
-      subject: names.invoke.ledger("patch"),
-      request: "LedgerRequest",
-      reply: "LedgerEditReply",
-      description: "Merge fields into existing leads of a kv ledger (a null field removes it)",
-      async handler(req) {
-        const ledger = ledgerFor(ledgers, req);
-        editSize("leads", req.leads.length);
-        return editReply(ledger, await store().patch(ledger, req.leads));
-      },
-    }),
-    defineEndpoint({
-      name: "ledger-delete",
-      subject: names.invoke.ledger("delete"),
-      request: "LedgerRequest",
-      reply: "LedgerEditReply",
-      description: "Delete leads of a kv ledger by id",
-      async handler(req) {
-        const ledger = ledgerFor(ledgers, req);
-        editSize("ids", req.ids.length);
-        return editReply(ledger, await store().delete(ledger, req.ids));
-      },
-    }),
+    editEndpoint(
+      "put",
+      "leads",
+      "Write whole leads of a kv ledger (create or replace); leads that do not fit are answered in rejected",
+      (l, req) => store.put(l, req.leads),
+    ),
+    editEndpoint(
+      "patch",
+      "leads",
+      "Merge fields into existing leads of a kv ledger (a null field removes it)",
+      (l, req) => store.patch(l, req.leads),
+    ),
+    editEndpoint("delete", "ids", "Delete leads of a kv ledger by id", (l, req) => store.delete(l, req.ids)),
   ];
 }
