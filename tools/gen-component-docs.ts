@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { renderComponentDocs } from "@machina/config";
 import { NAME_RULE } from "@machina/subjects";
 import { componentKinds as aggregateKinds } from "@machina/aggregate";
+import { componentKinds as computeKinds } from "@machina/compute";
 import { componentKinds as dataKinds } from "@machina/data";
 import { componentKinds as fetchKinds } from "@machina/fetch";
 import { componentKinds as invokeKinds } from "@machina/invoke";
@@ -31,7 +32,10 @@ column and an env var part, where \`Website\`/\`website\` or \`site-stats\`/\`si
 because \`300\` could mean milliseconds, seconds or minutes.
 `;
 
-const text = renderComponentDocs([...fetchKinds, ...invokeKinds, ...aggregateKinds, ...dataKinds], INTRO);
+const text = renderComponentDocs(
+  [...fetchKinds, ...invokeKinds, ...aggregateKinds, ...dataKinds, ...computeKinds],
+  INTRO,
+);
 
 if (process.argv.includes("--check")) {
   let current = "";

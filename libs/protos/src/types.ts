@@ -175,6 +175,14 @@ export type RecordReply = Plain<machina.v1.RecordReply>;
 export type CountReply = Plain<machina.v1.CountReply>;
 /** How many rows a write touched. */
 export type WriteReply = Plain<machina.v1.WriteReply>;
+/** One numeric field of one entity over a time range (data.series.<type>). */
+export type SeriesRequest = Plain<machina.v1.SeriesRequest>;
+/** A page of a series as float64 columns. */
+export type SeriesReply = Plain<machina.v1.SeriesReply>;
+/** What one compute replica's result cache holds. */
+export type CacheStats = Plain<machina.v1.CacheStats>;
+/** Drop compute cache entries everywhere: all, a type's, or one entity's. */
+export type CacheInvalidate = Plain<machina.v1.CacheInvalidate>;
 /** Arguments of a computation. */
 export type ComputeRequest = Plain<machina.v1.ComputeRequest>;
 /** Rows a computation produced. */

@@ -60,7 +60,11 @@ export interface MeshNames {
   dataClean(op: "failed" | "retry", type: string): string;
   /** `<p>.data.changed.<type>`: a clean record of the type changed (DataChanged, core NATS). */
   dataChanged(type: string): string;
+  /** `<p>.data.series.<type>`: one numeric field of one entity over a time range, as float64 columns. */
+  dataSeries(type: string): string;
   computeGet(name: string): string;
+  /** `<p>.compute.cache.stats` (this replica's result cache) and `.drop` (drop entries on every replica). */
+  computeCache(op: "stats" | "drop"): string;
   readonly vertex: {
     connect(role: "processor" | "scheduler"): string;
     nodes: string;
@@ -78,6 +82,7 @@ export interface MeshNames {
     dataSchema: string;
     dataClean(op: "failed" | "retry"): string;
     dataChanged: string;
+    dataSeries: string;
     computeGet: string;
     vertexConnect: string;
   };
@@ -170,7 +175,9 @@ export function meshNames(prefix = "machina"): MeshNames {
     dataSchema: (type) => `${p}.data.schema.${tok("entity type", type)}`,
     dataClean: (op, type) => `${p}.data.clean.${op}.${tok("entity type", type)}`,
     dataChanged: (type) => `${p}.data.changed.${tok("entity type", type)}`,
+    dataSeries: (type) => `${p}.data.series.${tok("entity type", type)}`,
     computeGet: (name) => `${p}.compute.get.${tok("computation", name)}`,
+    computeCache: (op) => `${p}.compute.cache.${op}`,
     vertex: {
       connect: (role) => `${p}.vertex.connect.${role}`,
       nodes: `${p}.vertex.nodes`,
@@ -191,6 +198,7 @@ export function meshNames(prefix = "machina"): MeshNames {
       dataSchema: `${p}.data.schema.*`,
       dataClean: (op) => `${p}.data.clean.${op}.*`,
       dataChanged: `${p}.data.changed.*`,
+      dataSeries: `${p}.data.series.*`,
       computeGet: `${p}.compute.get.*`,
       vertexConnect: `${p}.vertex.connect.*`,
     },

@@ -1,15 +1,89 @@
-import { defineEndpoint } from "@machina/runtime";
+import { loadComponents } from "@machina/config";
+import { CACHE_KIND, cacheSpecOf, createCache } from "@machina/cache";
+import { codec } from "@machina/protos";
+import { addCounter, defineEndpoint, observeGauge } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
-import { computationOf } from "./computations";
+import { MachinaError } from "@machina/wire";
+import { followInvalidations } from "./cache/invalidation";
+import { ResultCache } from "./cache/result-cache";
+import { loadCodeComputations } from "./code";
+import { BUILTIN_COMPUTATIONS } from "./computations/builtins";
+import { ComputationRegistry } from "./computations/registry";
+import { ComputeRunner } from "./compute-runner";
 
-/** The compute service (layer 4): registered computations over clean data. */
-export const computeService: ServiceSpec<Record<string, never>> = {
+/** Compute settings. */
+export interface ComputeConfig {
+  compute: {
+    cache: string;
+  };
+}
+
+/** The compute service (layer 4): registered computations over clean data, their results cached. */
+export const computeService: ServiceSpec<ComputeConfig> = {
   name: "compute",
-  version: "0.1.0",
+  version: "0.2.0",
   description: "Answers registered computations over clean data",
   httpPort: 9305,
-  async setup(ctx: ServiceContext<Record<string, never>>) {
-    const { names, client } = ctx;
+  schema: {
+    compute: {
+      cache: {
+        doc: 'Which compute/caches/<name>.yaml holds results ("none" caches nothing); an absent file means a 512M memory cache.',
+        format: String,
+        default: "results",
+      },
+    },
+  },
+  async setup(ctx: ServiceContext<ComputeConfig>) {
+    const { names, client, nc, log, metrics } = ctx;
+    const registry = new ComputationRegistry([
+      ...BUILTIN_COMPUTATIONS,
+      ...(await loadCodeComputations(ctx.configSource)),
+    ]);
+    const cacheName = ctx.config.compute.cache;
+    const caches = loadComponents(CACHE_KIND.kind, ctx.configSource).map((d) => CACHE_KIND.parseDoc(d));
+    const chosen = caches.find((c) => c.name === cacheName);
+    if (chosen === undefined && cacheName !== "none" && cacheName !== "results")
+      throw new MachinaError(
+        "BAD_REQUEST",
+        `compute.cache: no ${CACHE_KIND.kind}/${cacheName}.yaml (caches: ${caches.map((c) => c.name).join(", ") || "none"}); write the file or set compute.cache to one of them, or to "none"`,
+        { details: { field: "compute.cache" } },
+      );
+    const spec =
+      cacheName === "none"
+        ? { kind: "null" as const }
+        : chosen === undefined
+          ? { kind: "memory" as const }
+          : cacheSpecOf(chosen.value);
+    const invalidated = addCounter(
+      metrics,
+      "machina_compute_cache_invalidated_total",
+      "Cached results dropped because data they read changed, by cause",
+      ["cause"],
+    );
+    const cache = new ResultCache(createCache(spec), (cause, n) => invalidated.inc({ cause }, n));
+    observeGauge(metrics, "machina_compute_cache_bytes", "Serialized bytes of results held", () => cache.cache.bytes);
+    observeGauge(metrics, "machina_compute_cache_entries", "Results held", () => cache.cache.entries);
+    const served = addCounter(metrics, "machina_compute_requests_total", "Computations answered, by name and source", [
+      "name",
+      "from",
+    ]);
+    const broadcast = codec("CacheInvalidate");
+    const runner = new ComputeRunner(registry, cache, client, names);
+    const stopFollowing = followInvalidations(nc, names, cache, log);
+    log.info({ computations: registry.names(), cache: { name: cacheName, kind: spec.kind } }, "compute ready");
+    const stats = () => {
+      const s = cache.cache.stats();
+      return {
+        kind: cache.cache.kind,
+        entries: cache.cache.entries,
+        bytes: cache.cache.bytes,
+        maxBytes: cache.cache.maxBytes,
+        hits: s.hits,
+        misses: s.misses,
+        evictions: s.evictions,
+        invalidations: cache.invalidations,
+      };
+    };
     return {
       endpoints: [
         defineEndpoint({
@@ -20,15 +94,41 @@ export const computeService: ServiceSpec<Record<string, never>> = {
           description: "Run the computation named by the last subject token with the given args",
           async handler(req, { subject }) {
             const [name] = names.tail(subject, 1);
-            const { rows, next } = await computationOf(name).run(
-              req.args ?? {},
-              { client, names },
-              { limit: req.limit, page: req.page },
-            );
-            return { name, rows, cached: false, next };
+            const out = await runner.run(name, req.args ?? {}, { limit: req.limit, page: req.page });
+            served.inc({ name, from: out.cached ? "cache" : "run" });
+            return { name, rows: out.rows, cached: out.cached, next: out.next };
+          },
+        }),
+        defineEndpoint({
+          name: "cache-stats",
+          subject: names.computeCache("stats"),
+          request: "Empty",
+          reply: "CacheStats",
+          description: "What this replica's result cache holds, its hits, misses, evictions and invalidations",
+          async handler() {
+            return stats();
+          },
+        }),
+        defineEndpoint({
+          name: "cache-drop",
+          subject: names.computeCache("drop"),
+          request: "CacheInvalidate",
+          reply: "CacheStats",
+          description:
+            "Drops cached results on every replica: all (no type), a type's, or one entity's (type and key); answers this replica's cache after the drop",
+          async handler(req) {
+            // Dropped here first, so the reply already shows it; the broadcast reaches the others
+            // (and this replica again, which finds nothing left to drop).
+            const key = req.key != null && Object.keys(req.key).length > 0 ? req.key : null;
+            cache.invalidate(req.type, key, "broadcast");
+            nc.publish(names.cacheInvalidate, broadcast.encode({ type: req.type, key: req.key ?? {} }));
+            return stats();
           },
         }),
       ],
+      async onStop() {
+        stopFollowing();
+      },
     };
   },
 };

@@ -6,7 +6,7 @@ import type { DataOp, MeshNames, StoreName } from "@machina/subjects";
 import { MachinaError } from "@machina/wire";
 import { changeAnnouncer } from "./change-events";
 import { CleanLeases } from "./clean";
-import { DataLayer } from "./crud";
+import { DataLayer, seriesBytes } from "./crud";
 import { DIRTY_SHARDS, type PreparedDump } from "./store";
 import { compileTypeDef } from "./schema";
 
@@ -414,6 +414,32 @@ export const dataService: ServiceSpec<DataConfig> = {
             const [type] = names.tail(subject, 1);
             const page = await data.keys(type, { limit: req.limit || undefined, page: req.page });
             return { keys: page.keys as JsonObject[], next: page.next };
+          },
+        }),
+        defineEndpoint({
+          name: "series",
+          subject: names.any.dataSeries,
+          request: "SeriesRequest",
+          reply: "SeriesReply",
+          description:
+            "One numeric field of one entity over [from, to) as little-endian float64 columns (times, values), oldest first; paged",
+          async handler(req, { subject }) {
+            const [type] = names.tail(subject, 1);
+            const page = await data.series(type, {
+              key: req.key,
+              field: req.field,
+              from: req.from,
+              to: req.to,
+              store: req.store,
+              limit: req.limit,
+              page: req.page,
+            });
+            return {
+              times: seriesBytes(page.times),
+              values: seriesBytes(page.values),
+              count: page.times.length,
+              next: page.next,
+            };
           },
         }),
       ],

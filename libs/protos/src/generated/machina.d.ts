@@ -682,6 +682,194 @@ export namespace machina {
             public affected: number;
         }
 
+        /** Properties of a SeriesRequest. */
+        interface ISeriesRequest {
+
+            /** every key field of the type */
+            key?: (google.protobuf.Struct|null);
+
+            /** a numeric field (int, bigint, double; boolean reads as 0/1) */
+            field?: (string|null);
+
+            /** epoch ms, inclusive; 0 means the store's horizon */
+            from?: (number|null);
+
+            /** epoch ms, exclusive; 0 means now */
+            to?: (number|null);
+
+            /** "clean" (default: one point per window) or "dump" (one per raw record) */
+            store?: (string|null);
+
+            /** points per page, 1–50,000; 0 means 50,000 */
+            limit?: (number|null);
+
+            /** "" for the first page, else the previous reply's next */
+            page?: (string|null);
+        }
+
+        /**
+         * data.series.<type>: one numeric field of one entity over a time range, as columns, oldest
+         * first. Pages hold at most `limit` points so a reply stays under the NATS payload limit.
+         */
+        class SeriesRequest implements ISeriesRequest {
+
+            /**
+             * Constructs a new SeriesRequest.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.ISeriesRequest);
+
+            /** every key field of the type */
+            public key?: (google.protobuf.Struct|null);
+
+            /** a numeric field (int, bigint, double; boolean reads as 0/1) */
+            public field: string;
+
+            /** epoch ms, inclusive; 0 means the store's horizon */
+            public from: number;
+
+            /** epoch ms, exclusive; 0 means now */
+            public to: number;
+
+            /** "clean" (default: one point per window) or "dump" (one per raw record) */
+            public store: string;
+
+            /** points per page, 1–50,000; 0 means 50,000 */
+            public limit: number;
+
+            /** "" for the first page, else the previous reply's next */
+            public page: string;
+        }
+
+        /** Properties of a SeriesReply. */
+        interface ISeriesReply {
+
+            /** little-endian float64 epoch ms, ascending (clean: window start; dump: fetched_at) */
+            times?: (Uint8Array|null);
+
+            /** little-endian float64, one per time; NaN where the field is null */
+            values?: (Uint8Array|null);
+
+            /** points in this page */
+            count?: (number|null);
+
+            /** "" on the last page */
+            next?: (string|null);
+        }
+
+        /** Represents a SeriesReply. */
+        class SeriesReply implements ISeriesReply {
+
+            /**
+             * Constructs a new SeriesReply.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.ISeriesReply);
+
+            /** little-endian float64 epoch ms, ascending (clean: window start; dump: fetched_at) */
+            public times: Uint8Array;
+
+            /** little-endian float64, one per time; NaN where the field is null */
+            public values: Uint8Array;
+
+            /** points in this page */
+            public count: number;
+
+            /** "" on the last page */
+            public next: string;
+        }
+
+        /** Properties of a CacheStats. */
+        interface ICacheStats {
+
+            /** null, memory or ttl */
+            kind?: (string|null);
+
+            /** CacheStats entries */
+            entries?: (number|null);
+
+            /** serialized size held */
+            bytes?: (number|null);
+
+            /** 0: no size cap */
+            maxBytes?: (number|null);
+
+            /** CacheStats hits */
+            hits?: (number|null);
+
+            /** CacheStats misses */
+            misses?: (number|null);
+
+            /** dropped for room or age */
+            evictions?: (number|null);
+
+            /** dropped because the data they read changed */
+            invalidations?: (number|null);
+        }
+
+        /** compute.cache.stats (request: Empty): what this compute replica's result cache holds. */
+        class CacheStats implements ICacheStats {
+
+            /**
+             * Constructs a new CacheStats.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.ICacheStats);
+
+            /** null, memory or ttl */
+            public kind: string;
+
+            /** CacheStats entries. */
+            public entries: number;
+
+            /** serialized size held */
+            public bytes: number;
+
+            /** 0: no size cap */
+            public maxBytes: number;
+
+            /** CacheStats hits. */
+            public hits: number;
+
+            /** CacheStats misses. */
+            public misses: number;
+
+            /** dropped for room or age */
+            public evictions: number;
+
+            /** dropped because the data they read changed */
+            public invalidations: number;
+        }
+
+        /** Properties of a CacheInvalidate. */
+        interface ICacheInvalidate {
+
+            /** CacheInvalidate type */
+            type?: (string|null);
+
+            /** CacheInvalidate key */
+            key?: (google.protobuf.Struct|null);
+        }
+
+        /**
+         * cache.invalidate: drops compute cache entries on every replica. An empty type drops
+         * everything; a type with no key drops every entry that read that type.
+         */
+        class CacheInvalidate implements ICacheInvalidate {
+
+            /**
+             * Constructs a new CacheInvalidate.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.ICacheInvalidate);
+
+            /** CacheInvalidate type. */
+            public type: string;
+
+            /** CacheInvalidate key. */
+            public key?: (google.protobuf.Struct|null);
+        }
+
         /** Properties of a ComputeRequest. */
         interface IComputeRequest {
 

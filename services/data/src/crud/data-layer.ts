@@ -47,6 +47,7 @@ import {
 } from "./bulk";
 import { chooseForm, type BulkField, type RequestForm, type SingleFields } from "./bulk-items";
 import { countRecords, readOneRecord, readRecords, type ReadOptions } from "./read";
+import { readSeries, type SeriesOptions, type SeriesPage } from "./series";
 import { createRecords, deleteRecords, updateRecord, type DeleteResult } from "./write";
 
 /** How to reach the cluster and what to register. */
@@ -219,6 +220,11 @@ export class DataLayer {
   /** One page of the type's entity keys; pass `next` back as `page` for the following one. */
   keys(type: string, options: { limit?: number; page?: string }): Promise<KeyPage> {
     return this.run(() => listKeys(this.ctx, resolveType(this.ctx, type), options));
+  }
+
+  /** One page of one numeric field of one entity over [from, to), oldest first, as float64 columns. */
+  series(type: string, options: SeriesOptions): Promise<SeriesPage> {
+    return this.run(() => readSeries(this.ctx, type, options));
   }
 
   /** Alters the entity's newest clean row; returns it. */

@@ -7,5 +7,7 @@ export { readRecordsBulk, readOneRecordsBulk, countRecordsBulk, updateRecordsBul
 export type { BulkRecords, BulkCount, UpdateItem } from "./bulk";
 export { MAX_BULK_ITEMS, chooseForm } from "./bulk-items";
 export type { RequestForm, SingleFields, BulkField } from "./bulk-items";
+export { MAX_SERIES_LIMIT, SERIES_FIELD_TYPES, numericFields, readSeries, seriesBytes } from "./series";
+export type { SeriesOptions, SeriesPage } from "./series";
 export { DataLayer } from "./data-layer";
 export type { DataLayerOptions } from "./data-layer";
