@@ -174,6 +174,9 @@ export async function startService<C>(spec: ServiceSpec<C>, opts: StartOptions =
     );
 
     const heartbeat = startVertexLink(ctx, spec.role ?? "processor");
+    // Subscriptions go out buffered: until the server has them, a request from another
+    // connection finds no responder, so started means the server has them all.
+    await nc.flush();
     ready = true;
     log.info(
       {

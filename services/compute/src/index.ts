@@ -7,7 +7,7 @@ export { COMPUTATIONS, computationOf } from "./computations/builtin-lookup";
 export { ComputationRegistry } from "./computations/registry";
 export { defineComputation } from "./computations/define";
 export type { Computation, ComputationSpec, ComputeDeps, ComputeResult, Paging } from "./computations/define";
-export { DataReads } from "./reads/data-reads";
+export { DataReads, SERIES_PARTS, seriesParts } from "./reads/data-reads";
 export type { SeriesOptions } from "./reads/data-reads";
 export { ReadSet, canonicalKey } from "./reads/read-set";
 export type { Columns } from "./reads/series-columns";

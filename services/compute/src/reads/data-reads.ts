@@ -108,18 +108,63 @@ export class DataReads {
     // Dump writes are not announced on data.changed, so nothing would tell the cache it is stale.
     if (store === "dump") this.reads.unannounced("reads raw dump rows, whose writes are not announced");
     else this.reads.entity(type, key);
+    const from = options.from ?? 0;
+    const to = options.to ?? 0;
+    // Each part pages through data.series on its own, all at once, joined in time order: one
+    // request reads its day partitions one after another, and several streams keep the store's
+    // cores (and data's replicas) busy where one would leave them idle.
+    const parts = await Promise.all(
+      seriesParts(from, to).map(([a, b]) => this.seriesPages(type, key, field, a, b, store)),
+    );
+    return concatColumns(parts.flat());
+  }
+
+  private async seriesPages(
+    type: string,
+    key: JsonObject,
+    field: string,
+    from: number,
+    to: number,
+    store: "clean" | "dump",
+  ): Promise<Columns[]> {
     const pages: Columns[] = [];
     let page = "";
     do {
       const reply = await this.client.request(
         this.names.dataSeries(type),
         "SeriesRequest",
-        { key, field, from: options.from ?? 0, to: options.to ?? 0, store, limit: SERIES_PAGE, page },
+        { key, field, from, to, store, limit: SERIES_PAGE, page },
         "SeriesReply",
       );
       pages.push(replyColumns(reply));
       page = reply.next;
     } while (page !== "");
-    return concatColumns(pages);
+    return pages;
   }
+}
+
+const DAY_MS = 86_400_000;
+
+/** Series reads of one range in flight at once, at most. */
+export const SERIES_PARTS = 4;
+
+/**
+ * [from, to) cut at UTC day boundaries (data's partitions) into at most SERIES_PARTS consecutive
+ * ranges of whole days each, as even as the days allow; one range when it spans under two days or
+ * an end is open (0: the horizon, or now).
+ */
+export function seriesParts(from: number, to: number): [number, number][] {
+  if (from <= 0 || to <= from) return [[from, to]];
+  const firstDay = Math.floor(from / DAY_MS);
+  const days = Math.floor((to - 1) / DAY_MS) - firstDay + 1;
+  const n = Math.min(SERIES_PARTS, days);
+  if (n < 2) return [[from, to]];
+  const out: [number, number][] = [];
+  let start = from;
+  for (let i = 1; i <= n; i++) {
+    const end = i === n ? to : (firstDay + Math.round((days * i) / n)) * DAY_MS;
+    out.push([start, end]);
+    start = end;
+  }
+  return out;
 }
