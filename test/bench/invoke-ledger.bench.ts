@@ -5,7 +5,9 @@
 //   peak RSS  the process's high-water mark (VmHWM of /proc/<pid>/status) over start and tick
 // Ratio line: peak RSS at 100,000 leads over peak RSS at 1,000 leads (target ≤ 1.5).
 //
-// Env: MACHINA_BENCH_INVOKE_LEADS (default 100000), MACHINA_BENCH_INVOKE_BASE_LEADS (default 1000).
+// Env: MACHINA_BENCH_INVOKE_LEADS (default 100000), MACHINA_BENCH_INVOKE_BASE_LEADS (default 1000),
+// MACHINA_BENCH_INVOKE_NODE_ARGS (node flags of the invoke process, space-separated; default none);
+// MACHINA_INVOKE_HEAP_GROWING_PERCENT reaches the process as its invoke.heapGrowingPercent.
 import { readFileSync } from "node:fs";
 import { connect } from "@nats-io/transport-node";
 import { meshNames } from "@machina/subjects";
@@ -45,7 +47,8 @@ async function run(leads: number): Promise<Run> {
     "invoke/triggers/big.yaml": "type: manual\nquery_sets: [big_sitestats]\n",
   });
   const nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
-  const proc = await startServiceProc("invoke", { configDir, prefix, readyTimeoutMs: 300_000 });
+  const nodeArgs = (process.env.MACHINA_BENCH_INVOKE_NODE_ARGS ?? "").split(" ").filter((a) => a !== "");
+  const proc = await startServiceProc("invoke", { configDir, prefix, nodeArgs, readyTimeoutMs: 300_000 });
   const pid = proc.child.pid!;
   try {
     const startHwmKb = statusKb(pid, "VmHWM");
@@ -66,7 +69,10 @@ async function run(leads: number): Promise<Run> {
 
 const base = await run(BASE);
 const big = await run(BIG);
-out(`invoke: one tick of a constant ledger × ${QUERIES} queries into the FETCH stream (1 process, this machine)`);
+out(
+  `invoke: one tick of a constant ledger × ${QUERIES} queries into the FETCH stream (1 process, this machine; ` +
+    `heapGrowingPercent ${process.env.MACHINA_INVOKE_HEAP_GROWING_PERCENT ?? "default"})`,
+);
 out("leads      tasks      enqueue s   tasks/s     RSS after start MiB   peak RSS MiB");
 for (const r of [base, big])
   out(

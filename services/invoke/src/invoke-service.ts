@@ -1,3 +1,4 @@
+import { setFlagsFromString } from "node:v8";
 import { loadComponents } from "@machina/config";
 import { addCounter, defineEndpoint, recordBatchesPublisher } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
@@ -22,6 +23,7 @@ export interface InvokeConfig {
     checkpointMs: number;
     crossCheckMs: number;
     previewMaxTasks: number;
+    heapGrowingPercent: number;
   };
 }
 
@@ -58,6 +60,14 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
         format: "nat",
         default: 10_000,
       },
+      heapGrowingPercent: {
+        doc:
+          "How far V8 lets this process's old space grow past what the last full collection kept, percent, before it collects " +
+          "again (0: V8's own factor, up to 300). A long tick makes garbage fast and keeps little; at 50 a 100,000-lead tick " +
+          "runs at ~1.3× the RSS of a 1,000-lead one instead of ~2×, for ~10% of publish rate. No cap: a bigger ledger still fits.",
+        format: "nat",
+        default: 50,
+      },
       crossCheckMs: {
         doc: "How often query sets are checked against the sources fetch serves (fetch.sources), ms.",
         format: "nat",
@@ -67,6 +77,9 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
   },
   async setup(ctx: ServiceContext<InvokeConfig>) {
     const { names, log, config } = ctx;
+    // Set before the config is compiled, so a big constant ledger's parse garbage goes early too.
+    if (config.invoke.heapGrowingPercent > 0)
+      setFlagsFromString(`--heap-growing-percent=${config.invoke.heapGrowingPercent}`);
     const ledgers = compileLedgers(loadComponents("invoke/ledgers", ctx.configSource), (n) => names.computeGet(n));
     const querySets = compileQuerySets(loadComponents("invoke/query_sets", ctx.configSource), ledgers);
     const triggers = compileTriggers(loadComponents("invoke/triggers", ctx.configSource), querySets);
