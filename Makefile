@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 H := test/harness
 
-.PHONY: help setup deps up down status test test-unit typecheck lint format docs protos bench
+.PHONY: help setup deps up down status test test-unit typecheck lint format docs protos bench build
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ test: setup ## unit, integration and end-to-end tests against real servers
 test-unit: deps ## unit tests only (no servers)
 	@node --import tsx --test --test-reporter=spec $$(find test/unit -name '*.test.ts' | sort)
 
+build: deps ## bundle each service to dist/<name>/main.mjs (plain Node, what the images run), with dist/protos, dist/config
+	@pnpm run build
+
 typecheck: deps ## tsc in strict mode over every package
 	@pnpm exec tsc -p tsconfig.json --noEmit
 
@@ -47,8 +50,10 @@ protos: deps ## regenerate the TypeScript declarations of protos/*.proto (libs/p
 format: deps ## apply prettier to the repo
 	@pnpm exec prettier --write .
 
-docs: deps ## regenerate docs/components.md from the component schemas
+docs: deps ## regenerate docs/components.md, docs/metrics.md and the kustomize copy of config/
 	@node --import tsx tools/gen-component-docs.ts
+	@node --import tsx tools/gen-metrics-docs.ts
+	@node deploy/k8s/sync-config.mjs
 
 bench: setup ## benchmarks under test/bench (numbers and ratios vs a same-run baseline)
 	@bash $(H)/run-bench.sh

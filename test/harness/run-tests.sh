@@ -31,6 +31,9 @@ for s in nats cassandra; do
   fi
 done
 
+# The dashboard test drives Debian's chromium (installed here when missing).
+bash "$H/chromium.sh" install
+
 export MACHINA_NATS_URL="nats://127.0.0.1:$MACHINA_NATS_PORT"
 export MACHINA_NATS_CLI="$MACHINA_CACHE/bin/nats"
 cd "$ROOT"

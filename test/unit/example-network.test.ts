@@ -43,7 +43,7 @@ describe("example network in config/default", () => {
     assert.equal(querySets.get("business_websites_sitestats")?.ledger, "business_websites");
     assert.equal(ledgers.get("watchlist")?.source, "kv");
     assert.deepEqual([triggers.get("watch")?.type, triggers.get("watch")?.timezone], ["cron", "America/New_York"]);
-    assert.deepEqual(types.map((t) => t.name).sort(), ["business", "website"]);
+    assert.deepEqual(types.map((t) => t.name).sort(), ["business", "vertex_sample", "website"]);
   });
 
   it("lists businesses by city: directory.businesses takes the lead's city and yields business records keyed by id", () => {

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { loadComponents } from "@machina/config";
 import { silentLogger } from "@machina/log";
 import { MachinaError } from "@machina/wire";
-import { MAX_TIMER_DELAY_MS } from "@machina/runtime";
+import { MAX_TIMER_DELAY_MS, parseResources } from "@machina/runtime";
 import {
   buildTasks,
   compileLedgers,
@@ -238,6 +238,7 @@ describe("compileQuerySets", () => {
       source: "sitestats",
       queries: ["site", "pages"],
       ledger: "websites",
+      resources: "",
     });
   });
 
@@ -298,6 +299,32 @@ describe("compileQuerySets", () => {
     );
   });
 
+  it("turns a query set's resources into the Machina-Resources of its tasks, refusing bad amounts by field", () => {
+    const [qs] = compileQuerySets(
+      [doc("qs", { source: "s", queries: ["q"], ledger: "plain", resources: { ram: "2G", cpu: "500m", gpu: 1 } })],
+      ledgers,
+    ).values();
+    assert.equal(qs.resources, `cpu=0.5, ram=${2 * 1024 ** 3}, gpu=1`);
+    assert.deepEqual(parseResources(qs.resources), { cpu: 0.5, ram: 2 * 1024 ** 3, gpu: 1 });
+    assert.equal(querySets.get("plain_traffic")?.resources, "");
+    const bad: [unknown, RegExp][] = [
+      [{ ram: "lots" }, /qs\.yaml: resources\.ram: .*"lots"/],
+      [{ gpu: 0.5 }, /qs\.yaml: resources\.gpu: "0\.5" is not a whole number of GPUs/],
+      [{ disk: "1G" }, /qs\.yaml: resources\.disk: unknown key/],
+      [{ constructor: 1 }, /qs\.yaml: resources\.constructor: unknown key/],
+      ["2G", /qs\.yaml: resources: /],
+    ];
+    for (const [resources, re] of bad) {
+      assert.match(
+        badRequest(() =>
+          compileQuerySets([doc("qs", { source: "s", queries: ["q"], ledger: "plain", resources })], ledgers),
+        ).message,
+        re,
+        JSON.stringify(resources),
+      );
+    }
+  });
+
   it("applies the name rule to the file name, the source and the queries, saying what to write", () => {
     const qs = (name: string, d: Record<string, unknown>) =>
       badRequest(() => compileQuerySets([doc(name, { source: "s", queries: ["q"], ledger: "plain", ...d })], ledgers))
@@ -323,7 +350,7 @@ describe("compileQuerySets", () => {
     );
     assert.match(
       err.message,
-      /qs\.yaml: quries: unknown key \(did you mean "queries"\?\); expected one of source, queries, ledger$/,
+      /qs\.yaml: quries: unknown key \(did you mean "queries"\?\); expected one of source, queries, ledger, resources$/,
     );
   });
 });
@@ -549,7 +576,11 @@ describe("buildTasks", () => {
 
   it("fails with NOT_FOUND when the query set's ledger is gone", () => {
     assert.throws(
-      () => buildTasks({ name: "x", source: "s", queries: ["q"], ledger: "gone" }, ledgers, { trigger: "t", time: 0 }),
+      () =>
+        buildTasks({ name: "x", source: "s", queries: ["q"], ledger: "gone", resources: "" }, ledgers, {
+          trigger: "t",
+          time: 0,
+        }),
       (e: unknown) => e instanceof MachinaError && e.code === "NOT_FOUND" && /unknown ledger "gone"/.test(e.message),
     );
   });

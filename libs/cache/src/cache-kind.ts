@@ -3,7 +3,7 @@ import { defineKind, describeValue, field } from "@machina/config";
 import type { Component, ComponentValue } from "@machina/config";
 import { CACHE_KINDS, DEFAULT_MAX_BYTES } from "./cache";
 import type { CacheSpec } from "./cache";
-import { formatSize } from "./size";
+import { formatSize } from "@machina/config";
 import { sizeField } from "./size-field";
 
 // YAML reads a bare `kind: null` as null, not as the word: taken as the null kind it was meant as.

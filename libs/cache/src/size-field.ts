@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { parseSize, sizeProblem } from "./size";
+import { parseSize, sizeProblem } from "@machina/config";
 
 /**
  * A component field holding a size (`512M`, `1.5G`, `64K`, or a number of bytes), as bytes; at

@@ -29,6 +29,33 @@ export function baseSchema(defaults: { httpPort: number }) {
       },
       host: { doc: "Address the HTTP port binds.", format: String, default: "127.0.0.1" },
     },
+    resources: {
+      cpu: {
+        doc: 'CPU cores this replica offers tasks that carry Machina-Resources (e.g. "2", "500m"); "" measures them.',
+        format: String,
+        default: "",
+      },
+      ram: {
+        doc: 'RAM this replica offers such tasks (e.g. "4G"); "" is the machine\'s, capped by what is available as it changes.',
+        format: String,
+        default: "",
+      },
+      gpu: {
+        doc: 'GPUs this replica offers such tasks; "" counts the ones systeminformation lists.',
+        format: String,
+        default: "",
+      },
+      storage: {
+        doc: 'Disk this replica offers such tasks (e.g. "100G"); "" is the free space of its working directory\'s filesystem.',
+        format: String,
+        default: "",
+      },
+      network: {
+        doc: 'Network bandwidth this replica offers such tasks, bytes per second (e.g. "100M"); "" is its fastest interface\'s speed (0 when unknown).',
+        format: String,
+        default: "",
+      },
+    },
     log: {
       level: {
         doc: "pino log level.",
@@ -44,5 +71,6 @@ export interface BaseConfig {
   mesh: { prefix: string; node: string };
   nats: { url: string; user: string; pass: string; replicas: number };
   http: { port: number; host: string };
+  resources: { cpu: string; ram: string; gpu: string; storage: string; network: string };
   log: { level: string };
 }

@@ -9,6 +9,7 @@ export type { ComponentDoc } from "./components";
 export { baseSchema } from "./base-schema";
 export type { BaseConfig } from "./base-schema";
 export { parseDuration, formatDuration, durationProblem, DURATION_EXAMPLES } from "./duration";
+export { parseSize, sizeProblem, formatSize, SIZE_EXAMPLES } from "./size";
 export { describeValue, isPlainObject } from "@machina/protos";
 export {
   field,

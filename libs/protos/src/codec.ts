@@ -26,7 +26,9 @@ export interface Codec<T> {
 export const PROTOS_DIR =
   process.env.MACHINA_PROTOS_DIR ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../protos");
 
-const FILES = ["common", "fetch", "invoke", "pipeline", "data", "vertex", "dlq"].map((f) => `machina/v1/${f}.proto`);
+const FILES = ["common", "fetch", "invoke", "pipeline", "data", "vertex", "dlq", "config"].map(
+  (f) => `machina/v1/${f}.proto`,
+);
 const PACKAGE = "machina.v1";
 
 let root: protobuf.Root | undefined;

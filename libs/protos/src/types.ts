@@ -195,10 +195,40 @@ export type NodeList = Plain<machina.v1.NodeList>;
 export type PatchOp = Plain<machina.v1.PatchOp>;
 /** A live config change. */
 export type ConfigPatch = Plain<machina.v1.ConfigPatch>;
+/** Read the config chain's document (or a subtree) at its head. */
+export type ConfigGetRequest = Plain<machina.v1.ConfigGetRequest>;
+/** The config chain's head and (part of) its document. */
+export type ConfigDocument = Plain<machina.v1.ConfigDocument>;
+/** Append JSON-Patch operations after the head. */
+export type ConfigPatchRequest = Plain<machina.v1.ConfigPatchRequest>;
+/** How many of the chain's newest patches to list. */
+export type ConfigHistoryRequest = Plain<machina.v1.ConfigHistoryRequest>;
+/** The config chain's patches, oldest first. */
+export type ConfigHistory = Plain<machina.v1.ConfigHistory>;
+/** Which layer gave a config key its value. */
+export type ConfigExplainRequest = Plain<machina.v1.ConfigExplainRequest>;
+/** A config key's value and the layer it came from. */
+export type ConfigExplainReply = Plain<machina.v1.ConfigExplainReply>;
 /** No fields. */
 export type Empty = Plain<machina.v1.Empty>;
 /** A plain acknowledgement. */
 export type Ack = Plain<machina.v1.Ack>;
+/** A cumulative handler-time histogram of one endpoint or worker. */
+export type HandlerTimes = Plain<machina.v1.HandlerTimes>;
+/** What vertex answers a connect or heartbeat: the registry id and the heartbeat interval. */
+export type ConnectReply = Plain<machina.v1.ConnectReply>;
+/** Monitoring series over a range, in buckets. */
+export type StatsRequest = Plain<machina.v1.StatsRequest>;
+/** One bucket of a monitoring series. */
+export type StatsBucket = Plain<machina.v1.StatsBucket>;
+/** One monitoring series, bucketed. */
+export type StatsSeries = Plain<machina.v1.StatsSeries>;
+/** Monitoring series over a range. */
+export type StatsReply = Plain<machina.v1.StatsReply>;
+/** The recommended replica count of one service and what it is based on. */
+export type ScaleAdvice = Plain<machina.v1.ScaleAdvice>;
+/** vertex.scale: advice per service. */
+export type ScaleReply = Plain<machina.v1.ScaleReply>;
 /** Which dead letters a replay or purge applies to; every set field must match, none set = all. */
 export type DeadLetterFilter = Plain<machina.v1.DeadLetterFilter>;
 /** Counts of matching dead letters, plus the oldest `limit` one by one. */

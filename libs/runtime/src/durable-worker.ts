@@ -8,6 +8,9 @@ import { classifyThrown } from "./classify";
 import { storeDeadLetter } from "./dead-letter";
 import type { Health } from "./health";
 import type { ServiceMetrics } from "./metrics";
+import type { ResourceGate } from "./resource-gate";
+import { RESOURCES_HEADER, parseResources } from "./resources";
+import type { Resources } from "./resources";
 import type { PipelineStream } from "./topology";
 
 /** What a worker's handler knows about the message besides its body. */
@@ -94,6 +97,10 @@ const PULL_EXPIRES_MS = 2_000;
 const COMPLETED_MEMORY = 100_000;
 // A gate's wait is re-checked at least this often, so a quota that reopens early is used.
 const MAX_GATE_SLEEP_MS = 1_000;
+// A task that does not fit now goes back to the stream for a moment (another replica, or this one
+// once a running task ends); one that exceeds this replica's capacity waits longer, for a larger one.
+const BUSY_DELAY_MS = 200;
+const TOO_LARGE_DELAY_MS = 1_000;
 
 /**
  * Works on up to `concurrency` messages of a durable consumer at once, pulling as many as there
@@ -110,6 +117,8 @@ export async function startWorker(
   log: Logger,
   metrics: ServiceMetrics,
   health: Health,
+  /** Admits tasks that carry Machina-Resources; without one such tasks are taken as any other. */
+  gate?: ResourceGate,
 ): Promise<RunningWorker> {
   const consumer: Consumer = await js.consumers.get(names.streams[def.stream], def.durable);
   const lanes = Math.max(1, def.concurrency ?? 8);
@@ -224,6 +233,8 @@ export async function startWorker(
       metrics.messages.inc({ consumer: def.name, outcome: "redelivered-done" });
       return;
     }
+    const need = await admit(m);
+    if (need === null) return;
     const started = performance.now();
     const myEpoch = epoch;
     const deliveryCount = m.info.deliveryCount;
@@ -267,9 +278,39 @@ export async function startWorker(
       outcome = await settleFailure(m, classifyThrown(thrown), myEpoch, child);
     } finally {
       clearInterval(keepAlive);
+      if (need !== undefined) gate?.release(need);
       metrics.messages.inc({ consumer: def.name, outcome });
       metrics.messageSeconds.observe({ consumer: def.name }, (performance.now() - started) / 1000);
     }
+  }
+
+  /**
+   * What the message's Machina-Resources asks (undefined without the header), reserved on the
+   * gate; null when it was settled here instead: a header that does not parse is dead-lettered,
+   * a task that does not fit goes back to the stream without counting as a failure.
+   */
+  async function admit(m: JsMsg): Promise<Partial<Resources> | undefined | null> {
+    const header = m.headers?.get(RESOURCES_HEADER);
+    if (!header || gate === undefined) return undefined;
+    const child = () => log.child({ worker: def.name, subject: m.subject, seq: m.seq });
+    let need: Partial<Resources>;
+    try {
+      need = parseResources(header);
+    } catch (err) {
+      metrics.messages.inc({ consumer: def.name, outcome: await settleFailure(m, classifyThrown(err), epoch, child) });
+      return null;
+    }
+    const decision = gate.take(need);
+    if (decision === "taken") return need;
+    m.nak(decision === "never" ? TOO_LARGE_DELAY_MS : BUSY_DELAY_MS);
+    metrics.messages.inc({ consumer: def.name, outcome: decision === "never" ? "too-large" : "busy" });
+    // Said once, then every 100th time round, so a task no replica can take is visible, not noisy.
+    if (decision === "never" && m.info.deliveryCount % 100 === 1)
+      child().warn(
+        { needs: header, capacity: gate.capacity, deliveries: m.info.deliveryCount },
+        "task needs more than this replica has; left on the stream for a larger one",
+      );
+    return null;
   }
 
   async function settleFailure(m: JsMsg, err: MachinaError, myEpoch: number, child: () => Logger): Promise<string> {

@@ -1,5 +1,15 @@
 export { startService } from "./service-host";
-export type { ServiceSpec, ServiceContext, ServiceParts, RunningService, StartOptions } from "./service-host";
+export type {
+  ServiceSpec,
+  ServiceContext,
+  ServiceParts,
+  RunningService,
+  StartOptions,
+  LiveWorkers,
+} from "./service-host";
+export { ComponentSet } from "./component-set";
+export { LiveConfig } from "./config-follow";
+export type { ServiceComponents, LiveConfigOptions } from "./config-follow";
 export { defineEndpoint } from "./endpoint";
 export type { EndpointDef, EndpointContext } from "./endpoint";
 export { defineWorker, retryDelayMs, MAX_RETRY_DELAY_MS } from "./durable-worker";
@@ -30,3 +40,15 @@ export { storeDeadLetter } from "./dead-letter";
 export type { LetterSource } from "./dead-letter";
 export { setLongTimeout, MAX_TIMER_DELAY_MS } from "./long-timer";
 export type { LongTimeout } from "./long-timer";
+export {
+  RESOURCES_HEADER,
+  RESOURCE_KINDS,
+  amountProblem,
+  formatResources,
+  noResources,
+  parseAmount,
+  parseResources,
+} from "./resources";
+export type { ResourceKind, Resources } from "./resources";
+export { ResourceGate, resourceGate } from "./resource-gate";
+export type { Admission, ResourceSettings } from "./resource-gate";

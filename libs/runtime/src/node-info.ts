@@ -1,17 +1,7 @@
 import { hostname } from "node:os";
 import si from "systeminformation";
 import type { NodeInfo } from "@machina/protos";
-
-// systeminformation shells out for some facts (GPUs, disks); a slow probe must not hold up start-up.
-async function within<T>(ms: number, p: Promise<T>, fallback: T): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<T>((resolve) => (timer = setTimeout(() => resolve(fallback), ms)));
-  try {
-    return await Promise.race([p.catch(() => fallback), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { within } from "./within";
 
 /** Describes this process and its machine for vertex (CPU, RAM, GPU, storage, network). */
 export async function collectNodeInfo(base: {
@@ -44,5 +34,11 @@ export async function collectNodeInfo(base: {
     version: base.version,
     configHead: "",
     owns: [],
+    // Filled by each heartbeat (service-host startVertexLink).
+    load1: 0,
+    cpuPercent: 0,
+    rssBytes: 0,
+    uptimeMs: 0,
+    handlerTimes: [],
   };
 }

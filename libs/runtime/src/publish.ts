@@ -5,6 +5,7 @@ import type { MessageName, MessageTypes } from "@machina/protos";
 import { CONTENT_TYPE_PROTOBUF, MachinaError, SENDER_HEADER, TIMING_HEADER, encodeBody } from "@machina/wire";
 import { isCasConflict } from "./cas-conflict";
 import { MeshClient } from "./mesh-client";
+import { RESOURCES_HEADER } from "./resources";
 
 /** Options of a durable publish. */
 export interface DurablePublishOptions {
@@ -19,6 +20,8 @@ export interface DurablePublishOptions {
    * (`details.conflict: true`), not retryable. Default false.
    */
   expectEmptySubject?: boolean;
+  /** Machina-Resources value: what running the message needs of the replica that takes it. Default none. */
+  resources?: string;
 }
 
 /** What the stream said when it stored a message. */
@@ -50,6 +53,7 @@ export async function publishDurable<N extends MessageName>(
   h.set("Content-Type", CONTENT_TYPE_PROTOBUF);
   if (opts.timing) h.set(TIMING_HEADER, opts.timing);
   if (opts.sender) h.set(SENDER_HEADER, opts.sender);
+  if (opts.resources) h.set(RESOURCES_HEADER, opts.resources);
   const data = encodeBody(name, value, "protobuf");
   try {
     if (via instanceof MeshClient) {

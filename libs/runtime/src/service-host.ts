@@ -1,3 +1,4 @@
+import { loadavg } from "node:os";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -6,16 +7,19 @@ import { Kvm } from "@nats-io/kv";
 import { Svcm } from "@nats-io/services";
 import type { Service } from "@nats-io/services";
 import type convict from "convict";
+import type { Histogram } from "prom-client";
 import { baseSchema, loadProcessConfig } from "@machina/config";
 import type { BaseConfig, ConfigSourceOptions } from "@machina/config";
 import { createRootLogger } from "@machina/log";
 import type { Logger } from "@machina/log";
-import type { NodeInfo } from "@machina/protos";
+import type { HandlerTimes, NodeInfo } from "@machina/protos";
 import { meshNames } from "@machina/subjects";
 import type { MeshNames, ServiceName } from "@machina/subjects";
+import { MachinaError } from "@machina/wire";
 import { addEndpoint } from "./endpoint";
 import type { EndpointDef } from "./endpoint";
 import { startWorker } from "./durable-worker";
+import { resourceGate } from "./resource-gate";
 import type { RunningWorker, WorkerDef } from "./durable-worker";
 import { startProbeServer } from "./http-probe";
 import type { ProbeServer } from "./http-probe";
@@ -23,6 +27,9 @@ import { MeshClient } from "./mesh-client";
 import { createMetrics } from "./metrics";
 import type { ServiceMetrics } from "./metrics";
 import { collectNodeInfo } from "./node-info";
+import type { ComponentSet } from "./component-set";
+import { LiveConfig } from "./config-follow";
+import type { ServiceComponents } from "./config-follow";
 import { Health } from "./health";
 import { ensureDurable, ensureStream, pipelineStreams } from "./topology";
 
@@ -44,6 +51,18 @@ export interface ServiceContext<C> {
   node: NodeInfo;
   /** Where config files live and which mode applies (components load from here too). */
   configSource: ConfigSourceOptions;
+  /** The components at the config chain's head as this instance starts: what setup compiles. */
+  components: ComponentSet;
+}
+
+/** Starts and stops durable workers while a service runs (a new fetch source gets its own). */
+export interface LiveWorkers {
+  /** Names of the workers running now. */
+  names(): string[];
+  /** Creates the durable (if needed) and starts pulling; CONFLICT when a worker of that name runs. */
+  add(def: WorkerDef): Promise<void>;
+  /** Stops a worker (messages in hand finish); nothing when none of that name runs. */
+  remove(name: string): Promise<void>;
 }
 
 /** What setup returns: the endpoints and workers to run, and how to release its own resources. */
@@ -52,6 +71,11 @@ export interface ServiceParts {
   workers?: WorkerDef[];
   /** Called after endpoints and workers stopped, before NATS drains. */
   onStop?(): Promise<void>;
+  /**
+   * Takes a new config head live (its components differ from the ones running): throw to keep
+   * running the previous config, which the instance then keeps reporting as its head.
+   */
+  applyConfig?(set: ComponentSet, workers: LiveWorkers): Promise<void>;
 }
 
 /** A deployable service. */
@@ -65,6 +89,8 @@ export interface ServiceSpec<C> {
   httpPort: number;
   /** `processor` serves work, `scheduler` only sends. Default processor. */
   role?: "processor" | "scheduler";
+  /** The component kinds it owns and how a patch to them is checked (`config.validate.<service>`). */
+  components?: ServiceComponents;
   setup(ctx: ServiceContext<C>): Promise<ServiceParts>;
 }
 
@@ -109,6 +135,7 @@ export async function startService<C>(spec: ServiceSpec<C>, opts: StartOptions =
   });
   // A failed start must not leave a connection or a port open (the process would not exit).
   let probe: ProbeServer | undefined;
+  let stopGate: () => void = () => undefined;
   try {
     const jsm = await jetstreamManager(nc);
     const js = jetstream(nc);
@@ -120,6 +147,17 @@ export async function startService<C>(spec: ServiceSpec<C>, opts: StartOptions =
       role: spec.role ?? "processor",
       version: spec.version,
     });
+    const configSource = { configDir: loaded.configDir, mode: loaded.mode, env: opts.env };
+    // Setup compiles the components at the chain's head, so an instance started mid-chain runs it.
+    const live = await LiveConfig.open({
+      service: spec.name,
+      kvm: new Kvm(nc),
+      bucket: names.buckets.config,
+      replicas: config.nats.replicas,
+      configSource,
+      log,
+    });
+    node.configHead = live.head;
     const ctx: ServiceContext<C> = {
       config,
       configOrigin: loaded.origin,
@@ -133,7 +171,8 @@ export async function startService<C>(spec: ServiceSpec<C>, opts: StartOptions =
       health,
       client: new MeshClient(nc),
       node,
-      configSource: { configDir: loaded.configDir, mode: loaded.mode, env: opts.env },
+      configSource,
+      components: live.components(),
     };
 
     let ready = false;
@@ -160,13 +199,37 @@ export async function startService<C>(spec: ServiceSpec<C>, opts: StartOptions =
       metadata: { prefix: names.prefix, node: config.mesh.node },
     });
     for (const ep of parts.endpoints ?? []) addEndpoint(svc, ep, spec.name, log, metrics);
+    addEndpoint(svc, live.validateEndpoint(names, spec.components, config.mesh.node), spec.name, log, metrics);
 
     const workers: RunningWorker[] = [];
-    for (const w of parts.workers ?? []) {
+    // One gate per process: every worker's tasks draw on the same machine.
+    const gate = (parts.workers ?? []).length > 0 ? await resourceGate(config.resources) : undefined;
+    stopGate = () => gate?.stop();
+    const byName = new Map<string, RunningWorker>();
+    const startOne = async (w: WorkerDef) => {
       const streamName = names.streams[w.stream];
       await ensureDurable(jsm, streamName, w.durable, w.filter, { maxAckPending: w.maxAckPending });
-      workers.push(await startWorker(js, names, w, spec.name, log, metrics, health));
-    }
+      const running = await startWorker(js, names, w, spec.name, log, metrics, health, gate);
+      workers.push(running);
+      byName.set(w.name, running);
+    };
+    for (const w of parts.workers ?? []) await startOne(w);
+    const liveWorkers: LiveWorkers = {
+      names: () => [...byName.keys()],
+      async add(w) {
+        if (draining) throw new MachinaError("UNAVAILABLE", `${spec.name} is stopping; worker ${w.name} not started`);
+        if (byName.has(w.name))
+          throw new MachinaError("CONFLICT", `worker ${w.name} runs already`, { retryable: false });
+        await startOne(w);
+      },
+      async remove(name) {
+        const running = byName.get(name);
+        if (running === undefined) return;
+        byName.delete(name);
+        workers.splice(workers.indexOf(running), 1);
+        await running.stop();
+      },
+    };
     const lag = sampleLag(
       jsm,
       (parts.workers ?? []).map((w) => ({ stream: names.streams[w.stream], durable: w.durable })),
@@ -174,6 +237,17 @@ export async function startService<C>(spec: ServiceSpec<C>, opts: StartOptions =
     );
 
     const heartbeat = startVertexLink(ctx, spec.role ?? "processor");
+    const applyConfig = parts.applyConfig;
+    const follower = await live.follow(
+      spec.components,
+      applyConfig === undefined ? undefined : (set) => applyConfig(set, liveWorkers),
+      (head) => {
+        node.configHead = head;
+        // Vertex hears the new head now, not a heartbeat later: drift shows while it lasts only.
+        heartbeat.beatNow();
+      },
+      log,
+    );
     // Subscriptions go out buffered: until the server has them, a request from another
     // connection finds no responder, so started means the server has them all.
     await nc.flush();
@@ -191,10 +265,12 @@ export async function startService<C>(spec: ServiceSpec<C>, opts: StartOptions =
     const stop = () =>
       (stopped ??= (async () => {
         draining = true;
-        clearInterval(heartbeat);
+        await follower?.stop();
+        heartbeat.stop();
         clearInterval(lag);
         await svc.stop().catch(() => undefined);
         await Promise.allSettled(workers.map((w) => w.stop()));
+        stopGate();
         await parts.onStop?.().catch((err: unknown) => log.error({ err }, "onStop failed"));
         await nc.drain().catch(() => undefined);
         await server.close();
@@ -214,6 +290,7 @@ export async function startService<C>(spec: ServiceSpec<C>, opts: StartOptions =
     }
     return { ctx, service: svc, probePort: server.port, stop };
   } catch (err) {
+    stopGate();
     await probe?.close().catch(() => undefined);
     await nc.close().catch(() => undefined);
     throw err;
@@ -256,15 +333,85 @@ function sampleLag(
 }
 
 // Vertex may start after us or restart: connect is re-sent on every heartbeat and failures stay quiet.
-function startVertexLink<C>(ctx: ServiceContext<C>, role: "processor" | "scheduler"): NodeJS.Timeout {
-  const beat = () => {
-    ctx.node.seenAt = Date.now();
-    ctx.client
-      .request(ctx.names.vertex.connect(role), "NodeInfo", ctx.node, "Ack", { timeoutMs: 2000 })
-      .catch((err: unknown) => ctx.log.debug({ err }, "vertex not reachable yet"));
+function startVertexLink<C>(
+  ctx: ServiceContext<C>,
+  role: "processor" | "scheduler",
+): { stop(): void; beatNow(): void } {
+  // Until vertex answers with its own interval; vertex drops an instance after three missed beats.
+  let intervalMs = 5000;
+  let last = 0;
+  let cpuAt = performance.now();
+  let cpu = process.cpuUsage();
+  const started = Date.now();
+  // The handler-time histograms /metrics shows, so vertex can take percentiles over any interval.
+  const histograms = async (): Promise<HandlerTimes[]> => {
+    const out: HandlerTimes[] = [];
+    const read = async (kind: string, label: string, h: { get(): ReturnType<Histogram["get"]> }) => {
+      const byName = new Map<string, { buckets: [number, number][]; total: number; sum: number }>();
+      for (const v of (await h.get()).values) {
+        const labels = v.labels as Record<string, string | number | undefined>;
+        const name = String(labels[label] ?? "");
+        let e = byName.get(name);
+        if (e === undefined) byName.set(name, (e = { buckets: [], total: 0, sum: 0 }));
+        // Bucket values are cumulative already (calls at or under `le`).
+        if (v.metricName?.endsWith("_bucket")) {
+          if (labels.le !== "+Inf") e.buckets.push([Number(labels.le), v.value]);
+        } else if (v.metricName?.endsWith("_count")) e.total = v.value;
+        else if (v.metricName?.endsWith("_sum")) e.sum = v.value;
+      }
+      for (const [name, e] of byName) {
+        e.buckets.sort((x, y) => x[0] - y[0]);
+        out.push({
+          kind,
+          name,
+          bounds: e.buckets.map((x) => x[0]),
+          counts: [...e.buckets.map((x) => x[1]), e.total],
+          sum: e.sum,
+        });
+      }
+    };
+    await read("endpoint", "endpoint", ctx.metrics.requestSeconds);
+    await read("worker", "consumer", ctx.metrics.messageSeconds);
+    return out;
   };
-  beat();
-  const t = setInterval(beat, 5000);
+  const beat = async () => {
+    const now = performance.now();
+    const used = process.cpuUsage(cpu);
+    cpu = process.cpuUsage();
+    const n = ctx.node;
+    // CPU time over wall time since the previous beat, so a busy minute shows as busy now.
+    n.cpuPercent = now > cpuAt ? ((used.user + used.system) / 1000 / (now - cpuAt)) * 100 : 0;
+    cpuAt = now;
+    n.load1 = loadavg()[0];
+    n.rssBytes = process.memoryUsage.rss();
+    n.uptimeMs = Date.now() - started;
+    n.handlerTimes = await histograms().catch(() => []);
+    n.seenAt = Date.now();
+    const reply = await ctx.client.request(ctx.names.vertex.connect(role), "NodeInfo", n, "ConnectReply", {
+      timeoutMs: 2000,
+    });
+    if (reply.heartbeatMs > 0) intervalMs = reply.heartbeatMs;
+  };
+  let beating = false;
+  const tick = () => {
+    if (beating || Date.now() - last < intervalMs) return;
+    beating = true;
+    last = Date.now();
+    beat()
+      .catch((err: unknown) => ctx.log.debug({ err }, "vertex not reachable yet"))
+      .finally(() => (beating = false));
+  };
+  tick();
+  // A fine tick rather than one timer per beat: vertex may change the interval, and the caller
+  // stops the link by clearing this one handle.
+  const t = setInterval(tick, 100);
   t.unref();
-  return t;
+  return {
+    stop: () => clearInterval(t),
+    beatNow: () => {
+      // A beat under way sent the old head: the next tick sends another.
+      last = 0;
+      tick();
+    },
+  };
 }

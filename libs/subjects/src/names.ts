@@ -69,10 +69,21 @@ export interface MeshNames {
     connect(role: "processor" | "scheduler"): string;
     nodes: string;
     stats: string;
+    /** Recommended replicas per service, from measured handler time and lag. */
+    scale: string;
     /** Dead-letter operations; outside `<p>.dlq.>` so the DLQ stream never captures a request. */
     dlq: { list: string; show: string; replay: string; purge: string };
   };
-  readonly config: { head: string; patch: string; history: string };
+  /** Config chain endpoints: read the document, append a patch, list the chain, explain a key. */
+  readonly config: {
+    head: string;
+    get: string;
+    patch: string;
+    history: string;
+    explain: string;
+    /** `<p>.config.validate.<service>`: the service checks a proposed tree's part it owns (every service serves it). */
+    validate(service: ServiceName): string;
+  };
   /** Wildcard subjects that one endpoint serves for every type/name, and their parsers. */
   readonly any: {
     aggregateSave: string;
@@ -182,6 +193,7 @@ export function meshNames(prefix = "machina"): MeshNames {
       connect: (role) => `${p}.vertex.connect.${role}`,
       nodes: `${p}.vertex.nodes`,
       stats: `${p}.vertex.stats`,
+      scale: `${p}.vertex.scale`,
       dlq: {
         list: `${p}.vertex.dlq.list`,
         show: `${p}.vertex.dlq.show`,
@@ -189,7 +201,14 @@ export function meshNames(prefix = "machina"): MeshNames {
         purge: `${p}.vertex.dlq.purge`,
       },
     },
-    config: { head: `${p}.config.head`, patch: `${p}.config.patch`, history: `${p}.config.history` },
+    config: {
+      head: `${p}.config.head`,
+      get: `${p}.config.get`,
+      patch: `${p}.config.patch`,
+      history: `${p}.config.history`,
+      explain: `${p}.config.explain`,
+      validate: (service) => `${p}.config.validate.${service}`,
+    },
     any: {
       aggregateSave: `${p}.aggregate.save.*`,
       data: (op) => `${p}.data.${op}.*.*`,

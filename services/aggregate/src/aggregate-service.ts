@@ -1,8 +1,8 @@
-import { loadComponents } from "@machina/config";
 import { KvLeases, defineWorker, ensureDurable, groupMsgId } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import { MachinaError } from "@machina/wire";
 import { compileAggregators } from "./config";
+import type { AggregatorTable } from "./config";
 import { createAggregateMetrics } from "./metrics";
 import { PartitionManager, StateStore, checkLayout } from "./partition";
 import { Routing } from "./routing";
@@ -30,6 +30,14 @@ export function createAggregateService(opts: AggregateOptions = {}): ServiceSpec
     version: "0.2.0",
     description: "Aggregates records per entity type before they are stored",
     httpPort: 9303,
+    // Aggregators compile against the data types they feed, as at setup.
+    components: {
+      kinds: ["aggregate/aggregators"],
+      reads: ["data/types"],
+      validate(set) {
+        compileAggregators(set.docs("aggregate/aggregators"), set.docs("data/types"));
+      },
+    },
     schema: {
       aggregate: {
         leaseTtlMs: {
@@ -41,15 +49,18 @@ export function createAggregateService(opts: AggregateOptions = {}): ServiceSpec
     },
     async setup(ctx: ServiceContext<AggregateConfig>) {
       const { names } = ctx;
-      const table = compileAggregators(
-        loadComponents("aggregate/aggregators", ctx.configSource),
-        loadComponents("data/types", ctx.configSource),
-      );
+      // The aggregators running now; a config head that changes them swaps in a new table (applyConfig).
+      let table = compileAggregators(ctx.components.docs("aggregate/aggregators"), ctx.components.docs("data/types"));
+      const current: AggregatorTable = {
+        forType: (type) => table.forType(type),
+        kinds: () => table.kinds(),
+        stateful: () => table.stateful(),
+      };
       // Partition subjects have one token more than a type's own; the shared consumer must stop
       // at the type's (it captured both before partitions existed) or no partition consumer can exist.
       await ensureDurable(ctx.jsm, names.streams.AGGREGATE, names.consumers.aggregate, names.task.aggregateAll);
       const metrics = createAggregateMetrics(ctx.metrics);
-      const routing = new Routing(table, ctx.client, names, ctx.node.id);
+      const routing = new Routing(current, ctx.client, names, ctx.node.id);
 
       let manager: PartitionManager | undefined;
       const stateful = table.stateful();
@@ -95,7 +106,7 @@ export function createAggregateService(opts: AggregateOptions = {}): ServiceSpec
       }
 
       return {
-        endpoints: [saveEndpoint(names, table, routing)],
+        endpoints: [saveEndpoint(names, current, routing)],
         workers: [
           defineWorker({
             name: "aggregate",
@@ -122,6 +133,24 @@ export function createAggregateService(opts: AggregateOptions = {}): ServiceSpec
             },
           }),
         ],
+        // Live: any passthrough change, and new specs of the stateful types running (a window's
+        // size, lateness, fields; a fill's max_age). A new, removed or re-laid-out stateful type
+        // (kind, key, partitions) needs its state moved or created: that takes a restart.
+        async applyConfig(set) {
+          const next = compileAggregators(set.docs("aggregate/aggregators"), set.docs("data/types"));
+          const was = layoutOf(table);
+          const now = layoutOf(next);
+          if (was !== now)
+            throw new MachinaError(
+              "UNAVAILABLE",
+              `stateful aggregators changed their types, kinds, keys or partitions (${was || "none"} → ${now || "none"}); restart aggregate to take head ${set.head}`,
+              { retryable: false },
+            );
+          await manager?.update(next.stateful());
+          table = next;
+          routing.use(current);
+          ctx.log.info({ types: [...next.kinds().keys()].sort(), head: set.head }, "aggregators reloaded");
+        },
         async onStop() {
           await manager?.stop();
         },
@@ -132,3 +161,12 @@ export function createAggregateService(opts: AggregateOptions = {}): ServiceSpec
 
 /** The aggregate service (layer 2): one aggregator per entity type between FETCHED and STORE. */
 export const aggregateService: ServiceSpec<AggregateConfig> = createAggregateService();
+
+// What state a table's stateful types keep, and where: what a live change must leave alone.
+function layoutOf(t: AggregatorTable): string {
+  return t
+    .stateful()
+    .map((a) => `${a.type}:${a.kind}×${a.partitions} by ${a.key.join(",")}`)
+    .sort()
+    .join("; ");
+}

@@ -26,12 +26,19 @@ export class Routing {
   private readonly checkers = new Map<string, StatefulKind<unknown>>();
 
   constructor(
-    private readonly table: AggregatorTable,
+    private table: AggregatorTable,
     private readonly client: MeshClient,
     private readonly names: MeshNames,
     private readonly sender: string,
   ) {
     this.toStore = recordBatchesPublisher(client, sender);
+    this.use(table);
+  }
+
+  /** Routes by `table` from now on (a config head changed the aggregators). */
+  use(table: AggregatorTable): void {
+    this.table = table;
+    this.checkers.clear();
     for (const agg of table.stateful()) this.checkers.set(agg.type, makeKind(agg));
   }
 

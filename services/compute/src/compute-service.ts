@@ -24,6 +24,20 @@ export const computeService: ServiceSpec<ComputeConfig> = {
   version: "0.2.0",
   description: "Answers registered computations over clean data",
   httpPort: 9305,
+  components: {
+    kinds: [CACHE_KIND.kind, "compute/computations"],
+    validate(set) {
+      for (const d of set.docs(CACHE_KIND.kind)) CACHE_KIND.parseDoc(d);
+      // Computations are TypeScript modules: the tree holds none, and a patch cannot write one.
+      const [code] = set.docs("compute/computations");
+      if (code !== undefined)
+        throw new MachinaError(
+          "BAD_REQUEST",
+          `compute/computations/${code.name}: computations are code modules (compute/computations/*.ts); a patch cannot add or change one`,
+          { retryable: false, details: { origin: `compute/computations/${code.name}`, field: "" } },
+        );
+    },
+  },
   schema: {
     compute: {
       cache: {

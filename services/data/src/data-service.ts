@@ -73,6 +73,12 @@ export const dataService: ServiceSpec<DataConfig> = {
   version: "0.1.0",
   description: "Stores raw (dump) and merged (clean) records in ScyllaDB/Cassandra",
   httpPort: 9304,
+  components: {
+    kinds: ["data/types"],
+    validate(set) {
+      for (const d of set.docs("data/types")) compileTypeDef({ name: d.name, ...d.doc }, d.origins.join(" + "));
+    },
+  },
   schema: {
     cassandra: {
       contactPoints: { doc: "Comma-separated hosts of the cluster.", format: String, default: "127.0.0.1" },

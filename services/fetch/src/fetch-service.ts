@@ -1,18 +1,17 @@
 import { randomUUID } from "node:crypto";
-import { loadComponents } from "@machina/config";
 import type { JsonObject, Lead, QueryResponse, QuotaReply, SourcesReply } from "@machina/protos";
 import { defineEndpoint, defineWorker, observeGauge, publishDurable } from "@machina/runtime";
-import type { ServiceContext, ServiceSpec } from "@machina/runtime";
+import type { ServiceContext, ServiceSpec, WorkerDef } from "@machina/runtime";
 import { MachinaError, isMachinaError, makeMeta } from "@machina/wire";
-import { loadCodeModules } from "./code-source";
-import { openDataRows } from "./data-rows";
-import { createFetcher } from "./fetcher";
+import { fetchComponents } from "./fetch-components";
 import type { FetchResult, Fetcher } from "./fetcher";
-import { openLimiter, type Limiter } from "./limiter";
+import type { Limiter } from "./limiter";
+import { closeSourceState, openSourceState } from "./live-sources";
+import type { SourceState } from "./live-sources";
 import { quotaReply } from "./quota-reply";
-import { createPagedTaskRunner, ProgressStore } from "./pagination";
+import { ProgressStore } from "./pagination";
 import { rejectedRecordReporter } from "./rejected-records";
-import { compileSource } from "./source";
+import { SOURCE_KIND } from "./source";
 
 /** Fetch settings. */
 export interface FetchConfig {
@@ -25,6 +24,7 @@ export const fetchService: ServiceSpec<FetchConfig> = {
   version: "0.1.0",
   description: "Fetches from external APIs under quotas shared by every replica",
   httpPort: 9301,
+  components: fetchComponents,
   schema: {
     fetch: {
       concurrency: {
@@ -50,36 +50,18 @@ export const fetchService: ServiceSpec<FetchConfig> = {
   },
   async setup(ctx: ServiceContext<FetchConfig>) {
     const { names, nc } = ctx;
-    const declared = loadComponents("fetch/sources", ctx.configSource).map((c) =>
-      compileSource({ name: c.name, ...c.doc }, c.origins.join(" + ")),
-    );
-    // Source modules are imported now, so one that is missing or incomplete stops start-up.
-    const sources = await loadCodeModules(declared, ctx.configSource);
-    const skew = ctx.config.fetch.clockSkewMs;
-    const clock = skew === 0 ? undefined : () => performance.timeOrigin + performance.now() + skew;
-    // The limiter logs benched pool credentials (by id, never the secret).
-    const limiter = await openLimiter(nc, { bucket: names.buckets.limiter, sources, clock, log: ctx.log });
-    await dropSharedConsumer(ctx);
-    registerLimiterMetrics(ctx, limiter);
-    const unlimited = (source: string) => sources.find((s) => s.name === source)?.limiter.kind === "unlimited";
-    // Values some sources read from clean records, followed as data announces changes.
-    const rows = await openDataRows(ctx, sources);
-    const fetcher = createFetcher({
-      sources,
-      limiter,
-      rows,
-      env: ctx.configSource.env ?? process.env,
+    const deps = {
+      ctx,
+      progress: await ProgressStore.open(nc, { bucket: names.buckets.fetchPages, replicas: ctx.config.nats.replicas }),
       onRejected: rejectedRecordReporter(ctx),
-    });
-    ctx.log.info({ sources: fetcher.sources() }, "sources loaded");
-    // Paginated tasks store each page as it comes and keep how far they got, so a redelivery
-    // (over quota, a crash, an upstream error) resumes at the page it stopped on.
-    const pagedTasks = createPagedTaskRunner({
-      fetcher,
-      store: await ProgressStore.open(nc, { bucket: names.buckets.fetchPages, replicas: ctx.config.nats.replicas }),
-      onRestart: (task, reason) =>
-        ctx.log.warn({ task: task.id, source: task.source, query: task.query, reason }, "pagination starts over"),
-    });
+    };
+    // The sources running now; a config head that changes them swaps in a new state (applyConfig).
+    let live: SourceState = await openSourceState(deps, ctx.components.docs(SOURCE_KIND.kind));
+    // States swapped out, closed once the tasks they hold are done.
+    const retired = new Set<SourceState>();
+    await dropSharedConsumer(ctx);
+    registerLimiterMetrics(ctx, () => live.limiter);
+    ctx.log.info({ sources: live.fetcher.sources(), head: ctx.components.head }, "sources loaded");
 
     const run = async (
       source: string,
@@ -87,6 +69,7 @@ export const fetchService: ServiceSpec<FetchConfig> = {
       lead: Lead | null,
       ids: { requestId: string; taskId: string },
     ): Promise<QueryResponse> => {
+      const { fetcher } = live;
       if (!source)
         throw new MachinaError("BAD_REQUEST", `missing "source"; known sources: ${fetcher.sources().join(", ")}`);
       if (!query)
@@ -101,6 +84,79 @@ export const fetchService: ServiceSpec<FetchConfig> = {
 
     // Answers fetched but not yet stored on FETCHED, by task id (bounded, oldest dropped first).
     const unpublished = new Map<string, QueryResponse>();
+
+    // One consumer per source on its own subjects, pulled only while its limiter can admit
+    // work: an over-quota, paused or failing source holds back nothing but its own tasks.
+    const sourceWorker = (source: string): WorkerDef => {
+      const unlimited = live.sources.find((s) => s.name === source)?.limiter.kind === "unlimited";
+      return defineWorker({
+        name: `fetch-${source}`,
+        stream: "FETCH",
+        durable: names.consumers.fetch(source),
+        filter: names.task.fetchOf(source),
+        message: "FetchTask",
+        concurrency: unlimited ? ctx.config.fetch.unlimitedConcurrency : ctx.config.fetch.concurrency,
+        // A rationed source takes its tasks one by one, each when its limiter expects room;
+        // an unlimited one pulls for every free lane at once.
+        maxBatch: unlimited ? undefined : 1,
+        gate: () =>
+          live.fetcher.sources().includes(source) ? Math.max(0, live.limiter.waitHint(source) - GATE_LOOKAHEAD_MS) : 0,
+        async handle(task, { timing }) {
+          if (!task.id)
+            throw new MachinaError(
+              "BAD_REQUEST",
+              "FetchTask has no id; invoke sets it from trigger, tick, lead and query",
+            );
+          const { fetcher, pagedTasks } = live;
+          if (fetcher.pagination(task.source, task.query) !== null) {
+            // One FETCHED message per page, its id the page's, published before the next
+            // page is asked for; the task id stays on every answer.
+            const lead = task.lead ?? { id: "", args: {} };
+            const paged = { ...task, lead: { id: lead.id, args: lead.args ?? {} } };
+            await untilAdmitted(() =>
+              pagedTasks.run(paged, (page, ids) =>
+                publishDurable(
+                  ctx.client,
+                  names.task.fetched(task.source),
+                  "QueryResponses",
+                  {
+                    responses: [
+                      toResponse(page, task.source, task.query, lead, { ...ids, taskId: task.id }, ctx.node.id),
+                    ],
+                  },
+                  { msgID: ids.msgID, timing: timing(), sender: ctx.node.id },
+                ),
+              ),
+            );
+            return;
+          }
+          // A task whose answer could not be published (NATS went away) comes back; it is
+          // published again as it was, not fetched again: a second fetch would store a second
+          // raw row (another fetch time) once the stream had lost the first one's id on restart.
+          const resp =
+            unpublished.get(task.id) ??
+            (await untilAdmitted(() =>
+              run(task.source, task.query, task.lead, { requestId: task.id, taskId: task.id }),
+            ));
+          try {
+            // One FETCHED message per task, its id the task id, so the stream drops a copy;
+            // hops after this one group freely: what they store again is the same rows.
+            await publishDurable(
+              ctx.client,
+              names.task.fetched(task.source),
+              "QueryResponses",
+              { responses: [resp] },
+              { msgID: task.id, timing: timing(), sender: ctx.node.id },
+            );
+            unpublished.delete(task.id);
+          } catch (err) {
+            unpublished.set(task.id, resp);
+            if (unpublished.size > UNPUBLISHED_MEMORY) unpublished.delete(unpublished.keys().next().value as string);
+            throw err;
+          }
+        },
+      });
+    };
 
     return {
       endpoints: [
@@ -121,7 +177,7 @@ export const fetchService: ServiceSpec<FetchConfig> = {
           reply: "QuotaReply",
           description: "Usage and quota of every rate window of a source, across all replicas",
           async handler(req) {
-            return quotaOf(limiter, fetcher, req.source);
+            return quotaOf(live.limiter, live.fetcher, req.source);
           },
         }),
         defineEndpoint({
@@ -131,7 +187,7 @@ export const fetchService: ServiceSpec<FetchConfig> = {
           reply: "SourcesReply",
           description: "Every source this replica serves, with its query names, sorted by name",
           async handler() {
-            return sourcesReply(fetcher);
+            return sourcesReply(live.fetcher);
           },
         }),
         defineEndpoint({
@@ -141,82 +197,40 @@ export const fetchService: ServiceSpec<FetchConfig> = {
           reply: "QuotaReply",
           description: "Whether a source is over quota now (overQuota), with its windows",
           async handler(req) {
-            return quotaOf(limiter, fetcher, req.source);
+            return quotaOf(live.limiter, live.fetcher, req.source);
           },
         }),
       ],
-      // One consumer per source on its own subjects, pulled only while its limiter can admit
-      // work: an over-quota, paused or failing source holds back nothing but its own tasks.
-      workers: fetcher.sources().map((source) =>
-        defineWorker({
-          name: `fetch-${source}`,
-          stream: "FETCH",
-          durable: names.consumers.fetch(source),
-          filter: names.task.fetchOf(source),
-          message: "FetchTask",
-          concurrency: unlimited(source) ? ctx.config.fetch.unlimitedConcurrency : ctx.config.fetch.concurrency,
-          // A rationed source takes its tasks one by one, each when its limiter expects room;
-          // an unlimited one pulls for every free lane at once.
-          maxBatch: unlimited(source) ? undefined : 1,
-          gate: () => Math.max(0, limiter.waitHint(source) - GATE_LOOKAHEAD_MS),
-          async handle(task, { timing }) {
-            if (!task.id)
-              throw new MachinaError(
-                "BAD_REQUEST",
-                "FetchTask has no id; invoke sets it from trigger, tick, lead and query",
-              );
-            if (fetcher.pagination(task.source, task.query) !== null) {
-              // One FETCHED message per page, its id the page's, published before the next
-              // page is asked for; the task id stays on every answer.
-              const lead = task.lead ?? { id: "", args: {} };
-              const paged = { ...task, lead: { id: lead.id, args: lead.args ?? {} } };
-              await untilAdmitted(() =>
-                pagedTasks.run(paged, (page, ids) =>
-                  publishDurable(
-                    ctx.client,
-                    names.task.fetched(task.source),
-                    "QueryResponses",
-                    {
-                      responses: [
-                        toResponse(page, task.source, task.query, lead, { ...ids, taskId: task.id }, ctx.node.id),
-                      ],
-                    },
-                    { msgID: ids.msgID, timing: timing(), sender: ctx.node.id },
-                  ),
-                ),
-              );
-              return;
-            }
-            // A task whose answer could not be published (NATS went away) comes back; it is
-            // published again as it was, not fetched again: a second fetch would store a second
-            // raw row (another fetch time) once the stream had lost the first one's id on restart.
-            const resp =
-              unpublished.get(task.id) ??
-              (await untilAdmitted(() =>
-                run(task.source, task.query, task.lead, { requestId: task.id, taskId: task.id }),
-              ));
-            try {
-              // One FETCHED message per task, its id the task id, so the stream drops a copy;
-              // hops after this one group freely: what they store again is the same rows.
-              await publishDurable(
-                ctx.client,
-                names.task.fetched(task.source),
-                "QueryResponses",
-                { responses: [resp] },
-                { msgID: task.id, timing: timing(), sender: ctx.node.id },
-              );
-              unpublished.delete(task.id);
-            } catch (err) {
-              unpublished.set(task.id, resp);
-              if (unpublished.size > UNPUBLISHED_MEMORY) unpublished.delete(unpublished.keys().next().value as string);
-              throw err;
-            }
-          },
-        }),
-      ),
+      workers: live.fetcher.sources().map(sourceWorker),
+      // A new state is opened before anything changes, so a head that does not compile or
+      // whose secrets are missing leaves the running sources as they were.
+      async applyConfig(set, workers) {
+        const next = await openSourceState(deps, set.docs(SOURCE_KIND.kind));
+        const prev = live;
+        live = next;
+        // Tasks in hand may still wait on the old limiter for up to HOLD_MAX_MS.
+        retired.add(prev);
+        setTimeout(() => {
+          if (retired.delete(prev)) void closeSourceState(prev).catch(() => undefined);
+        }, HOLD_MAX_MS + 5_000).unref();
+        const wanted = new Set(next.fetcher.sources().map((s) => `fetch-${s}`));
+        const running = new Set(workers.names());
+        // A source that turned unlimited (or rationed) needs other lanes: its worker starts again.
+        const kindOf = (s: SourceState, source: string) => s.sources.find((d) => d.name === source)?.limiter.kind;
+        for (const source of next.fetcher.sources()) {
+          const name = `fetch-${source}`;
+          if (running.has(name) && kindOf(prev, source) !== kindOf(next, source)) {
+            await workers.remove(name);
+            running.delete(name);
+          }
+          if (!running.has(name)) await workers.add(sourceWorker(source));
+        }
+        for (const name of running) if (!wanted.has(name)) await workers.remove(name);
+        ctx.log.info({ sources: next.fetcher.sources(), head: set.head }, "sources reloaded");
+      },
       async onStop() {
-        rows.close();
-        await limiter.close();
+        for (const s of [live, ...retired]) await closeSourceState(s).catch(() => undefined);
+        retired.clear();
       },
     };
   },
@@ -258,30 +272,30 @@ async function dropSharedConsumer(ctx: ServiceContext<FetchConfig>): Promise<voi
   ctx.log.info({ stream }, "removed the shared fetch consumer; every source now has its own");
 }
 
-function registerLimiterMetrics(ctx: ServiceContext<FetchConfig>, limiter: Limiter): void {
+function registerLimiterMetrics(ctx: ServiceContext<FetchConfig>, current: () => Limiter): void {
   observeGauge(
     ctx.metrics,
     "machina_limiter_late_grants",
     "Grants confirmed too late to be used (slow KV); they stay counted, so the quota holds.",
-    () => limiter.stats().lateGrants,
+    () => current().stats().lateGrants,
   );
   observeGauge(
     ctx.metrics,
     "machina_limiter_voided_calls",
     "Calls held by late grants: spent in the quota, never sent.",
-    () => limiter.stats().voidedCalls,
+    () => current().stats().voidedCalls,
   );
   observeGauge(
     ctx.metrics,
     "machina_limiter_slow_calls",
     "Calls answered after their grant's span; their record was moved later so the quota still holds.",
-    () => limiter.stats().slowCalls,
+    () => current().stats().slowCalls,
   );
   observeGauge(
     ctx.metrics,
     "machina_limiter_conflicts",
     "Limiter compare-and-set rounds lost to another replica.",
-    () => limiter.stats().conflicts,
+    () => current().stats().conflicts,
   );
 }
 

@@ -35,18 +35,21 @@ export async function publishTask(
   names: MeshNames,
   task: FetchTask,
   sender: string,
+  /** Machina-Resources of the task (its query set's `resources`); "" or absent: none. */
+  resources = "",
 ): Promise<TaskAck> {
   const subject = names.task.fetch(task.source, task.query, task.lead?.id ?? "");
   try {
     const ack = await publishDurable(via, subject, "FetchTask", task, {
       msgID: task.id,
       sender,
+      resources,
       expectEmptySubject: true,
     });
     return { duplicate: ack.duplicate, superseded: false };
   } catch (err) {
     if (!isMachinaError(err) || err.details.conflict !== true) throw err;
-    const ack = await publishDurable(via, subject, "FetchTask", task, { msgID: task.id, sender });
+    const ack = await publishDurable(via, subject, "FetchTask", task, { msgID: task.id, sender, resources });
     return { duplicate: ack.duplicate, superseded: !ack.duplicate };
   }
 }

@@ -2,6 +2,7 @@ import { setFlagsFromString } from "node:v8";
 import { loadComponents } from "@machina/config";
 import { addCounter, defineEndpoint, recordBatchesPublisher } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
+import { meshNames } from "@machina/subjects";
 import { MachinaError } from "@machina/wire";
 import { startCrossCheck } from "./cross-check";
 import { ledgerEndpoints } from "./endpoints/ledger-endpoints";
@@ -33,6 +34,16 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
   version: "0.2.0",
   description: "Turns triggers, ledgers and query sets into fetch tasks and routes fetched records",
   httpPort: 9302,
+  // A patch to ledgers, query sets or triggers compiles as setup compiles them, references included.
+  components: {
+    kinds: ["invoke/ledgers", "invoke/query_sets", "invoke/triggers"],
+    validate(set) {
+      const ledgers = compileLedgers(set.docs("invoke/ledgers"), (n) => meshNames().computeGet(n));
+      const querySets = compileQuerySets(set.docs("invoke/query_sets"), ledgers);
+      const triggers = compileTriggers(set.docs("invoke/triggers"), querySets);
+      checkRefreshTriggers(ledgers, new Set(triggers.keys()));
+    },
+  },
   schema: {
     invoke: {
       maxInFlight: {
@@ -114,7 +125,7 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
       kv: ticksKv,
       querySets,
       ledgers,
-      publish: (task) => publishTask(ctx.client, names, task, ctx.node.id),
+      publish: (task) => publishTask(ctx.client, names, task, ctx.node.id, querySets.get(task.querySet)?.resources),
       async refresh(ledger) {
         const res = await refreshSelfLedger(ledger, ctx.client, kvLedgers);
         if (res.rejected > 0) rejectedLeads.inc({ ledger: ledger.name }, res.rejected);

@@ -1,4 +1,7 @@
+import * as z from "zod";
 import { componentError, defineKind, field } from "@machina/config";
+import { RESOURCE_KINDS, amountProblem, formatResources, parseAmount } from "@machina/runtime";
+import type { ResourceKind, Resources } from "@machina/runtime";
 import type { ComponentDoc } from "@machina/config";
 import type { FetchTask, Lead, QuerySet } from "@machina/protos";
 import { MachinaError } from "@machina/wire";
@@ -21,6 +24,27 @@ export function duplicatesIn(items: readonly string[]): number[] {
   return items.flatMap((x, i) => (items.indexOf(x) === i ? [] : [i]));
 }
 
+// One amount of a resource: `2G`, `500m`, or a number (YAML turns `2` into one).
+const amount = (kind: ResourceKind) =>
+  field
+    .scalarText()
+    .superRefine((v, ctx) => {
+      // The message names the kind already: the path names it too, so only the rest is kept.
+      const problem = amountProblem(kind, v);
+      if (problem !== null) ctx.addIssue({ code: "custom", message: problem.replace(/^\w+: /, ""), input: v });
+    })
+    .optional();
+
+const resourcesField = z
+  .strictObject({
+    cpu: amount("cpu").describe('CPU cores (e.g. 1, 0.5 or "500m")'),
+    ram: amount("ram").describe('RAM, e.g. "2G"'),
+    gpu: amount("gpu").describe("GPUs, a whole number"),
+    storage: amount("storage").describe('Disk, e.g. "10G"'),
+    network: amount("network").describe('Network bandwidth per second, e.g. "50M"'),
+  })
+  .optional();
+
 /** `config/<mode>/invoke/query_sets/<name>.yaml`: queries of one source to run for every lead of a ledger. */
 export const querySetKind = defineKind({
   kind: "invoke/query_sets",
@@ -34,6 +58,10 @@ export const querySetKind = defineKind({
         .list(field.name(), { min: 1, emptyHint: "expected a non-empty list of query names" })
         .describe("Queries of that source to run for every lead, each listed once"),
       ledger: field.name().describe("The ledger (a file under invoke/ledgers) whose leads the queries run for"),
+      resources: resourcesField.describe(
+        "What running one of its tasks needs of a fetch replica (sent as Machina-Resources): a replica takes the task " +
+          "only while its free resources cover it; default nothing, so any replica takes it",
+      ),
     })
     .superRefine((d, ctx) => {
       for (const i of duplicatesIn(d.queries))
@@ -58,7 +86,18 @@ export function compileQuerySets(docs: ComponentDoc[], ledgers: LedgerTable): Qu
         `unknown ledger "${value.ledger}" (known: ${[...ledgers.keys()].join(", ") || "none"})`,
       );
     }
-    out.set(name, { name, source: value.source, queries: value.queries, ledger: value.ledger });
+    const needs: Partial<Resources> = {};
+    for (const k of RESOURCE_KINDS) {
+      const v = value.resources?.[k];
+      if (v !== undefined) needs[k] = parseAmount(k, v, `${origin}: resources.${k}`);
+    }
+    out.set(name, {
+      name,
+      source: value.source,
+      queries: value.queries,
+      ledger: value.ledger,
+      resources: formatResources(needs),
+    });
   }
   return out;
 }

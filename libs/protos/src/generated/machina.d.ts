@@ -212,6 +212,822 @@ export namespace machina {
             public retryable: boolean;
         }
 
+        /** Properties of a ConfigGetRequest. */
+        interface IConfigGetRequest {
+
+            /** JSON pointer (`/fetch/sources/sitestats`) or dotted key (`fetch.sources.sitestats`); empty: the whole document. */
+            path?: (string|null);
+        }
+
+        /** config.get: the chain's head and the document it gives (or one subtree of it). */
+        class ConfigGetRequest implements IConfigGetRequest {
+
+            /**
+             * Constructs a new ConfigGetRequest.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IConfigGetRequest);
+
+            /** JSON pointer (`/fetch/sources/sitestats`) or dotted key (`fetch.sources.sitestats`); empty: the whole document. */
+            public path: string;
+        }
+
+        /** Properties of a ConfigDocument. */
+        interface IConfigDocument {
+
+            /** Hash of the chain's last patch (the root hash while there is none). */
+            head?: (string|null);
+
+            /** Hash of the file config the chain starts from. */
+            root?: (string|null);
+
+            /** The JSON pointer the value was read at; empty for the whole document. */
+            path?: (string|null);
+
+            /** ConfigDocument value */
+            value?: (google.protobuf.Value|null);
+
+            /** Patches on the chain. */
+            length?: (number|null);
+        }
+
+        /** Represents a ConfigDocument. */
+        class ConfigDocument implements IConfigDocument {
+
+            /**
+             * Constructs a new ConfigDocument.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IConfigDocument);
+
+            /** Hash of the chain's last patch (the root hash while there is none). */
+            public head: string;
+
+            /** Hash of the file config the chain starts from. */
+            public root: string;
+
+            /** The JSON pointer the value was read at; empty for the whole document. */
+            public path: string;
+
+            /** ConfigDocument value. */
+            public value?: (google.protobuf.Value|null);
+
+            /** Patches on the chain. */
+            public length: number;
+        }
+
+        /** Properties of a ConfigPatchRequest. */
+        interface IConfigPatchRequest {
+
+            /** ConfigPatchRequest parent */
+            parent?: (string|null);
+
+            /** ConfigPatchRequest ops */
+            ops?: (machina.v1.PatchOp[]|null);
+
+            /** ConfigPatchRequest author */
+            author?: (string|null);
+        }
+
+        /** config.patch: JSON-Patch operations to append after `parent`, which must be the head. */
+        class ConfigPatchRequest implements IConfigPatchRequest {
+
+            /**
+             * Constructs a new ConfigPatchRequest.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IConfigPatchRequest);
+
+            /** ConfigPatchRequest parent. */
+            public parent: string;
+
+            /** ConfigPatchRequest ops. */
+            public ops: machina.v1.PatchOp[];
+
+            /** ConfigPatchRequest author. */
+            public author: string;
+        }
+
+        /** Properties of a ConfigHistoryRequest. */
+        interface IConfigHistoryRequest {
+
+            /** Only the newest `limit` patches; 0: all of them. */
+            limit?: (number|null);
+        }
+
+        /** config.history: the chain's patches, oldest first. */
+        class ConfigHistoryRequest implements IConfigHistoryRequest {
+
+            /**
+             * Constructs a new ConfigHistoryRequest.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IConfigHistoryRequest);
+
+            /** Only the newest `limit` patches; 0: all of them. */
+            public limit: number;
+        }
+
+        /** Properties of a ConfigHistory. */
+        interface IConfigHistory {
+
+            /** ConfigHistory root */
+            root?: (string|null);
+
+            /** ConfigHistory head */
+            head?: (string|null);
+
+            /** ConfigHistory patches */
+            patches?: (machina.v1.ConfigPatch[]|null);
+        }
+
+        /** Represents a ConfigHistory. */
+        class ConfigHistory implements IConfigHistory {
+
+            /**
+             * Constructs a new ConfigHistory.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IConfigHistory);
+
+            /** ConfigHistory root. */
+            public root: string;
+
+            /** ConfigHistory head. */
+            public head: string;
+
+            /** ConfigHistory patches. */
+            public patches: machina.v1.ConfigPatch[];
+        }
+
+        /** Properties of a ConfigExplainRequest. */
+        interface IConfigExplainRequest {
+
+            /** JSON pointer or dotted key, as for config.get. */
+            key?: (string|null);
+        }
+
+        /** config.explain: which layer gave a key its value. */
+        class ConfigExplainRequest implements IConfigExplainRequest {
+
+            /**
+             * Constructs a new ConfigExplainRequest.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IConfigExplainRequest);
+
+            /** JSON pointer or dotted key, as for config.get. */
+            public key: string;
+        }
+
+        /** Properties of a ConfigExplainReply. */
+        interface IConfigExplainReply {
+
+            /** The key as a JSON pointer. */
+            key?: (string|null);
+
+            /** The value in force (environment and schema defaults included); null when unset. */
+            value?: (google.protobuf.Value|null);
+
+            /** env | patch | mode file | default file | schema default | unset */
+            layer?: (string|null);
+
+            /** The layer's own name: `env NAME`, `patch <hash>`, a file path, `schema default` or `unset`. */
+            origin?: (string|null);
+
+            /** The head the answer was read at. */
+            head?: (string|null);
+        }
+
+        /** Represents a ConfigExplainReply. */
+        class ConfigExplainReply implements IConfigExplainReply {
+
+            /**
+             * Constructs a new ConfigExplainReply.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IConfigExplainReply);
+
+            /** The key as a JSON pointer. */
+            public key: string;
+
+            /** The value in force (environment and schema defaults included); null when unset. */
+            public value?: (google.protobuf.Value|null);
+
+            /** env | patch | mode file | default file | schema default | unset */
+            public layer: string;
+
+            /** The layer's own name: `env NAME`, `patch <hash>`, a file path, `schema default` or `unset`. */
+            public origin: string;
+
+            /** The head the answer was read at. */
+            public head: string;
+        }
+
+        /** Properties of a NodeInfo. */
+        interface INodeInfo {
+
+            /** NodeInfo id */
+            id?: (string|null);
+
+            /** NodeInfo service */
+            service?: (string|null);
+
+            /** processor | scheduler */
+            role?: (string|null);
+
+            /** NodeInfo hostname */
+            hostname?: (string|null);
+
+            /** NodeInfo pid */
+            pid?: (number|null);
+
+            /** NodeInfo cpuCores */
+            cpuCores?: (number|null);
+
+            /** NodeInfo ramBytes */
+            ramBytes?: (number|null);
+
+            /** NodeInfo gpus */
+            gpus?: (string[]|null);
+
+            /** NodeInfo storageBytes */
+            storageBytes?: (number|null);
+
+            /** NodeInfo network */
+            network?: (string[]|null);
+
+            /** NodeInfo startedAt */
+            startedAt?: (number|null);
+
+            /** NodeInfo seenAt */
+            seenAt?: (number|null);
+
+            /** NodeInfo version */
+            version?: (string|null);
+
+            /** NodeInfo configHead */
+            configHead?: (string|null);
+
+            /** Work units this instance owns now, e.g. aggregate partitions `<type>.<n>`; empty for most services. */
+            owns?: (string[]|null);
+
+            /** 1-minute load average of the host (0 where the OS has none, e.g. Windows). */
+            load1?: (number|null);
+
+            /** This process's CPU use since its previous heartbeat, percent of one core (may exceed 100). */
+            cpuPercent?: (number|null);
+
+            /** Resident memory of this process. */
+            rssBytes?: (number|null);
+
+            /** Milliseconds since this process started its service. */
+            uptimeMs?: (number|null);
+
+            /** Cumulative handler-time histograms of its endpoints and workers, for percentiles over time. */
+            handlerTimes?: (machina.v1.HandlerTimes[]|null);
+        }
+
+        /** What a service instance tells vertex about itself on connect and heartbeat. */
+        class NodeInfo implements INodeInfo {
+
+            /**
+             * Constructs a new NodeInfo.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.INodeInfo);
+
+            /** NodeInfo id. */
+            public id: string;
+
+            /** NodeInfo service. */
+            public service: string;
+
+            /** processor | scheduler */
+            public role: string;
+
+            /** NodeInfo hostname. */
+            public hostname: string;
+
+            /** NodeInfo pid. */
+            public pid: number;
+
+            /** NodeInfo cpuCores. */
+            public cpuCores: number;
+
+            /** NodeInfo ramBytes. */
+            public ramBytes: number;
+
+            /** NodeInfo gpus. */
+            public gpus: string[];
+
+            /** NodeInfo storageBytes. */
+            public storageBytes: number;
+
+            /** NodeInfo network. */
+            public network: string[];
+
+            /** NodeInfo startedAt. */
+            public startedAt: number;
+
+            /** NodeInfo seenAt. */
+            public seenAt: number;
+
+            /** NodeInfo version. */
+            public version: string;
+
+            /** NodeInfo configHead. */
+            public configHead: string;
+
+            /** Work units this instance owns now, e.g. aggregate partitions `<type>.<n>`; empty for most services. */
+            public owns: string[];
+
+            /** 1-minute load average of the host (0 where the OS has none, e.g. Windows). */
+            public load1: number;
+
+            /** This process's CPU use since its previous heartbeat, percent of one core (may exceed 100). */
+            public cpuPercent: number;
+
+            /** Resident memory of this process. */
+            public rssBytes: number;
+
+            /** Milliseconds since this process started its service. */
+            public uptimeMs: number;
+
+            /** Cumulative handler-time histograms of its endpoints and workers, for percentiles over time. */
+            public handlerTimes: machina.v1.HandlerTimes[];
+        }
+
+        /** Properties of a HandlerTimes. */
+        interface IHandlerTimes {
+
+            /** endpoint | worker */
+            kind?: (string|null);
+
+            /** endpoint name, or the worker's durable consumer */
+            name?: (string|null);
+
+            /** upper bounds in seconds, ascending (the last bucket, +Inf, is implied) */
+            bounds?: (number[]|null);
+
+            /** calls at or under each bound (cumulative), then the total count */
+            counts?: (number[]|null);
+
+            /** seconds, all calls */
+            sum?: (number|null);
+        }
+
+        /** A cumulative histogram of one endpoint's or worker's handler time since the process started. */
+        class HandlerTimes implements IHandlerTimes {
+
+            /**
+             * Constructs a new HandlerTimes.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IHandlerTimes);
+
+            /** endpoint | worker */
+            public kind: string;
+
+            /** endpoint name, or the worker's durable consumer */
+            public name: string;
+
+            /** upper bounds in seconds, ascending (the last bucket, +Inf, is implied) */
+            public bounds: number[];
+
+            /** calls at or under each bound (cumulative), then the total count */
+            public counts: number[];
+
+            /** seconds, all calls */
+            public sum: number;
+        }
+
+        /** Properties of a ConnectReply. */
+        interface IConnectReply {
+
+            /** ConnectReply ok */
+            ok?: (boolean|null);
+
+            /** ConnectReply id */
+            id?: (string|null);
+
+            /** Heartbeat interval vertex expects; an instance missing three in a row leaves the registry. */
+            heartbeatMs?: (number|null);
+        }
+
+        /** Reply of vertex.connect.<role>: the registry id and how often to beat. */
+        class ConnectReply implements IConnectReply {
+
+            /**
+             * Constructs a new ConnectReply.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IConnectReply);
+
+            /** ConnectReply ok. */
+            public ok: boolean;
+
+            /** ConnectReply id. */
+            public id: string;
+
+            /** Heartbeat interval vertex expects; an instance missing three in a row leaves the registry. */
+            public heartbeatMs: number;
+        }
+
+        /** Properties of a StatsRequest. */
+        interface IStatsRequest {
+
+            /** epoch ms, inclusive; 0 means `to` minus one hour */
+            from?: (number|null);
+
+            /** epoch ms, exclusive; 0 means now */
+            to?: (number|null);
+
+            /** bucket length; 0 means the sample interval */
+            stepMs?: (number|null);
+
+            /** exact series names */
+            series?: (string[]|null);
+
+            /** and/or every series whose name starts with this */
+            prefix?: (string|null);
+
+            /** sum, mean, max, min, last; "" picks per series (counts sum, p99 and p50 max, the rest mean). */
+            reducer?: (string|null);
+        }
+
+        /** vertex.stats: monitoring samples over a range, in buckets of `step_ms`. */
+        class StatsRequest implements IStatsRequest {
+
+            /**
+             * Constructs a new StatsRequest.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IStatsRequest);
+
+            /** epoch ms, inclusive; 0 means `to` minus one hour */
+            public from: number;
+
+            /** epoch ms, exclusive; 0 means now */
+            public to: number;
+
+            /** bucket length; 0 means the sample interval */
+            public stepMs: number;
+
+            /** exact series names */
+            public series: string[];
+
+            /** and/or every series whose name starts with this */
+            public prefix: string;
+
+            /** sum, mean, max, min, last; "" picks per series (counts sum, p99 and p50 max, the rest mean). */
+            public reducer: string;
+        }
+
+        /** Properties of a StatsBucket. */
+        interface IStatsBucket {
+
+            /** bucket start, epoch ms (aligned to step_ms) */
+            t?: (number|null);
+
+            /** absent when no sample fell in the bucket */
+            value?: (number|null);
+
+            /** samples in the bucket */
+            n?: (number|null);
+        }
+
+        /** Represents a StatsBucket. */
+        class StatsBucket implements IStatsBucket {
+
+            /**
+             * Constructs a new StatsBucket.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IStatsBucket);
+
+            /** bucket start, epoch ms (aligned to step_ms) */
+            public t: number;
+
+            /** absent when no sample fell in the bucket */
+            public value?: (number|null);
+
+            /** samples in the bucket */
+            public n: number;
+        }
+
+        /** Properties of a StatsSeries. */
+        interface IStatsSeries {
+
+            /** StatsSeries name */
+            name?: (string|null);
+
+            /** StatsSeries reducer */
+            reducer?: (string|null);
+
+            /** StatsSeries buckets */
+            buckets?: (machina.v1.StatsBucket[]|null);
+        }
+
+        /** Represents a StatsSeries. */
+        class StatsSeries implements IStatsSeries {
+
+            /**
+             * Constructs a new StatsSeries.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IStatsSeries);
+
+            /** StatsSeries name. */
+            public name: string;
+
+            /** StatsSeries reducer. */
+            public reducer: string;
+
+            /** StatsSeries buckets. */
+            public buckets: machina.v1.StatsBucket[];
+        }
+
+        /** Properties of a StatsReply. */
+        interface IStatsReply {
+
+            /** first bucket's start */
+            from?: (number|null);
+
+            /** StatsReply to */
+            to?: (number|null);
+
+            /** StatsReply stepMs */
+            stepMs?: (number|null);
+
+            /** StatsReply series */
+            series?: (machina.v1.StatsSeries[]|null);
+        }
+
+        /** Represents a StatsReply. */
+        class StatsReply implements IStatsReply {
+
+            /**
+             * Constructs a new StatsReply.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IStatsReply);
+
+            /** first bucket's start */
+            public from: number;
+
+            /** StatsReply to. */
+            public to: number;
+
+            /** StatsReply stepMs. */
+            public stepMs: number;
+
+            /** StatsReply series. */
+            public series: machina.v1.StatsSeries[];
+        }
+
+        /** Properties of a ScaleAdvice. */
+        interface IScaleAdvice {
+
+            /** ScaleAdvice service */
+            service?: (string|null);
+
+            /** live instances now */
+            replicas?: (number|null);
+
+            /** what the rule recommends (within [1, max_replicas]) */
+            recommended?: (number|null);
+
+            /** worst p99 handler time of its endpoints and workers in the last sample */
+            p99Ms?: (number|null);
+
+            /** its calm-period p99 (0 while unknown) */
+            baselineP99Ms?: (number|null);
+
+            /** baseline × multiplier, or the configured target */
+            targetP99Ms?: (number|null);
+
+            /** messages pending on its consumers (quota-bound fetch sources excluded) */
+            lag?: (number|null);
+
+            /** lag one replica is expected to absorb */
+            targetLag?: (number|null);
+
+            /** the larger of p99 / target and lag / (target_lag × replicas); > 1 wants more */
+            ratio?: (number|null);
+
+            /** ScaleAdvice reason */
+            reason?: (string|null);
+        }
+
+        /** vertex.scale: a recommended replica count per service, from measured p99 handler time and lag. */
+        class ScaleAdvice implements IScaleAdvice {
+
+            /**
+             * Constructs a new ScaleAdvice.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IScaleAdvice);
+
+            /** ScaleAdvice service. */
+            public service: string;
+
+            /** live instances now */
+            public replicas: number;
+
+            /** what the rule recommends (within [1, max_replicas]) */
+            public recommended: number;
+
+            /** worst p99 handler time of its endpoints and workers in the last sample */
+            public p99Ms: number;
+
+            /** its calm-period p99 (0 while unknown) */
+            public baselineP99Ms: number;
+
+            /** baseline × multiplier, or the configured target */
+            public targetP99Ms: number;
+
+            /** messages pending on its consumers (quota-bound fetch sources excluded) */
+            public lag: number;
+
+            /** lag one replica is expected to absorb */
+            public targetLag: number;
+
+            /** the larger of p99 / target and lag / (target_lag × replicas); > 1 wants more */
+            public ratio: number;
+
+            /** ScaleAdvice reason. */
+            public reason: string;
+        }
+
+        /** Properties of a ScaleReply. */
+        interface IScaleReply {
+
+            /** ScaleReply services */
+            services?: (machina.v1.ScaleAdvice[]|null);
+
+            /** time of the sample the advice is from (epoch ms; 0 before the first) */
+            at?: (number|null);
+        }
+
+        /** Represents a ScaleReply. */
+        class ScaleReply implements IScaleReply {
+
+            /**
+             * Constructs a new ScaleReply.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IScaleReply);
+
+            /** ScaleReply services. */
+            public services: machina.v1.ScaleAdvice[];
+
+            /** time of the sample the advice is from (epoch ms; 0 before the first) */
+            public at: number;
+        }
+
+        /** Properties of a NodeList. */
+        interface INodeList {
+
+            /** NodeList nodes */
+            nodes?: (machina.v1.NodeInfo[]|null);
+        }
+
+        /** Represents a NodeList. */
+        class NodeList implements INodeList {
+
+            /**
+             * Constructs a new NodeList.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.INodeList);
+
+            /** NodeList nodes. */
+            public nodes: machina.v1.NodeInfo[];
+        }
+
+        /** Properties of a PatchOp. */
+        interface IPatchOp {
+
+            /** PatchOp op */
+            op?: (string|null);
+
+            /** PatchOp path */
+            path?: (string|null);
+
+            /** PatchOp value */
+            value?: (google.protobuf.Value|null);
+
+            /** PatchOp from */
+            from?: (string|null);
+        }
+
+        /** One JSON-Patch operation. */
+        class PatchOp implements IPatchOp {
+
+            /**
+             * Constructs a new PatchOp.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IPatchOp);
+
+            /** PatchOp op. */
+            public op: string;
+
+            /** PatchOp path. */
+            public path: string;
+
+            /** PatchOp value. */
+            public value?: (google.protobuf.Value|null);
+
+            /** PatchOp from. */
+            public from: string;
+        }
+
+        /** Properties of a ConfigPatch. */
+        interface IConfigPatch {
+
+            /** ConfigPatch hash */
+            hash?: (string|null);
+
+            /** ConfigPatch parent */
+            parent?: (string|null);
+
+            /** ConfigPatch ops */
+            ops?: (machina.v1.PatchOp[]|null);
+
+            /** ConfigPatch author */
+            author?: (string|null);
+
+            /** ConfigPatch createdAt */
+            createdAt?: (number|null);
+        }
+
+        /** A live config change: its parent must be the current head. */
+        class ConfigPatch implements IConfigPatch {
+
+            /**
+             * Constructs a new ConfigPatch.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IConfigPatch);
+
+            /** ConfigPatch hash. */
+            public hash: string;
+
+            /** ConfigPatch parent. */
+            public parent: string;
+
+            /** ConfigPatch ops. */
+            public ops: machina.v1.PatchOp[];
+
+            /** ConfigPatch author. */
+            public author: string;
+
+            /** ConfigPatch createdAt. */
+            public createdAt: number;
+        }
+
+        /** Properties of an Empty. */
+        interface IEmpty {
+        }
+
+        /** Empty request/acknowledgement. */
+        class Empty implements IEmpty {
+
+            /**
+             * Constructs a new Empty.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IEmpty);
+        }
+
+        /** Properties of an Ack. */
+        interface IAck {
+
+            /** Ack ok */
+            ok?: (boolean|null);
+
+            /** Ack id */
+            id?: (string|null);
+        }
+
+        /** Represents an Ack. */
+        class Ack implements IAck {
+
+            /**
+             * Constructs a new Ack.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.IAck);
+
+            /** Ack ok. */
+            public ok: boolean;
+
+            /** Ack id. */
+            public id: string;
+        }
+
         /** Properties of a CreateRequest. */
         interface ICreateRequest {
 
@@ -2193,6 +3009,9 @@ export namespace machina {
 
             /** QuerySet ledger */
             ledger?: (string|null);
+
+            /** Machina-Resources of every task it builds (e.g. "ram=2G, cpu=1"); empty: the tasks need nothing. */
+            resources?: (string|null);
         }
 
         /** A source and the queries to run for every lead of a ledger. */
@@ -2215,6 +3034,9 @@ export namespace machina {
 
             /** QuerySet ledger. */
             public ledger: string;
+
+            /** Machina-Resources of every task it builds (e.g. "ram=2G, cpu=1"); empty: the tasks need nothing. */
+            public resources: string;
         }
 
         /** Properties of a FireRequest. */
@@ -2493,252 +3315,6 @@ export namespace machina {
 
             /** DeadLetter contentType. */
             public contentType: string;
-        }
-
-        /** Properties of a NodeInfo. */
-        interface INodeInfo {
-
-            /** NodeInfo id */
-            id?: (string|null);
-
-            /** NodeInfo service */
-            service?: (string|null);
-
-            /** processor | scheduler */
-            role?: (string|null);
-
-            /** NodeInfo hostname */
-            hostname?: (string|null);
-
-            /** NodeInfo pid */
-            pid?: (number|null);
-
-            /** NodeInfo cpuCores */
-            cpuCores?: (number|null);
-
-            /** NodeInfo ramBytes */
-            ramBytes?: (number|null);
-
-            /** NodeInfo gpus */
-            gpus?: (string[]|null);
-
-            /** NodeInfo storageBytes */
-            storageBytes?: (number|null);
-
-            /** NodeInfo network */
-            network?: (string[]|null);
-
-            /** NodeInfo startedAt */
-            startedAt?: (number|null);
-
-            /** NodeInfo seenAt */
-            seenAt?: (number|null);
-
-            /** NodeInfo version */
-            version?: (string|null);
-
-            /** NodeInfo configHead */
-            configHead?: (string|null);
-
-            /** Work units this instance owns now, e.g. aggregate partitions `<type>.<n>`; empty for most services. */
-            owns?: (string[]|null);
-        }
-
-        /** What a service instance tells vertex about itself on connect and heartbeat. */
-        class NodeInfo implements INodeInfo {
-
-            /**
-             * Constructs a new NodeInfo.
-             * @param [properties] Properties to set
-             */
-            constructor(properties?: machina.v1.INodeInfo);
-
-            /** NodeInfo id. */
-            public id: string;
-
-            /** NodeInfo service. */
-            public service: string;
-
-            /** processor | scheduler */
-            public role: string;
-
-            /** NodeInfo hostname. */
-            public hostname: string;
-
-            /** NodeInfo pid. */
-            public pid: number;
-
-            /** NodeInfo cpuCores. */
-            public cpuCores: number;
-
-            /** NodeInfo ramBytes. */
-            public ramBytes: number;
-
-            /** NodeInfo gpus. */
-            public gpus: string[];
-
-            /** NodeInfo storageBytes. */
-            public storageBytes: number;
-
-            /** NodeInfo network. */
-            public network: string[];
-
-            /** NodeInfo startedAt. */
-            public startedAt: number;
-
-            /** NodeInfo seenAt. */
-            public seenAt: number;
-
-            /** NodeInfo version. */
-            public version: string;
-
-            /** NodeInfo configHead. */
-            public configHead: string;
-
-            /** Work units this instance owns now, e.g. aggregate partitions `<type>.<n>`; empty for most services. */
-            public owns: string[];
-        }
-
-        /** Properties of a NodeList. */
-        interface INodeList {
-
-            /** NodeList nodes */
-            nodes?: (machina.v1.NodeInfo[]|null);
-        }
-
-        /** Represents a NodeList. */
-        class NodeList implements INodeList {
-
-            /**
-             * Constructs a new NodeList.
-             * @param [properties] Properties to set
-             */
-            constructor(properties?: machina.v1.INodeList);
-
-            /** NodeList nodes. */
-            public nodes: machina.v1.NodeInfo[];
-        }
-
-        /** Properties of a PatchOp. */
-        interface IPatchOp {
-
-            /** PatchOp op */
-            op?: (string|null);
-
-            /** PatchOp path */
-            path?: (string|null);
-
-            /** PatchOp value */
-            value?: (google.protobuf.Value|null);
-
-            /** PatchOp from */
-            from?: (string|null);
-        }
-
-        /** One JSON-Patch operation. */
-        class PatchOp implements IPatchOp {
-
-            /**
-             * Constructs a new PatchOp.
-             * @param [properties] Properties to set
-             */
-            constructor(properties?: machina.v1.IPatchOp);
-
-            /** PatchOp op. */
-            public op: string;
-
-            /** PatchOp path. */
-            public path: string;
-
-            /** PatchOp value. */
-            public value?: (google.protobuf.Value|null);
-
-            /** PatchOp from. */
-            public from: string;
-        }
-
-        /** Properties of a ConfigPatch. */
-        interface IConfigPatch {
-
-            /** ConfigPatch hash */
-            hash?: (string|null);
-
-            /** ConfigPatch parent */
-            parent?: (string|null);
-
-            /** ConfigPatch ops */
-            ops?: (machina.v1.PatchOp[]|null);
-
-            /** ConfigPatch author */
-            author?: (string|null);
-
-            /** ConfigPatch createdAt */
-            createdAt?: (number|null);
-        }
-
-        /** A live config change: its parent must be the current head. */
-        class ConfigPatch implements IConfigPatch {
-
-            /**
-             * Constructs a new ConfigPatch.
-             * @param [properties] Properties to set
-             */
-            constructor(properties?: machina.v1.IConfigPatch);
-
-            /** ConfigPatch hash. */
-            public hash: string;
-
-            /** ConfigPatch parent. */
-            public parent: string;
-
-            /** ConfigPatch ops. */
-            public ops: machina.v1.PatchOp[];
-
-            /** ConfigPatch author. */
-            public author: string;
-
-            /** ConfigPatch createdAt. */
-            public createdAt: number;
-        }
-
-        /** Properties of an Empty. */
-        interface IEmpty {
-        }
-
-        /** Empty request/acknowledgement. */
-        class Empty implements IEmpty {
-
-            /**
-             * Constructs a new Empty.
-             * @param [properties] Properties to set
-             */
-            constructor(properties?: machina.v1.IEmpty);
-        }
-
-        /** Properties of an Ack. */
-        interface IAck {
-
-            /** Ack ok */
-            ok?: (boolean|null);
-
-            /** Ack id */
-            id?: (string|null);
-        }
-
-        /** Represents an Ack. */
-        class Ack implements IAck {
-
-            /**
-             * Constructs a new Ack.
-             * @param [properties] Properties to set
-             */
-            constructor(properties?: machina.v1.IAck);
-
-            /** Ack ok. */
-            public ok: boolean;
-
-            /** Ack id. */
-            public id: string;
         }
     }
 }

@@ -1,6 +1,8 @@
+import { isDeepStrictEqual } from "node:util";
 import type { Logger } from "@machina/log";
 import type { NodeInfo } from "@machina/protos";
 import type { KvLeases } from "@machina/runtime";
+import { MachinaError } from "@machina/wire";
 import type { StatefulAggregator } from "../config/aggregator-table";
 import { makeKind } from "../kinds/make-kind";
 import { PartitionRunner } from "./partition-runner";
@@ -54,6 +56,37 @@ export class PartitionManager {
     await this.round();
     this.timer = setInterval(() => this.soon(0), Math.max(250, Math.floor(this.leases.ttlMs / 4)));
     this.timer.unref();
+  }
+
+  /**
+   * Takes new specs of the same stateful types (same kind, key and partitions: the caller checks):
+   * each partition this replica works on restarts its session with the new spec, from the stored
+   * state, as on a handover. Waits for the round in progress, so no runner is started twice.
+   */
+  async update(aggregators: readonly StatefulAggregator[]): Promise<void> {
+    const next = this.chain.then(async () => {
+      for (const agg of aggregators)
+        for (let p = 0; p < agg.partitions; p++) {
+          const unit = `${agg.type}.${p}`;
+          const had = this.byUnit.get(unit);
+          if (had === undefined)
+            throw new MachinaError("INTERNAL", `partition ${unit} is not one this replica was started with`, {
+              retryable: false,
+            });
+          if (isDeepStrictEqual(had.agg, agg)) continue;
+          this.byUnit.set(unit, { agg, partition: p });
+          const runner = this.runners.get(unit);
+          if (runner === undefined || this.stopped) continue;
+          await runner.stop();
+          const fresh = this.runnerFor(unit);
+          this.runners.set(unit, fresh);
+          fresh.start();
+          this.log.info({ unit }, "partition restarted with its new aggregator spec");
+        }
+    });
+    // A failed update must not stop the rounds that follow.
+    this.chain = next.catch(() => undefined);
+    await next;
   }
 
   /** Partitions this replica works on now, sorted. */
@@ -120,16 +153,20 @@ export class PartitionManager {
     }
     for (const unit of r.held) {
       if (surplus.has(unit) || this.runners.has(unit)) continue;
-      const { agg, partition } = this.byUnit.get(unit)!;
-      const runner = new PartitionRunner(agg, partition, () => makeKind(agg), {
-        ...this.deps,
-        leaseValid: () => this.leases.holds(unit),
-      });
+      const runner = this.runnerFor(unit);
       this.runners.set(unit, runner);
       runner.start();
       this.log.info({ unit, members: r.members.length }, "partition taken");
     }
     this.publishOwned();
+  }
+
+  private runnerFor(unit: string): PartitionRunner {
+    const { agg, partition } = this.byUnit.get(unit)!;
+    return new PartitionRunner(agg, partition, () => makeKind(agg), {
+      ...this.deps,
+      leaseValid: () => this.leases.holds(unit),
+    });
   }
 
   // vertex.nodes (the next heartbeat) and /metrics say who owns what.

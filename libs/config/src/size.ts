@@ -1,7 +1,7 @@
-import { describeValue } from "@machina/config";
+import { describeValue } from "@machina/protos";
 import { MachinaError } from "@machina/wire";
 
-// Binary multiples only: a cache cap is a memory budget, and memory is counted in powers of two,
+// Binary multiples only: a size here is a memory or disk budget, counted in powers of two,
 // so `1K`, `1KB` and `1KiB` all mean 1024 bytes rather than making the reader guess which is which.
 const UNIT_BYTES = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 } as const;
 
