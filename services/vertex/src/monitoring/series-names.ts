@@ -36,9 +36,12 @@ export const seriesName = {
 
 /**
  * The reducer a series gets when the request names none: counts per sample add up, a
- * percentile keeps its worst sample (a mean of p99s is no p99), anything else is averaged.
+ * percentile keeps its worst sample (a mean of p99s is no p99), the DLQ's size its highest, and
+ * anything else is averaged.
  */
 export function defaultReducer(series: string): Reducer {
+  // The DLQ's size is a level, not a count per sample: its bucket shows the highest level reached.
+  if (series.startsWith("dlq.")) return "max";
   if (/\.(requests|errors|messages)$/.test(series)) return "sum";
   if (/\.p\d+_ms$/.test(series)) return "max";
   return "mean";

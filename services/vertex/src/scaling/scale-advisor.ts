@@ -107,6 +107,7 @@ export class ScaleAdvisor {
     const p99Ratio = target > 0 && p99 > 0 ? p99 / target : 0;
     const lagRatio = targetLag > 0 ? lag / (targetLag * replicas) : 0;
     const ratio = Math.max(p99Ratio, lagRatio);
+    const calmSoFar = st.calm.length;
     // Only calm samples teach the baseline: little lag, and not over the target it would set.
     if (p99 > 0 && lagRatio <= TOLERANCE && (target === 0 || p99 <= target)) {
       st.calm.push(p99);
@@ -135,7 +136,7 @@ export class ScaleAdvisor {
       lag,
       targetLag,
       ratio,
-      reason: reason({ p99, target, baseline, lag, targetLag, replicas, ratio, recommended, calm: st.calm.length }, r),
+      reason: reason({ p99, target, baseline, lag, targetLag, replicas, ratio, recommended, calm: calmSoFar }, r),
     };
   }
 }
