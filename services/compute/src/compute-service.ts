@@ -1,4 +1,3 @@
-import { loadComponents } from "@machina/config";
 import { CACHE_KIND, cacheSpecOf, createCache } from "@machina/cache";
 import { codec } from "@machina/protos";
 import { addCounter, defineEndpoint, observeGauge } from "@machina/runtime";
@@ -54,7 +53,7 @@ export const computeService: ServiceSpec<ComputeConfig> = {
       ...(await loadCodeComputations(ctx.configSource)),
     ]);
     const cacheName = ctx.config.compute.cache;
-    const caches = loadComponents(CACHE_KIND.kind, ctx.configSource).map((d) => CACHE_KIND.parseDoc(d));
+    const caches = ctx.components.docs(CACHE_KIND.kind).map((d) => CACHE_KIND.parseDoc(d));
     const chosen = caches.find((c) => c.name === cacheName);
     if (chosen === undefined && cacheName !== "none" && cacheName !== "results")
       throw new MachinaError(

@@ -1,4 +1,3 @@
-import { loadComponents } from "@machina/config";
 import type { JsonObject } from "@machina/protos";
 import { GroupCommit, addCounter, defineEndpoint, defineWorker, observeGauge } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
@@ -146,9 +145,9 @@ export const dataService: ServiceSpec<DataConfig> = {
     if (ctx.config.clean.maxAttempts < 1) {
       throw new MachinaError("BAD_REQUEST", "clean.maxAttempts: must be at least 1", { retryable: false });
     }
-    const types = loadComponents("data/types", ctx.configSource).map((d) =>
-      compileTypeDef({ name: d.name, ...d.doc }, d.origins.join(" + ")),
-    );
+    const types = ctx.components
+      .docs("data/types")
+      .map((d) => compileTypeDef({ name: d.name, ...d.doc }, d.origins.join(" + ")));
     const data = await DataLayer.open({
       contactPoints: c.contactPoints.split(",").map((h) => `${h.trim()}:${c.port}`),
       localDataCenter: c.localDataCenter,

@@ -1,5 +1,5 @@
 import { setFlagsFromString } from "node:v8";
-import { loadComponents } from "@machina/config";
+import type { ComponentDoc } from "@machina/config";
 import { addCounter, defineEndpoint, recordBatchesPublisher } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import { meshNames } from "@machina/subjects";
@@ -9,6 +9,7 @@ import { ledgerEndpoints } from "./endpoints/ledger-endpoints";
 import { fetchedHandler } from "./endpoints/fetched-handler";
 import { publishTask } from "./fetch-link";
 import { KvLedgers, checkRefreshTriggers, compileLedgers, ledgerOf, refreshSelfLedger } from "./ledgers";
+import type { LedgerTable } from "./ledgers";
 import { buildTasks, compileQuerySets, querySetOf } from "./query-sets";
 import { startScheduler } from "./scheduler";
 import { TickRunner } from "./ticks/tick-runner";
@@ -91,10 +92,12 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
     // Set before the config is compiled, so a big constant ledger's parse garbage goes early too.
     if (config.invoke.heapGrowingPercent > 0)
       setFlagsFromString(`--heap-growing-percent=${config.invoke.heapGrowingPercent}`);
-    const ledgers = compileLedgers(loadComponents("invoke/ledgers", ctx.configSource), (n) => names.computeGet(n));
-    const querySets = compileQuerySets(loadComponents("invoke/query_sets", ctx.configSource), ledgers);
-    const triggers = compileTriggers(loadComponents("invoke/triggers", ctx.configSource), querySets);
+    const ledgers = compileLedgers(ctx.components.docs("invoke/ledgers"), (n) => names.computeGet(n));
+    const querySets = compileQuerySets(ctx.components.docs("invoke/query_sets"), ledgers);
+    const triggers = compileTriggers(ctx.components.docs("invoke/triggers"), querySets);
     checkRefreshTriggers(ledgers, new Set(triggers.keys()));
+    // What a live head may not change (see applyConfig).
+    const runningTriggers = docsKey(ctx.components.docs("invoke/triggers"));
 
     const rejectedLeads = addCounter(
       ctx.metrics,
@@ -260,6 +263,34 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
         ...ledgerEndpoints(names, ledgers, kvLedgers, (ledger, n) => rejectedLeads.inc({ ledger }, n)),
       ],
       workers: [fetchedHandler(ctx, recordBatchesPublisher(ctx.client, ctx.node.id))],
+      // Live: constant ledgers (their leads and fields, new and removed ones) and query sets,
+      // swapped into the tables ticks, endpoints and the cross-check read by name. Triggers hold
+      // timers and kv/self ledgers hold watched or refreshed leads: a change to those takes a restart.
+      async applyConfig(set) {
+        const nextLedgers = compileLedgers(set.docs("invoke/ledgers"), (n) => names.computeGet(n));
+        const nextQuerySets = compileQuerySets(set.docs("invoke/query_sets"), nextLedgers);
+        const nextTriggers = compileTriggers(set.docs("invoke/triggers"), nextQuerySets);
+        checkRefreshTriggers(nextLedgers, new Set(nextTriggers.keys()));
+        const triggerDocs = docsKey(set.docs("invoke/triggers"));
+        if (triggerDocs !== runningTriggers || fixedLedgers(nextLedgers) !== fixedLedgers(ledgers))
+          throw new MachinaError(
+            "UNAVAILABLE",
+            `triggers or kv/self ledgers changed; restart invoke to take head ${set.head} (constant ledgers and query sets apply live)`,
+            { retryable: false },
+          );
+        for (const name of [...ledgers.keys()]) if (!nextLedgers.has(name)) ledgers.delete(name);
+        for (const [name, l] of nextLedgers) {
+          if (l.source !== "constant") continue;
+          ledgers.set(name, l);
+          if (l.rejectedTotal > 0) rejectedLeads.inc({ ledger: name }, l.rejectedTotal);
+        }
+        querySets.clear();
+        for (const [name, q] of nextQuerySets) querySets.set(name, q);
+        log.info(
+          { ledgers: [...ledgers.keys()].sort(), querySets: [...querySets.keys()].sort(), head: set.head },
+          "ledgers and query sets reloaded",
+        );
+      },
       async onStop() {
         for (const stop of stops) stop();
         await runner.stop();
@@ -268,3 +299,18 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
     };
   },
 };
+
+// Components by name as text, to tell whether a head changed them.
+function docsKey(docs: readonly ComponentDoc[]): string {
+  return JSON.stringify(docs.map((d) => [d.name, d.doc]));
+}
+
+// The ledgers whose leads come from elsewhere (a bucket, a computation), as their definitions.
+function fixedLedgers(t: LedgerTable): string {
+  return JSON.stringify(
+    [...t.values()]
+      .filter((l) => l.source !== "constant")
+      .map((l) => [l.name, l.source, l.shape, l.from, l.refresh])
+      .sort(),
+  );
+}
