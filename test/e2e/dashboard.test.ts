@@ -1,5 +1,5 @@
-// The live dashboard in a real browser: vertex and compute run in-process against the real
-// nats-server, the dashboard reads them over NATS (natsSnapshot), and headless Chromium (Debian's
+// The live dashboard in a real browser: vertex, compute and fetch run in-process against the real
+// nats-server, vertex serves the page on its dashboard port (reading the mesh over NATS), and headless Chromium (Debian's
 // package, installed by test/harness/chromium.sh) opens the page. Requests, consumer backlog and
 // dead letters are made while it watches, so the test fails unless the numbers on the page move.
 // The screenshot goes to test-output/dashboard.png.
@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,8 +25,8 @@ import type { FetchConfig } from "@machina/fetch";
 import { ensureDurable, startService } from "@machina/runtime";
 import type { RunningService } from "@machina/runtime";
 import { meshNames } from "@machina/subjects";
-import { natsSnapshot, startDashboard, vertexService } from "@machina/vertex";
-import type { RunningDashboard, VertexConfig } from "@machina/vertex";
+import { vertexService } from "@machina/vertex";
+import type { VertexConfig } from "@machina/vertex";
 import { eventually } from "../support/eventually";
 import { NATS_URL, emptyConfigDir, removeNetwork, uniquePrefix } from "../support/nats-env";
 
@@ -68,7 +70,8 @@ let nc: NatsConnection;
 let vertex: RunningService<VertexConfig> | undefined;
 let compute: RunningService<ComputeConfig> | undefined;
 let fetcher: RunningService<FetchConfig> | undefined;
-let dashboard: RunningDashboard | undefined;
+// The port vertex's own dashboard listens on (vertex.dashboard.port): a free one, found first.
+let dashboardPort = 0;
 let browser: BrowserContext | undefined;
 let profile: string | undefined;
 let load: NodeJS.Timeout | undefined;
@@ -81,7 +84,16 @@ const number = async (id: string) => Number(await text(id));
 describe("dashboard page in headless Chromium", { timeout: 180_000 }, () => {
   before(async () => {
     nc = await connect({ servers: NATS_URL });
-    vertex = await startService(vertexService, { handleSignals: false, configDir: emptyConfigDir(), env });
+    dashboardPort = await freePort();
+    vertex = await startService(vertexService, {
+      handleSignals: false,
+      configDir: emptyConfigDir(),
+      env: {
+        ...env,
+        MACHINA_VERTEX_DASHBOARD_PORT: String(dashboardPort),
+        MACHINA_VERTEX_DASHBOARD_INTERVAL_MS: "500",
+      },
+    });
     compute = await startService(computeService, { handleSignals: false, configDir: emptyConfigDir(), env });
     fetcher = await startService(fetchService, {
       handleSignals: false,
@@ -103,7 +115,6 @@ describe("dashboard page in headless Chromium", { timeout: 180_000 }, () => {
       if (tick % 10 === 5) js.publish(names.task.store("website"), `{"n":${tick}}`).catch(() => undefined);
     }, 50);
 
-    dashboard = await startDashboard({ snapshot: natsSnapshot(nc, names), intervalMs: 500, title: prefix });
     profile = mkdtempSync(path.join(tmpdir(), "machina-chromium-"));
     browser = await chromium.launchPersistentContext(profile, {
       ...chromiumLaunch(),
@@ -121,7 +132,6 @@ describe("dashboard page in headless Chromium", { timeout: 180_000 }, () => {
     clearInterval(load);
     await browser?.close().catch(() => undefined);
     if (profile) rmSync(profile, { recursive: true, force: true });
-    await dashboard?.close();
     await fetcher?.stop();
     await compute?.stop();
     await vertex?.stop();
@@ -130,7 +140,7 @@ describe("dashboard page in headless Chromium", { timeout: 180_000 }, () => {
   });
 
   it("serves uPlot from the installed package, not a copy or a CDN", async () => {
-    const base = `http://127.0.0.1:${dashboard!.port}`;
+    const base = `http://127.0.0.1:${dashboardPort}`;
     const uplotDir = path.dirname(createRequire(import.meta.resolve("@machina/vertex")).resolve("uplot/package.json"));
     const js = await fetch(`${base}/uplot.js`);
     assert.equal(js.status, 200);
@@ -144,7 +154,7 @@ describe("dashboard page in headless Chromium", { timeout: 180_000 }, () => {
   });
 
   it("updates live: the snapshot counter and the request count change", async () => {
-    await page.goto(`http://127.0.0.1:${dashboard!.port}/`);
+    await page.goto(`http://127.0.0.1:${dashboardPort}/`);
     await eventually("a first snapshot on the page", async () => (await number("snapshots")) >= 1 || undefined, 15_000);
     const firstSnapshots = await number("snapshots");
     const firstRequests = await number("total-requests");
@@ -199,3 +209,15 @@ describe("dashboard page in headless Chromium", { timeout: 180_000 }, () => {
     assert.ok(statSync(SCREENSHOT).size > 10_000, `${SCREENSHOT} looks empty`);
   });
 });
+
+/** A port nothing listens on now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
