@@ -13,7 +13,7 @@ import { dataService, type DataConfig } from "@machina/data";
 import type { ComputeReply, JsonObject } from "@machina/protos";
 import { MeshClient, startService, type RunningService } from "@machina/runtime";
 import { isMachinaError } from "@machina/wire";
-import { adminCqlClient } from "../support/cassandra-env";
+import { adminCqlClient, dataServiceEnv } from "../support/cassandra-env";
 import { NATS_URL, uniquePrefix, removeNetwork } from "../support/nats-env";
 import { writeConfig } from "../support/service-procs";
 
@@ -59,17 +59,7 @@ describe("compute: series, moving_average, growth", () => {
     const { client: c, localDataCenter } = await adminCqlClient();
     admin = c;
     const configDir = writeConfig({ "data/types/metric.yaml": metricType });
-    const env = {
-      MACHINA_NATS_URL: NATS_URL,
-      MACHINA_MESH_PREFIX: prefix,
-      MACHINA_HTTP_PORT: "0",
-      MACHINA_LOG_LEVEL: "silent",
-      MACHINA_DATA_CASSANDRA_PORT: String(Number(process.env.MACHINA_CQL_PORT ?? 9042)),
-      MACHINA_DATA_CASSANDRA_KEYSPACE: keyspace,
-      MACHINA_DATA_CASSANDRA_LOCAL_DATA_CENTER: localDataCenter,
-      MACHINA_DATA_CASSANDRA_REPLICATION: `${localDataCenter}:1`,
-      MACHINA_DATA_CLEAN_INTERVAL_MS: "0",
-    };
+    const env = dataServiceEnv(NATS_URL, prefix, keyspace, localDataCenter);
     data = await startService(dataService, { handleSignals: false, configDir, env });
     compute = await startService(computeService, { handleSignals: false, configDir, env });
     nc = await connect({ servers: NATS_URL, noAsyncTraces: true });

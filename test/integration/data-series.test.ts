@@ -13,7 +13,7 @@ import { DataLayer, compileTypeDef, dataService, type DataConfig } from "@machin
 import type { JsonObject, SeriesReply, SeriesRequest } from "@machina/protos";
 import { MeshClient, startService, type RunningService } from "@machina/runtime";
 import { isMachinaError } from "@machina/wire";
-import { CQL_CONTACT_POINTS, adminCqlClient } from "../support/cassandra-env";
+import { CQL_CONTACT_POINTS, adminCqlClient, dataServiceEnv } from "../support/cassandra-env";
 import { NATS_URL, uniquePrefix, removeNetwork } from "../support/nats-env";
 import { writeConfig } from "../support/service-procs";
 
@@ -100,17 +100,7 @@ describe("data: series", () => {
   before(async () => {
     ({ client: admin, localDataCenter } = await adminCqlClient());
     const configDir = writeConfig({ "data/types/reading.yaml": JSON.stringify(readingDef) });
-    const env = {
-      MACHINA_NATS_URL: NATS_URL,
-      MACHINA_MESH_PREFIX: prefix,
-      MACHINA_HTTP_PORT: "0",
-      MACHINA_LOG_LEVEL: "silent",
-      MACHINA_DATA_CASSANDRA_PORT: String(Number(process.env.MACHINA_CQL_PORT ?? 9042)),
-      MACHINA_DATA_CASSANDRA_KEYSPACE: keyspace,
-      MACHINA_DATA_CASSANDRA_LOCAL_DATA_CENTER: localDataCenter,
-      MACHINA_DATA_CASSANDRA_REPLICATION: `${localDataCenter}:1`,
-      MACHINA_DATA_CLEAN_INTERVAL_MS: "0",
-    };
+    const env = dataServiceEnv(NATS_URL, prefix, keyspace, localDataCenter);
     data = await startService(dataService, { handleSignals: false, configDir, env });
     nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
     client = new MeshClient(nc);

@@ -13,7 +13,7 @@ import { dataService, type DataConfig } from "@machina/data";
 import { fetchService, type FetchConfig } from "@machina/fetch";
 import { MeshClient, startService, type RunningService } from "@machina/runtime";
 import { isMachinaError } from "@machina/wire";
-import { adminCqlClient } from "../support/cassandra-env";
+import { adminCqlClient, dataServiceEnv } from "../support/cassandra-env";
 import { NATS_URL, uniquePrefix, removeNetwork } from "../support/nats-env";
 import { eventually, writeConfig } from "../support/service-procs";
 
@@ -65,17 +65,7 @@ describe("source data read from clean records", () => {
       "data/types/settings.yaml": settingsType,
       "fetch/sources/geo.yaml": geoSource(url),
     });
-    const env = {
-      MACHINA_NATS_URL: NATS_URL,
-      MACHINA_MESH_PREFIX: prefix,
-      MACHINA_HTTP_PORT: "0",
-      MACHINA_LOG_LEVEL: "silent",
-      MACHINA_DATA_CASSANDRA_PORT: String(Number(process.env.MACHINA_CQL_PORT ?? 9042)),
-      MACHINA_DATA_CASSANDRA_KEYSPACE: keyspace,
-      MACHINA_DATA_CASSANDRA_LOCAL_DATA_CENTER: localDataCenter,
-      MACHINA_DATA_CASSANDRA_REPLICATION: `${localDataCenter}:1`,
-      MACHINA_DATA_CLEAN_INTERVAL_MS: "0",
-    };
+    const env = dataServiceEnv(NATS_URL, prefix, keyspace, localDataCenter);
     data = await startService(dataService, { handleSignals: false, configDir, env });
     nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
     client = new MeshClient(nc);

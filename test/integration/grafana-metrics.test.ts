@@ -22,7 +22,7 @@ import { MeshClient, startService, type ServiceSpec } from "@machina/runtime";
 import { meshNames } from "@machina/subjects";
 import { vertexService } from "@machina/vertex";
 import { SERVICES, collectMetrics, renderMetricsDoc, type MetricDoc } from "../../tools/gen-metrics-docs";
-import { adminCqlClient } from "../support/cassandra-env";
+import { adminCqlClient, dataServiceEnv } from "../support/cassandra-env";
 import { NATS_URL, removeNetwork, uniquePrefix } from "../support/nats-env";
 import { writeConfig } from "../support/service-procs";
 
@@ -338,17 +338,7 @@ describe("Prometheus, Grafana and docs/metrics.md against the running services",
     const { client, localDataCenter } = await adminCqlClient();
     admin = client;
     const configDir = writeConfig({});
-    const env = {
-      MACHINA_NATS_URL: NATS_URL,
-      MACHINA_MESH_PREFIX: prefix,
-      MACHINA_HTTP_PORT: "0",
-      MACHINA_LOG_LEVEL: "silent",
-      MACHINA_DATA_CASSANDRA_PORT: String(Number(process.env.MACHINA_CQL_PORT ?? 9042)),
-      MACHINA_DATA_CASSANDRA_KEYSPACE: keyspace,
-      MACHINA_DATA_CASSANDRA_LOCAL_DATA_CENTER: localDataCenter,
-      MACHINA_DATA_CASSANDRA_REPLICATION: `${localDataCenter}:1`,
-      MACHINA_DATA_CLEAN_INTERVAL_MS: "0",
-    };
+    const env = dataServiceEnv(NATS_URL, prefix, keyspace, localDataCenter);
     for (const name of SERVICES) {
       const r = await startService(SPECS[name], { handleSignals: false, configDir, env });
       running.push({ name, probePort: r.probePort, stop: () => r.stop() });

@@ -16,7 +16,7 @@ import type { JsonObject, StatsReply, StatsRequest } from "@machina/protos";
 import { MeshClient, startService, type RunningService } from "@machina/runtime";
 import { Retention, SampleStore, vertexService, type VertexConfig } from "@machina/vertex";
 import { isMachinaError } from "@machina/wire";
-import { adminCqlClient } from "../support/cassandra-env";
+import { adminCqlClient, dataServiceEnv } from "../support/cassandra-env";
 import { eventually } from "../support/eventually";
 import { NATS_URL, removeNetwork, uniquePrefix } from "../support/nats-env";
 import { writeConfig } from "../support/service-procs";
@@ -46,15 +46,7 @@ describe("vertex: monitoring history (vertex.stats)", () => {
       ),
     });
     const env = {
-      MACHINA_NATS_URL: NATS_URL,
-      MACHINA_MESH_PREFIX: prefix,
-      MACHINA_HTTP_PORT: "0",
-      MACHINA_LOG_LEVEL: "silent",
-      MACHINA_DATA_CASSANDRA_PORT: String(Number(process.env.MACHINA_CQL_PORT ?? 9042)),
-      MACHINA_DATA_CASSANDRA_KEYSPACE: keyspace,
-      MACHINA_DATA_CASSANDRA_LOCAL_DATA_CENTER: localDataCenter,
-      MACHINA_DATA_CASSANDRA_REPLICATION: `${localDataCenter}:1`,
-      MACHINA_DATA_CLEAN_INTERVAL_MS: "0",
+      ...dataServiceEnv(NATS_URL, prefix, keyspace, localDataCenter),
       MACHINA_VERTEX_HEARTBEAT_MS: "500",
       MACHINA_VERTEX_MONITORING_INTERVAL_MS: "500",
     };

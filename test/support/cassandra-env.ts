@@ -20,3 +20,27 @@ export async function adminCqlClient(): Promise<{ client: cassandra.Client; loca
     await probe.shutdown();
   }
 }
+
+/**
+ * Env of services started in-process on `prefix` against the test Cassandra: a keyspace of their
+ * own with replication 1 on the node's datacenter, and no periodic clean job (tests merge when
+ * they mean to).
+ */
+export function dataServiceEnv(
+  natsUrl: string,
+  prefix: string,
+  keyspace: string,
+  localDataCenter: string,
+): Record<string, string> {
+  return {
+    MACHINA_NATS_URL: natsUrl,
+    MACHINA_MESH_PREFIX: prefix,
+    MACHINA_HTTP_PORT: "0",
+    MACHINA_LOG_LEVEL: "silent",
+    MACHINA_DATA_CASSANDRA_PORT: String(Number(process.env.MACHINA_CQL_PORT ?? 9042)),
+    MACHINA_DATA_CASSANDRA_KEYSPACE: keyspace,
+    MACHINA_DATA_CASSANDRA_LOCAL_DATA_CENTER: localDataCenter,
+    MACHINA_DATA_CASSANDRA_REPLICATION: `${localDataCenter}:1`,
+    MACHINA_DATA_CLEAN_INTERVAL_MS: "0",
+  };
+}
