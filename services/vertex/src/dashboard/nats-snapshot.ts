@@ -1,12 +1,13 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
-import type { HandlerTimes, NodeInfo } from "@machina/protos";
+import type { NodeInfo } from "@machina/protos";
 import { MeshClient } from "@machina/runtime";
 import type { MeshNames } from "@machina/subjects";
 import type { DashboardEndpoint, DashboardNode, DashboardSnapshot, DashboardSource } from "./dashboard-snapshot";
 import { readFetchQuotas } from "./fetch-quotas";
-import { histogramQuantileMs, mergeHistograms } from "./handler-percentile";
+import { addHistograms, histogramDelta, quantile } from "../monitoring/index";
+import type { HistogramDelta } from "../monitoring/index";
 import { readMicroEndpoints } from "./micro-endpoints";
 import { readConsumerLag, readDeadLetterSize } from "./stream-backlog";
 
@@ -31,20 +32,23 @@ function nodeRow(n: NodeInfo, now: number): DashboardNode {
   };
 }
 
-// p99 per endpoint from the handler-time histograms the replicas send with their heartbeats.
+// p99 per endpoint from the handler-time histograms the replicas send with their heartbeats, over
+// each replica's lifetime (vertex.stats has it per interval). A replica with other bounds is left out.
 function addPercentiles(endpoints: DashboardEndpoint[], nodes: readonly NodeInfo[]): void {
-  const byEndpoint = new Map<string, HandlerTimes[]>();
+  const byEndpoint = new Map<string, HistogramDelta>();
   for (const n of nodes) {
     for (const h of n.handlerTimes ?? []) {
       if (h.kind !== "endpoint") continue;
       const key = `${n.service}\u0000${h.name}`;
-      byEndpoint.set(key, [...(byEndpoint.get(key) ?? []), h]);
+      const was = byEndpoint.get(key);
+      const sum = addHistograms(was, histogramDelta(h, undefined));
+      if (sum !== undefined) byEndpoint.set(key, sum);
     }
   }
   for (const e of endpoints) {
-    const merged = mergeHistograms(byEndpoint.get(`${e.service}\u0000${e.endpoint}`) ?? []);
-    const p99 = merged && histogramQuantileMs(merged, 0.99);
-    if (p99 !== undefined) e.p99Ms = p99;
+    const h = byEndpoint.get(`${e.service}\u0000${e.endpoint}`);
+    const p99 = h === undefined ? NaN : quantile(h, 0.99);
+    if (!Number.isNaN(p99)) e.p99Ms = p99 * 1000;
   }
 }
 

@@ -1,6 +1,6 @@
 import type { NatsConnection } from "@nats-io/nats-core";
-import { Svcm } from "@nats-io/services";
 import type { Collector } from "./collector";
+import { meshMicroStats } from "./mesh-micro-stats";
 import { seriesName } from "./series-names";
 import type { Sample } from "./series-names";
 
@@ -31,26 +31,28 @@ export class EndpointStatsCollector implements Collector {
   ) {}
 
   async collect(t: number): Promise<Sample[]> {
-    const client = new Svcm(this.nc).client({ strategy: "stall", maxWait: STATS_WAIT_MS * 3 });
     const sums = new Map<string, Counters & { service: string; endpoint: string }>();
     const seen = new Set<string>();
-    for await (const s of await client.stats()) {
-      if (s.metadata?.prefix !== this.prefix) continue;
-      for (const ep of s.endpoints ?? []) {
-        const id = `${s.name}\u0000${s.id}\u0000${ep.name}`;
-        seen.add(id);
-        const now: Counters = { requests: ep.num_requests, errors: ep.num_errors, processing: ep.processing_time };
-        const before = this.previous.get(id) ?? { requests: 0, errors: 0, processing: 0 };
-        this.previous.set(id, now);
-        const restarted = now.requests < before.requests || now.errors < before.errors;
-        const base = restarted ? { requests: 0, errors: 0, processing: 0 } : before;
-        const key = `${s.name}\u0000${ep.name}`;
-        const sum = sums.get(key) ?? { service: s.name, endpoint: ep.name, requests: 0, errors: 0, processing: 0 };
-        sum.requests += now.requests - base.requests;
-        sum.errors += now.errors - base.errors;
-        sum.processing += Math.max(0, now.processing - base.processing);
-        sums.set(key, sum);
-      }
+    for (const ep of await meshMicroStats(this.nc, this.prefix, { maxWaitMs: STATS_WAIT_MS * 3 })) {
+      const id = `${ep.service}\u0000${ep.instance}\u0000${ep.endpoint}`;
+      seen.add(id);
+      const now: Counters = { requests: ep.requests, errors: ep.errors, processing: ep.processingNs };
+      const before = this.previous.get(id) ?? { requests: 0, errors: 0, processing: 0 };
+      this.previous.set(id, now);
+      const restarted = now.requests < before.requests || now.errors < before.errors;
+      const base = restarted ? { requests: 0, errors: 0, processing: 0 } : before;
+      const key = `${ep.service}\u0000${ep.endpoint}`;
+      const sum = sums.get(key) ?? {
+        service: ep.service,
+        endpoint: ep.endpoint,
+        requests: 0,
+        errors: 0,
+        processing: 0,
+      };
+      sum.requests += now.requests - base.requests;
+      sum.errors += now.errors - base.errors;
+      sum.processing += Math.max(0, now.processing - base.processing);
+      sums.set(key, sum);
     }
     // Instances that left are forgotten, so the map stays as large as the mesh.
     for (const id of this.previous.keys()) if (!seen.has(id)) this.previous.delete(id);

@@ -3,6 +3,8 @@
 // their samples as clean rows of one data-layer type, retention deletes old days, and
 // queryStats answers vertex.stats from them.
 export { EndpointStatsCollector } from "./endpoint-stats";
+export { meshMicroStats } from "./mesh-micro-stats";
+export type { InstanceEndpointStats } from "./mesh-micro-stats";
 export { HandlerTimesCollector } from "./handler-times";
 export { NodeGaugesCollector } from "./node-gauges";
 export { QuotaUseCollector } from "./quota-use";
