@@ -3,8 +3,12 @@ export const DAY_MS = 86_400_000;
 
 /** UTC calendar day (`YYYY-MM-DD`) containing epoch milliseconds `t`; the dump and clean partitions are per day. */
 export function dayOf(t: number): string {
-  return new Date(Math.floor(t / DAY_MS) * DAY_MS).toISOString().slice(0, 10);
+  const n = Math.floor(t / DAY_MS);
+  // Rows of one write mostly fall on one day: formatting a Date for each cost ~1 % of the store path.
+  if (n !== lastDay.n) lastDay = { n, text: new Date(n * DAY_MS).toISOString().slice(0, 10) };
+  return lastDay.text;
 }
+let lastDay = { n: Number.NaN, text: "" };
 
 /** Start (epoch ms) of the aligned window of `windowSeconds` containing `t`. */
 export function windowStartOf(t: number, windowSeconds: number): number {

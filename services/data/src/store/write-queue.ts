@@ -1,3 +1,4 @@
+import cassandra from "cassandra-driver";
 import { classifyThrown } from "@machina/runtime";
 import { MachinaError } from "@machina/wire";
 import { execute, executeUnloggedBatch, type CqlClient, type CqlStatement } from "./cql-exec";
@@ -362,15 +363,40 @@ export class WriteQueue {
 }
 
 // Bytes a statement's values take on the wire, near enough to keep batches under the limit.
+// Dates and the driver's fixed-size types are counted without serializing them: JSON.stringify
+// with a replacer for every timestamp was 5 % of the data service's CPU in the pipeline bench.
 function sizeOf(params: readonly unknown[]): number {
   let n = 0;
-  for (const v of params) {
-    if (v === undefined || v === null) n += 4;
-    else if (typeof v === "string") n += 4 + Buffer.byteLength(v);
-    else if (v instanceof Buffer) n += 4 + v.length;
-    else if (typeof v === "object")
-      n += 4 + JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? 0 : x)).length;
-    else n += 12;
-  }
+  for (const v of params) n += valueSize(v);
   return n;
+}
+
+function valueSize(v: unknown): number {
+  if (v === undefined || v === null) return 4;
+  switch (typeof v) {
+    case "string":
+      return 4 + Buffer.byteLength(v);
+    case "number":
+    case "bigint":
+    case "boolean":
+      return 12;
+    case "object":
+      break;
+    default:
+      return 12;
+  }
+  if (v instanceof Date || v instanceof cassandra.types.LocalDate || v instanceof cassandra.types.Long) return 12;
+  if (v instanceof cassandra.types.Uuid) return 20;
+  if (v instanceof Buffer) return 4 + v.length;
+  if (Array.isArray(v) || v instanceof Set) {
+    let n = 4;
+    for (const x of v) n += valueSize(x);
+    return n;
+  }
+  if (v instanceof Map) {
+    let n = 4;
+    for (const [k, x] of v) n += valueSize(k) + valueSize(x);
+    return n;
+  }
+  return 4 + JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? 0 : x)).length;
 }
