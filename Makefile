@@ -50,10 +50,15 @@ protos: deps ## regenerate the TypeScript declarations of protos/*.proto (libs/p
 format: deps ## apply prettier to the repo
 	@pnpm exec prettier --write .
 
-docs: deps ## regenerate docs/components.md, docs/metrics.md and the kustomize copy of config/
+docs: deps ## regenerate docs/components.md, docs/metrics.md, the kustomize copy of config/ and the NATS users
 	@node --import tsx tools/gen-component-docs.ts
 	@node --import tsx tools/gen-metrics-docs.ts
 	@node deploy/k8s/sync-config.mjs
+	@node --import tsx tools/nats-admin.ts auth-config --out deploy/k8s/base/nats/auth.conf
 
 bench: setup ## benchmarks under test/bench (numbers and ratios vs a same-run baseline)
 	@bash $(H)/run-bench.sh
+
+.PHONY: scale-demo
+scale-demo: setup ## 3 fetch, 2 aggregate, 2 data replicas on one NATS and Cassandra; per-replica counts, rows exactly once
+	@bash $(H)/run-bench.sh test/bench/scale-demo.ts

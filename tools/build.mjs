@@ -2,6 +2,7 @@
 // Builds what the images run (deploy/docker/Dockerfile), as plain JavaScript under dist/:
 //   dist/<service>/main.mjs   one ESM bundle per service: its code, the workspace libs and the npm
 //                             packages it imports, so an image needs no node_modules and no tsx
+//   dist/admin/main.mjs       tools/nats-admin.ts the same way (the machina-nats-bootstrap Job)
 //   dist/vertex/client/, dist/vertex/node_modules/uplot/
 //                             files vertex reads next to its module at run time (dashboard)
 //   dist/protos/              the .proto files libs/protos loads at start (MACHINA_PROTOS_DIR)
@@ -115,7 +116,14 @@ export async function buildConfig(out) {
 async function main() {
   rmSync(OUT, { recursive: true, force: true });
   mkdirSync(OUT, { recursive: true });
-  await Promise.all(SERVICES.map(buildService));
+  await Promise.all([
+    ...SERVICES.map(buildService),
+    build({
+      ...common,
+      entryPoints: [path.join(ROOT, "tools", "nats-admin.ts")],
+      outfile: path.join(OUT, "admin", "main.mjs"),
+    }),
+  ]);
   cpSync(path.join(ROOT, "protos"), path.join(OUT, "protos"), {
     recursive: true,
     filter: (p) => !p.endsWith(".md"),

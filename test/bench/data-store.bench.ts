@@ -29,7 +29,7 @@ import { MeshClient, groupMsgId, publishDurable } from "@machina/runtime";
 import { NATS_URL } from "../support/nats-env";
 import { startServiceProc, writeConfig, type ServiceProc } from "../support/service-procs";
 import { benchCqlClient, cassandraBaseline, medianOf, scanWrites, storeBatch } from "./pipeline-baselines";
-import { BENCH } from "./pipeline-config";
+import { PIPELINE } from "../support/pipeline-config";
 import { CpuMeter, benchRun } from "./pipeline-procs";
 
 const N = Number(process.env.MACHINA_BENCH_DATA_N ?? 20_000);
@@ -117,7 +117,7 @@ async function main(): Promise<void> {
     // 3. Publish every message (IN_FLIGHT awaiting their PubAck), then follow the STORE stream
     // (empty once acked = stored) and the clean log until both reach N.
     const messages = storeBatches(N, K);
-    const subject = names.task.store(BENCH.type);
+    const subject = names.task.store(PIPELINE.type);
     const meter = new CpuMeter({
       data: proc.child.pid,
       cassandra: cassandraPid,
@@ -161,8 +161,8 @@ async function main(): Promise<void> {
     let cleanSeenAt: number | undefined;
     let lastCleanScan = 0;
     let lastNote = t0;
-    const cleanTable = `${keyspace}.clean_${BENCH.type}`;
-    const dumpTable = `${keyspace}.dump_${BENCH.type}`;
+    const cleanTable = `${keyspace}.clean_${PIPELINE.type}`;
+    const dumpTable = `${keyspace}.dump_${PIPELINE.type}`;
     while (Date.now() < deadline) {
       await sleep(250);
       if (dumpSeenAt === undefined && publishedAt !== undefined) {

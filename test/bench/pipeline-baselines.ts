@@ -23,7 +23,7 @@ import {
 import type { RecordBatch } from "@machina/protos";
 import { CONTENT_TYPE_PROTOBUF, SENDER_HEADER, TIMING_HEADER, encodeBody } from "@machina/wire";
 import { syntheticSite } from "../fixtures/fake-api";
-import { BENCH } from "./pipeline-config";
+import { PIPELINE } from "../support/pipeline-config";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const NS_PER_MS = 1_000_000;
@@ -42,7 +42,7 @@ export interface BaselineResult {
 /** The example website type, compiled as the data service compiles it. */
 export function websiteType(): TypeDef {
   const file = path.join(ROOT, "config/default/data/types/website.yaml");
-  return compileTypeDef({ name: BENCH.type, ...(parseYaml(readFileSync(file, "utf8")) as object) }, file);
+  return compileTypeDef({ name: PIPELINE.type, ...(parseYaml(readFileSync(file, "utf8")) as object) }, file);
 }
 
 /** A Cassandra client with the data service's options (bigint as BigInt, unset for undefined, LOCAL_QUORUM, prepared). */
@@ -73,13 +73,13 @@ export async function prepareDumpTable(
   // The same params writeDump binds for one raw answer.
   const row = (domain: string, at: number): unknown[] => {
     const record = syntheticSite(domain) as unknown as Record<string, unknown>;
-    const key = keyValues(def, record, BENCH.source);
+    const key = keyValues(def, record, PIPELINE.source);
     return [
       ...def.key.map((f) => key[f]),
       dayOf(at),
       new Date(at),
-      BENCH.source,
-      BENCH.query,
+      PIPELINE.source,
+      PIPELINE.query,
       0,
       `raw@${at}/${domain}`,
       ...valueFields.map((f) => toCql(def.fields[f], record[f], { type: def.name, field: f }) ?? undefined),
@@ -144,12 +144,12 @@ export async function scanWrites(
 
 /** The batch the pipeline stores for one website record fetched at `at` (ids as invoke builds them). */
 export function storeBatch(domain: string, at: number): RecordBatch {
-  const taskId = `${BENCH.trigger}@${at}/${BENCH.querySet}/${domain}/${BENCH.query}`;
+  const taskId = `${PIPELINE.trigger}@${at}/${PIPELINE.querySet}/${domain}/${PIPELINE.query}`;
   return {
-    id: `${taskId}:${BENCH.type}`,
-    type: BENCH.type,
-    source: BENCH.source,
-    query: BENCH.query,
+    id: `${taskId}:${PIPELINE.type}`,
+    type: PIPELINE.type,
+    source: PIPELINE.source,
+    query: PIPELINE.query,
     taskId,
     fetchedAt: at,
     records: [syntheticSite(domain) as unknown as RecordBatch["records"][number]],

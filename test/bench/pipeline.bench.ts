@@ -35,7 +35,7 @@ import {
   scanWrites,
   type BaselineResult,
 } from "./pipeline-baselines";
-import { BENCH, writeBenchConfig } from "./pipeline-config";
+import { PIPELINE, writePipelineConfig } from "../support/pipeline-config";
 import { CpuMeter, benchRun } from "./pipeline-procs";
 import { startFakeApiProc, type FakeApiProc } from "../support/fake-api-proc";
 import { formatSummary, profileFiles, summarise } from "./pipeline-profile-top";
@@ -51,7 +51,7 @@ const RUNS = 3;
 const SERVICES = ["vertex", "data", "aggregate", "invoke", "fetch", "compute"] as const;
 // Worker names (the `consumer` label of machina_message_seconds) by service, in pipeline order.
 const WORKERS: Record<string, string> = {
-  fetch: `fetch-${BENCH.source}`,
+  fetch: `fetch-${PIPELINE.source}`,
   invoke: "handler",
   aggregate: "aggregate",
   data: "store",
@@ -116,10 +116,10 @@ async function main(): Promise<void> {
 
     // 2. The mesh: six processes on one config tree.
     note(`starting the six services (prefix ${prefix}, ${N} leads)`);
-    const dir = writeBenchConfig(N, api.url);
+    const dir = writePipelineConfig(N, api.url);
     configDir = dir;
     const env = {
-      [BENCH.keyEnv]: "bench-key",
+      [PIPELINE.keyEnv]: "bench-key",
       MACHINA_DATA_CASSANDRA_KEYSPACE: keyspace,
       MACHINA_DATA_CASSANDRA_PORT: String(CQL_PORT),
       // MACHINA_BENCH_CLEAN_INTERVAL_MS (default 500) spaces the clean job out, to see what it costs.
@@ -190,7 +190,7 @@ async function main(): Promise<void> {
     const deadline = t0 + TIMEOUT_MS;
     let firedAt: number | undefined;
     let fireReply = "";
-    nc.request(names.invoke.fire, JSON.stringify({ trigger: BENCH.trigger }), { timeout: TIMEOUT_MS }).then(
+    nc.request(names.invoke.fire, JSON.stringify({ trigger: PIPELINE.trigger }), { timeout: TIMEOUT_MS }).then(
       (m) => {
         firedAt = Date.now();
         fireReply = m.headers?.get("Nats-Service-Error") ? `error ${m.headers.get("Nats-Service-Error")}` : m.string();
@@ -202,8 +202,8 @@ async function main(): Promise<void> {
     let cleanSeenAt: number | undefined;
     let lastCleanScan = 0;
     let lastNote = t0;
-    const cleanTable = `${keyspace}.clean_${BENCH.type}`;
-    const dumpTable = `${keyspace}.dump_${BENCH.type}`;
+    const cleanTable = `${keyspace}.clean_${PIPELINE.type}`;
+    const dumpTable = `${keyspace}.dump_${PIPELINE.type}`;
     while (Date.now() < deadline) {
       await sleep(250);
       if (dumpSeenAt === undefined) {

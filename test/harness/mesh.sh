@@ -66,6 +66,11 @@ start() {
   start_one fake-api test/fixtures/fake-api/main.ts
   for s in "${SERVICES[@]}"; do
     export "MACHINA_${s^^}_HTTP_PORT=$(probe_port "$s")"
+    # Each service as its own NATS user (up.sh sets MACHINA_NATS_SECRETS), its password read
+    # from a file: never on a command line or in a log.
+    if [[ -n ${MACHINA_NATS_SECRETS:-} ]]; then
+      export "MACHINA_${s^^}_NATS_USER=$s" "MACHINA_${s^^}_NATS_PASS_FILE=$MACHINA_NATS_SECRETS/$s"
+    fi
     start_one "$s" "services/$s/src/main.ts"
   done
   wait_ready fake-api "http://127.0.0.1:$MACHINA_FAKE_API_PORT/_stats" test/fixtures/fake-api/main.ts

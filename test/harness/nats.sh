@@ -35,6 +35,11 @@ jetstream {
   store_dir: "$STORE_DIR"
 }
 EOF
+  # The users of tools/nats-admin.ts auth-config (make up); their passwords come from the
+  # NATS_PASSWORD_<USER> variables this script's environment passes on to the server.
+  if [[ -n ${MACHINA_NATS_AUTH_CONF:-} ]]; then
+    cat "$MACHINA_NATS_AUTH_CONF" >>"$CONF"
+  fi
 }
 
 healthy() {

@@ -61,7 +61,7 @@ describe("fetch service: fetch.sources", () => {
       sources: [
         { name: "directory", queries: ["businesses"] },
         { name: "rankings", queries: ["top"] },
-        { name: "sitestats", queries: ["site", "sites"] },
+        { name: "sitestats", queries: ["site", "sites", "changes"] },
         { name: "traffic", queries: ["traffic"] },
       ],
     });

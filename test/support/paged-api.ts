@@ -6,6 +6,12 @@ import type { AddressInfo } from "node:net";
 /** Items every route pages through, in order. */
 export const ITEMS = Array.from({ length: 23 }, (_, i) => ({ id: `item-${String(i + 1).padStart(2, "0")}` }));
 
+/** The items as the `changes` route lists them: item n was last updated on 2024-01-n (so in list order). */
+export const CHANGED_ITEMS = ITEMS.map((item, i) => ({
+  ...item,
+  updated_at: new Date(Date.UTC(2024, 0, i + 1)).toISOString(),
+}));
+
 /** Items per page on every route. */
 export const PER_PAGE = 5;
 
@@ -15,6 +21,8 @@ export interface LoggedRequest {
   /** Page position the request asked for (page number, offset, cursor or `after`), "" for none. */
   readonly at: string;
   readonly status: number;
+  /** The request's query string, without the `?`. */
+  readonly query: string;
 }
 
 /** A fault: the next `times` requests matching `route` and `at` get `status` (and `headers`). */
@@ -120,6 +128,30 @@ export async function startPagedApi(): Promise<PagedApi> {
       }
       case "loop":
         return { route: name, at: q.get("c") ?? "", answer: () => json({ items: slice(0), next: "same" }) };
+      case "changes": {
+        // /changes?since=<ISO>&page=n: the items updated after `since`, oldest first, with the next page in the body
+        const since = Date.parse(q.get("since") ?? "");
+        const list = CHANGED_ITEMS.filter((i) => !Number.isFinite(since) || Date.parse(i.updated_at) > since);
+        const from = (page - 1) * PER_PAGE;
+        return {
+          route: name,
+          at: String(page),
+          answer: () =>
+            Number.isFinite(since)
+              ? json({
+                  items: list.slice(from, from + PER_PAGE),
+                  next_page: from + PER_PAGE < list.length ? page + 1 : null,
+                })
+              : { status: 400, body: JSON.stringify({ error: "since must be a timestamp" }), headers: {} },
+        };
+      }
+      case "links-list": {
+        // A list of links beside the items, each with its relation (as HAL or JSON:API answers have)
+        const after = Number(q.get("after") ?? "0");
+        const links = [{ rel: "self", href: `/links-list?after=${after}` }];
+        if (after + PER_PAGE < ITEMS.length) links.push({ rel: "next", href: `/links-list?after=${after + PER_PAGE}` });
+        return { route: name, at: String(after), answer: () => json({ items: slice(after), meta: { links } }) };
+      }
       case "lists": // /lists/<name>?page=n: like /page, one list per lead
         return { route: `lists/${list}`, at: String(page), answer: () => json(pageBody(page)) };
       default:
@@ -136,7 +168,7 @@ export async function startPagedApi(): Promise<PagedApi> {
       fault.times--;
       a = { status: fault.status, body: JSON.stringify({ error: "injected" }), headers: fault.headers ?? {} };
     } else a = r.answer();
-    log.push({ route: r.route, at: r.at, status: a.status });
+    log.push({ route: r.route, at: r.at, status: a.status, query: url.search.slice(1) });
     res.writeHead(a.status, { "content-type": "application/json", ...a.headers });
     res.end(a.body);
   });

@@ -90,6 +90,26 @@ describe("compute: result cache", () => {
     assert.equal(rc.invalidate("website", { domain: "b.com" }, "data"), 1);
   });
 
+  it("moves to a new store live: it starts empty, counters go on, and the old store's last evictions touch nothing", () => {
+    const old = createCache({ kind: "memory", maxSize: 1 << 20 });
+    const rc = new ResultCache(old);
+    rc.put("a", result(1), readsOf([["website", { domain: "a.com" }]]), rc.begin());
+    assert.deepEqual(rc.get("a"), result(1));
+    rc.get("missing");
+    rc.replace(createCache({ kind: "ttl", maxSize: 1000, ttlMs: 60_000 }));
+    assert.deepEqual([rc.cache.kind, rc.cache.maxBytes, rc.cache.entries], ["ttl", 1000, 0]);
+    assert.equal(old.entries, 0, "the old store is emptied");
+    assert.equal(rc.get("a"), undefined);
+    assert.deepEqual(rc.stats(), { hits: 1, misses: 2, evictions: 0 });
+    // The new store is indexed as the old one was: a change still drops what read it.
+    rc.put("a", result(2), readsOf([["website", { domain: "a.com" }]]), rc.begin());
+    old.set("a", result(9));
+    old.del("a");
+    assert.deepEqual(rc.get("a"), result(2), "a delete in the old store is not this cache's");
+    assert.equal(rc.invalidate("website", { domain: "a.com" }, "data"), 1);
+    assert.equal(rc.cache.entries, 0);
+  });
+
   it("keeps nothing in a null cache", () => {
     const rc = new ResultCache(createCache({ kind: "null" }));
     assert.equal(rc.put("k", result(1), readsOf([["website", { domain: "a.com" }]]), rc.begin()), false);

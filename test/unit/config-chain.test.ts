@@ -13,6 +13,7 @@ import {
   canonicalHash,
   canonicalJson,
   explainKey,
+  explainKeyWithOwner,
   loadFileConfig,
   normalizeOps,
   patchHash,
@@ -256,5 +257,38 @@ describe("explain", () => {
     });
     assert.equal(explainKey(plain, "fetch.widgets.w.shape").layer, "unset");
     assert.match(refusal(() => explainKey(plain, "fetch.widgets")).message, /name a component/);
+  });
+
+  it("names the schema default for a key a patch removed, even when a file set it", () => {
+    const removal: ChainPatch = {
+      ...patch,
+      hash: "h2",
+      ops: normalizeOps([{ op: "remove", path: "/fetch/widgets/w/colour" }]),
+    };
+    const removedTree = applyOps(tree, removal.ops);
+    const e = explainKey(
+      { ...input, patches: [patch, removal], effective: withEnv(removedTree, files.env) },
+      "fetch.widgets.w.colour",
+    );
+    assert.deepEqual([e.layer, e.value], ["schema default", "red"]);
+  });
+
+  it("asks the owning service for the schema default when no local kind declares it", async () => {
+    const asked: string[] = [];
+    const remote = new KindRegistry().registerServices(
+      ["fetch"],
+      async () => undefined,
+      async (service, kind, name, doc) => {
+        asked.push(`${service} ${kind} ${name} ${JSON.stringify(doc)}`);
+        return { ...(doc as object), colour: "red", timeout: 5000 };
+      },
+    );
+    const plain = { ...input, patches: [], effective: withEnv(files.tree, files.env), registry: remote };
+    assert.equal(explainKey(plain, "fetch.widgets.w.timeout").layer, "unset", "the sync explain asks nobody");
+    const e = await explainKeyWithOwner(plain, "fetch.widgets.w.timeout");
+    assert.deepEqual([e.layer, e.origin, e.value], ["schema default", "schema default", 5000]);
+    assert.deepEqual(asked, ['fetch fetch/widgets w {"size":8,"colour":"red"}']);
+    assert.equal((await explainKeyWithOwner(plain, "fetch.widgets.w.shape")).layer, "unset");
+    assert.equal((await explainKeyWithOwner(plain, "fetch.widgets.w.size")).layer, "env", "set layers need no owner");
   });
 });

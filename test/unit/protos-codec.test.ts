@@ -312,6 +312,7 @@ const FULL: { [N in MessageName]: Required<MessageTypes[N]> } = {
     data: { types: {} },
     meta: makeMeta({ start: 1, end: 2 }),
     taskId: "t",
+    cursor: { key: "s.q.abc", value: "2024-01-01T00:00:00Z", order: 1704067200000, total: 2 },
   },
   QueryResponses: {
     responses: [
@@ -393,6 +394,28 @@ const FULL: { [N in MessageName]: Required<MessageTypes[N]> } = {
   },
   SourceInfo: { name: "s", queries: ["q"] },
   SourcesReply: { sources: [{ name: "s", queries: ["q", "r"] }] },
+  CursorsRequest: { source: "s", query: "q", lead: "l", limit: 5 },
+  CursorInfo: {
+    source: "s",
+    query: "q",
+    lead: "l",
+    value: "2024-02-01T00:00:00Z",
+    initial: "2024-01-01T00:00:00Z",
+    stored: true,
+    updatedAt: 9,
+    answer: "t:p1",
+  },
+  CursorsReply: {
+    cursors: [{ source: "s", query: "q", lead: "l", value: 3, initial: 0, stored: false, updatedAt: 0, answer: "" }],
+    truncated: true,
+  },
+  CursorResetRequest: { source: "s", query: "q", lead: "l", allLeads: false, value: "2024-03-01T00:00:00Z" },
+  CursorResetReply: {
+    reset: 1,
+    cursors: [
+      { source: "s", query: "q", lead: "l", value: 1, initial: 0, stored: true, updatedAt: 2, answer: "reset" },
+    ],
+  },
   QuerySet: { name: "n", source: "s", queries: ["q"], ledger: "l", resources: "ram=1024" },
   FireRequest: { trigger: "t", force: true },
   FireReply: { trigger: "t", tick: 1, tasks: 2, duplicates: 3, superseded: 1, tickId: "t@1", state: "done" },
@@ -420,6 +443,7 @@ const FULL: { [N in MessageName]: Required<MessageTypes[N]> } = {
     fetchedAt: 1,
     records: [{ a: 1 }],
     firstSeq: 3,
+    cursor: { key: "s.q.abc", value: 7, order: 7, total: 1, answer: "t" },
   },
   RecordBatches: {
     batches: [

@@ -47,6 +47,7 @@ function concreteSubjects(n: MeshNames): { subject: string; stream: StreamKey | 
   );
   for (const s of Object.values(n.config)) if (typeof s === "string") out.push({ subject: s, stream: null });
   for (const svc of SERVICES) out.push({ subject: n.config.validate(svc), stream: null });
+  for (const svc of SERVICES) out.push({ subject: n.config.defaults(svc), stream: null });
   out.push({ subject: n.cacheInvalidate, stream: null });
   // Operator requests on dead letters must not be captured by the DLQ stream itself.
   for (const s of Object.values(n.vertex.dlq)) out.push({ subject: s, stream: null });

@@ -8,7 +8,7 @@ import type { StoredHead } from "./chain-store";
 import { normalizeOps, patchHash } from "./config-patch";
 import type { ChainPatch, ConfigTree } from "./config-patch";
 import { withEnv } from "./env-layer";
-import { explainKey } from "./explain";
+import { explainKeyWithOwner } from "./explain";
 import type { Explanation } from "./explain";
 import { loadFileConfig } from "./file-config";
 import type { FileConfig } from "./file-config";
@@ -134,7 +134,10 @@ export class ConfigChain {
   async explain(key: string): Promise<Explanation & { head: string }> {
     const s = await this.current();
     return {
-      ...explainKey({ files: this.files, patches: s.patches, effective: s.effective, registry: this.registry }, key),
+      ...(await explainKeyWithOwner(
+        { files: this.files, patches: s.patches, effective: s.effective, registry: this.registry },
+        key,
+      )),
       head: s.head,
     };
   }

@@ -57,7 +57,9 @@ export function explainKey(input: ExplainInput, key: string): Explanation {
   const env = input.files.env.find((s) => overlaps(s.tokens, tokens));
   if (env !== undefined) return at("env", `env ${env.name}`);
 
-  for (let i = input.patches.length - 1; i >= 0; i--) {
+  // A patch that removed the key leaves what is under the files: the schema default, if any.
+  let removed = false;
+  for (let i = input.patches.length - 1; i >= 0 && !removed; i--) {
     const p = input.patches[i];
     const touched = p.ops.some(
       (op) =>
@@ -65,7 +67,8 @@ export function explainKey(input: ExplainInput, key: string): Explanation {
         (overlaps(parseKey(op.path), tokens) ||
           (op.op === "move" && op.from !== undefined && overlaps(parseKey(op.from), tokens))),
     );
-    if (touched) return at("patch", `patch ${p.hash}`);
+    if (touched && value !== undefined) return at("patch", `patch ${p.hash}`);
+    removed = touched;
   }
 
   const [service, kind, name, ...rest] = tokens;
@@ -74,7 +77,7 @@ export function explainKey(input: ExplainInput, key: string): Explanation {
     [mode, "mode file"],
     ["default", "default file"],
   ] as const) {
-    if (layer === "mode file" && mode === "default") continue;
+    if (removed || (layer === "mode file" && mode === "default")) continue;
     // Highest precedence first within a folder: YAML over JSON over XML.
     const files = readLayer(configDir, path.join(folder, service, kind), name).reverse();
     const file = files.find((f) => rest.length === 0 || valueAt(f.data, rest) !== undefined);
@@ -88,4 +91,20 @@ export function explainKey(input: ExplainInput, key: string): Explanation {
     if (dflt !== undefined) return at("schema default", "schema default", dflt);
   }
   return at("unset", "unset", undefined);
+}
+
+/**
+ * {@link explainKey}, and where no layer the process reads sets the key, the schema default
+ * the owning service tells ({@link KindRegistry.ownerDefaults}): vertex declares no other
+ * service's schemas, so it asks their owners, as it does to validate.
+ */
+export async function explainKeyWithOwner(input: ExplainInput, key: string): Promise<Explanation> {
+  const e = explainKey(input, key);
+  if (e.layer !== "unset") return e;
+  const [service, kind, name, ...rest] = parseKey(key);
+  const component = valueAt(input.effective, [service, kind, name]);
+  if (component === undefined || rest.length === 0) return e;
+  const full = await input.registry.ownerDefaults(`${service}/${kind}`, name, component, input.effective);
+  const dflt = valueAt(full, rest);
+  return dflt === undefined ? e : { ...e, value: dflt, layer: "schema default", origin: "schema default" };
 }

@@ -7,10 +7,16 @@ export { loadFileConfig, kindFolders } from "./file-config";
 export type { FileConfig, EnvSetting } from "./file-config";
 export { withEnv } from "./env-layer";
 export { KindRegistry } from "./kind-registry";
-export type { KindValidator, DeclaredKind, UnknownKindPolicy, ServiceValidator } from "./kind-registry";
+export type {
+  KindValidator,
+  DeclaredKind,
+  UnknownKindPolicy,
+  ServiceValidator,
+  ServiceDefaults,
+} from "./kind-registry";
 export { ChainStore } from "./chain-store";
 export type { StoredHead, ChainStoreOptions, HeadWatch } from "./chain-store";
-export { explainKey } from "./explain";
+export { explainKey, explainKeyWithOwner } from "./explain";
 export type { ConfigLayer, Explanation, ExplainInput } from "./explain";
 export { ConfigChain } from "./config-chain";
 export type { ChainState, PatchRequest, ConfigChainOptions } from "./config-chain";

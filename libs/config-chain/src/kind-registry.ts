@@ -23,6 +23,13 @@ export interface KindValidator {
  */
 export type ServiceValidator = (service: string, tree: ConfigTree) => Promise<void>;
 
+/**
+ * Fills one component of a service's kind with that service's schema defaults, usually by asking
+ * the service (`config.defaults.<service>`): resolves to the filled component, undefined when it
+ * has none to tell; throws UNAVAILABLE when it cannot be asked.
+ */
+export type ServiceDefaults = (service: string, kind: string, name: string, doc: unknown) => Promise<unknown>;
+
 /** What a registry needs of a kind declared with `defineKind` (every `ComponentKind` is one). */
 export interface DeclaredKind {
   readonly kind: string;
@@ -40,6 +47,7 @@ export type UnknownKindPolicy = "refuse" | "accept";
 export class KindRegistry {
   private readonly byKind = new Map<string, KindValidator[]>();
   private readonly byService = new Map<string, ServiceValidator>();
+  private readonly defaultsByService = new Map<string, ServiceDefaults>();
 
   /** `unknownKinds`: a change to an unregistered kind is refused (default) or accepted unchecked. */
   constructor(private readonly unknownKinds: UnknownKindPolicy = "refuse") {}
@@ -59,9 +67,23 @@ export class KindRegistry {
    * Hands every kind of `services` to `validate` (see {@link checkServices}): their owners know
    * their kinds, so a change to one of them needs no local validator. Returns the registry.
    */
-  registerServices(services: readonly string[], validate: ServiceValidator): this {
-    for (const s of services) this.byService.set(s, validate);
+  registerServices(services: readonly string[], validate: ServiceValidator, defaults?: ServiceDefaults): this {
+    for (const s of services) {
+      this.byService.set(s, validate);
+      if (defaults !== undefined) this.defaultsByService.set(s, defaults);
+    }
     return this;
+  }
+
+  /**
+   * The component with schema defaults filled in: by a local validator of its kind when one is
+   * registered ({@link withDefaults}), else by its service's {@link ServiceDefaults}; undefined
+   * when neither can tell.
+   */
+  async ownerDefaults(kind: string, name: string, doc: unknown, tree: ConfigTree): Promise<unknown> {
+    if (this.byKind.has(kind)) return this.withDefaults(kind, name, doc, tree);
+    const service = kind.split("/")[0];
+    return this.defaultsByService.get(service)?.(service, kind, name, doc);
   }
 
   /**

@@ -17,9 +17,37 @@ export function baseSchema(defaults: { httpPort: number }) {
     },
     nats: {
       url: { doc: "NATS server URL(s), comma-separated.", format: String, default: "nats://127.0.0.1:4222" },
-      user: { doc: "NATS user, if the server requires one.", format: String, default: "" },
+      user: {
+        doc: 'NATS user; "" connects without one (a server without authorization). With the generated users (tools/nats-admin.ts) it is the service\'s name.',
+        format: String,
+        default: "",
+      },
       pass: { doc: "NATS password (use env, never a committed file).", format: String, default: "", sensitive: true },
+      passFile: {
+        doc: 'File holding the NATS password (e.g. a mounted Secret), read at start, surrounding whitespace dropped; "" none. Set pass or passFile, not both.',
+        format: String,
+        default: "",
+      },
       replicas: { doc: "Replicas of streams and buckets this service creates.", format: "nat", default: 1 },
+      tls: {
+        ca: {
+          doc: 'PEM file of the CA(s) the NATS server\'s certificate must chain to; "" trusts the system CAs. Setting any nats.tls key makes TLS required.',
+          format: String,
+          default: "",
+        },
+        cert: { doc: 'PEM client certificate, for servers that verify clients; "" none.', format: String, default: "" },
+        key: { doc: 'PEM private key of nats.tls.cert; "" none.', format: String, default: "" },
+        serverName: {
+          doc: 'Name the server\'s certificate must carry (SNI too); "" is the host of the URL.',
+          format: String,
+          default: "",
+        },
+        verify: {
+          doc: "Verify the server's certificate; false accepts any (testing only, never in production).",
+          format: Boolean,
+          default: true,
+        },
+      },
     },
     http: {
       port: {
@@ -69,8 +97,17 @@ export function baseSchema(defaults: { httpPort: number }) {
 /** Values of the base schema. */
 export interface BaseConfig {
   mesh: { prefix: string; node: string };
-  nats: { url: string; user: string; pass: string; replicas: number };
+  nats: { url: string; user: string; pass: string; passFile: string; replicas: number; tls: TlsSettings };
   http: { port: number; host: string };
   resources: { cpu: string; ram: string; gpu: string; storage: string; network: string };
   log: { level: string };
+}
+
+/** TLS settings of a client connection (NATS here; data's `cassandra.tls` has the same keys plus `enabled`). */
+export interface TlsSettings {
+  ca: string;
+  cert: string;
+  key: string;
+  serverName: string;
+  verify: boolean;
 }

@@ -7,7 +7,7 @@ export type { ConfigSourceOptions, LoadedConfig } from "./process-config";
 export { loadComponents, deepMerge } from "./components";
 export type { ComponentDoc } from "./components";
 export { baseSchema } from "./base-schema";
-export type { BaseConfig } from "./base-schema";
+export type { BaseConfig, TlsSettings } from "./base-schema";
 export { parseDuration, formatDuration, durationProblem, DURATION_EXAMPLES } from "./duration";
 export { parseSize, sizeProblem, formatSize, SIZE_EXAMPLES } from "./size";
 export { describeValue, isPlainObject } from "@machina/protos";

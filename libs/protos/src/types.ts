@@ -107,6 +107,16 @@ export type QuotaReply = Plain<machina.v1.QuotaReply>;
 export type SourceInfo = Plain<machina.v1.SourceInfo>;
 /** Every source fetch serves. */
 export type SourcesReply = Plain<machina.v1.SourcesReply>;
+/** The incremental cursors of one query (fetch.cursors). */
+export type CursorsRequest = Plain<machina.v1.CursorsRequest>;
+/** One lead's cursor of an incremental query. */
+export type CursorInfo = Plain<machina.v1.CursorInfo>;
+/** Cursors of one query. */
+export type CursorsReply = Plain<machina.v1.CursorsReply>;
+/** Put cursors back to the initial value or at a value (fetch.cursors.reset). */
+export type CursorResetRequest = Plain<machina.v1.CursorResetRequest>;
+/** What a cursor reset did. */
+export type CursorResetReply = Plain<machina.v1.CursorResetReply>;
 /** Rows of leads (one page of them). */
 export type Ledger = Plain<machina.v1.Ledger>;
 /** A ledger operation: get, list, put, patch or delete. */

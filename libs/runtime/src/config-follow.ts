@@ -1,8 +1,9 @@
 import type { Kvm } from "@nats-io/kv";
 import { isPlainObject } from "@machina/config";
+import type { JsonValue } from "@machina/protos";
 import type { ConfigSourceOptions } from "@machina/config";
 import { ConfigChain, canonicalJson, followChain, withEnv } from "@machina/config-chain";
-import type { ChainFollower, ChainState, ConfigTree, EnvSetting } from "@machina/config-chain";
+import type { ChainFollower, ChainState, ConfigTree, DeclaredKind, EnvSetting } from "@machina/config-chain";
 import type { Logger } from "@machina/log";
 import type { MeshNames, ServiceName } from "@machina/subjects";
 import { MachinaError, isMachinaError } from "@machina/wire";
@@ -22,7 +23,19 @@ export interface ServiceComponents {
    * files a component names (a code module) are found.
    */
   validate(set: ComponentSet, files: ConfigSourceOptions): void | Promise<void>;
+  /**
+   * The declared kinds (`defineKind`) of `kinds`, so `config.defaults.<service>` can fill a
+   * component with its schema defaults for `config.explain`. Default none: explain then answers
+   * `unset` for a key only a schema default sets.
+   */
+  schemas?: readonly DeclaredKind[];
 }
+
+/**
+ * A check of a proposed set against what this replica runs, after {@link ServiceComponents.validate}:
+ * throws BAD_REQUEST for a change live apply cannot make (a data type's changed key, say).
+ */
+export type RunningCheck = (set: ComponentSet) => void | Promise<void>;
 
 /** Options of {@link LiveConfig.open}. */
 export interface LiveConfigOptions {
@@ -77,8 +90,16 @@ export class LiveConfig {
     return ComponentSet.fromTree(s.head, s.effective);
   }
 
-  /** `config.validate.<service>`: checks a proposed tree's part this service owns (with this process's env over it). */
-  validateEndpoint(names: MeshNames, components: ServiceComponents | undefined, node: string): EndpointDef {
+  /**
+   * `config.validate.<service>`: checks a proposed tree's part this service owns (with this
+   * process's env over it), then `running` checks it against what this replica runs.
+   */
+  validateEndpoint(
+    names: MeshNames,
+    components: ServiceComponents | undefined,
+    node: string,
+    running?: RunningCheck,
+  ): EndpointDef {
     const service = this.service;
     const env: readonly EnvSetting[] = this.chain?.files.env ?? [];
     const files = this.configSource;
@@ -95,8 +116,44 @@ export class LiveConfig {
             details: { field: "value" },
           });
         const tree = withEnv(req.value as ConfigTree, env);
-        await checkPart(service, tree, components, req.head, files);
+        await checkPart(service, tree, components, req.head, files, running);
         return { ok: true, id: node };
+      },
+    });
+  }
+
+  /**
+   * `config.defaults.<service>`: the component at `path` (`/<service>/<kind>/<name>`, its
+   * document in `value`) with this service's schema defaults filled in; null when the kind
+   * declares no schema here or the document does not compile.
+   */
+  defaultsEndpoint(names: MeshNames, components: ServiceComponents | undefined): EndpointDef {
+    const service = this.service;
+    const schemas = new Map((components?.schemas ?? []).map((k) => [k.kind, k]));
+    return defineEndpoint({
+      name: "config-defaults",
+      subject: names.config.defaults(service),
+      request: "ConfigDocument",
+      reply: "ConfigDocument",
+      description: `A ${service} component with its schema defaults filled in, for config.explain`,
+      async handler(req) {
+        const [owner, kindName, name, ...rest] = req.path.split("/").slice(1);
+        if (owner !== service || kindName === undefined || name === undefined || rest.length > 0)
+          throw new MachinaError("BAD_REQUEST", `path: expected /${service}/<kind>/<name>, got "${req.path}"`, {
+            retryable: false,
+            details: { field: "path" },
+          });
+        const kind = schemas.get(`${service}/${kindName}`);
+        let filled: unknown = null;
+        if (kind !== undefined && isPlainObject(req.value)) {
+          try {
+            const doc = req.value as Record<string, unknown>;
+            filled = kind.parseDoc({ name, origins: [req.path.slice(1)], doc }).value;
+          } catch {
+            // A component that does not compile has no defaults to tell.
+          }
+        }
+        return { head: req.head, root: "", path: req.path, value: toJson(filled), length: 0 };
       },
     });
   }
@@ -155,6 +212,7 @@ async function checkPart(
   components: ServiceComponents | undefined,
   head: string,
   files: ConfigSourceOptions,
+  running: RunningCheck | undefined,
 ): Promise<void> {
   const part = tree[service] ?? {};
   if (!isPlainObject(part))
@@ -173,10 +231,17 @@ async function checkPart(
   }
   if (components === undefined) return;
   try {
-    await components.validate(ComponentSet.fromTree(head, tree), files);
+    const set = ComponentSet.fromTree(head, tree);
+    await components.validate(set, files);
+    await running?.(set);
   } catch (err) {
     if (isMachinaError(err)) throw err;
     // A compiler that throws plain errors still refuses the patch, not the service.
     throw new MachinaError("BAD_REQUEST", `${service}: ${(err as Error).message}`, { retryable: false });
   }
+}
+
+// Through JSON, so what a kind's parse made (a Date, an undefined) goes out as the wire can carry it.
+function toJson(v: unknown): JsonValue {
+  return v === null || v === undefined ? null : (JSON.parse(JSON.stringify(v)) as JsonValue);
 }

@@ -51,7 +51,8 @@ interface Pending {
  * closed connection or {@link close} rejects everything pending with UNAVAILABLE.
  */
 export class MeshClient {
-  private readonly inbox = createInbox();
+  /** Under the connection's inbox prefix: a service's NATS user may read its own inboxes only. */
+  private readonly inbox: string;
   private readonly pending = new Map<string, Pending>();
   /** Content-Type: protobuf, encoded once; nats-core only reads it. */
   private readonly headers = new FixedHeaders([["Content-Type", CONTENT_TYPE_PROTOBUF]]);
@@ -62,7 +63,9 @@ export class MeshClient {
   private timerAt = Infinity;
   private closed = false;
 
-  constructor(private readonly nc: NatsConnection) {}
+  constructor(private readonly nc: NatsConnection) {
+    this.inbox = createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);
+  }
 
   /** Sends `value` as message `reqName` to `subject` and decodes the reply as `repName`. */
   request<Q extends MessageName, R extends MessageName>(

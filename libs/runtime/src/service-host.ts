@@ -1,5 +1,4 @@
 import { loadavg } from "node:os";
-import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
@@ -20,18 +19,20 @@ import { addEndpoint } from "./endpoint";
 import type { EndpointDef } from "./endpoint";
 import { startWorker } from "./durable-worker";
 import { resourceGate } from "./resource-gate";
+import type { ResourceGate } from "./resource-gate";
 import type { RunningWorker, WorkerDef } from "./durable-worker";
 import { startProbeServer } from "./http-probe";
 import type { ProbeServer } from "./http-probe";
 import { MeshClient } from "./mesh-client";
+import { connectNats } from "./nats-connect";
 import { createMetrics } from "./metrics";
 import type { ServiceMetrics } from "./metrics";
 import { collectNodeInfo } from "./node-info";
 import type { ComponentSet } from "./component-set";
 import { LiveConfig } from "./config-follow";
-import type { ServiceComponents } from "./config-follow";
+import type { RunningCheck, ServiceComponents } from "./config-follow";
 import { Health } from "./health";
-import { ensureDurable, ensureStream, pipelineStreams } from "./topology";
+import { ensureDurable, ensureSharedTopology } from "./topology";
 
 /** Everything a service's setup gets: config, connections, names, logging, metrics. */
 export interface ServiceContext<C> {
@@ -76,6 +77,12 @@ export interface ServiceParts {
    * running the previous config, which the instance then keeps reporting as its head.
    */
   applyConfig?(set: ComponentSet, workers: LiveWorkers): Promise<void>;
+  /**
+   * Checks a proposed set against what this replica runs, when `config.validate.<service>`
+   * asks (after the spec's `components.validate`): throw BAD_REQUEST to refuse a change
+   * {@link applyConfig} could not make, so it is never stored.
+   */
+  checkConfig?: RunningCheck;
 }
 
 /** A deployable service. */
@@ -125,21 +132,14 @@ export async function startService<C>(spec: ServiceSpec<C>, opts: StartOptions =
   const metrics = createMetrics(spec.name);
   const health = new Health();
 
-  const nc = await connect({
-    servers: config.nats.url.split(","),
-    name: `${spec.name}:${config.mesh.node}`,
-    user: config.nats.user || undefined,
-    pass: config.nats.pass || undefined,
-    maxReconnectAttempts: -1,
-    noAsyncTraces: true,
-  });
+  const nc = await connectNats(config, spec.name, names);
   // A failed start must not leave a connection or a port open (the process would not exit).
   let probe: ProbeServer | undefined;
   let stopGate: () => void = () => undefined;
   try {
     const jsm = await jetstreamManager(nc);
     const js = jetstream(nc);
-    for (const cfg of Object.values(pipelineStreams(names, config.nats.replicas))) await ensureStream(jsm, cfg);
+    await ensureSharedTopology(jsm, new Kvm(nc), names, config.nats.replicas, (why) => log.warn(why));
 
     const node = await collectNodeInfo({
       id: config.mesh.node,
@@ -199,21 +199,32 @@ export async function startService<C>(spec: ServiceSpec<C>, opts: StartOptions =
       metadata: { prefix: names.prefix, node: config.mesh.node },
     });
     for (const ep of parts.endpoints ?? []) addEndpoint(svc, ep, spec.name, log, metrics);
-    addEndpoint(svc, live.validateEndpoint(names, spec.components, config.mesh.node), spec.name, log, metrics);
+    addEndpoint(
+      svc,
+      live.validateEndpoint(names, spec.components, config.mesh.node, parts.checkConfig),
+      spec.name,
+      log,
+      metrics,
+    );
+    addEndpoint(svc, live.defaultsEndpoint(names, spec.components), spec.name, log, metrics);
 
     const workers: RunningWorker[] = [];
-    // One gate per process: every worker's tasks draw on the same machine.
-    const gate = (parts.workers ?? []).length > 0 ? await resourceGate(config.resources) : undefined;
-    stopGate = () => gate?.stop();
-    const byName = new Map<string, RunningWorker>();
+    // One gate per process, made with its first worker (at start or added live): every worker's
+    // tasks draw on the same machine.
+    let gate: Promise<ResourceGate> | undefined;
+    stopGate = () => void gate?.then((g) => g.stop()).catch(() => undefined);
+    const byName = new Map<string, { running: RunningWorker; lag: LaggingConsumer }>();
     const startOne = async (w: WorkerDef) => {
       const streamName = names.streams[w.stream];
       await ensureDurable(jsm, streamName, w.durable, w.filter, { maxAckPending: w.maxAckPending });
-      const running = await startWorker(js, names, w, spec.name, log, metrics, health, gate);
+      gate ??= resourceGate(config.resources);
+      const running = await startWorker(js, names, w, spec.name, log, metrics, health, await gate);
       workers.push(running);
-      byName.set(w.name, running);
+      byName.set(w.name, { running, lag: { stream: streamName, durable: w.durable } });
     };
     for (const w of parts.workers ?? []) await startOne(w);
+    // Read at every sample, so a worker added live has its lag on /metrics like a start-up one.
+    const lag = sampleLag(jsm, () => [...byName.values()].map((e) => e.lag), metrics);
     const liveWorkers: LiveWorkers = {
       names: () => [...byName.keys()],
       async add(w) {
@@ -221,20 +232,20 @@ export async function startService<C>(spec: ServiceSpec<C>, opts: StartOptions =
         if (byName.has(w.name))
           throw new MachinaError("CONFLICT", `worker ${w.name} runs already`, { retryable: false });
         await startOne(w);
+        lag.now();
       },
       async remove(name) {
-        const running = byName.get(name);
-        if (running === undefined) return;
+        const entry = byName.get(name);
+        if (entry === undefined) return;
         byName.delete(name);
-        workers.splice(workers.indexOf(running), 1);
-        await running.stop();
+        workers.splice(workers.indexOf(entry.running), 1);
+        await entry.running.stop();
+        // A gone worker's last lag would otherwise stay on /metrics (and in a scaler) forever.
+        const labels = { stream: entry.lag.stream, consumer: entry.lag.durable };
+        metrics.consumerPending.remove(labels);
+        metrics.consumerAckPending.remove(labels);
       },
     };
-    const lag = sampleLag(
-      jsm,
-      (parts.workers ?? []).map((w) => ({ stream: names.streams[w.stream], durable: w.durable })),
-      metrics,
-    );
 
     const heartbeat = startVertexLink(ctx, spec.role ?? "processor");
     const applyConfig = parts.applyConfig;
@@ -267,7 +278,7 @@ export async function startService<C>(spec: ServiceSpec<C>, opts: StartOptions =
         draining = true;
         await follower?.stop();
         heartbeat.stop();
-        clearInterval(lag);
+        clearInterval(lag.timer);
         await svc.stop().catch(() => undefined);
         await Promise.allSettled(workers.map((w) => w.stop()));
         stopGate();
@@ -312,16 +323,23 @@ function watchNats(nc: NatsConnection, health: Health, log: Logger): void {
   })().catch(() => undefined);
 }
 
+/** A durable whose lag is sampled. */
+interface LaggingConsumer {
+  stream: string;
+  durable: string;
+}
+
 // Consumer lag per durable, for /metrics (and so for a KEDA or HPA scaler on external metrics).
 function sampleLag(
   jsm: JetStreamManager,
-  consumers: { stream: string; durable: string }[],
+  consumers: () => LaggingConsumer[],
   metrics: ServiceMetrics,
-): NodeJS.Timeout {
+): { timer: NodeJS.Timeout; now(): void } {
   const sample = async () => {
-    for (const c of consumers) {
+    for (const c of consumers()) {
       const info = await jsm.consumers.info(c.stream, c.durable).catch(() => null);
-      if (info === null) continue;
+      // Removed while it was asked: its gauges are gone and must stay gone.
+      if (info === null || !consumers().some((x) => x.stream === c.stream && x.durable === c.durable)) continue;
       metrics.consumerPending.set({ stream: c.stream, consumer: c.durable }, info.num_pending);
       metrics.consumerAckPending.set({ stream: c.stream, consumer: c.durable }, info.num_ack_pending);
     }
@@ -329,7 +347,7 @@ function sampleLag(
   void sample();
   const t = setInterval(() => void sample(), 5_000);
   t.unref();
-  return t;
+  return { timer: t, now: () => void sample() };
 }
 
 // Vertex may start after us or restart: connect is re-sent on every heartbeat and failures stay quiet.

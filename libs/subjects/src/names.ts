@@ -46,7 +46,17 @@ export interface MeshNames {
   queue(service: ServiceName): string;
   /** Root subject of a service's request/reply endpoints, e.g. `machina.fetch`. */
   serviceRoot(service: ServiceName): string;
-  readonly fetch: { fetch: string; overquota: string; quota: string; sources: string };
+  /** Inbox prefix of a service's connections (`_INBOX.<p>.<service>`): its NATS user may read replies there only. */
+  inbox(service: ServiceName): string;
+  readonly fetch: {
+    fetch: string;
+    overquota: string;
+    quota: string;
+    sources: string;
+    /** `<p>.fetch.cursors` and `.cursors.reset`: read and reset the cursors of incremental queries. */
+    cursors: string;
+    cursorsReset: string;
+  };
   readonly invoke: { buildQuerySet: string; fire: string; triggers: string; ledger(op: string): string };
   aggregateSave(type: string): string;
   data(op: DataOp, store: StoreName, type: string): string;
@@ -83,6 +93,8 @@ export interface MeshNames {
     explain: string;
     /** `<p>.config.validate.<service>`: the service checks a proposed tree's part it owns (every service serves it). */
     validate(service: ServiceName): string;
+    /** `<p>.config.defaults.<service>`: the service fills a component of its kinds with its schema defaults (for explain). */
+    defaults(service: ServiceName): string;
   };
   /** Wildcard subjects that one endpoint serves for every type/name, and their parsers. */
   readonly any: {
@@ -96,6 +108,20 @@ export interface MeshNames {
     dataSeries: string;
     computeGet: string;
     vertexConnect: string;
+    /** `<p>.data.<op>.<store>.*`: one operation on one store, every type. */
+    dataStore(op: DataOp, store: StoreName): string;
+    /** `<p>.config.validate.*`: every service's check of a proposed config. */
+    configValidate: string;
+    /** `<p>.config.defaults.*`: every service's schema defaults of its components. */
+    configDefaults: string;
+    /** `<p>.task.fetch.*.>`: every source's FetchTasks (one token per source, then query and lead). */
+    fetchTasks: string;
+    /** `<p>.task.fetched.*`: every source's answers. */
+    fetched: string;
+    /** `<p>.task.aggregate.*.*`: every partition of every stateful type. */
+    aggregatePartitions: string;
+    /** `<p>.task.store.*`: every type's STORE subject. */
+    store: string;
   };
   /** The last `n` tokens of a subject (e.g. store and type of a data subject). */
   tail(subject: string, n: number): string[];
@@ -136,7 +162,9 @@ export interface MeshNames {
    * KV buckets: limiter windows, config patches, live nodes, which data replica cleans which
    * shard, how far each paginated FetchTask got (`fetchPages`, so a redelivery resumes), the
    * state of stateful aggregators (`aggregateState`: open windows, partials, last values) and
-   * which aggregate replica owns which partition (`aggregateLeases`), the leads of `kv` and
+   * which aggregate replica owns which partition (`aggregateLeases`), the cursors of incremental
+   * queries (`fetchCursors`, advanced by data once an answer's records are stored) and the stored
+   * parts of answers split across messages (`fetchCursorParts`), the leads of `kv` and
    * `self` ledgers (`invokeLedgers`) and how far each trigger tick got (`invokeTicks`, so a tick
    * an invoke replica dropped is finished by another).
    */
@@ -146,6 +174,8 @@ export interface MeshNames {
     nodes: string;
     cleanLeases: string;
     fetchPages: string;
+    fetchCursors: string;
+    fetchCursorParts: string;
     aggregateState: string;
     aggregateLeases: string;
     invokeLedgers: string;
@@ -167,11 +197,14 @@ export function meshNames(prefix = "machina"): MeshNames {
     prefix: p,
     queue: (service) => `${p}-${service}`,
     serviceRoot: (service) => `${p}.${service}`,
+    inbox: (service) => `_INBOX.${p}.${service}`,
     fetch: {
       fetch: `${p}.fetch.fetch`,
       overquota: `${p}.fetch.overquota`,
       quota: `${p}.fetch.quota`,
       sources: `${p}.fetch.sources`,
+      cursors: `${p}.fetch.cursors`,
+      cursorsReset: `${p}.fetch.cursors.reset`,
     },
     invoke: {
       buildQuerySet: `${p}.invoke.buildqueryset`,
@@ -208,6 +241,7 @@ export function meshNames(prefix = "machina"): MeshNames {
       history: `${p}.config.history`,
       explain: `${p}.config.explain`,
       validate: (service) => `${p}.config.validate.${service}`,
+      defaults: (service) => `${p}.config.defaults.${service}`,
     },
     any: {
       aggregateSave: `${p}.aggregate.save.*`,
@@ -220,6 +254,13 @@ export function meshNames(prefix = "machina"): MeshNames {
       dataSeries: `${p}.data.series.*`,
       computeGet: `${p}.compute.get.*`,
       vertexConnect: `${p}.vertex.connect.*`,
+      dataStore: (op, store) => `${p}.data.${op}.${store}.*`,
+      configValidate: `${p}.config.validate.*`,
+      configDefaults: `${p}.config.defaults.*`,
+      fetchTasks: `${p}.task.fetch.*.>`,
+      fetched: `${p}.task.fetched.*`,
+      aggregatePartitions: `${p}.task.aggregate.*.*`,
+      store: `${p}.task.store.*`,
     },
     tail: (subject, n) => subject.split(".").slice(-n),
     cacheInvalidate: `${p}.cache.invalidate`,
@@ -262,6 +303,8 @@ export function meshNames(prefix = "machina"): MeshNames {
       nodes: `${p}_nodes`,
       cleanLeases: `${p}_clean_leases`,
       fetchPages: `${p}_fetch_pages`,
+      fetchCursors: `${p}_fetch_cursors`,
+      fetchCursorParts: `${p}_fetch_cursor_parts`,
       aggregateState: `${p}_aggregate_state`,
       aggregateLeases: `${p}_aggregate_leases`,
       invokeLedgers: `${p}_invoke_ledgers`,

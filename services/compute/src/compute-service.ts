@@ -1,8 +1,9 @@
-import { CACHE_KIND, cacheSpecOf, createCache } from "@machina/cache";
+import { CACHE_KIND, createCache } from "@machina/cache";
 import { codec } from "@machina/protos";
 import { addCounter, defineEndpoint, observeGauge } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import { MachinaError } from "@machina/wire";
+import { chooseCacheSpec } from "./cache/cache-choice";
 import { followInvalidations } from "./cache/invalidation";
 import { ResultCache } from "./cache/result-cache";
 import { loadCodeComputations } from "./code";
@@ -25,6 +26,7 @@ export const computeService: ServiceSpec<ComputeConfig> = {
   httpPort: 9305,
   components: {
     kinds: [CACHE_KIND.kind, "compute/computations"],
+    schemas: [CACHE_KIND],
     validate(set) {
       for (const d of set.docs(CACHE_KIND.kind)) CACHE_KIND.parseDoc(d);
       // Computations are TypeScript modules: the tree holds none, and a patch cannot write one.
@@ -53,20 +55,7 @@ export const computeService: ServiceSpec<ComputeConfig> = {
       ...(await loadCodeComputations(ctx.configSource)),
     ]);
     const cacheName = ctx.config.compute.cache;
-    const caches = ctx.components.docs(CACHE_KIND.kind).map((d) => CACHE_KIND.parseDoc(d));
-    const chosen = caches.find((c) => c.name === cacheName);
-    if (chosen === undefined && cacheName !== "none" && cacheName !== "results")
-      throw new MachinaError(
-        "BAD_REQUEST",
-        `compute.cache: no ${CACHE_KIND.kind}/${cacheName}.yaml (caches: ${caches.map((c) => c.name).join(", ") || "none"}); write the file or set compute.cache to one of them, or to "none"`,
-        { details: { field: "compute.cache" } },
-      );
-    const spec =
-      cacheName === "none"
-        ? { kind: "null" as const }
-        : chosen === undefined
-          ? { kind: "memory" as const }
-          : cacheSpecOf(chosen.value);
+    let spec = chooseCacheSpec(cacheName, ctx.components.docs(CACHE_KIND.kind));
     const invalidated = addCounter(
       metrics,
       "machina_compute_cache_invalidated_total",
@@ -85,7 +74,7 @@ export const computeService: ServiceSpec<ComputeConfig> = {
     const stopFollowing = followInvalidations(nc, names, cache, log);
     log.info({ computations: registry.names(), cache: { name: cacheName, kind: spec.kind } }, "compute ready");
     const stats = () => {
-      const s = cache.cache.stats();
+      const s = cache.stats();
       return {
         kind: cache.cache.kind,
         entries: cache.cache.entries,
@@ -139,6 +128,18 @@ export const computeService: ServiceSpec<ComputeConfig> = {
           },
         }),
       ],
+      // A head whose chosen cache would be gone is refused here, in the replica asked.
+      checkConfig(set) {
+        chooseCacheSpec(cacheName, set.docs(CACHE_KIND.kind));
+      },
+      // Live: the chosen cache's kind, size and ttl; a changed one starts empty.
+      async applyConfig(set) {
+        const next = chooseCacheSpec(cacheName, set.docs(CACHE_KIND.kind));
+        if (JSON.stringify(next) === JSON.stringify(spec)) return;
+        cache.replace(createCache(next));
+        spec = next;
+        log.info({ cache: { name: cacheName, ...next }, head: set.head }, "result cache replaced");
+      },
       async onStop() {
         stopFollowing();
       },

@@ -3,11 +3,16 @@ import { GroupCommit, addCounter, defineEndpoint, defineWorker, observeGauge } f
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import type { DataOp, MeshNames, StoreName } from "@machina/subjects";
 import { MachinaError } from "@machina/wire";
+import { cassandraSslOptions } from "./cassandra-tls";
+import type { CassandraTls } from "./cassandra-tls";
 import { changeAnnouncer } from "./change-events";
+import { CursorAdvance } from "./cursor-advance";
 import { CleanLeases } from "./clean";
 import { DataLayer, seriesBytes } from "./crud";
 import { DIRTY_SHARDS, type PreparedDump } from "./store";
-import { compileTypeDef } from "./schema";
+import { TYPE_KIND } from "./schema";
+import type { TypeDef } from "./schema";
+import { applyLiveTypes, checkLiveTypes, compileTypes } from "./live-types";
 
 /** Data settings. */
 export interface DataConfig {
@@ -19,6 +24,7 @@ export interface DataConfig {
     replication: string;
     username: string;
     password: string;
+    tls: CassandraTls;
   };
   clean: { intervalMs: number; lookbackDays: number; maxAttempts: number };
   queue: { maxRows: number; maxInFlight: number; maxWaitMs: number };
@@ -74,8 +80,9 @@ export const dataService: ServiceSpec<DataConfig> = {
   httpPort: 9304,
   components: {
     kinds: ["data/types"],
+    schemas: [TYPE_KIND],
     validate(set) {
-      for (const d of set.docs("data/types")) compileTypeDef({ name: d.name, ...d.doc }, d.origins.join(" + "));
+      compileTypes(set);
     },
   },
   schema: {
@@ -91,6 +98,34 @@ export const dataService: ServiceSpec<DataConfig> = {
       },
       username: { doc: "CQL user, when the cluster requires auth.", format: String, default: "" },
       password: { doc: "CQL password (env only).", format: String, default: "", sensitive: true },
+      tls: {
+        enabled: {
+          doc: "Connect with TLS; setting any other cassandra.tls key turns it on too. false (and no key set): plain CQL.",
+          format: Boolean,
+          default: false,
+        },
+        ca: {
+          doc: 'PEM file of the CA(s) the nodes\' certificates must chain to; "" trusts the system CAs.',
+          format: String,
+          default: "",
+        },
+        cert: {
+          doc: 'PEM client certificate, for clusters that verify clients; "" none.',
+          format: String,
+          default: "",
+        },
+        key: { doc: 'PEM private key of cassandra.tls.cert; "" none.', format: String, default: "" },
+        serverName: {
+          doc: "Name the nodes' certificates must carry (and SNI); \"\" is each contact point's host.",
+          format: String,
+          default: "",
+        },
+        verify: {
+          doc: "Verify the nodes' certificates (the driver alone would not); false accepts any (testing only).",
+          format: Boolean,
+          default: true,
+        },
+      },
     },
     clean: {
       intervalMs: {
@@ -145,9 +180,7 @@ export const dataService: ServiceSpec<DataConfig> = {
     if (ctx.config.clean.maxAttempts < 1) {
       throw new MachinaError("BAD_REQUEST", "clean.maxAttempts: must be at least 1", { retryable: false });
     }
-    const types = ctx.components
-      .docs("data/types")
-      .map((d) => compileTypeDef({ name: d.name, ...d.doc }, d.origins.join(" + ")));
+    const types = compileTypes(ctx.components);
     const data = await DataLayer.open({
       contactPoints: c.contactPoints.split(",").map((h) => `${h.trim()}:${c.port}`),
       localDataCenter: c.localDataCenter,
@@ -156,10 +189,14 @@ export const dataService: ServiceSpec<DataConfig> = {
       types,
       lookbackDays: ctx.config.clean.lookbackDays,
       credentials: c.username ? { username: c.username, password: c.password } : undefined,
+      sslOptions: cassandraSslOptions(c.tls),
       queue: ctx.config.queue,
     });
     log.info({ types: types.map((t) => t.name), keyspace: c.keyspace }, "schema ready");
-    const announce = changeAnnouncer((subject, bytes) => ctx.nc.publish(subject, bytes), names, types);
+    const announcer = (served: readonly TypeDef[]) =>
+      changeAnnouncer((subject, bytes) => ctx.nc.publish(subject, bytes), names, served);
+    // Replaced when a live head changes the types (as are the clean units below).
+    let announce = announcer(types);
     for (const type of data.schema.legacyDump) {
       log.warn(
         { type },
@@ -194,9 +231,18 @@ export const dataService: ServiceSpec<DataConfig> = {
     );
     // Dumps of messages handled together are written as one group, rows grouped by partition.
     const dumpWrites = new GroupCommit<PreparedDump>({ flush: (dumps) => data.storeDumps(dumps) });
+    // Cursors of incremental queries move only once an answer's records are stored (cursor-advance.ts).
+    const cursors = await CursorAdvance.open(ctx.kvm, {
+      cursors: names.buckets.fetchCursors,
+      parts: names.buckets.fetchCursorParts,
+      replicas: ctx.config.nats.replicas,
+      onMalformed: (problem, batch) => log.warn({ batch, problem }, "cursor mark ignored: its answer moves no cursor"),
+    });
 
     // One replica at a time cleans a (type, shard); replicas share the shards through leases.
-    const units = types.flatMap((t) => Array.from({ length: DIRTY_SHARDS }, (_, i) => `${t.name}.${i}`));
+    const unitsOf = (served: readonly TypeDef[]) =>
+      served.flatMap((t) => Array.from({ length: DIRTY_SHARDS }, (_, i) => `${t.name}.${i}`));
+    let units = unitsOf(types);
     const leases =
       ctx.config.clean.intervalMs > 0
         ? await CleanLeases.open(
@@ -204,6 +250,7 @@ export const dataService: ServiceSpec<DataConfig> = {
             names.buckets.cleanLeases,
             ctx.node.id,
             Math.max(15_000, 3 * ctx.config.clean.intervalMs),
+            ctx.config.nats.replicas,
           )
         : undefined;
     let oldestDirty: number | null = null;
@@ -489,9 +536,22 @@ export const dataService: ServiceSpec<DataConfig> = {
               }
             }
             await Promise.all(prepared.map((p) => dumpWrites.add(p.prepared)));
+            // Only now, with the rows stored, may incremental answers move their cursors.
+            await cursors.stored(
+              msg.batches,
+              prepared.map((p) => p.refused.map((r) => r.index)),
+            );
           },
         }),
       ],
+      // Live: new types and new fields get their tables and columns as at start; a change that
+      // cannot apply in place is refused before it is stored (checkConfig).
+      checkConfig: (set) => checkLiveTypes(data, set),
+      async applyConfig(set) {
+        const served = await applyLiveTypes(data, set, log);
+        announce = announcer(served);
+        units = unitsOf(served);
+      },
       async onStop() {
         if (cleanTimer) clearInterval(cleanTimer);
         await leases?.release().catch(() => undefined);

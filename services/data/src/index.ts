@@ -98,7 +98,11 @@ export type {
   FailedWindow,
 } from "./clean";
 export { dataService, parseReplication, storeOf } from "./data-service";
+export { cassandraSslOptions } from "./cassandra-tls";
+export type { CassandraTls } from "./cassandra-tls";
 export type { DataConfig } from "./data-service";
+export { CursorAdvance, cursorMarkOf } from "./cursor-advance";
+export type { CursorMark, CursorAdvanceOptions } from "./cursor-advance";
 
 /** Every component kind the data service reads, for the reference docs. */
 export const componentKinds = [TYPE_KIND] as const;

@@ -28,6 +28,7 @@ export async function compileSources(docs: readonly ComponentDoc[], files: Confi
 /** Fetch's component kinds for live config: a patch to a source is compiled by fetch itself. */
 export const fetchComponents: ServiceComponents = {
   kinds: [SOURCE_KIND.kind],
+  schemas: [SOURCE_KIND],
   async validate(set: ComponentSet, files: ConfigSourceOptions) {
     await compileSources(set.docs(SOURCE_KIND.kind), files);
   },

@@ -5,6 +5,7 @@ import type { ServiceContext, ServiceSpec, WorkerDef } from "@machina/runtime";
 import { MachinaError, isMachinaError, makeMeta } from "@machina/wire";
 import { fetchComponents } from "./fetch-components";
 import type { FetchResult, Fetcher } from "./fetcher";
+import { CursorStore, answerMarkOf, closingBatch, listCursors, pageMarkOf, resetCursors } from "./incremental";
 import type { Limiter } from "./limiter";
 import { closeSourceState, openSourceState } from "./live-sources";
 import type { SourceState } from "./live-sources";
@@ -53,6 +54,7 @@ export const fetchService: ServiceSpec<FetchConfig> = {
     const deps = {
       ctx,
       progress: await ProgressStore.open(nc, { bucket: names.buckets.fetchPages, replicas: ctx.config.nats.replicas }),
+      cursors: await CursorStore.open(nc, { bucket: names.buckets.fetchCursors, replicas: ctx.config.nats.replicas }),
       onRejected: rejectedRecordReporter(ctx),
     };
     // The sources running now; a config head that changes them swaps in a new state (applyConfig).
@@ -79,7 +81,10 @@ export const fetchService: ServiceSpec<FetchConfig> = {
         );
       const theLead = lead ?? { id: "", args: {} };
       const result = await fetcher.fetch({ source, query, lead: { id: theLead.id, args: theLead.args ?? {} } });
-      return toResponse(result, source, query, theLead, ids, ctx.node.id);
+      // Only a task's answer goes on to be stored, so only it may move a cursor.
+      const mark =
+        ids.taskId === "" ? undefined : answerMarkOf(result, { source, query, lead: theLead.id, task: ids.taskId });
+      return toResponse(result, source, query, theLead, ids, ctx.node.id, mark);
     };
 
     // Answers fetched but not yet stored on FETCHED, by task id (bounded, oldest dropped first).
@@ -108,25 +113,42 @@ export const fetchService: ServiceSpec<FetchConfig> = {
               "FetchTask has no id; invoke sets it from trigger, tick, lead and query",
             );
           const { fetcher, pagedTasks } = live;
-          if (fetcher.pagination(task.source, task.query) !== null) {
+          if (fetcher.paging(task.source, task.query) !== null) {
             // One FETCHED message per page, its id the page's, published before the next
             // page is asked for; the task id stays on every answer.
             const lead = task.lead ?? { id: "", args: {} };
             const paged = { ...task, lead: { id: lead.id, args: lead.args ?? {} } };
+            const scope = { source: task.source, query: task.query, lead: lead.id, task: task.id };
             await untilAdmitted(() =>
-              pagedTasks.run(paged, (page, ids) =>
-                publishDurable(
+              pagedTasks.run(paged, async (page, ids) => {
+                const mark = pageMarkOf(page, scope);
+                const resp = toResponse(
+                  page,
+                  task.source,
+                  task.query,
+                  lead,
+                  { ...ids, taskId: task.id },
+                  ctx.node.id,
+                  mark,
+                );
+                await publishDurable(
                   ctx.client,
                   names.task.fetched(task.source),
                   "QueryResponses",
-                  {
-                    responses: [
-                      toResponse(page, task.source, task.query, lead, { ...ids, taskId: task.id }, ctx.node.id),
-                    ],
-                  },
+                  { responses: [resp] },
                   { msgID: ids.msgID, timing: timing(), sender: ctx.node.id },
-                ),
-              ),
+                );
+                // An incremental task's last page: tell data where the cursor moves once every page is stored.
+                const closing = closingBatch(page, scope);
+                if (closing !== null)
+                  await publishDurable(
+                    ctx.client,
+                    names.task.store(closing.type),
+                    "RecordBatches",
+                    { batches: [closing] },
+                    { msgID: closing.id, sender: ctx.node.id },
+                  );
+              }),
             );
             return;
           }
@@ -188,6 +210,28 @@ export const fetchService: ServiceSpec<FetchConfig> = {
           description: "Every source this replica serves, with its query names, sorted by name",
           async handler() {
             return sourcesReply(live.fetcher);
+          },
+        }),
+        defineEndpoint({
+          name: "cursors",
+          subject: names.fetch.cursors,
+          request: "CursorsRequest",
+          reply: "CursorsReply",
+          description: "Where the cursors of an incremental query stand: one lead's, or every lead's stored one",
+          async handler(req) {
+            return listCursors(deps.cursors, live.fetcher, req);
+          },
+        }),
+        defineEndpoint({
+          name: "cursors_reset",
+          subject: names.fetch.cursorsReset,
+          request: "CursorResetRequest",
+          reply: "CursorResetReply",
+          description: "Put an incremental query's cursor back to its initial value or at a value, for one lead or all",
+          async handler(req) {
+            const reply = await resetCursors(deps.cursors, live.fetcher, req);
+            ctx.log.info({ source: req.source, query: req.query, reset: reply.reset }, "cursors reset");
+            return reply;
           },
         }),
         defineEndpoint({
@@ -306,6 +350,7 @@ function toResponse(
   lead: Lead,
   ids: { requestId: string; taskId: string },
   node: string,
+  cursor?: JsonObject,
 ): QueryResponse {
   const m = result.meta;
   const types: Record<string, { records: JsonObject[] }> = {};
@@ -332,6 +377,7 @@ function toResponse(
       attempts: m.attempts,
       pages: m.pages,
     }),
+    ...(cursor === undefined ? {} : { cursor }),
   };
 }
 

@@ -1,6 +1,14 @@
 import { MachinaError } from "@machina/wire";
 import { createCodeRunner, type CodeRunner } from "./code-source";
 import { createHttpManager, type HttpManager, type HttpManagerOptions, type HttpRequest } from "./http";
+import {
+  cursorValue,
+  incrementalOutcome,
+  type CursorReader,
+  type CursorTally,
+  type CursorValue,
+  type IncrementalOutcome,
+} from "./incremental";
 import type { Acquired, Limiter } from "./limiter";
 import type { RejectedRecordHandler } from "./rejected-records";
 import { ms, withContext } from "./result-context";
@@ -63,6 +71,8 @@ export interface FetchResult {
   meta: FetchMeta;
   /** Records left out because a mapped field could not be coerced; the others are in `data`. */
   rejected?: readonly RejectedRecord[];
+  /** An incremental query's cursor: the value rendered, and what these records say about it. */
+  incremental?: IncrementalOutcome;
 }
 
 /** One page of a paginated fetch, handed to {@link FetchOptions.onPage} before the next is requested. */
@@ -71,6 +81,8 @@ export interface FetchedPage extends FetchResult {
   readonly page: number;
   /** Where paging continues after it; null when it was the last page to fetch. */
   readonly next: PageProgress | null;
+  /** An incremental task's cursor progress up to this page, which the paged task runner adds. */
+  readonly tally?: CursorTally;
 }
 
 /** How one fetch pages: where it starts, and who takes each page as it arrives. */
@@ -82,6 +94,8 @@ export interface FetchOptions {
    * requested once it resolves, and the fetch's own result then carries no records.
    */
   readonly onPage?: (page: FetchedPage) => Promise<void>;
+  /** The cursor value an incremental query renders (a task's pinned one); absent: the stored cursor, else the initial value. */
+  readonly since?: CursorValue;
 }
 
 /** Runs declarative queries against upstream APIs under the shared limiter. */
@@ -95,6 +109,10 @@ export interface Fetcher {
   hasQuery(source: string, query: string): boolean;
   /** The pagination of `source`.`query`; null when it fetches one page or is unknown. */
   pagination(source: string, query: string): PaginateSpec | null;
+  /** What the pages of `source`.`query` depend on (its pagination, or its code module); null when it fetches one page. */
+  paging(source: string, query: string): unknown;
+  /** The query's definition (its `incremental` included); undefined when unknown. */
+  query(source: string, query: string): QueryDef | undefined;
 }
 
 /** Options of {@link createFetcher}. */
@@ -108,6 +126,8 @@ export interface FetcherOptions {
   readonly rows?: DataRowValues;
   /** Told of every record left out of a page (a mapped field that could not be coerced), as the page is extracted. */
   readonly onRejected?: RejectedRecordHandler;
+  /** Where incremental queries read their cursors; without it they always use the initial value. */
+  readonly cursors?: CursorReader;
 }
 
 interface Runtime {
@@ -185,14 +205,33 @@ export function createFetcher(opts: FetcherOptions): Fetcher {
     queries: (source) => [...(runtimes.get(source)?.def.queries.keys() ?? [])],
     hasQuery: (source, query) => runtimes.get(source)?.def.queries.has(query) ?? false,
     pagination: (source, query) => runtimes.get(source)?.def.queries.get(query)?.paginate ?? null,
+    paging(source, query) {
+      const code = coded.get(source);
+      if (code?.has(query)) return code.paging();
+      const q = runtimes.get(source)?.def.queries.get(query);
+      // The cursor is part of what a task's pages depend on: progress made under another is not resumed.
+      return q?.paginate == null ? null : q.incremental === undefined ? q.paginate : [q.paginate, q.incremental];
+    },
+    query: (source, query) => runtimes.get(source)?.def.queries.get(query),
     async fetch(raw, fo = {}) {
       const start = Date.now();
       const t0 = performance.now();
       const req = checkRequest(raw);
       const { rt, q } = lookup(req);
       const code = coded.get(rt.def.name);
-      if (code?.has(q.name)) return code.fetch(req);
-      const ctx: RenderContext = { source: rt.def.name, query: q.name, lead: req.lead, data: rt.data };
+      if (code?.has(q.name)) return code.fetch(req, fo);
+      const inc = q.incremental;
+      const at = { source: rt.def.name, query: q.name, lead: req.lead.id };
+      const since = inc === undefined ? undefined : await cursorValue(inc, at, fo.since, opts.cursors);
+      const ctx: RenderContext = {
+        source: rt.def.name,
+        query: q.name,
+        lead: req.lead,
+        data: rt.data,
+        ...(since === undefined ? {} : { incremental: { value: since } }),
+      };
+      const outcome = (records: EntityRecords): { incremental?: IncrementalOutcome } =>
+        inc === undefined || since === undefined ? {} : { incremental: incrementalOutcome(inc, since, records) };
       // Everything is rendered before the first limiter call, so a bad lead costs no quota.
       const base = renderRequest(q, ctx);
       checkExtractLeads(q.extract, ctx);
@@ -256,6 +295,7 @@ export function createFetcher(opts: FetcherOptions): Fetcher {
               next: step.next,
               data: records,
               rejected: extracted.rejected,
+              ...outcome(records),
               meta: {
                 ...limiterMeta(admitted),
                 start: page0.at,
@@ -281,6 +321,7 @@ export function createFetcher(opts: FetcherOptions): Fetcher {
       return {
         data,
         rejected,
+        ...outcome(data),
         meta: {
           start,
           end: start + Math.round(total),

@@ -15,6 +15,7 @@ export type {
   PaginateSpec,
   PageKind,
   PageStops,
+  PagePath,
   ExtractSpec,
 } from "./source";
 export { PAGINATE_TYPES } from "./source";
@@ -83,6 +84,11 @@ export type { ProgressTask, StoredProgress, ProgressStoreOptions } from "./pagin
 export { createPagedTaskRunner, pageIds } from "./pagination";
 export type { PagedTask, PageIds, PublishPage, PagedTaskOutcome, PagedTaskRunner } from "./pagination";
 export type { PagedTaskRunnerOptions } from "./pagination";
+export { CursorStore, cursorKey, cursorOrder, cursorProblem, answerMark, expectMark, pageMark } from "./incremental";
+export { incrementalOutcome, tallyOf, tallyPage } from "./incremental";
+export { CURSOR_KINDS, INCREMENTAL, incrementalOf, listCursors, resetCursors } from "./incremental";
+export type { IncrementalSpec, CursorEntry, CursorValue, CursorKind, CursorOrder } from "./incremental";
+export type { CursorTally, IncrementalOutcome, CursorReader, MarkScope, RankedCursor } from "./incremental";
 export { fetchService } from "./fetch-service";
 export type { FetchConfig } from "./fetch-service";
 

@@ -9,6 +9,7 @@ import { openLimiter } from "./limiter";
 import type { Limiter } from "./limiter";
 import { createPagedTaskRunner } from "./pagination";
 import type { PagedTaskRunner, ProgressStore } from "./pagination";
+import type { CursorReader } from "./incremental";
 import type { RejectedRecordHandler } from "./rejected-records";
 import type { SourceDef } from "./source";
 
@@ -24,10 +25,12 @@ export interface SourceState {
 /** What {@link openSourceState} shares across states: one progress store, one rejected-record counter. */
 export interface SourceStateDeps {
   ctx: Pick<ServiceContext<{ fetch: { clockSkewMs: number } }>, "client" | "nc" | "names" | "log" | "configSource"> & {
-    config: { fetch: { clockSkewMs: number } };
+    config: { fetch: { clockSkewMs: number }; nats: { replicas: number } };
   };
   progress: ProgressStore;
   onRejected: RejectedRecordHandler;
+  /** Where incremental queries read their cursors. */
+  cursors?: CursorReader;
 }
 
 /**
@@ -41,7 +44,13 @@ export async function openSourceState(deps: SourceStateDeps, docs: readonly Comp
   const skew = ctx.config.fetch.clockSkewMs;
   const clock = skew === 0 ? undefined : () => performance.timeOrigin + performance.now() + skew;
   // The limiter logs benched pool credentials (by id, never the secret).
-  const limiter = await openLimiter(ctx.nc, { bucket: ctx.names.buckets.limiter, sources, clock, log: ctx.log });
+  const limiter = await openLimiter(ctx.nc, {
+    bucket: ctx.names.buckets.limiter,
+    replicas: ctx.config.nats.replicas,
+    sources,
+    clock,
+    log: ctx.log,
+  });
   let rows: DataRows | undefined;
   try {
     // Values some sources read from clean records, followed as data announces changes.
@@ -52,6 +61,7 @@ export async function openSourceState(deps: SourceStateDeps, docs: readonly Comp
       rows,
       env: ctx.configSource.env ?? process.env,
       onRejected: deps.onRejected,
+      cursors: deps.cursors,
     });
     // Paginated tasks store each page as it comes and keep how far they got, so a redelivery
     // (over quota, a crash, an upstream error) resumes at the page it stopped on.

@@ -33,7 +33,8 @@ export {
   triggerKind,
 } from "./triggers";
 export type { TriggerDef } from "./triggers";
-export { startScheduler } from "./scheduler";
+export { Scheduler, startScheduler } from "./scheduler";
+export type { FireTick } from "./scheduler";
 export { publishTasks, publishTask } from "./fetch-link";
 export type { TaskAck, LinkResult } from "./fetch-link";
 

@@ -1,5 +1,4 @@
 import { setFlagsFromString } from "node:v8";
-import type { ComponentDoc } from "@machina/config";
 import { addCounter, defineEndpoint, recordBatchesPublisher } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import { meshNames } from "@machina/subjects";
@@ -8,12 +7,12 @@ import { startCrossCheck } from "./cross-check";
 import { ledgerEndpoints } from "./endpoints/ledger-endpoints";
 import { fetchedHandler } from "./endpoints/fetched-handler";
 import { publishTask } from "./fetch-link";
-import { KvLedgers, checkRefreshTriggers, compileLedgers, ledgerOf, refreshSelfLedger } from "./ledgers";
-import type { LedgerTable } from "./ledgers";
-import { buildTasks, compileQuerySets, querySetOf } from "./query-sets";
-import { startScheduler } from "./scheduler";
+import { KvLedgers, checkRefreshTriggers, compileLedgers, ledgerKind, ledgerOf, refreshSelfLedger } from "./ledgers";
+import { buildTasks, compileQuerySets, querySetKind, querySetOf } from "./query-sets";
+import { applyInvokeConfig } from "./live-apply";
+import { Scheduler } from "./scheduler";
 import { TickRunner } from "./ticks/tick-runner";
-import { compileTriggers, currentTick, describeSchedule, nextFireAt, triggerOf } from "./triggers";
+import { compileTriggers, currentTick, describeSchedule, nextFireAt, triggerKind, triggerOf } from "./triggers";
 import type { TriggerDef } from "./triggers";
 
 /** Invoke settings. */
@@ -38,6 +37,7 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
   // A patch to ledgers, query sets or triggers compiles as setup compiles them, references included.
   components: {
     kinds: ["invoke/ledgers", "invoke/query_sets", "invoke/triggers"],
+    schemas: [ledgerKind, querySetKind, triggerKind],
     validate(set) {
       const ledgers = compileLedgers(set.docs("invoke/ledgers"), (n) => meshNames().computeGet(n));
       const querySets = compileQuerySets(set.docs("invoke/query_sets"), ledgers);
@@ -96,8 +96,6 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
     const querySets = compileQuerySets(ctx.components.docs("invoke/query_sets"), ledgers);
     const triggers = compileTriggers(ctx.components.docs("invoke/triggers"), querySets);
     checkRefreshTriggers(ledgers, new Set(triggers.keys()));
-    // What a live head may not change (see applyConfig).
-    const runningTriggers = docsKey(ctx.components.docs("invoke/triggers"));
 
     const rejectedLeads = addCounter(
       ctx.metrics,
@@ -121,9 +119,18 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
       ["source"],
     );
 
-    const kvLedgers = await KvLedgers.open(ctx.kvm, names.buckets.invokeLedgers, ledgers, log);
+    const kvLedgers = await KvLedgers.open(
+      ctx.kvm,
+      names.buckets.invokeLedgers,
+      ledgers,
+      log,
+      ctx.config.nats.replicas,
+    );
     await kvLedgers.start();
-    const ticksKv = await ctx.kvm.create(names.buckets.invokeTicks, { history: 1 });
+    // Stored leads that no longer fit their ledger's fields were left out as they loaded.
+    for (const l of ledgers.values())
+      if (l.source !== "constant" && l.rejectedTotal > 0) rejectedLeads.inc({ ledger: l.name }, l.rejectedTotal);
+    const ticksKv = await ctx.kvm.create(names.buckets.invokeTicks, { history: 1, replicas: ctx.config.nats.replicas });
     const runner = new TickRunner({
       kv: ticksKv,
       querySets,
@@ -159,8 +166,12 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
 
     const startedAt = Date.now();
     const stops: (() => void)[] = [];
-    if (config.invoke.scheduler) {
-      stops.push(startScheduler([...triggers.values()], async (t, tick) => void (await fire(t, tick)), log));
+    const scheduler = config.invoke.scheduler
+      ? new Scheduler(async (t, tick) => void (await fire(t, tick)), log)
+      : null;
+    if (scheduler !== null) {
+      scheduler.update([...triggers.values()]);
+      stops.push(() => scheduler.stop());
       // Ticks a dead replica left half-published: checked at start and twice per lease.
       const sweep = () =>
         runner
@@ -227,7 +238,8 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
                 type: t.type,
                 schedule: describeSchedule(t),
                 timezone: t.timezone,
-                nextFire: nextFireAt(t, now, startedAt) ?? 0,
+                // The time this replica's timer is armed for, so a live schedule change shows as it runs.
+                nextFire: scheduler?.nextFire(t.name) ?? nextFireAt(t, now, startedAt) ?? 0,
                 querySets: t.querySets,
                 ledgers: [...ledgers.values()].filter((l) => l.refresh === t.name).map((l) => l.name),
                 lastTickId: last.get(t.name)?.id ?? "",
@@ -263,34 +275,16 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
         ...ledgerEndpoints(names, ledgers, kvLedgers, (ledger, n) => rejectedLeads.inc({ ledger }, n)),
       ],
       workers: [fetchedHandler(ctx, recordBatchesPublisher(ctx.client, ctx.node.id))],
-      // Live: constant ledgers (their leads and fields, new and removed ones) and query sets,
-      // swapped into the tables ticks, endpoints and the cross-check read by name. Triggers hold
-      // timers and kv/self ledgers hold watched or refreshed leads: a change to those takes a restart.
-      async applyConfig(set) {
-        const nextLedgers = compileLedgers(set.docs("invoke/ledgers"), (n) => names.computeGet(n));
-        const nextQuerySets = compileQuerySets(set.docs("invoke/query_sets"), nextLedgers);
-        const nextTriggers = compileTriggers(set.docs("invoke/triggers"), nextQuerySets);
-        checkRefreshTriggers(nextLedgers, new Set(nextTriggers.keys()));
-        const triggerDocs = docsKey(set.docs("invoke/triggers"));
-        if (triggerDocs !== runningTriggers || fixedLedgers(nextLedgers) !== fixedLedgers(ledgers))
-          throw new MachinaError(
-            "UNAVAILABLE",
-            `triggers or kv/self ledgers changed; restart invoke to take head ${set.head} (constant ledgers and query sets apply live)`,
-            { retryable: false },
-          );
-        for (const name of [...ledgers.keys()]) if (!nextLedgers.has(name)) ledgers.delete(name);
-        for (const [name, l] of nextLedgers) {
-          if (l.source !== "constant") continue;
-          ledgers.set(name, l);
-          if (l.rejectedTotal > 0) rejectedLeads.inc({ ledger: name }, l.rejectedTotal);
-        }
-        querySets.clear();
-        for (const [name, q] of nextQuerySets) querySets.set(name, q);
-        log.info(
-          { ledgers: [...ledgers.keys()].sort(), querySets: [...querySets.keys()].sort(), head: set.head },
-          "ledgers and query sets reloaded",
-        );
-      },
+      // Live: every ledger, query set and trigger (see applyInvokeConfig).
+      applyConfig: (set) =>
+        applyInvokeConfig(set, {
+          tables: { ledgers, querySets, triggers },
+          kvLedgers,
+          scheduler,
+          computeGet: (n) => names.computeGet(n),
+          onRejected: (ledger, n) => rejectedLeads.inc({ ledger }, n),
+          log,
+        }),
       async onStop() {
         for (const stop of stops) stop();
         await runner.stop();
@@ -299,18 +293,3 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
     };
   },
 };
-
-// Components by name as text, to tell whether a head changed them.
-function docsKey(docs: readonly ComponentDoc[]): string {
-  return JSON.stringify(docs.map((d) => [d.name, d.doc]));
-}
-
-// The ledgers whose leads come from elsewhere (a bucket, a computation), as their definitions.
-function fixedLedgers(t: LedgerTable): string {
-  return JSON.stringify(
-    [...t.values()]
-      .filter((l) => l.source !== "constant")
-      .map((l) => [l.name, l.source, l.shape, l.from, l.refresh])
-      .sort(),
-  );
-}

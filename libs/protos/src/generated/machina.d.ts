@@ -2397,6 +2397,9 @@ export namespace machina {
 
             /** QueryResponse taskId */
             taskId?: (string|null);
+
+            /** An incremental query's cursor mark, on FetchTask answers only (see RecordBatch.cursor). */
+            cursor?: (google.protobuf.Value|null);
         }
 
         /** The answer to a QueryRequest or a FetchTask. */
@@ -2428,6 +2431,9 @@ export namespace machina {
 
             /** QueryResponse taskId. */
             public taskId: string;
+
+            /** An incremental query's cursor mark, on FetchTask answers only (see RecordBatch.cursor). */
+            public cursor?: (google.protobuf.Value|null);
         }
 
         /** Properties of a QueryResponses. */
@@ -2717,6 +2723,205 @@ export namespace machina {
 
             /** SourcesReply sources. */
             public sources: machina.v1.SourceInfo[];
+        }
+
+        /** Properties of a CursorsRequest. */
+        interface ICursorsRequest {
+
+            /** CursorsRequest source */
+            source?: (string|null);
+
+            /** CursorsRequest query */
+            query?: (string|null);
+
+            /** a lead id; "" lists every lead with a stored cursor */
+            lead?: (string|null);
+
+            /** most cursors listed, 1-1000; 0 means 100 */
+            limit?: (number|null);
+        }
+
+        /** fetch.cursors: the incremental cursors of one query, for one lead or for every lead that has one. */
+        class CursorsRequest implements ICursorsRequest {
+
+            /**
+             * Constructs a new CursorsRequest.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.ICursorsRequest);
+
+            /** CursorsRequest source. */
+            public source: string;
+
+            /** CursorsRequest query. */
+            public query: string;
+
+            /** a lead id; "" lists every lead with a stored cursor */
+            public lead: string;
+
+            /** most cursors listed, 1-1000; 0 means 100 */
+            public limit: number;
+        }
+
+        /** Properties of a CursorInfo. */
+        interface ICursorInfo {
+
+            /** CursorInfo source */
+            source?: (string|null);
+
+            /** CursorInfo query */
+            query?: (string|null);
+
+            /** CursorInfo lead */
+            lead?: (string|null);
+
+            /** what {{incremental.value}} renders on this lead's next fetch */
+            value?: (google.protobuf.Value|null);
+
+            /** the query's declared initial value */
+            initial?: (google.protobuf.Value|null);
+
+            /** false: nothing stored yet (or reset), the next fetch uses initial */
+            stored?: (boolean|null);
+
+            /** epoch ms of the last advance or reset; 0 when not stored */
+            updatedAt?: (number|null);
+
+            /** the FetchTask whose stored records moved it last; "reset" when set by fetch.cursors.reset */
+            answer?: (string|null);
+        }
+
+        /** One lead's cursor of an incremental query. */
+        class CursorInfo implements ICursorInfo {
+
+            /**
+             * Constructs a new CursorInfo.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.ICursorInfo);
+
+            /** CursorInfo source. */
+            public source: string;
+
+            /** CursorInfo query. */
+            public query: string;
+
+            /** CursorInfo lead. */
+            public lead: string;
+
+            /** what {{incremental.value}} renders on this lead's next fetch */
+            public value?: (google.protobuf.Value|null);
+
+            /** the query's declared initial value */
+            public initial?: (google.protobuf.Value|null);
+
+            /** false: nothing stored yet (or reset), the next fetch uses initial */
+            public stored: boolean;
+
+            /** epoch ms of the last advance or reset; 0 when not stored */
+            public updatedAt: number;
+
+            /** the FetchTask whose stored records moved it last; "reset" when set by fetch.cursors.reset */
+            public answer: string;
+        }
+
+        /** Properties of a CursorsReply. */
+        interface ICursorsReply {
+
+            /** CursorsReply cursors */
+            cursors?: (machina.v1.CursorInfo[]|null);
+
+            /** more leads have cursors than `limit` */
+            truncated?: (boolean|null);
+        }
+
+        /** Represents a CursorsReply. */
+        class CursorsReply implements ICursorsReply {
+
+            /**
+             * Constructs a new CursorsReply.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.ICursorsReply);
+
+            /** CursorsReply cursors. */
+            public cursors: machina.v1.CursorInfo[];
+
+            /** more leads have cursors than `limit` */
+            public truncated: boolean;
+        }
+
+        /** Properties of a CursorResetRequest. */
+        interface ICursorResetRequest {
+
+            /** CursorResetRequest source */
+            source?: (string|null);
+
+            /** CursorResetRequest query */
+            query?: (string|null);
+
+            /** CursorResetRequest lead */
+            lead?: (string|null);
+
+            /** CursorResetRequest allLeads */
+            allLeads?: (boolean|null);
+
+            /** CursorResetRequest value */
+            value?: (google.protobuf.Value|null);
+        }
+
+        /**
+         * fetch.cursors.reset: puts a cursor back to the initial value (without `value`) or at `value`,
+         * for one lead or (all_leads) every lead of the query.
+         */
+        class CursorResetRequest implements ICursorResetRequest {
+
+            /**
+             * Constructs a new CursorResetRequest.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.ICursorResetRequest);
+
+            /** CursorResetRequest source. */
+            public source: string;
+
+            /** CursorResetRequest query. */
+            public query: string;
+
+            /** CursorResetRequest lead. */
+            public lead: string;
+
+            /** CursorResetRequest allLeads. */
+            public allLeads: boolean;
+
+            /** CursorResetRequest value. */
+            public value?: (google.protobuf.Value|null);
+        }
+
+        /** Properties of a CursorResetReply. */
+        interface ICursorResetReply {
+
+            /** cursors written or removed */
+            reset?: (number|null);
+
+            /** after the reset: the lead's cursor, or the first 100 stored */
+            cursors?: (machina.v1.CursorInfo[]|null);
+        }
+
+        /** Represents a CursorResetReply. */
+        class CursorResetReply implements ICursorResetReply {
+
+            /**
+             * Constructs a new CursorResetReply.
+             * @param [properties] Properties to set
+             */
+            constructor(properties?: machina.v1.ICursorResetReply);
+
+            /** cursors written or removed */
+            public reset: number;
+
+            /** after the reset: the lead's cursor, or the first 100 stored */
+            public cursors: machina.v1.CursorInfo[];
         }
 
         /** Properties of a Ledger. */
@@ -3190,6 +3395,16 @@ export namespace machina {
              * when it travels alone, e.g. replayed from the dead-letter stream.
              */
             firstSeq?: (number|null);
+
+            /**
+             * An incremental query's cursor mark, set by fetch on the answer and copied by invoke onto the
+             * batch of the cursor's type: { key, source, query, lead, type, task, since, page, total,
+             * expect? }. `page`/`total` say which of the task's records the batch carries; `expect`
+             * ({ pages: { <page>: <count> }, value, order }) what the task must have stored before data
+             * moves the cursor `key` (bucket <prefix>_fetch_cursors) to `value`, never backwards (by
+             * `order`). A paginated task sends its expect on a record-less batch after its last page.
+             */
+            cursor?: (google.protobuf.Value|null);
         }
 
         /**
@@ -3230,6 +3445,16 @@ export namespace machina {
              * when it travels alone, e.g. replayed from the dead-letter stream.
              */
             public firstSeq: number;
+
+            /**
+             * An incremental query's cursor mark, set by fetch on the answer and copied by invoke onto the
+             * batch of the cursor's type: { key, source, query, lead, type, task, since, page, total,
+             * expect? }. `page`/`total` say which of the task's records the batch carries; `expect`
+             * ({ pages: { <page>: <count> }, value, order }) what the task must have stored before data
+             * moves the cursor `key` (bucket <prefix>_fetch_cursors) to `value`, never backwards (by
+             * `order`). A paginated task sends its expect on a record-less batch after its last page.
+             */
+            public cursor?: (google.protobuf.Value|null);
         }
 
         /** Properties of a RecordBatches. */

@@ -1,4 +1,4 @@
-import type { Cache, EvictReason } from "@machina/cache";
+import type { Cache, CacheStats, EvictReason } from "@machina/cache";
 import type { JsonObject } from "@machina/protos";
 import type { ComputeResult } from "../computations/define";
 import { canonicalKey, type ReadSet } from "../reads/read-set";
@@ -27,14 +27,57 @@ export class ResultCache {
   private readonly typeSeq = new Map<string, number>();
   private allSeq = 0;
   private dropped = 0;
+  private store: Cache;
+  // Counters of the stores replaced so far, so stats count since start.
+  private readonly retired: CacheStats = { hits: 0, misses: 0, evictions: 0 };
 
   constructor(
     /** The store; its evictions (size, age) are followed so the index never outgrows it. */
-    readonly cache: Cache,
+    cache: Cache,
     private readonly onInvalidate: (cause: InvalidationCause, entries: number) => void = () => undefined,
   ) {
+    this.store = cache;
+    this.follow(cache);
+  }
+
+  /** The store results are held in now. */
+  get cache(): Cache {
+    return this.store;
+  }
+
+  /** Hits, misses and evictions since start, over every store this cache has had. */
+  stats(): CacheStats {
+    const s = this.store.stats();
+    return {
+      hits: this.retired.hits + s.hits,
+      misses: this.retired.misses + s.misses,
+      evictions: this.retired.evictions + s.evictions,
+    };
+  }
+
+  /**
+   * Holds results in `next` from now on (its kind, size or ttl changed live): it starts empty,
+   * the previous store is emptied and dropped; counters go on. A run in flight may still store its
+   * result in the new one (what it read is indexed there, so a change still drops it).
+   */
+  replace(next: Cache): void {
+    const old = this.store;
+    const s = old.stats();
+    this.retired.hits += s.hits;
+    this.retired.misses += s.misses;
+    this.retired.evictions += s.evictions;
+    this.store = next;
+    this.byType.clear();
+    this.byEntity.clear();
+    this.readsOf.clear();
+    this.follow(next);
+    old.clear();
+  }
+
+  // Its evictions unindex while it is the store; a replaced store's last ones are ignored.
+  private follow(cache: Cache): void {
     cache.onEvict((key, reason: EvictReason) => {
-      if (reason !== "replaced") this.unindex(key);
+      if (this.store === cache && reason !== "replaced") this.unindex(key);
     });
   }
 
@@ -45,7 +88,7 @@ export class ResultCache {
 
   /** The cached result under `key`, if any. */
   get(key: string): ComputeResult | undefined {
-    return this.cache.get(key) as ComputeResult | undefined;
+    return this.store.get(key) as ComputeResult | undefined;
   }
 
   /** What the run cached under `key` read. */

@@ -18,9 +18,9 @@ export class CleanLeases {
     private readonly node: string,
   ) {}
 
-  /** Opens (creating if needed) the lease bucket; leases not renewed for `ttlMs` expire. */
-  static async open(kvm: Kvm, bucket: string, node: string, ttlMs: number): Promise<CleanLeases> {
-    const kv = await kvm.create(bucket, { history: 1, ttl: ttlMs });
+  /** Opens (creating if needed, with `replicas`, default 1) the lease bucket; leases not renewed for `ttlMs` expire. */
+  static async open(kvm: Kvm, bucket: string, node: string, ttlMs: number, replicas = 1): Promise<CleanLeases> {
+    const kv = await kvm.create(bucket, { history: 1, ttl: ttlMs, replicas });
     return new CleanLeases(kv, node.replace(/[^-_=a-zA-Z0-9]/g, "_"));
   }
 

@@ -1,3 +1,4 @@
+import type { ConnectionOptions } from "node:tls";
 import cassandra from "cassandra-driver";
 import type { StoreName } from "@machina/subjects";
 import { MachinaError } from "@machina/wire";
@@ -11,6 +12,7 @@ import {
 } from "../clean";
 import type { TypeDef } from "../schema";
 import {
+  checkSchema,
   ensureSchema,
   newCleanMemory,
   toDataError,
@@ -66,6 +68,8 @@ export interface DataLayerOptions {
   concurrency?: number;
   /** Plain-text credentials, when the cluster requires them. */
   credentials?: { username: string; password: string };
+  /** TLS options of every connection (node `tls.connect` options); undefined: plain CQL. */
+  sslOptions?: ConnectionOptions;
   /** The replica's clock (epoch ms), for dirty-mark slots and clean runs. Default `Date.now`; tests skew it. */
   clock?: () => number;
   /** The operation queue's bounds (rows, batches in flight, wait for room); defaults in {@link WriteQueueOptions}. */
@@ -80,6 +84,7 @@ export class DataLayer {
     private readonly ctx: DataContext,
     /** What the schema registration did when the layer was opened. */
     readonly schema: EnsureSchemaResult,
+    private readonly replication: Record<string, number>,
   ) {}
 
   /** Connects, creates or extends the schema, and returns a ready layer; UNAVAILABLE if the cluster cannot be reached. */
@@ -96,6 +101,7 @@ export class DataLayer {
       contactPoints: options.contactPoints,
       localDataCenter: options.localDataCenter,
       credentials: options.credentials,
+      sslOptions: options.sslOptions,
       // bigint columns as JS bigint, so values survive merges and sums exactly.
       encoding: { useBigIntAsLong: true, useUndefinedAsUnset: true },
       // LOCAL_QUORUM writes and reads: a read after a completed write sees it, whatever the replication factor.
@@ -129,8 +135,9 @@ export class DataLayer {
           concurrency,
           lookbackDays,
           recordedDays: new Map(),
-          indexSince: schema.indexSince,
-          legacyDump: schema.legacyDump,
+          // Copies: registerTypes changes them in place as the types change live.
+          indexSince: new Map(schema.indexSince),
+          legacyDump: new Set(schema.legacyDump),
           driftWritten: new Map(),
           clock: options.clock ?? Date.now,
           cursorsKnown: new Set(),
@@ -139,11 +146,37 @@ export class DataLayer {
           manualSeen: new Map(),
         },
         schema,
+        options.replication,
       );
     } catch (err) {
       await client.shutdown().catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * Serves `types` from now on, registered as {@link open} registers them: their tables created or
+   * extended (CONFLICT, nothing changed, for a breaking change). A type left out is no longer
+   * served; its tables stay. What a live config head runs.
+   */
+  registerTypes(types: readonly TypeDef[]): Promise<EnsureSchemaResult> {
+    return this.run(async () => {
+      const res = await ensureSchema(this.ctx.client, this.ctx.keyspace, this.replication, types);
+      const indexSince = this.ctx.indexSince as Map<string, number>;
+      const legacyDump = this.ctx.legacyDump as Set<string>;
+      const byName = this.ctx.types as Map<string, TypeDef>;
+      // What a new type's rows need is in place before requests can name it.
+      for (const [name, since] of res.indexSince) indexSince.set(name, since);
+      for (const name of res.legacyDump) legacyDump.add(name);
+      byName.clear();
+      for (const t of types) byName.set(t.name, t);
+      return res;
+    });
+  }
+
+  /** Throws CONFLICT naming each breaking change, changing nothing, when {@link registerTypes} would refuse `types`. */
+  checkTypes(types: readonly TypeDef[]): Promise<void> {
+    return this.run(() => checkSchema(this.ctx.client, this.ctx.keyspace, types));
   }
 
   /** Depth of the operation queue, for /metrics. */

@@ -4,7 +4,7 @@ export type { CqlClient, CqlRow, CqlStatement } from "./cql-exec";
 export { chunk, mapLimit } from "./concurrency";
 export { newCleanMemory, resolveType, tableRef } from "./data-context";
 export type { CleanMemory, DataContext } from "./data-context";
-export { ensureSchema, readSchemaHistory } from "./schema-registry";
+export { checkSchema, ensureSchema, readSchemaHistory } from "./schema-registry";
 export type { EnsureSchemaResult, SchemaChange, SchemaVersionEntry } from "./schema-registry";
 export {
   DIRTY_CLOSE_AFTER_MS,

@@ -117,55 +117,7 @@ export async function ensureSchema(
   existing = await readExisting(client, keyspace);
 
   // Plan every type before touching any, so one refused change leaves all tables as they were.
-  const plans: Plan[] = [];
-  const conflicts: string[] = [];
-  const legacyDump = new Set<string>();
-  for (const def of types) {
-    const prev = await readLatestHistory(client, keyspace, def.name);
-    const problems = diffDefinition(def, prev);
-    const statements: string[] = [];
-    const dumpCols = existing.columns.get(dumpTableName(def));
-    // A dump table made before `seq` keeps its layout (its key cannot change in place) rather than refusing to boot.
-    const legacy = dumpCols !== undefined && !dumpCols.has("seq") && dumpCols.has("fetched_at");
-    if (legacy) legacyDump.add(def.name);
-    for (const spec of [
-      dumpTableSpec(def, { legacy }),
-      cleanTableSpec(def),
-      entitiesTableSpec(def),
-      manualTableSpec(def),
-    ]) {
-      const cols = existing.columns.get(spec.name);
-      if (cols === undefined) {
-        statements.push(createTableCql(keyspace, spec));
-        continue;
-      }
-      const tableProblems = diffTable(spec, cols);
-      // Physical mismatches usually restate a field-level one; show them only when they add information.
-      if (problems.length === 0) problems.push(...tableProblems);
-      statements.push(...(tableProblems.length === 0 ? addedColumns(keyspace, spec, cols) : []));
-    }
-    const dumpTable = dumpTableSpec(def).name;
-    const ttl = existing.ttl.get(dumpTable);
-    if (ttl !== undefined && ttl !== def.dumpTtlSeconds) {
-      statements.push(alterOptionsCql(keyspace, dumpTable, dumpTableOptions(def)));
-    }
-    if (problems.length > 0) {
-      conflicts.push(`type ${def.name} (${def.origin}): ${problems.join("; ")}`);
-      continue;
-    }
-    const hash = typeDefHash(def);
-    const record = statements.length > 0 || prev?.hash !== hash;
-    plans.push({ def, hash, version: (prev?.version ?? 0) + (record ? 1 : 0), statements, record });
-  }
-  if (conflicts.length > 0) {
-    throw new MachinaError(
-      "CONFLICT",
-      `breaking schema change refused: ${conflicts.join(" | ")}. Breaking changes need a new type name ` +
-        `(for example <name>_v2); only new fields, merge policies, dump_ttl and clean_window may change in place`,
-      { details: { keyspace, conflicts }, retryable: false },
-    );
-  }
-
+  const { plans, legacyDump } = await planOrRefuse(client, keyspace, existing, types);
   const applied: SchemaChange[] = [];
   const unchanged: string[] = [];
   for (const plan of plans) {
@@ -195,6 +147,77 @@ export async function ensureSchema(
   const indexSince = new Map<string, number>();
   for (const def of types) indexSince.set(def.name, await entityIndexSince(client, keyspace, def.name));
   return { applied, unchanged, indexSince, legacyDump, legacyDirty };
+}
+
+/**
+ * Checks, without changing anything, that `types` could be registered over what the keyspace
+ * holds: throws CONFLICT naming every breaking change (a changed key, a removed field, a changed
+ * field type) as {@link ensureSchema} would refuse it. What a live config head is checked with.
+ */
+export async function checkSchema(client: CqlClient, keyspace: string, types: readonly TypeDef[]): Promise<void> {
+  await planOrRefuse(client, keyspace, await readExisting(client, keyspace), types);
+}
+
+// The DDL and history records each type needs over `existing`; CONFLICT for breaking changes.
+async function planOrRefuse(
+  client: CqlClient,
+  keyspace: string,
+  existing: ExistingSchema,
+  types: readonly TypeDef[],
+): Promise<{ plans: Plan[]; legacyDump: Set<string> }> {
+  const plans: Plan[] = [];
+  const conflicts: string[] = [];
+  const refused: { type: string; origin: string; problems: string[] }[] = [];
+  const legacyDump = new Set<string>();
+  // Before the shared tables exist (a check against a new keyspace) no type has a history.
+  const history = existing.columns.has(SCHEMA_HISTORY_TABLE);
+  for (const def of types) {
+    const prev = history ? await readLatestHistory(client, keyspace, def.name) : undefined;
+    const problems = diffDefinition(def, prev);
+    const statements: string[] = [];
+    const dumpCols = existing.columns.get(dumpTableName(def));
+    // A dump table made before `seq` keeps its layout (its key cannot change in place) rather than refusing to boot.
+    const legacy = dumpCols !== undefined && !dumpCols.has("seq") && dumpCols.has("fetched_at");
+    if (legacy) legacyDump.add(def.name);
+    for (const spec of [
+      dumpTableSpec(def, { legacy }),
+      cleanTableSpec(def),
+      entitiesTableSpec(def),
+      manualTableSpec(def),
+    ]) {
+      const cols = existing.columns.get(spec.name);
+      if (cols === undefined) {
+        statements.push(createTableCql(keyspace, spec));
+        continue;
+      }
+      const tableProblems = diffTable(spec, cols);
+      // Physical mismatches usually restate a field-level one; show them only when they add information.
+      if (problems.length === 0) problems.push(...tableProblems);
+      statements.push(...(tableProblems.length === 0 ? addedColumns(keyspace, spec, cols) : []));
+    }
+    const dumpTable = dumpTableSpec(def).name;
+    const ttl = existing.ttl.get(dumpTable);
+    if (ttl !== undefined && ttl !== def.dumpTtlSeconds) {
+      statements.push(alterOptionsCql(keyspace, dumpTable, dumpTableOptions(def)));
+    }
+    if (problems.length > 0) {
+      conflicts.push(`type ${def.name} (${def.origin}): ${problems.join("; ")}`);
+      refused.push({ type: def.name, origin: def.origin, problems });
+      continue;
+    }
+    const hash = typeDefHash(def);
+    const record = statements.length > 0 || prev?.hash !== hash;
+    plans.push({ def, hash, version: (prev?.version ?? 0) + (record ? 1 : 0), statements, record });
+  }
+  if (conflicts.length > 0) {
+    throw new MachinaError(
+      "CONFLICT",
+      `breaking schema change refused: ${conflicts.join(" | ")}. Breaking changes need a new type name ` +
+        `(for example <name>_v2); only new fields, merge policies, dump_ttl and clean_window may change in place`,
+      { details: { keyspace, conflicts, types: refused }, retryable: false },
+    );
+  }
+  return { plans, legacyDump };
 }
 
 /**

@@ -1,8 +1,17 @@
 import { MachinaError } from "@machina/wire";
-import type { FetchMeta, FetchRequest, FetchResult } from "../fetcher";
+import type { FetchMeta, FetchOptions, FetchRequest, FetchResult } from "../fetcher";
 import type { HttpManager } from "../http";
 import type { Acquired, Limiter } from "../limiter";
-import { joinData, mergeRecords, redact, type EntityRecords, type ResolvedData, type SourceDef } from "../source";
+import type { PageProgress } from "../pagination";
+import {
+  countRecords,
+  joinData,
+  mergeRecords,
+  redact,
+  type EntityRecords,
+  type ResolvedData,
+  type SourceDef,
+} from "../source";
 import { ms, withContext } from "../result-context";
 import { admittedCall } from "./admitted-call";
 import { isObject } from "./check-module";
@@ -15,9 +24,12 @@ export interface CodeRunner {
   has(query: string): boolean;
   /**
    * Runs a checked request for one of the module's queries, every page through the source's
-   * manager and limiter; all pages' records come back in one result.
+   * manager and limiter. All pages' records come back in one result, unless `opts.onPage` takes
+   * each page as it comes; `opts.resume` continues from where an earlier delivery stopped.
    */
-  fetch(req: FetchRequest): Promise<FetchResult>;
+  fetch(req: FetchRequest, opts?: FetchOptions): Promise<FetchResult>;
+  /** What a code query's pages depend on, for resume progress: its module and page cap. */
+  paging(): unknown;
 }
 
 type Hook = "buildRequest" | "parseResponse" | "paginate";
@@ -81,7 +93,8 @@ export function createCodeRunner(
 
   return {
     has: (q) => Object.hasOwn(impl.queries, q),
-    async fetch(req) {
+    paging: () => ({ code: code.module, maxPages: code.maxPages }),
+    async fetch(req, fo = {}) {
       const start = Date.now();
       const t0 = performance.now();
       const query: CodeQuery = impl.queries[req.query];
@@ -93,16 +106,22 @@ export function createCodeRunner(
       let pages = 0;
       let truncated = false;
       let admitted: Acquired | null = null;
-      let cursor: PageToken | null = null;
+      // A redelivered task goes on from the token, page count and stamp its last stored page left.
+      const resume = fo.resume?.next.kind === "token" ? fo.resume : null;
+      let cursor: PageToken | null = resume?.next.kind === "token" ? resume.next.token : null;
+      const before = resume?.pages ?? 0;
+      let items = resume?.items ?? 0;
+      let lastEnd = resume?.lastEnd ?? 0;
       try {
         for (;;) {
+          const page0 = { at: Date.now(), t: performance.now(), sourceTime, responseTime };
           const ctx: CodeContext = {
             source: def.name,
             query: req.query,
             lead: req.lead,
             data: values,
             baseUrl: def.manager.baseUrl,
-            page: pages + 1,
+            page: before + pages + 1,
             cursor,
           };
           const built = await guard(req.query, "buildRequest", "", () => query.buildRequest(ctx));
@@ -127,14 +146,46 @@ export function createCodeRunner(
             const token = await guard(req.query, "paginate", label, () => paginate.call(query, ctx, res));
             next = safely(() => tokenOf(token, (p) => shapeError(scope, "paginate", p)) ?? null, clean);
           }
-          mergeRecords(records, page.records);
           responseTime += performance.now() - x0;
-          if (next === undefined || next === null) break;
-          if (pages >= code.maxPages) {
-            truncated = true;
-            break;
+          const number = before + pages;
+          const more = next !== undefined && next !== null;
+          const capped = more && number >= code.maxPages;
+          if (capped) truncated = true;
+          if (fo.onPage === undefined) mergeRecords(records, page.records);
+          else {
+            // Stamped strictly later than the page before, so two pages' rows never share a fetch time.
+            const end = Math.max(Date.now(), lastEnd + 1);
+            lastEnd = end;
+            items += countRecords(page.records);
+            const t = performance.now() - page0.t;
+            const src = sourceTime - page0.sourceTime;
+            const resp = responseTime - page0.responseTime;
+            const progress: PageProgress | null =
+              more && !capped
+                ? { next: { kind: "token", token: next as PageToken }, pages: number, items, lastEnd: end }
+                : null;
+            await fo.onPage({
+              page: number,
+              next: progress,
+              data: page.records,
+              rejected: [],
+              meta: {
+                start: page0.at,
+                end,
+                requestTime: ms(Math.max(0, t - src - resp)),
+                sourceTime: ms(src),
+                responseTime: ms(resp),
+                limiterUsage: admitted?.usage ?? null,
+                limiterQuota: admitted?.quota ?? null,
+                percentQuota: admitted?.percent ?? null,
+                attempts: sent.result.attempts,
+                pages: 1,
+                truncated: capped,
+              },
+            });
           }
-          cursor = next;
+          if (!more || capped) break;
+          cursor = next as PageToken;
         }
       } catch (err) {
         // The failing page's own attempts are in the manager's error already; add the earlier pages'.

@@ -22,6 +22,8 @@ export interface LimiterLog {
 export interface LimiterOptions {
   /** KV bucket holding the shared state; every replica of one network must use the same name. */
   readonly bucket: string;
+  /** Replicas of the bucket when this creates it (R3 on a 3-node JetStream cluster). Default 1. */
+  readonly replicas?: number;
   readonly sources: readonly LimitedSource[];
   /** Most concurrent local acquires of one source admitted by a single compare-and-set. Default 64. */
   readonly maxBatch?: number;

@@ -45,7 +45,7 @@ export async function openLimiter(nc: NatsConnection, opts: LimiterOptions): Pro
     ) + TTL_SLACK_MS;
   let kv: KV;
   try {
-    kv = await new Kvm(nc).create(opts.bucket, { history: 1, ttl });
+    kv = await new Kvm(nc).create(opts.bucket, { history: 1, ttl, replicas: opts.replicas ?? 1 });
     const status = await kv.status();
     // An older deployment may have created the bucket for shorter windows; state must outlive its window.
     if (status.ttl > 0 && status.ttl < ttl) await extendTtl(nc, opts.bucket, ttl);

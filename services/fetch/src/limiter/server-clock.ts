@@ -26,6 +26,9 @@ export interface ServerClockOptions {
   readonly driftPpm?: number;
 }
 
+// Reads of a sample's own write that a lagging replica answered with nothing, before it is skipped.
+const MISSING_RETRIES = 5;
+
 interface Sample {
   /** Local time the sample was taken (its write was sent). */
   readonly at: number;
@@ -77,9 +80,17 @@ export class ServerClock {
     this.probing ??= (async () => {
       try {
         const a1 = this.now();
-        await this.kv.put(this.key, String(a1));
+        const revision = await this.kv.put(this.key, String(a1));
         const a2 = this.now();
-        const e = await this.kv.get(this.key);
+        // By revision: on a JetStream cluster any replica answers a direct get, and one that has
+        // not stored this put yet would return the previous sample's stamp, shifting the bounds
+        // by a probe interval (quota over-admitted). A replica lacking it answers nothing; it
+        // catches up within milliseconds, and the stamp is this put's whenever it is read.
+        let e = await this.kv.get(this.key, { revision });
+        for (let i = 0; e === null && i < MISSING_RETRIES; i++) {
+          await new Promise((r) => setTimeout(r, 10));
+          e = await this.kv.get(this.key, { revision });
+        }
         if (e === null) return;
         const c = e.created.getTime();
         this.add({ at: a1, low: c - a2, high: c + 1 - a1 });

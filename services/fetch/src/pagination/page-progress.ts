@@ -1,9 +1,13 @@
 import type { PaginateSpec } from "../source";
 
-/** The request of a page: query parameters set over the query's own, or a whole URL (next_url, link_header). */
+/**
+ * The request of a page: query parameters set over the query's own, a whole URL (next_url,
+ * link_header), or the token a code query's module returned for its next page.
+ */
 export type PageRef =
   | { readonly kind: "params"; readonly params: Readonly<Record<string, string>> }
-  | { readonly kind: "url"; readonly url: string };
+  | { readonly kind: "url"; readonly url: string }
+  | { readonly kind: "token"; readonly token: string | number };
 
 /**
  * How far a paginated fetch got: the next page's request and what the pages before it yielded.
@@ -41,6 +45,8 @@ export function asProgress(v: unknown): PageProgress | null {
   if (ref === null || typeof ref !== "object") return null;
   let next: PageRef;
   if (ref.kind === "url" && typeof ref.url === "string") next = { kind: "url", url: ref.url };
+  else if (ref.kind === "token" && (typeof ref.token === "string" || Number.isFinite(ref.token)))
+    next = { kind: "token", token: ref.token as string | number };
   else if (ref.kind === "params" && ref.params !== null && typeof ref.params === "object") {
     const entries = Object.entries(ref.params as Record<string, unknown>);
     if (!entries.every(([, x]) => typeof x === "string")) return null;
@@ -52,6 +58,7 @@ export function asProgress(v: unknown): PageProgress | null {
 /** A stable text key of a page request, to notice an upstream that sends paging in a circle. */
 export function refKey(ref: PageRef): string {
   if (ref.kind === "url") return `url ${ref.url}`;
+  if (ref.kind === "token") return `token ${JSON.stringify(ref.token)}`;
   const keys = Object.keys(ref.params).sort();
   return `params ${JSON.stringify(keys.map((k) => [k, ref.params[k]]))}`;
 }

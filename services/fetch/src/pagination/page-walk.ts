@@ -1,6 +1,6 @@
 import { MachinaError } from "@machina/wire";
 import type { HttpRequest } from "../http";
-import { readPath, type PaginateSpec } from "../source";
+import { pagePathText, readPagePath, type PagePath, type PaginateSpec } from "../source";
 import { linkTarget } from "./link-header";
 import { resolveNextUrl, type NextUrlScope } from "./next-url";
 import { firstProgress, refKey, type PageProgress, type PageRef } from "./page-progress";
@@ -52,7 +52,7 @@ export function startWalk(spec: PaginateSpec, scope: WalkScope, resume: PageProg
     switch (spec.type) {
       case "page": {
         if (spec.next !== null) {
-          const v = valueText(readPath(a.body, spec.next));
+          const v = valueText(readPagePath(a.body, spec.next));
           return v === null ? null : { kind: "params", params: { [spec.param]: v } };
         }
         const n = Number(paramOf(at.next, spec.param));
@@ -67,7 +67,7 @@ export function startWalk(spec: PaginateSpec, scope: WalkScope, resume: PageProg
         return { kind: "params", params };
       }
       case "cursor": {
-        const v = valueText(readPath(a.body, spec.next));
+        const v = valueText(readPagePath(a.body, spec.next));
         return v === null ? null : { kind: "params", params: { [spec.param]: v } };
       }
       case "header_cursor": {
@@ -75,8 +75,8 @@ export function startWalk(spec: PaginateSpec, scope: WalkScope, resume: PageProg
         return v === "" ? null : { kind: "params", params: { [spec.param]: v } };
       }
       case "next_url": {
-        const v = valueText(readPath(a.body, spec.next));
-        const from = `response path ${spec.next.join(".")}`;
+        const v = valueText(readPagePath(a.body, spec.next));
+        const from = `response path ${pagePathText(spec.next)}`;
         return v === null ? null : { kind: "url", url: resolveNextUrl(v, current, { ...scope, from }) };
       }
       case "link_header": {
@@ -92,6 +92,11 @@ export function startWalk(spec: PaginateSpec, scope: WalkScope, resume: PageProg
     request(base) {
       const ref = at.next;
       if (ref.kind === "params") return { ...base, params: { ...base.params, ...ref.params } };
+      // Tokens are a code query's; its progress never reaches a declarative walk (the fingerprints differ).
+      if (ref.kind === "token")
+        throw new MachinaError("INTERNAL", `${label}: resume progress holds a code query's page token`, {
+          retryable: false,
+        });
       // A next URL replaces path and params; its own query string is what the upstream asked for.
       return { ...base, path: new URL(ref.url).pathname, params: {}, url: ref.url };
     },
@@ -137,8 +142,8 @@ function valueText(v: unknown): string | null {
 }
 
 // A count at a response path: a non-negative number, or digits in a string; anything else is none.
-function countAt(body: unknown, path: readonly string[]): number | null {
-  const v = readPath(body, path);
+function countAt(body: unknown, path: PagePath): number | null {
+  const v = readPagePath(body, path);
   const n = typeof v === "number" ? v : typeof v === "string" && /^\d+$/.test(v.trim()) ? Number(v) : NaN;
   return Number.isFinite(n) && n >= 0 ? n : null;
 }
@@ -149,6 +154,7 @@ function paramOf(ref: PageRef, param: string): string {
 
 function describeRef(ref: PageRef): string {
   if (ref.kind === "url") return new URL(ref.url).pathname;
+  if (ref.kind === "token") return String(ref.token).slice(0, 80);
   return Object.entries(ref.params)
     .map(([k, v]) => `${k}=${v.slice(0, 80)}`)
     .join("&");

@@ -1,4 +1,5 @@
 import type { FetchLead, FetchedPage, Fetcher } from "../fetcher";
+import { tallyPage, type CursorTally } from "../incremental";
 import { paginationFingerprint, type ProgressStore } from "./progress-store";
 
 /** A FetchTask of a paginated query, as the runner needs it. */
@@ -44,7 +45,7 @@ export interface PagedTaskRunnerOptions {
   readonly memory?: number;
 }
 
-/** Runs paginated FetchTasks page by page, each page stored before the next is asked for. */
+/** Runs paginated FetchTasks (declared pagination or code queries) page by page, each page stored before the next is asked for. */
 export interface PagedTaskRunner {
   /**
    * Fetches the task's pages from where its last delivery stopped, publishing each page and
@@ -71,24 +72,32 @@ export function createPagedTaskRunner(opts: PagedTaskRunnerOptions): PagedTaskRu
 
   return {
     async run(task, publish) {
-      const spec = fetcher.pagination(task.source, task.query);
+      const spec = fetcher.paging(task.source, task.query);
       const fp = paginationFingerprint(task.source, task.query, spec);
       const stored = await store.load(task, fp);
       if (stored.state === "done")
         return { alreadyDone: true, startedAt: 0, fetched: 0, replayed: 0, truncated: false };
       if (stored.state === "fresh" && stored.reason !== undefined) opts.onRestart?.(task, stored.reason);
       let progress = stored.state === "resume" ? stored.progress : null;
+      // An incremental query's pages all use the cursor value its first page used, even when a
+      // redelivery comes after the cursor moved on: a window that shifted mid-way would skip items.
+      let tally: CursorTally | undefined = stored.state === "resume" ? stored.tally : undefined;
       const startedAt = (progress?.pages ?? 0) + 1;
       let replayed = 0;
       let truncated = false;
 
-      const handOn = async (page: FetchedPage): Promise<void> => {
-        const key = heldKey(task.id, page.page);
+      const handOn = async (fetched: FetchedPage): Promise<void> => {
+        const key = heldKey(task.id, fetched.page);
+        // Counted again on a replay, which changes nothing: a page's count is set, not added.
+        const next =
+          fetched.incremental === undefined ? tally : tallyPage(tally ?? null, fetched.page, fetched.incremental);
+        const page = next === undefined ? fetched : { ...fetched, tally: next };
         try {
           await publish(page, pageIds(task.id, page.page));
           // Written only now: progress never points past a page whose records are not stored.
           if (page.next === null) await store.finish(task);
-          else await store.save(task, fp, page.next);
+          else await store.save(task, fp, page.next, next);
+          tally = next;
           held.delete(key);
         } catch (err) {
           held.set(key, page);
@@ -106,9 +115,10 @@ export function createPagedTaskRunner(opts: PagedTaskRunnerOptions): PagedTaskRu
         if (page.next === null) return { alreadyDone: false, startedAt, fetched: 0, replayed, truncated };
         progress = page.next;
       }
+      const since = tally?.since;
       const result = await fetcher.fetch(
         { source: task.source, query: task.query, lead: task.lead },
-        { resume: progress, onPage: handOn },
+        { resume: progress, onPage: handOn, ...(since === undefined ? {} : { since }) },
       );
       return { alreadyDone: false, startedAt, fetched: result.meta.pages, replayed, truncated };
     },

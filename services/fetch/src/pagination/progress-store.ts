@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import { Kvm, type KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { MachinaError } from "@machina/wire";
+import { tallyOf, type CursorTally } from "../incremental";
 import { asProgress, type PageProgress } from "./page-progress";
 
 /**
@@ -21,7 +22,8 @@ export interface ProgressTask {
 export type StoredProgress =
   /** Nothing usable: start at page 1; `reason` says why an entry there was not used. */
   | { readonly state: "fresh"; readonly reason?: string }
-  | { readonly state: "resume"; readonly progress: PageProgress }
+  /** `tally`: an incremental query's cursor progress over the earlier pages (the value they used included). */
+  | { readonly state: "resume"; readonly progress: PageProgress; readonly tally?: CursorTally }
   /** The task fetched its last page and was finished: a redelivery has nothing left to do. */
   | { readonly state: "done" };
 
@@ -39,6 +41,8 @@ interface Entry {
   /** Fingerprint of the query's pagination the progress was made under. */
   readonly fp: string;
   readonly progress: PageProgress;
+  /** An incremental query's cursor progress, its value pinned for every page of the task. */
+  readonly tally?: CursorTally;
 }
 
 /**
@@ -77,12 +81,15 @@ export class ProgressStore {
     if (v.fp !== fp) return { state: "fresh", reason: "the query's pagination changed since the progress was stored" };
     const progress = asProgress(v.progress);
     if (progress === null) return { state: "fresh", reason: "the stored progress is malformed" };
-    return { state: "resume", progress };
+    if (v.tally === undefined) return { state: "resume", progress };
+    const tally = tallyOf(v.tally);
+    if (tally === null) return { state: "fresh", reason: "the stored cursor progress is malformed" };
+    return { state: "resume", progress, tally };
   }
 
-  /** Records that the task continues at `progress` (its pages before are stored). */
-  async save(task: ProgressTask, fp: string, progress: PageProgress): Promise<void> {
-    const entry: Entry = { task: task.id, fp, progress };
+  /** Records that the task continues at `progress` (its pages before are stored), with its cursor progress. */
+  async save(task: ProgressTask, fp: string, progress: PageProgress, tally?: CursorTally): Promise<void> {
+    const entry: Entry = tally === undefined ? { task: task.id, fp, progress } : { task: task.id, fp, progress, tally };
     await this.kv.put(progressKey(task), JSON.stringify(entry)).catch((err: unknown) => {
       throw unavailable(err, "store pagination progress");
     });

@@ -19,11 +19,11 @@ export const CODE = field
       .int(1, CODE_MAX_PAGES)
       .default(100)
       .describe(
-        "Most pages one fetch of a code query asks for; past it the fetch stops and its meta says truncated. Default 100.",
+        "Most pages one fetch of a code query asks for (a FetchTask counts them across redeliveries); past it the fetch stops and its meta says truncated. Default 100.",
       ),
   })
   .describe(
-    "Queries written in TypeScript, for APIs that need code (signed requests, GraphQL): the module builds each request and parses each answer, while the manager sends it under this source's limiter, auth, retries and error mapping. Default none.",
+    "Queries written in TypeScript, for APIs that need code (signed requests, GraphQL): the module builds each request and parses each answer, while the manager sends it under this source's limiter, auth, retries and error mapping. A FetchTask of a code query hands on each page as it comes and keeps its place (the module's token), so one stopped on page k resumes at page k. Default none.",
   );
 
 /** A compiled `code` block; `loaded` is set once the module has been imported and checked. */

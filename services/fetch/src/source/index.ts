@@ -15,10 +15,12 @@ export type {
   PaginateSpec,
   PageKind,
   PageStops,
+  PagePath,
   ExtractSpec,
   BodyFormat,
 } from "./source-def";
 export { PAGINATE_TYPES } from "./paginate-schema";
+export { readPagePath, pagePathText } from "./paginate-spec";
 export type { PaginateType } from "./paginate-schema";
 export { compileTemplate, renderTemplate, renderValue } from "./template";
 export type { Template, TemplateRef, TemplatePart, TemplateScope, RenderContext } from "./template";

@@ -48,7 +48,7 @@ export const PAGINATE = field
         "Query parameter that carries the page number, offset or cursor (page, offset, cursor, header_cursor; required there). The first cursor request carries none.",
       ),
     next: BODY_PATH.optional().describe(
-      "Response path (dot-separated) of the next page: its number (page, optional: without it the number counts up by one), its cursor (cursor, required) or its URL (next_url, required). Paging stops when the value is null, empty or absent. A next URL may be absolute or relative to the page it came from, must stay on the host of `manager.base_url` (another host is refused, so credentials never travel there) and is requested as given, its query string included.",
+      "Response path of the next page, dot-separated (`paging.next`) or a JSONPath (`$.links[?(@.rel == 'next')].href`; one with wildcards or filters uses its first match): its number (page, optional: without it the number counts up by one), its cursor (cursor, required) or its URL (next_url, required). Paging stops when the value is null, empty or absent. A next URL may be absolute or relative to the page it came from, must stay on the host of `manager.base_url` (another host is refused, so credentials never travel there) and is requested as given, its query string included.",
     ),
     header: field
       .text()
@@ -74,10 +74,10 @@ export const PAGINATE = field
       .default(true)
       .describe("Stop at a page that yields no records, whatever it says about a next page. Default true."),
     total_items: BODY_PATH.optional().describe(
-      "Response path of the total number of items: paging stops once that many records were fetched (offset: once the next offset reaches it). A page without a number there does not stop paging.",
+      "Response path (dot path or JSONPath, as for `next`) of the total number of items: paging stops once that many records were fetched (offset: once the next offset reaches it). A page without a number there does not stop paging.",
     ),
     total_pages: BODY_PATH.optional().describe(
-      "Response path of the total number of pages: paging stops once that many pages were fetched. A page without a number there does not stop paging.",
+      "Response path (dot path or JSONPath, as for `next`) of the total number of pages: paging stops once that many pages were fetched. A page without a number there does not stop paging.",
     ),
   })
   .superRefine((v, ctx) => {

@@ -1,6 +1,7 @@
 import type * as z from "zod";
 import { componentError, type ComponentValue } from "@machina/config";
 import { codeSpecOf, type CodeSpec } from "./code-schema";
+import { incrementalOf, type IncrementalSpec } from "../incremental/incremental-spec";
 import { compileExtract } from "./extract-def";
 import type { FieldMapping } from "./field-mapping";
 import { paginateOf, type PaginateSpec } from "./paginate-spec";
@@ -96,7 +97,7 @@ export type BodyNode =
   | { readonly kind: "list"; readonly items: readonly BodyNode[] }
   | { readonly kind: "object"; readonly fields: readonly (readonly [string, BodyNode])[] };
 
-export type { PaginateSpec, PageKind, PageStops } from "./paginate-spec";
+export type { PaginateSpec, PageKind, PageStops, PagePath } from "./paginate-spec";
 
 /** Maps the items at a response path to records of one entity type. */
 export interface ExtractSpec {
@@ -124,6 +125,8 @@ export interface QueryDef {
   readonly maxBodyBytes?: number;
   /** How the body is parsed; `auto` reads NDJSON when the content-type says so, JSON otherwise. */
   readonly format?: BodyFormat;
+  /** The cursor `{{incremental.value}}` reads; absent when the query is not incremental. */
+  readonly incremental?: IncrementalSpec;
 }
 
 /** How a response body is parsed. */
@@ -196,6 +199,8 @@ function managerOf(m: Source["manager"], tpl: Compile, origin: string): ManagerS
     const t = tpl(text, path);
     if (t.refs.some((ref) => ref.scope === "lead"))
       throw componentError(origin, path, "credentials may only use {{data.<name>}} placeholders, not lead fields");
+    if (t.refs.some((ref) => ref.scope === "incremental"))
+      throw componentError(origin, path, "credentials may only use {{data.<name>}} placeholders, not the cursor");
     return t;
   };
   const a = m.auth;
@@ -235,6 +240,10 @@ function templates(values: Readonly<Record<string, string>>, path: string, tpl: 
 function queryOf(name: string, q: Source["queries"][string], tpl: Compile, origin: string): QueryDef {
   const p = `queries.${name}`;
   const paginate = q.paginate;
+  const extract = Object.entries(q.extract).map(([entry, x]) =>
+    compileExtract(entry, x, origin, `${p}.extract.${entry}`),
+  );
+  const types = extract.map((x) => x.type);
   return {
     name,
     method: q.method,
@@ -242,10 +251,13 @@ function queryOf(name: string, q: Source["queries"][string], tpl: Compile, origi
     params: templates(q.params, `${p}.params`, tpl),
     headers: templates(q.headers, `${p}.headers`, tpl),
     body: q.body === undefined ? null : bodyOf(q.body, `${p}.body`, tpl),
-    paginate: paginate === undefined ? null : paginateOf(paginate, splitPath),
-    extract: Object.entries(q.extract).map(([entry, x]) => compileExtract(entry, x, origin, `${p}.extract.${entry}`)),
+    paginate: paginate === undefined ? null : paginateOf(paginate, origin, `${p}.paginate`),
+    extract,
     ...(q.max_body === undefined ? {} : { maxBodyBytes: q.max_body }),
     format: q.format,
+    ...(q.incremental === undefined
+      ? {}
+      : { incremental: incrementalOf(q.incremental, types, origin, `${p}.incremental`) }),
   };
 }
 
@@ -278,11 +290,21 @@ export function splitPath(text: string): string[] {
   return text === "." || text === "$" ? [] : text.split(".");
 }
 
-// Every {{data.x}} must name declared data; catching it here beats a failure on the first fetch.
+// Every {{data.x}} must name declared data, and {{incremental.value}} an incremental query;
+// catching it here beats a failure on the first fetch.
 function checkDataRefs(def: SourceDef): void {
   const known = Object.keys(def.data);
-  const check = (t: Template, path: string) => {
+  const check = (t: Template, path: string, cursor: "none" | "query" | "declared" = "none") => {
     for (const ref of t.refs) {
+      // The cursor is a query's, per lead: only that query's own request may read it.
+      if (ref.scope === "incremental" && cursor !== "declared")
+        throw componentError(
+          def.origin,
+          path,
+          cursor === "none"
+            ? "{{incremental.value}} may only be used in a query's path, params, headers or body"
+            : "{{incremental.value}} needs the query to declare incremental (field, initial)",
+        );
       if (ref.scope === "data" && isPoolDataRef(def.pool, def.origin, ref.path[0], path)) continue;
       if (ref.scope === "data" && !Object.hasOwn(def.data, ref.path[0])) {
         throw componentError(
@@ -297,14 +319,32 @@ function checkDataRefs(def: SourceDef): void {
   for (const [k, t] of Object.entries(def.manager.headers)) check(t, `manager.headers.${k}`);
   for (const q of def.queries.values()) {
     const p = `queries.${q.name}`;
-    check(q.path, `${p}.path`);
-    for (const [k, t] of Object.entries(q.params)) check(t, `${p}.params.${k}`);
-    for (const [k, t] of Object.entries(q.headers)) check(t, `${p}.headers.${k}`);
+    const cursor = q.incremental === undefined ? "query" : "declared";
+    check(q.path, `${p}.path`, cursor);
+    for (const [k, t] of Object.entries(q.params)) check(t, `${p}.params.${k}`, cursor);
+    for (const [k, t] of Object.entries(q.headers)) check(t, `${p}.headers.${k}`, cursor);
     const walk = (n: BodyNode, bp: string): void => {
-      if (n.kind === "template") check(n.template, bp);
+      if (n.kind === "template") check(n.template, bp, cursor);
       else if (n.kind === "list") n.items.forEach((x, i) => walk(x, `${bp}[${i}]`));
       else if (n.kind === "object") for (const [k, x] of n.fields) walk(x, `${bp}.${k}`);
     };
     if (q.body !== null) walk(q.body, `${p}.body`);
+    if (q.incremental !== undefined && !queryTemplates(q).some((t) => t.refs.some((r) => r.scope === "incremental")))
+      throw componentError(
+        def.origin,
+        `${p}.incremental`,
+        'no template of the query reads {{incremental.value}}, so every fetch would ask for everything; put it in params, path, headers or body (e.g. params: { since: "{{incremental.value}}" })',
+      );
   }
+}
+
+function queryTemplates(q: QueryDef): Template[] {
+  const out = [q.path, ...Object.values(q.params), ...Object.values(q.headers)];
+  const walk = (n: BodyNode): void => {
+    if (n.kind === "template") out.push(n.template);
+    else if (n.kind === "list") n.items.forEach(walk);
+    else if (n.kind === "object") for (const [, x] of n.fields) walk(x);
+  };
+  if (q.body !== null) walk(q.body);
+  return out;
 }

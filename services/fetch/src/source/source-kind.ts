@@ -3,6 +3,7 @@ import { defineKind, describeValue, field } from "@machina/config";
 import { AUTH } from "./auth-schema";
 import { bodySizeField } from "./byte-size";
 import { CODE } from "./code-schema";
+import { INCREMENTAL, INCREMENTAL_DOC } from "../incremental/incremental-schema";
 import { EXTRACT } from "./extract-schema";
 import { PAGINATE, paginateParams } from "./paginate-schema";
 import { poolSchema } from "./pool-schema";
@@ -202,6 +203,7 @@ const QUERY = field
       "Fetch further pages: `type` says how the next page is found; paging stops at the first page with no next one, an empty page, the declared total or `max_pages`. A FetchTask's progress is kept while it pages, so one stopped on page k (quota, crash, upstream error) resumes at page k. Default: one request.",
     ),
     extract: EXTRACT,
+    incremental: INCREMENTAL.optional().describe(INCREMENTAL_DOC),
     max_body: bodySizeField()
       .optional()
       .describe(

@@ -1,12 +1,12 @@
 import { MachinaError } from "@machina/wire";
 
 /**
- * Where a placeholder reads from: the lead's args, the source's resolved data, or (in extract
- * field mappings only) the record being mapped.
+ * Where a placeholder reads from: the lead's args, the source's resolved data, (in extract field
+ * mappings only) the record being mapped, or (in an incremental query's request) its cursor.
  */
-export type TemplateScope = "lead" | "data" | "record";
+export type TemplateScope = "lead" | "data" | "record" | "incremental";
 
-const REQUEST_SCOPES: readonly TemplateScope[] = ["lead", "data"];
+const REQUEST_SCOPES: readonly TemplateScope[] = ["lead", "data", "incremental"];
 
 /** A placeholder such as `{{lead.domain}}`, split into scope and field path. */
 export interface TemplateRef {
@@ -32,6 +32,8 @@ export interface RenderContext {
   readonly query: string;
   readonly lead: { readonly id: string; readonly args: Readonly<Record<string, unknown>> };
   readonly data: Readonly<Record<string, string>>;
+  /** An incremental query's cursor for this lead, which `{{incremental.value}}` renders. */
+  readonly incremental?: { readonly value: string | number };
 }
 
 const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
@@ -71,10 +73,13 @@ export function compileTemplate(text: string, where: string, scopes = REQUEST_SC
 function parseRef(inner: string, where: string, scopes: readonly TemplateScope[]): TemplateRef {
   const [scope, ...path] = inner.split(".");
   if (!scopes.includes(scope as TemplateScope) || path.length === 0 || !path.every((p) => FIELD.test(p))) {
-    const forms = scopes.map((s) => `{{${s}.${s === "data" ? "<name>" : "<field>"}}}`);
+    const forms = scopes
+      .filter((s) => s !== "incremental")
+      .map((s) => `{{${s}.${s === "data" ? "<name>" : "<field>"}}}`);
+    const also = scopes.includes("incremental") ? "; an incremental query may also read {{incremental.value}}" : "";
     throw new MachinaError(
       "BAD_REQUEST",
-      `${where}: placeholder {{${inner}}} must be ${forms.slice(0, -1).join(", ")} or ${forms[forms.length - 1]} (letters, digits, '_' or '-', dot-separated)`,
+      `${where}: placeholder {{${inner}}} must be ${forms.slice(0, -1).join(", ")} or ${forms[forms.length - 1]} (letters, digits, '_' or '-', dot-separated)${also}`,
       { retryable: false },
     );
   }
@@ -82,6 +87,13 @@ function parseRef(inner: string, where: string, scopes: readonly TemplateScope[]
     throw new MachinaError(
       "BAD_REQUEST",
       `${where}: placeholder {{${inner}}}: data values are flat, write {{data.<name>}}`,
+      { retryable: false },
+    );
+  }
+  if (scope === "incremental" && (path.length !== 1 || path[0] !== "value")) {
+    throw new MachinaError(
+      "BAD_REQUEST",
+      `${where}: placeholder {{${inner}}}: the cursor has one value, write {{incremental.value}}`,
       { retryable: false },
     );
   }
@@ -123,6 +135,14 @@ function lookup(ref: TemplateRef, t: Template, ctx: RenderContext, field: string
         retryable: false,
       });
     return v;
+  }
+  if (ref.scope === "incremental") {
+    // compileSource allows {{incremental.value}} only in queries that declare incremental.
+    if (ctx.incremental === undefined)
+      throw new MachinaError("INTERNAL", `query ${ctx.source}.${ctx.query}: its cursor value was not read`, {
+        retryable: false,
+      });
+    return ctx.incremental.value;
   }
   // Record placeholders are filled by the extract mapping, which has the record; never here.
   if (ref.scope === "record")

@@ -38,6 +38,8 @@ export function fetchedHandler(
             records: set.records,
             // One batch holds all records of its type in the answer, so positions start at 0.
             firstSeq: 0,
+            // An incremental answer's cursor goes with the records it counts, for data to move once they are stored.
+            ...(isCursorOf(resp.cursor, type) ? { cursor: resp.cursor } : {}),
           };
           stored.push(toAggregate.publish(names.task.aggregate(type), batch, stamp));
         }
@@ -45,4 +47,9 @@ export function fetchedHandler(
       await Promise.all(stored);
     },
   });
+}
+
+// The cursor mark names the one type whose records carry the cursor field.
+function isCursorOf(mark: unknown, type: string): boolean {
+  return mark !== null && typeof mark === "object" && (mark as { type?: unknown }).type === type;
 }

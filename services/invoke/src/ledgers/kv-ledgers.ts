@@ -6,6 +6,7 @@ import { isCasConflict } from "@machina/runtime";
 import { MachinaError } from "@machina/wire";
 import { fitLead } from "./lead-shape";
 import type { LedgerState, LedgerTable } from "./ledger-table";
+import { noteRejected } from "./ledger-table";
 
 /** What an edit changed. */
 export interface EditResult {
@@ -45,10 +46,11 @@ function splitKey(key: string): { ledger: string; id: string } | null {
  * The leads of `kv` and `self` ledgers in one KV bucket, watched so every invoke replica holds
  * every change at once. Edits validate each lead against its ledger's shape and write through the
  * bucket; this replica applies its own writes at once (read-your-writes), the watch brings the
- * others'.
+ * others'. Each ledger has its own watch on its keys, so one added by a live config head loads
+ * its stored leads without the others being read again, and a changed one is loaded afresh.
  */
 export class KvLedgers {
-  private stopWatch: (() => void) | null = null;
+  private readonly watches = new Map<LedgerState, () => void>();
 
   private constructor(
     private readonly kv: KV,
@@ -56,54 +58,92 @@ export class KvLedgers {
     private readonly log: Logger,
   ) {}
 
-  /** Opens (or creates) the bucket. */
-  static async open(kvm: Kvm, bucket: string, ledgers: LedgerTable, log: Logger): Promise<KvLedgers> {
+  /** Opens (or creates, with `replicas`, default 1) the bucket. */
+  static async open(kvm: Kvm, bucket: string, ledgers: LedgerTable, log: Logger, replicas = 1): Promise<KvLedgers> {
     // One value per key; history would keep every edit of 100,000 leads for nothing.
-    const kv = await kvm.create(bucket, { history: 1 });
+    const kv = await kvm.create(bucket, { history: 1, replicas });
     return new KvLedgers(kv, ledgers, log);
   }
 
-  /** Starts the watch; resolves once every stored lead is held (ledgers marked `loaded`). */
+  /** Starts the watch of every kv and self ledger of the table; resolves once each holds every stored lead (`loaded`). */
   async start(): Promise<void> {
-    const watched = [...this.ledgers.values()].filter((l) => l.source !== "constant");
-    const loaded = () => {
-      for (const l of watched) l.loaded = true;
-    };
-    if (watched.length === 0) return;
-    const { values } = await this.kv.status();
-    const iter = await this.kv.watch({ key: ">", include: KvWatchInclude.LastValue });
-    this.stopWatch = () => iter.stop();
+    await Promise.all([...this.ledgers.values()].filter((l) => l.source !== "constant").map((l) => this.follow(l)));
+  }
+
+  /**
+   * Watches one kv or self ledger's keys into its store (a ledger object need not be in the
+   * table yet: a live head loads it before it is swapped in); resolves once it holds every stored
+   * lead. Each lead is checked against the ledger's shape as it loads: one that does not fit (the
+   * shape changed since it was written) is noted in `rejected` and left out, in the bucket too.
+   */
+  async follow(ledger: LedgerState): Promise<void> {
+    if (ledger.source === "constant" || this.watches.has(ledger)) return;
+    const filter = `${ledger.name}.>`;
+    // A watch on keys that have no entry delivers nothing to say it caught up: ask first.
+    const stored = await this.anyKey(filter);
+    const iter = await this.kv.watch({ key: filter, include: KvWatchInclude.LastValue });
+    this.watches.set(ledger, () => iter.stop());
     let ready: () => void = () => undefined;
     const initial = new Promise<void>((resolve) => (ready = resolve));
-    if (values === 0) {
-      loaded();
+    let caughtUp = false;
+    const loaded = () => {
+      if (caughtUp) return;
+      caughtUp = ledger.loaded = true;
+      if (ledger.rejectedTotal > 0)
+        this.log.warn(
+          { ledger: ledger.name, rejected: ledger.rejectedTotal, origin: ledger.origin },
+          "stored leads left out: they do not fit the ledger's fields",
+        );
       ready();
-    }
+    };
+    if (!stored) loaded();
     void (async () => {
       for await (const e of iter) {
-        this.apply(e.key, e.operation === "PUT" ? e.string() : null);
+        this.apply(ledger, e.key, e.operation === "PUT" ? e.string() : null);
         // The last stored value comes with nothing pending (and is already flagged an update).
-        if (e.isUpdate || (e.delta ?? 0) === 0) {
-          loaded();
-          ready();
-        }
+        if (e.isUpdate || (e.delta ?? 0) === 0) loaded();
       }
-    })().catch((err: unknown) => this.log.error({ err }, "ledger watch ended; edits from other replicas are not seen"));
+    })().catch((err: unknown) =>
+      this.log.error({ err, ledger: ledger.name }, "ledger watch ended; edits from other replicas are not seen"),
+    );
     await initial;
   }
 
-  /** Stops the watch. */
-  stop(): void {
-    this.stopWatch?.();
+  /** Stops watching a ledger (removed or replaced by a live head); its leads stay in the bucket. */
+  unfollow(ledger: LedgerState): void {
+    this.watches.get(ledger)?.();
+    this.watches.delete(ledger);
   }
 
-  private apply(key: string, json: string | null): void {
+  /** Stops every watch. */
+  stop(): void {
+    for (const stop of this.watches.values()) stop();
+    this.watches.clear();
+  }
+
+  private async anyKey(filter: string): Promise<boolean> {
+    for await (const _ of await this.kv.keys(filter)) return true;
+    return false;
+  }
+
+  private apply(ledger: LedgerState, key: string, json: string | null): void {
     const k = splitKey(key);
-    const ledger = k === null ? undefined : this.ledgers.get(k.ledger);
-    // Keys of ledgers this config does not have (another mode, a removed file) stay untouched.
-    if (k === null || ledger === undefined || ledger.source === "constant") return;
-    if (json === null) ledger.store.delete(k.id);
-    else ledger.store.set(k.id, json);
+    if (k === null || k.ledger !== ledger.name) return;
+    if (json === null) {
+      ledger.store.delete(k.id);
+      return;
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(json);
+    } catch {
+      raw = json;
+    }
+    const fit = fitLead(ledger.shape, raw);
+    if ("problem" in fit || fit.id !== k.id) {
+      ledger.store.delete(k.id);
+      noteRejected(ledger, { id: k.id, error: "problem" in fit ? fit.problem : `stored under id "${k.id}"` });
+    } else ledger.store.set(fit.id, fit.argsJson);
   }
 
   private editable(ledger: LedgerState): void {

@@ -11,7 +11,13 @@ export interface TickRecord {
   owner: string;
   /** The owner renews this; past it, another replica may take the tick over. */
   leaseUntil: number;
-  /** Index (in the trigger's list) of the query set being published. */
+  /**
+   * The query sets the tick publishes, as its trigger listed them when it fired: a replica
+   * finishing it after a live config change publishes what it started with. Absent in records
+   * written before it was kept (the trigger's list then).
+   */
+  querySets?: string[];
+  /** Index (in `querySets`) of the query set being published. */
   querySet: number;
   /** Every lead of that query set up to this id (in id order) is published; "" for none yet. */
   after: string;

@@ -4,9 +4,8 @@ import type { FetchTask } from "@machina/protos";
 import { isCasConflict } from "@machina/runtime";
 import { isMachinaError } from "@machina/wire";
 import type { TaskAck } from "../fetch-link";
-import { ledgerOf } from "../ledgers";
 import type { LedgerState, LedgerTable } from "../ledgers";
-import { leadTasks, querySetOf } from "../query-sets";
+import { leadTasks } from "../query-sets";
 import type { QuerySetTable } from "../query-sets";
 import type { TriggerDef } from "../triggers";
 import { parseTickRecord, tickId, tickKey } from "./tick-record";
@@ -86,6 +85,7 @@ export class TickRunner {
       state: "running",
       owner: this.deps.owner,
       leaseUntil: this.now() + this.deps.leaseMs,
+      querySets: [...t.querySets],
       querySet: 0,
       after: "",
       refreshed: false,
@@ -238,12 +238,13 @@ export class TickRunner {
         rec.refreshed = true;
         await save();
       }
-      for (; rec.querySet < t.querySets.length; rec.querySet++, rec.after = "") {
-        await this.publishQuerySet(t, rec, out, () => lost);
+      const querySets = rec.querySets ?? t.querySets;
+      for (; rec.querySet < querySets.length; rec.querySet++, rec.after = "") {
+        await this.publishQuerySet(t, querySets[rec.querySet], rec, out, () => lost);
         if (lost || this.stopping) break;
       }
       if (lost) throw new LeaseLost();
-      if (this.stopping && rec.querySet < t.querySets.length) {
+      if (this.stopping && rec.querySet < querySets.length) {
         await save(true);
         return out;
       }
@@ -269,9 +270,18 @@ export class TickRunner {
   }
 
   /** Publishes the tasks of one query set after `rec.after`, lead by lead, advancing `rec.after` over a finished prefix. */
-  private async publishQuerySet(t: TriggerDef, rec: TickRecord, out: TickOutcome, lost: () => boolean) {
-    const qs = querySetOf(this.deps.querySets, t.querySets[rec.querySet]);
-    const leads = ledgerOf(this.deps.ledgers, qs.ledger).store.after(rec.after);
+  private async publishQuerySet(t: TriggerDef, name: string, rec: TickRecord, out: TickOutcome, lost: () => boolean) {
+    const qs = this.deps.querySets.get(name);
+    const ledger = qs === undefined ? undefined : this.deps.ledgers.get(qs.ledger);
+    if (qs === undefined || ledger === undefined) {
+      // A live config head removed it after the tick fired: the rest of the tick still runs.
+      this.deps.log.warn(
+        { tick: rec.id, querySet: name, ledger: qs?.ledger },
+        "query set or its ledger no longer configured; the tick skips it",
+      );
+      return;
+    }
+    const leads = ledger.store.after(rec.after);
     const tickRef = { trigger: t.name, time: rec.tick, id: rec.id };
     // Leads finish out of order across lanes; `after` only moves over a prefix that all finished.
     const finished = new Map<number, string>();

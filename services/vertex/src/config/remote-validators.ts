@@ -1,4 +1,4 @@
-import type { ServiceValidator } from "@machina/config-chain";
+import type { ServiceDefaults, ServiceValidator } from "@machina/config-chain";
 import type { JsonValue } from "@machina/protos";
 import type { MeshClient } from "@machina/runtime";
 import type { MeshNames, ServiceName } from "@machina/subjects";
@@ -29,6 +29,34 @@ export function remoteValidator(client: MeshClient, names: MeshNames): ServiceVa
       throw new MachinaError(
         "UNAVAILABLE",
         `${service}: no ${service} replica answered ${subject}, so the patch cannot be checked and is not stored; send it again once ${service} runs`,
+        { retryable: true, cause: err, details: { service, dependency: service } },
+      );
+    }
+  };
+}
+
+/**
+ * Asks a component's owner (`config.defaults.<service>`, one replica) for it with the schema
+ * defaults filled in, for config.explain: vertex declares no other service's schemas. No replica
+ * answering is a retryable UNAVAILABLE naming the service.
+ */
+export function remoteDefaults(client: MeshClient, names: MeshNames): ServiceDefaults {
+  return async (service, kind, name, doc) => {
+    const subject = names.config.defaults(service as ServiceName);
+    try {
+      const reply = await client.request(
+        subject,
+        "ConfigDocument",
+        { path: `/${kind}/${name}`, value: doc as JsonValue },
+        "ConfigDocument",
+        { timeoutMs: VALIDATE_TIMEOUT_MS },
+      );
+      return reply.value ?? undefined;
+    } catch (err) {
+      if (isMachinaError(err) && err.code !== "UNAVAILABLE" && err.code !== "TIMEOUT") throw err;
+      throw new MachinaError(
+        "UNAVAILABLE",
+        `${service}: no ${service} replica answered ${subject}, so whether a schema default applies cannot be told; ask again once ${service} runs`,
         { retryable: true, cause: err, details: { service, dependency: service } },
       );
     }

@@ -3,7 +3,7 @@ import { ConfigChain, KindRegistry } from "@machina/config-chain";
 import type { MeshClient, ServiceContext } from "@machina/runtime";
 import { SERVICES } from "@machina/subjects";
 import type { MeshNames } from "@machina/subjects";
-import { remoteValidator } from "./remote-validators";
+import { remoteDefaults, remoteValidator } from "./remote-validators";
 
 /** What {@link openServedChain} needs. */
 export interface ServedChainOptions {
@@ -14,13 +14,17 @@ export interface ServedChainOptions {
   replicas: number;
 }
 
-/** Opens the chain vertex appends to: every service's part of a patch is checked by that service. */
+/** Opens the chain vertex appends to: every service's part of a patch is checked, and its schema defaults told, by that service. */
 export async function openServedChain(opts: ServedChainOptions): Promise<ConfigChain> {
   return ConfigChain.open({
     ...opts.configSource,
     kvm: opts.kvm,
     bucket: opts.names.buckets.config,
     replicas: opts.replicas,
-    registry: new KindRegistry().registerServices(SERVICES, remoteValidator(opts.client, opts.names)),
+    registry: new KindRegistry().registerServices(
+      SERVICES,
+      remoteValidator(opts.client, opts.names),
+      remoteDefaults(opts.client, opts.names),
+    ),
   });
 }
