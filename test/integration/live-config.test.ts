@@ -341,4 +341,75 @@ describe("live config: an aggregator's window changes without restart", () => {
       `after the patch every window is 20 s: ${JSON.stringify(windows())}`,
     );
   });
+
+  it("aggregates a stateful type a patch adds at once; removing a stateful type waits for a restart", async () => {
+    const headOf = async () =>
+      (await client.request(aggNames.vertex.nodes, "Empty", {}, "NodeList")).nodes.find(
+        (n) => n.id === aggregate.ctx.node.id,
+      )?.configHead;
+    const parent = (await client.request(aggNames.config.get, "ConfigGetRequest", { path: "" }, "ConfigDocument")).head;
+    const spec = {
+      aggregator: "window",
+      key: "sensor",
+      time_field: "at",
+      size: "10s",
+      fields: { v: "max" },
+      partitions: 2,
+    };
+    const p = await client.request(
+      aggNames.config.patch,
+      "ConfigPatchRequest",
+      { parent, ops: [{ op: "add", path: "/aggregate/aggregators/peak", value: spec }] as never, author: "t" },
+      "ConfigPatch",
+    );
+    await eventually(
+      "aggregate at the head that adds peak",
+      async () => ((await headOf()) === p.hash ? true : undefined),
+      PROPAGATION_MS,
+      100,
+    );
+    assert.deepEqual(
+      aggregate.ctx.node.owns?.filter((u) => u.startsWith("peak.")).sort(),
+      ["peak.0", "peak.1"],
+      "the only replica takes both new partitions",
+    );
+    const peaks = () => store.batches().filter((b) => b.type === "peak");
+    const ack = await client.request(
+      aggNames.aggregateSave("peak"),
+      "RecordBatch",
+      batch("peak", "p1", T0, [
+        { sensor: "a", at: at(1), v: 3 },
+        { sensor: "a", at: at(2), v: 7 },
+        { sensor: "b", at: at(3), v: 5 },
+        { sensor: "a", at: at(11), v: 1 },
+        { sensor: "b", at: at(12), v: 1 },
+      ]),
+      "Ack",
+    );
+    assert.equal(ack.ok, true);
+    const got = await eventually("both sensors' [0, 10) maxima", async () =>
+      peaks().length >= 2 ? peaks() : undefined,
+    );
+    assert.deepEqual(
+      got
+        .map((b) => ({ sensor: b.records[0].sensor, v: b.records[0].v }))
+        .sort((x, y) => String(x.sensor).localeCompare(String(y.sensor))),
+      [
+        { sensor: "a", v: 7 },
+        { sensor: "b", v: 5 },
+      ],
+      "aggregated as windows, not passed through record by record",
+    );
+
+    // Removing a stateful type would strand its state and queued records: aggregate stays on p.
+    const removed = await client.request(
+      aggNames.config.patch,
+      "ConfigPatchRequest",
+      { parent: p.hash, ops: [{ op: "remove", path: "/aggregate/aggregators/peak" }] as never, author: "t" },
+      "ConfigPatch",
+    );
+    await new Promise((r) => setTimeout(r, 1_500));
+    assert.equal(await headOf(), p.hash, "drift: the removal waits for a restart");
+    assert.notEqual(removed.hash, p.hash);
+  });
 });

@@ -93,6 +93,9 @@ export function retryDelayMs(attempt: number): number {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
 // How long one pull request waits on an empty stream; short enough that a gate or stop is noticed soon.
 const PULL_EXPIRES_MS = 2_000;
+// A pull still open this long after its expiry lost its request or its end (a consumer leader that
+// died, a reconnect mid-pull): it is ended here, so a worker never waits on it for good.
+const PULL_STALL_MS = PULL_EXPIRES_MS * 3;
 // Finished messages remembered per worker, to recognise one whose ack was lost.
 const COMPLETED_MEMORY = 100_000;
 // A gate's wait is re-checked at least this often, so a quota that reopens early is used.
@@ -184,9 +187,15 @@ export async function startWorker(
   async function pullBatch(n: number): Promise<void> {
     let delivered = 0;
     let batch: Awaited<ReturnType<Consumer["fetch"]>> | undefined;
+    let stall: NodeJS.Timeout | undefined;
     try {
       batch = await consumer.fetch({ max_messages: n, expires: PULL_EXPIRES_MS });
       open.add(batch);
+      const pulled = batch;
+      stall = setTimeout(() => {
+        log.info({ worker: def.name, delivered, asked: n }, "a pull got no end from the server in time; pulling again");
+        pulled.stop();
+      }, PULL_STALL_MS);
       for await (const m of batch) {
         delivered++;
         reserved--;
@@ -212,6 +221,13 @@ export async function startWorker(
           });
       }
       pullErrors = 0;
+      // An empty pull after the pause: none of this worker's work waits on the dependency any
+      // more (another replica took it, or it is done), so /readyz stops naming it. The next
+      // message is still worked on one lane until one succeeds.
+      if (delivered === 0 && down !== null && !stopping && inflight === 0 && Date.now() >= pausedUntil) {
+        health.recover(down);
+        down = null;
+      }
     } catch (err) {
       if (!stopping) {
         pullErrors++;
@@ -219,6 +235,7 @@ export async function startWorker(
         nextPullAt = Date.now() + Math.min(5_000, 250 * 2 ** pullErrors);
       }
     } finally {
+      clearTimeout(stall);
       if (batch !== undefined) open.delete(batch);
       reserved -= n - delivered;
       poke();

@@ -1,8 +1,8 @@
 import { KvLeases, defineWorker, ensureDurable, groupMsgId } from "@machina/runtime";
 import type { ServiceContext, ServiceSpec } from "@machina/runtime";
 import { MachinaError } from "@machina/wire";
-import { compileAggregators } from "./config";
-import type { AggregatorTable } from "./config";
+import { aggregatorKind, compileAggregators } from "./config";
+import type { AggregatorTable, StatefulAggregator } from "./config";
 import { createAggregateMetrics } from "./metrics";
 import { PartitionManager, StateStore, checkLayout } from "./partition";
 import { Routing } from "./routing";
@@ -33,6 +33,7 @@ export function createAggregateService(opts: AggregateOptions = {}): ServiceSpec
     // Aggregators compile against the data types they feed, as at setup.
     components: {
       kinds: ["aggregate/aggregators"],
+      schemas: [aggregatorKind],
       reads: ["data/types"],
       validate(set) {
         compileAggregators(set.docs("aggregate/aggregators"), set.docs("data/types"));
@@ -62,10 +63,12 @@ export function createAggregateService(opts: AggregateOptions = {}): ServiceSpec
       const metrics = createAggregateMetrics(ctx.metrics);
       const routing = new Routing(current, ctx.client, names, ctx.node.id);
 
+      // Opened with the first stateful type, at start or when a patch adds one.
       let manager: PartitionManager | undefined;
+      let store: StateStore | undefined;
       const stateful = table.stateful();
-      if (stateful.length > 0) {
-        const store = await StateStore.open(
+      const openManager = async (types: readonly StatefulAggregator[]): Promise<PartitionManager> => {
+        store = await StateStore.open(
           ctx.nc,
           ctx.js,
           ctx.jsm,
@@ -73,7 +76,7 @@ export function createAggregateService(opts: AggregateOptions = {}): ServiceSpec
           names.buckets.aggregateState,
           ctx.config.nats.replicas,
         );
-        for (const agg of stateful) await checkLayout(store, ctx.jsm, names, agg);
+        for (const agg of types) await checkLayout(store, ctx.jsm, names, agg);
         const leases = await KvLeases.open({
           kvm: ctx.kvm,
           bucket: names.buckets.aggregateLeases,
@@ -81,8 +84,8 @@ export function createAggregateService(opts: AggregateOptions = {}): ServiceSpec
           ttlMs: ctx.config.aggregate.leaseTtlMs,
           replicas: ctx.config.nats.replicas,
         });
-        manager = new PartitionManager(
-          stateful,
+        const m = new PartitionManager(
+          types,
           leases,
           {
             js: ctx.js,
@@ -98,7 +101,11 @@ export function createAggregateService(opts: AggregateOptions = {}): ServiceSpec
           ctx.node,
           ctx.log,
         );
-        await manager.start();
+        await m.start();
+        return m;
+      };
+      if (stateful.length > 0) {
+        manager = await openManager(stateful);
         ctx.log.info(
           { types: stateful.map((a) => `${a.type}:${a.kind}×${a.partitions}`), owned: manager.owned() },
           "stateful aggregators ready",
@@ -133,20 +140,29 @@ export function createAggregateService(opts: AggregateOptions = {}): ServiceSpec
             },
           }),
         ],
-        // Live: any passthrough change, and new specs of the stateful types running (a window's
-        // size, lateness, fields; a fill's max_age). A new, removed or re-laid-out stateful type
-        // (kind, key, partitions) needs its state moved or created: that takes a restart.
+        // Live: any passthrough change, new specs of the stateful types running (a window's
+        // size, lateness, fields; a fill's max_age) and a new stateful type (its partitions are
+        // shared out at once). A removed or re-laid-out stateful type (kind, key, partitions)
+        // needs its state and queued records moved: that takes a restart.
         async applyConfig(set) {
           const next = compileAggregators(set.docs("aggregate/aggregators"), set.docs("data/types"));
-          const was = layoutOf(table);
-          const now = layoutOf(next);
-          if (was !== now)
+          const was = layoutsOf(table);
+          const now = layoutsOf(next);
+          const changed = [...was].filter(([type, layout]) => now.get(type) !== layout);
+          if (changed.length > 0)
             throw new MachinaError(
               "UNAVAILABLE",
-              `stateful aggregators changed their types, kinds, keys or partitions (${was || "none"} → ${now || "none"}); restart aggregate to take head ${set.head}`,
+              `stateful aggregators changed or removed ${changed.map(([t, l]) => `${t} (${l} → ${now.get(t) ?? "not stateful"})`).join(", ")}; restart aggregate to take head ${set.head}`,
               { retryable: false },
             );
-          await manager?.update(next.stateful());
+          const added = next.stateful().filter((a) => !was.has(a.type));
+          if (added.length > 0) {
+            // Checked before any record is routed to the new partitions.
+            if (store !== undefined) for (const agg of added) await checkLayout(store, ctx.jsm, names, agg);
+            if (manager === undefined) manager = await openManager(next.stateful());
+            else await manager.update(next.stateful());
+            ctx.log.info({ types: added.map((a) => `${a.type}:${a.kind}×${a.partitions}`) }, "stateful types added");
+          } else await manager?.update(next.stateful());
           table = next;
           routing.use(current);
           ctx.log.info({ types: [...next.kinds().keys()].sort(), head: set.head }, "aggregators reloaded");
@@ -162,11 +178,7 @@ export function createAggregateService(opts: AggregateOptions = {}): ServiceSpec
 /** The aggregate service (layer 2): one aggregator per entity type between FETCHED and STORE. */
 export const aggregateService: ServiceSpec<AggregateConfig> = createAggregateService();
 
-// What state a table's stateful types keep, and where: what a live change must leave alone.
-function layoutOf(t: AggregatorTable): string {
-  return t
-    .stateful()
-    .map((a) => `${a.type}:${a.kind}×${a.partitions} by ${a.key.join(",")}`)
-    .sort()
-    .join("; ");
+// What state each stateful type keeps, and where: what a live change must leave alone.
+function layoutsOf(t: AggregatorTable): Map<string, string> {
+  return new Map(t.stateful().map((a) => [a.type, `${a.kind}×${a.partitions} by ${a.key.join(",")}`]));
 }

@@ -2,7 +2,6 @@ import { isDeepStrictEqual } from "node:util";
 import type { Logger } from "@machina/log";
 import type { NodeInfo } from "@machina/protos";
 import type { KvLeases } from "@machina/runtime";
-import { MachinaError } from "@machina/wire";
 import type { StatefulAggregator } from "../config/aggregator-table";
 import { makeKind } from "../kinds/make-kind";
 import { PartitionRunner } from "./partition-runner";
@@ -26,7 +25,7 @@ const DEBOUNCE_MS = 50;
  */
 export class PartitionManager {
   private readonly runners = new Map<string, PartitionRunner>();
-  private readonly units: string[];
+  private units: string[];
   private readonly byUnit = new Map<string, { agg: StatefulAggregator; partition: number }>();
   private timer: NodeJS.Timeout | undefined;
   private debounce: NodeJS.Timeout | undefined;
@@ -59,22 +58,25 @@ export class PartitionManager {
   }
 
   /**
-   * Takes new specs of the same stateful types (same kind, key and partitions: the caller checks):
-   * each partition this replica works on restarts its session with the new spec, from the stored
-   * state, as on a handover. Waits for the round in progress, so no runner is started twice.
+   * Takes new specs of the stateful types: the ones it runs with the same kind, key and
+   * partitions (the caller checks), and types it does not run yet. Each partition this replica
+   * works on whose spec changed restarts its session with the new spec, from the stored state, as
+   * on a handover; a new type's partitions join the units the next round shares out (at once).
+   * Waits for the round in progress, so no runner is started twice.
    */
   async update(aggregators: readonly StatefulAggregator[]): Promise<void> {
+    let added = 0;
     const next = this.chain.then(async () => {
       for (const agg of aggregators)
         for (let p = 0; p < agg.partitions; p++) {
           const unit = `${agg.type}.${p}`;
           const had = this.byUnit.get(unit);
-          if (had === undefined)
-            throw new MachinaError("INTERNAL", `partition ${unit} is not one this replica was started with`, {
-              retryable: false,
-            });
-          if (isDeepStrictEqual(had.agg, agg)) continue;
           this.byUnit.set(unit, { agg, partition: p });
+          if (had === undefined) {
+            added++;
+            continue;
+          }
+          if (isDeepStrictEqual(had.agg, agg)) continue;
           const runner = this.runners.get(unit);
           if (runner === undefined || this.stopped) continue;
           await runner.stop();
@@ -83,10 +85,13 @@ export class PartitionManager {
           fresh.start();
           this.log.info({ unit }, "partition restarted with its new aggregator spec");
         }
+      this.units = [...this.byUnit.keys()];
+      if (added > 0) this.log.info({ units: this.units.length, added }, "new stateful partitions to share out");
     });
     // A failed update must not stop the rounds that follow.
     this.chain = next.catch(() => undefined);
     await next;
+    if (added > 0) await this.round();
   }
 
   /** Partitions this replica works on now, sorted. */
