@@ -7,7 +7,7 @@ import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { DIRECTORY_DOMAINS, expectedSite, expectedTraffic } from "../fixtures/fake-api/index";
+import { DIRECTORY_DOMAINS, SITE_DOMAINS, expectedSite, expectedTraffic } from "../fixtures/fake-api/index";
 import { eventually as poll } from "../support/eventually";
 import { nats, natsReq } from "../support/nats-cli";
 
@@ -187,6 +187,27 @@ describe("example network, end to end", { timeout: 300_000 }, () => {
       return;
     }
     assert.fail("three minute boundaries in a row fell between two fires");
+  });
+
+  it("the changes trigger fetches each category incrementally; its cursor moves to the newest stored change", async () => {
+    type Cursors = { cursors: Array<{ lead: string; value: string; initial: string; stored: boolean }> };
+    for (const category of ["news", "technology"]) {
+      const newest = SITE_DOMAINS.map((d) => expectedSite(d))
+        .filter((s) => s.category === category)
+        .map((s) => s.updated_at)
+        .sort()
+        .at(-1)!;
+      const cursor = await eventually(`the ${category} cursor stored`, async () => {
+        const r = await natsReq<Cursors>("machina.fetch.cursors", {
+          source: "sitestats",
+          query: "changes",
+          lead: category,
+        });
+        return r.cursors[0]?.stored === true ? r.cursors[0] : undefined;
+      });
+      assert.equal(new Date(cursor.value).getTime(), new Date(newest).getTime(), `${category}: its newest change`);
+      assert.equal(cursor.initial, "2024-01-01T00:00:00Z");
+    }
   });
 
   it("closes the recursive loop: directory → clean businesses → distinct producer → self ledger → sitestats → clean websites", async () => {

@@ -159,6 +159,24 @@ describe("NATS users with least privilege", { timeout: 300_000 }, () => {
       nodes.nodes.every((n) => n.configHead !== ""),
       "every instance follows the config chain",
     );
+    // The example's incremental query (the changes trigger, at start): a paginated task's closing
+    // batch goes from fetch to STORE, and data moves the cursor in fetch's bucket.
+    const cursor = await eventually(
+      "the news cursor of sitestats.changes moved",
+      async () => {
+        const m = await asAdmin.request(
+          names.fetch.cursors,
+          enc.encode(JSON.stringify({ source: "sitestats", query: "changes", lead: "news" })),
+          { timeout: 10_000 },
+        );
+        const c = (JSON.parse(dec.decode(m.data)) as { cursors?: Array<{ stored: boolean; value: string }> })
+          .cursors?.[0];
+        return c?.stored === true ? c : undefined;
+      },
+      60_000,
+      500,
+    );
+    assert.ok(cursor.value > "2024-01-01T00:00:00Z", `moved past the initial value: ${cursor.value}`);
     assert.deepEqual(violations(nats.log()), [], "no service needed more than its permissions");
     for (const p of procs)
       assert.doesNotMatch(p.output(), /Permissions Violation/i, `${p.service} hit a denied subject`);

@@ -141,6 +141,9 @@ const SERVICE_GRANTS: Record<ServiceName, (g: Grants, n: MeshNames) => void> = {
     // The shared consumer of older versions, removed once at start.
     g.publish(jsApi.consumerDelete(n.streams.FETCH, "fetch"));
     g.publish(n.any.fetched);
+    // The record-less batch that closes a paginated incremental task goes straight to STORE: it
+    // tells data where the cursor moves once every page is stored.
+    g.publish(n.any.store);
     // Data-backed query arguments, refreshed when a clean record changes.
     g.publish(n.any.dataStore("readone", "clean"));
     g.subscribe(n.any.dataChanged);
