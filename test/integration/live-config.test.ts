@@ -342,7 +342,7 @@ describe("live config: an aggregator's window changes without restart", () => {
     );
   });
 
-  it("aggregates a stateful type a patch adds at once; removing a stateful type waits for a restart", async () => {
+  it("adds, re-partitions and retires stateful types live; one that keeps state is not retired", async () => {
     const headOf = async () =>
       (await client.request(aggNames.vertex.nodes, "Empty", {}, "NodeList")).nodes.find(
         (n) => n.id === aggregate.ctx.node.id,
@@ -401,15 +401,47 @@ describe("live config: an aggregator's window changes without restart", () => {
       "aggregated as windows, not passed through record by record",
     );
 
-    // Removing a stateful type would strand its state and queued records: aggregate stays on p.
-    const removed = await client.request(
-      aggNames.config.patch,
-      "ConfigPatchRequest",
-      { parent: p.hash, ops: [{ op: "remove", path: "/aggregate/aggregators/peak" }] as never, author: "t" },
-      "ConfigPatch",
+    // A stateful type that keeps nothing may change its partitions, or stop being stateful, live.
+    const patch = async (parent: string, ops: unknown[]) => {
+      const next = await client.request(
+        aggNames.config.patch,
+        "ConfigPatchRequest",
+        { parent, ops: ops as never, author: "t" },
+        "ConfigPatch",
+      );
+      return next.hash;
+    };
+    const owned = (prefix: string) => (aggregate.ctx.node.owns ?? []).filter((u) => u.startsWith(prefix)).sort();
+    const idle = { ...spec, partitions: 1 };
+    let head = await patch(p.hash, [{ op: "add", path: "/aggregate/aggregators/idle", value: idle }]);
+    await eventually(
+      "idle.0 owned",
+      async () => ((await headOf()) === head && owned("idle.").length === 1 ? true : undefined),
+      PROPAGATION_MS,
+      100,
     );
+    head = await patch(head, [{ op: "replace", path: "/aggregate/aggregators/idle/partitions", value: 3 }]);
+    await eventually(
+      "idle in 3 partitions",
+      async () => ((await headOf()) === head && owned("idle.").length === 3 ? true : undefined),
+      PROPAGATION_MS,
+      100,
+    );
+    assert.deepEqual(owned("idle."), ["idle.0", "idle.1", "idle.2"]);
+    head = await patch(head, [{ op: "remove", path: "/aggregate/aggregators/idle" }]);
+    await eventually(
+      "idle gone",
+      async () => ((await headOf()) === head && owned("idle.").length === 0 ? true : undefined),
+      PROPAGATION_MS,
+      100,
+    );
+
+    // peak keeps open windows ([10, 20) of both sensors): removing it would leave them to no one,
+    // so the patch is stored but aggregate stays on its head, and peak still aggregates.
+    const removed = await patch(head, [{ op: "remove", path: "/aggregate/aggregators/peak" }]);
     await new Promise((r) => setTimeout(r, 1_500));
-    assert.equal(await headOf(), p.hash, "drift: the removal waits for a restart");
-    assert.notEqual(removed.hash, p.hash);
+    assert.equal(await headOf(), head, "drift: the removal is refused while peak keeps state");
+    assert.notEqual(removed, head);
+    assert.deepEqual(owned("peak."), ["peak.0", "peak.1"]);
   });
 });

@@ -4,7 +4,7 @@ import { MachinaError } from "@machina/wire";
 import { aggregatorKind, compileAggregators } from "./config";
 import type { AggregatorTable, StatefulAggregator } from "./config";
 import { createAggregateMetrics } from "./metrics";
-import { PartitionManager, StateStore, checkLayout } from "./partition";
+import { PartitionManager, StateStore, checkLayout, checkRetire } from "./partition";
 import { Routing } from "./routing";
 import { saveEndpoint } from "./save-endpoint";
 
@@ -140,31 +140,42 @@ export function createAggregateService(opts: AggregateOptions = {}): ServiceSpec
             },
           }),
         ],
-        // Live: any passthrough change, new specs of the stateful types running (a window's
-        // size, lateness, fields; a fill's max_age) and a new stateful type (its partitions are
-        // shared out at once). A removed or re-laid-out stateful type (kind, key, partitions)
-        // needs its state and queued records moved: that takes a restart.
+        // Live: any passthrough change and new specs of the stateful types (a window's size,
+        // lateness, fields; a fill's max_age); a new stateful type; and, under the rules start-up
+        // applies, a changed kind, key or partitions, or a type that stops being stateful: only
+        // while it keeps no state and no queued records, since those would be misplaced or left
+        // for no one. Otherwise CONFLICT, and aggregate stays on its old head (drift).
         async applyConfig(set) {
           const next = compileAggregators(set.docs("aggregate/aggregators"), set.docs("data/types"));
-          const was = layoutsOf(table);
-          const now = layoutsOf(next);
-          const changed = [...was].filter(([type, layout]) => now.get(type) !== layout);
-          if (changed.length > 0)
-            throw new MachinaError(
-              "UNAVAILABLE",
-              `stateful aggregators changed or removed ${changed.map(([t, l]) => `${t} (${l} → ${now.get(t) ?? "not stateful"})`).join(", ")}; restart aggregate to take head ${set.head}`,
-              { retryable: false },
-            );
-          const added = next.stateful().filter((a) => !was.has(a.type));
-          if (added.length > 0) {
-            // Checked before any record is routed to the new partitions.
-            if (store !== undefined) for (const agg of added) await checkLayout(store, ctx.jsm, names, agg);
-            if (manager === undefined) manager = await openManager(next.stateful());
-            else await manager.update(next.stateful());
-            ctx.log.info({ types: added.map((a) => `${a.type}:${a.kind}×${a.partitions}`) }, "stateful types added");
-          } else await manager?.update(next.stateful());
+          const was = new Map(table.stateful().map((a) => [a.type, a]));
+          const now = new Map(next.stateful().map((a) => [a.type, a]));
+          const retired = [...was.values()].filter((a) => !now.has(a.type));
+          const laidOut = [...now.values()].filter((a) => layoutOf(was.get(a.type)) !== layoutOf(a));
+          if (store !== undefined) {
+            for (const a of retired) await checkRetire(store, ctx.jsm, names, a.type, a.origin);
+            for (const a of laidOut) await checkLayout(store, ctx.jsm, names, a);
+          }
+          if (manager !== undefined) await manager.update(next.stateful());
+          else if (now.size > 0) manager = await openManager(next.stateful());
           table = next;
           routing.use(current);
+          if (laidOut.length > 0 || retired.length > 0)
+            ctx.log.info(
+              {
+                stateful: laidOut.map((a) => `${a.type}:${layoutOf(a)}`),
+                retired: retired.map((a) => a.type),
+              },
+              "stateful types changed",
+            );
+          // Records another replica on the old head routed meanwhile would wait for no one: say so.
+          if (store !== undefined)
+            for (const a of retired)
+              await checkRetire(store, ctx.jsm, names, a.type, a.origin).catch((err: unknown) =>
+                ctx.log.warn(
+                  { err, type: a.type },
+                  "records reached a type's partitions after it stopped being stateful",
+                ),
+              );
           ctx.log.info({ types: [...next.kinds().keys()].sort(), head: set.head }, "aggregators reloaded");
         },
         async onStop() {
@@ -178,7 +189,7 @@ export function createAggregateService(opts: AggregateOptions = {}): ServiceSpec
 /** The aggregate service (layer 2): one aggregator per entity type between FETCHED and STORE. */
 export const aggregateService: ServiceSpec<AggregateConfig> = createAggregateService();
 
-// What state each stateful type keeps, and where: what a live change must leave alone.
-function layoutsOf(t: AggregatorTable): Map<string, string> {
-  return new Map(t.stateful().map((a) => [a.type, `${a.kind}×${a.partitions} by ${a.key.join(",")}`]));
+// Where a stateful type keeps its state (kind, partitions, key); "" for a type that is not stateful.
+function layoutOf(a: StatefulAggregator | undefined): string {
+  return a === undefined ? "" : `${a.kind}×${a.partitions} by ${a.key.join(",")}`;
 }

@@ -7,5 +7,5 @@ export type { Routed, Refused } from "./router";
 export { PartitionState } from "./partition-state";
 export { RecentBatches, DEDUPE_SECONDS } from "./recent-batches";
 export { StateStore } from "./state-store";
-export { checkLayout } from "./layout-check";
+export { checkLayout, checkRetire } from "./layout-check";
 export { PartitionManager } from "./partition-manager";

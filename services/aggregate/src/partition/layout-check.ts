@@ -37,16 +37,7 @@ export async function checkLayout(
   }
   const have = entry.json<Layout>();
   if (isDeepStrictEqual(have, want)) return;
-  const left: string[] = [];
-  for await (const _ of await store.kv.keys(`${agg.type}.*.k.>`)) {
-    left.push("state");
-    break;
-  }
-  const queued = await jsm.streams
-    .info(names.streams.AGGREGATE, { subjects_filter: `${names.task.aggregate(agg.type)}.*` })
-    .then((i) => Object.values(i.state.subjects ?? {}).reduce((a, b) => a + b, 0))
-    .catch(() => 0);
-  if (queued > 0) left.push(`${queued} queued records messages`);
+  const left = await leftovers(store, jsm, names, agg.type);
   if (left.length === 0) {
     await store.kv.put(key, JSON.stringify(want));
     return;
@@ -54,10 +45,56 @@ export async function checkLayout(
   throw new MachinaError(
     "CONFLICT",
     `${agg.origin}: type ${agg.type} has aggregate ${left.join(" and ")} laid out as ${describe(have)}, but the config asks for ${describe(want)}; ` +
-      `changing the partitions, kind or key of a type that keeps state would misplace it. Keep the old settings, or let the type drain ` +
-      `(stop what feeds it, wait until ${names.streams.AGGREGATE} holds nothing for it), then remove its state: ` +
-      `nats stream purge KV_${store.bucket} --subject '$KV.${store.bucket}.${agg.type}.>' --force`,
+      `changing the partitions, kind or key of a type that keeps state would misplace it. Keep the old settings, or ${drainHint(store, names, agg.type)}`,
     { retryable: false, details: { type: agg.type, have, want } },
+  );
+}
+
+/**
+ * Lets a stateful type stop being stateful (removed, or made passthrough) only when it keeps
+ * nothing: no state and no records queued on its partitions, which no replica would work on
+ * any more. Then its recorded layout goes too, so a later declaration starts afresh. CONFLICT
+ * otherwise, saying how to drain it.
+ */
+export async function checkRetire(
+  store: StateStore,
+  jsm: JetStreamManager,
+  names: MeshNames,
+  type: string,
+  origin: string,
+): Promise<void> {
+  const left = await leftovers(store, jsm, names, type);
+  if (left.length === 0) {
+    await store.kv.delete(`${type}.layout`).catch(() => undefined);
+    return;
+  }
+  throw new MachinaError(
+    "CONFLICT",
+    `${origin}: type ${type} has aggregate ${left.join(" and ")}, which no replica would work on once it stops being stateful; ` +
+      `keep it stateful until it is drained: ${drainHint(store, names, type)}`,
+    { retryable: false, details: { type } },
+  );
+}
+
+// What a type keeps: stored key states, and records queued on its partitions.
+async function leftovers(store: StateStore, jsm: JetStreamManager, names: MeshNames, type: string): Promise<string[]> {
+  const left: string[] = [];
+  for await (const _ of await store.kv.keys(`${type}.*.k.>`)) {
+    left.push("state");
+    break;
+  }
+  const queued = await jsm.streams
+    .info(names.streams.AGGREGATE, { subjects_filter: `${names.task.aggregate(type)}.*` })
+    .then((i) => Object.values(i.state.subjects ?? {}).reduce((a, b) => a + b, 0))
+    .catch(() => 0);
+  if (queued > 0) left.push(`${queued} queued records messages`);
+  return left;
+}
+
+function drainHint(store: StateStore, names: MeshNames, type: string): string {
+  return (
+    `let the type drain (stop what feeds it, wait until ${names.streams.AGGREGATE} holds nothing for it), then remove its state: ` +
+    `nats stream purge KV_${store.bucket} --subject '$KV.${store.bucket}.${type}.>' --force`
   );
 }
 

@@ -58,40 +58,54 @@ export class PartitionManager {
   }
 
   /**
-   * Takes new specs of the stateful types: the ones it runs with the same kind, key and
-   * partitions (the caller checks), and types it does not run yet. Each partition this replica
-   * works on whose spec changed restarts its session with the new spec, from the stored state, as
-   * on a handover; a new type's partitions join the units the next round shares out (at once).
+   * Takes the stateful types of a new config: the caller has checked that a type whose kind, key
+   * or partitions changed, or that is gone, keeps no state and no queued records. Each partition
+   * this replica works on whose spec changed restarts its session with the new spec, from the
+   * stored state, as on a handover; partitions of new types (or new partitions) join the units
+   * the next round shares out (at once); partitions that are gone stop and their leases go back.
    * Waits for the round in progress, so no runner is started twice.
    */
   async update(aggregators: readonly StatefulAggregator[]): Promise<void> {
-    let added = 0;
+    let changed = false;
     const next = this.chain.then(async () => {
+      const wanted = new Map<string, { agg: StatefulAggregator; partition: number }>();
       for (const agg of aggregators)
-        for (let p = 0; p < agg.partitions; p++) {
-          const unit = `${agg.type}.${p}`;
-          const had = this.byUnit.get(unit);
-          this.byUnit.set(unit, { agg, partition: p });
-          if (had === undefined) {
-            added++;
-            continue;
-          }
-          if (isDeepStrictEqual(had.agg, agg)) continue;
-          const runner = this.runners.get(unit);
-          if (runner === undefined || this.stopped) continue;
-          await runner.stop();
-          const fresh = this.runnerFor(unit);
-          this.runners.set(unit, fresh);
-          fresh.start();
-          this.log.info({ unit }, "partition restarted with its new aggregator spec");
+        for (let p = 0; p < agg.partitions; p++) wanted.set(`${agg.type}.${p}`, { agg, partition: p });
+      for (const [unit, had] of this.byUnit) {
+        if (wanted.has(unit)) continue;
+        changed = true;
+        await this.runners.get(unit)?.stop();
+        this.runners.delete(unit);
+        await this.leases.release(unit);
+        this.byUnit.delete(unit);
+        const labels = { type: had.agg.type, partition: String(had.partition) };
+        this.deps.metrics.owned.remove(labels);
+        this.deps.metrics.stateKeys.remove(labels);
+        this.log.info({ unit }, "partition no longer aggregated; stopped and handed back");
+      }
+      for (const [unit, want] of wanted) {
+        const had = this.byUnit.get(unit);
+        this.byUnit.set(unit, want);
+        if (had === undefined) {
+          changed = true;
+          continue;
         }
+        if (isDeepStrictEqual(had.agg, want.agg)) continue;
+        const runner = this.runners.get(unit);
+        if (runner === undefined || this.stopped) continue;
+        await runner.stop();
+        const fresh = this.runnerFor(unit);
+        this.runners.set(unit, fresh);
+        fresh.start();
+        this.log.info({ unit }, "partition restarted with its new aggregator spec");
+      }
       this.units = [...this.byUnit.keys()];
-      if (added > 0) this.log.info({ units: this.units.length, added }, "new stateful partitions to share out");
+      if (changed) this.log.info({ units: this.units.length }, "stateful partitions to share out changed");
     });
     // A failed update must not stop the rounds that follow.
     this.chain = next.catch(() => undefined);
     await next;
-    if (added > 0) await this.round();
+    if (changed) await this.round();
   }
 
   /** Partitions this replica works on now, sorted. */
