@@ -28,6 +28,7 @@ describe("example network in config/default", () => {
     assert.deepEqual(triggers.get("refresh")?.querySets, ["websites_sitestats", "websites_traffic"]);
     assert.deepEqual([...querySets.keys()].sort(), [
       "business_websites_sitestats",
+      "categories_changes",
       "cities_directory",
       "watchlist_traffic",
       "websites_sitestats",
@@ -43,6 +44,9 @@ describe("example network in config/default", () => {
     assert.equal(querySets.get("business_websites_sitestats")?.ledger, "business_websites");
     assert.equal(ledgers.get("watchlist")?.source, "kv");
     assert.deepEqual([triggers.get("watch")?.type, triggers.get("watch")?.timezone], ["cron", "America/New_York"]);
+    // Incremental: each category's changes since its own cursor, every minute and at start.
+    assert.deepEqual(triggers.get("changes")?.querySets, ["categories_changes"]);
+    assert.deepEqual(querySets.get("categories_changes")?.queries, ["changes"]);
     assert.deepEqual(types.map((t) => t.name).sort(), ["business", "vertex_sample", "website"]);
   });
 

@@ -27,6 +27,12 @@ export interface FileConfig {
   /** Config root and mode the tree was read from. */
   configDir: string;
   mode: string;
+  /**
+   * The files each component of a kind no variable overrides came from, by `<service>/<kind>/<name>`:
+   * such a component is read from the tree as it stands, naming its files, instead of parsing
+   * them again. A kind with a `MACHINA_<SERVICE>_<KIND>_` variable has no entries here.
+   */
+  origins: Map<string, readonly string[]>;
 }
 
 /**
@@ -38,15 +44,26 @@ export function loadFileConfig(opts: ConfigSourceOptions = {}): FileConfig {
   const { configDir, mode, env } = resolveConfigSource(opts);
   const tree: ConfigTree = {};
   const settings: EnvSetting[] = [];
+  const envNames = Object.keys(env).filter((n) => env[n] !== undefined);
+  const origins = new Map<string, readonly string[]>();
   for (const kind of kindFolders(configDir, mode)) {
     const [service, kindName] = kind.split("/");
     const fromFiles = loadComponents(kind, { configDir, mode, env: {} });
-    const withEnv = new Map(loadComponents(kind, { configDir, mode, env }).map((c) => [c.name, c.doc]));
+    // Only a kind some variable may override is read a second time with the env, and only such
+    // components are walked leaf by leaf: a 100,000-lead ledger is otherwise parsed twice and
+    // its every leaf named, all garbage, which sets the process's peak memory.
+    const kindPrefix = ["MACHINA", screamingSnake(service), screamingSnake(kindName)].join("_") + "_";
+    const overridden = envNames.some((n) => n.startsWith(kindPrefix));
+    const withEnv = overridden
+      ? new Map(loadComponents(kind, { configDir, mode, env }).map((c) => [c.name, c.doc]))
+      : new Map<string, unknown>();
     const components: Record<string, unknown> = {};
     for (const c of fromFiles) {
       components[c.name] = c.doc;
+      if (!overridden) origins.set(`${kind}/${c.name}`, c.origins);
       // The same names the component loader reads; the value is its reading of the variable.
       const prefix = ["MACHINA", screamingSnake(service), screamingSnake(kindName), screamingSnake(c.name)].join("_");
+      if (!overridden || !envNames.some((n) => n.startsWith(`${prefix}_`))) continue;
       for (const leaf of leafPaths(c.doc)) {
         const name = envName(prefix, leaf);
         if (env[name] === undefined) continue;
@@ -59,7 +76,7 @@ export function loadFileConfig(opts: ConfigSourceOptions = {}): FileConfig {
     }
     (tree[service] ??= {})[kindName] = components;
   }
-  return { tree, root: rootHash(tree), env: settings, configDir, mode };
+  return { tree, root: rootHash(tree), env: settings, configDir, mode, origins };
 }
 
 /** `<service>/<kind>` of every component folder in the default and mode folders, sorted. */

@@ -14,14 +14,21 @@ export class ComponentSet {
     /** The whole component tree, env overrides laid over it. */
     readonly tree: ConfigTree,
     private readonly files: ConfigSourceOptions | undefined,
+    /** Components taken from `tree` as they are, naming these files; any other is read from `files`. */
+    private readonly fileOrigins: ReadonlyMap<string, readonly string[]> = new Map(),
   ) {}
 
   /**
    * The set the files give: `docs` reads them with the component loader, so error messages name
    * the files (as before there was a chain).
    */
-  static fromFiles(head: string, tree: ConfigTree, files: ConfigSourceOptions): ComponentSet {
-    return new ComponentSet(head, tree, files);
+  static fromFiles(
+    head: string,
+    tree: ConfigTree,
+    files: ConfigSourceOptions,
+    origins?: ReadonlyMap<string, readonly string[]>,
+  ): ComponentSet {
+    return new ComponentSet(head, tree, files, origins);
   }
 
   /** The set a patched (or proposed) tree gives; origins are `<service>/<kind>/<name>`. */
@@ -31,16 +38,18 @@ export class ComponentSet {
 
   /** Every component of `kind` (`<service>/<kind>`, e.g. `fetch/sources`), by name. */
   docs(kind: string): ComponentDoc[] {
-    if (this.files !== undefined) return loadComponents(kind, this.files);
     const [service, kindName] = kind.split("/");
     const components = this.tree[service]?.[kindName] ?? {};
-    return Object.keys(components)
-      .sort()
-      .map((name) => {
-        const origin = `${kind}/${name}`;
-        const doc = components[name];
-        if (!isPlainObject(doc)) throw componentError(origin, "", "a component must be a mapping of keys to values");
-        return { name, origins: [origin], doc: structuredClone(doc) };
-      });
+    const names = Object.keys(components).sort();
+    // Files already parsed into the tree are not parsed again (a 100,000-lead ledger's parse is
+    // most of a process's peak memory); a kind an env variable overrides still is.
+    const fromTree = names.every((name) => this.fileOrigins.has(`${kind}/${name}`));
+    if (this.files !== undefined && !fromTree) return loadComponents(kind, this.files);
+    return names.map((name) => {
+      const origin = `${kind}/${name}`;
+      const doc = components[name];
+      if (!isPlainObject(doc)) throw componentError(origin, "", "a component must be a mapping of keys to values");
+      return { name, origins: [...(this.fileOrigins.get(origin) ?? [origin])], doc: structuredClone(doc) };
+    });
   }
 }

@@ -86,7 +86,7 @@ export class LiveConfig {
   components(): ComponentSet {
     const s = this.start;
     if (s === null || s.head === s.root)
-      return ComponentSet.fromFiles(this.head, s?.effective ?? {}, this.configSource);
+      return ComponentSet.fromFiles(this.head, s?.effective ?? {}, this.configSource, this.chain?.files.origins);
     return ComponentSet.fromTree(s.head, s.effective);
   }
 

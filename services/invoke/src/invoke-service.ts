@@ -87,11 +87,14 @@ export const invokeService: ServiceSpec<InvokeConfig> = {
       },
     },
   },
-  async setup(ctx: ServiceContext<InvokeConfig>) {
-    const { names, log, config } = ctx;
-    // Set before the config is compiled, so a big constant ledger's parse garbage goes early too.
+  // Set before the components are read (the config chain's tree, then the ledgers), so a big
+  // constant ledger's parse garbage is collected early too.
+  prepare(config) {
     if (config.invoke.heapGrowingPercent > 0)
       setFlagsFromString(`--heap-growing-percent=${config.invoke.heapGrowingPercent}`);
+  },
+  async setup(ctx: ServiceContext<InvokeConfig>) {
+    const { names, log, config } = ctx;
     const ledgers = compileLedgers(ctx.components.docs("invoke/ledgers"), (n) => names.computeGet(n));
     const querySets = compileQuerySets(ctx.components.docs("invoke/query_sets"), ledgers);
     const triggers = compileTriggers(ctx.components.docs("invoke/triggers"), querySets);
