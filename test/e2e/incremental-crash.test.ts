@@ -7,15 +7,16 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import cassandra from "cassandra-driver";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { CursorStore } from "@machina/fetch";
 import type { RecordBatch } from "@machina/protos";
-import { MeshClient, publishDurable } from "@machina/runtime";
+import { MeshClient } from "@machina/runtime";
 import { meshNames } from "@machina/subjects";
 import { decodeBody, encodingOf } from "@machina/wire";
 import { SITE_DOMAINS, expectedSite, startFakeApi, type FakeApi } from "../fixtures/fake-api";
+import { publishFetchTask } from "../support/fetch-tasks";
 import { CQL_CONTACT_POINTS } from "../support/cassandra-env";
 import { NATS_URL, removeNetwork, uniquePrefix } from "../support/nats-env";
 import { eventually, startServiceProc, writeConfig, type ServiceProc } from "../support/service-procs";
@@ -91,18 +92,13 @@ describe("incremental fetching across crashes", { timeout: 300_000 }, () => {
     return false;
   }
 
-  async function fire(tag: string): Promise<string> {
-    const id = `test@${tag}/feed/changes/all`;
-    const lead = { id: "all", args: {} };
-    await publishDurable(
-      jetstream(nc),
-      names.task.fetch("feed", "changes", lead.id),
-      "FetchTask",
-      { id, source: "feed", query: "changes", lead, trigger: "test", tick: Date.now(), createdAt: Date.now() },
-      { msgID: id },
-    );
-    return id;
-  }
+  const fire = (tag: string) =>
+    publishFetchTask(nc, names, {
+      id: `test@${tag}/feed/changes/all`,
+      source: "feed",
+      query: "changes",
+      lead: { id: "all", args: {} },
+    });
 
   before(async () => {
     api = await startFakeApi({ keys: { "feed-key": { limit: 10_000, windowMs: 1000 } } });

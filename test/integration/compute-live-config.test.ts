@@ -9,40 +9,18 @@ import { after, before, describe, it } from "node:test";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { computeService, type ComputeConfig } from "@machina/compute";
-import type { ConfigPatch, NodeInfo } from "@machina/protos";
 import { MeshClient, startService, type RunningService } from "@machina/runtime";
 import { meshNames } from "@machina/subjects";
 import { vertexService, type VertexConfig } from "@machina/vertex";
-import { MachinaError } from "@machina/wire";
-import { eventually } from "../support/eventually";
+import { chainDriver, liveEnv, refused, type ChainDriver, type PatchOp } from "../support/live-config";
 import { NATS_URL, removeNetwork, uniquePrefix } from "../support/nats-env";
 import { writeConfig } from "../support/service-procs";
 
 const prefix = uniquePrefix("cmplive");
 const names = meshNames(prefix);
-const PROPAGATION_MS = 10_000;
 const MiB = 1024 ** 2;
 
-const env = {
-  MACHINA_NATS_URL: NATS_URL,
-  MACHINA_MESH_PREFIX: prefix,
-  MACHINA_HTTP_PORT: "0",
-  MACHINA_LOG_LEVEL: "silent",
-  MACHINA_VERTEX_HEARTBEAT_MS: "300",
-  MACHINA_VERTEX_MONITORING_INTERVAL_MS: "0",
-  MACHINA_VERTEX_DASHBOARD_PORT: "0",
-  MACHINA_COMPUTE_CACHE: "fast",
-};
-
-async function refused(p: Promise<unknown>): Promise<MachinaError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof MachinaError, String(err));
-    return err;
-  }
-  assert.fail("expected an error reply");
-}
+const env = liveEnv(prefix, { MACHINA_COMPUTE_CACHE: "fast" });
 
 describe("live config: compute caches, and explain's schema defaults", { timeout: 60_000 }, () => {
   let vertex: RunningService<VertexConfig>;
@@ -51,32 +29,13 @@ describe("live config: compute caches, and explain's schema defaults", { timeout
   let client: MeshClient;
   let configDir: string;
 
-  const head = async () =>
-    (await client.request(names.config.get, "ConfigGetRequest", { path: "" }, "ConfigDocument")).head;
-  const patch = async (ops: { op: string; path: string; value?: unknown }[]): Promise<ConfigPatch> =>
-    client.request(
-      names.config.patch,
-      "ConfigPatchRequest",
-      { parent: await head(), ops: ops as never, author: "compute live test" },
-      "ConfigPatch",
-      { timeoutMs: 10_000 },
-    );
-  const computeHead = async () =>
-    (await client.request(names.vertex.nodes, "Empty", {}, "NodeList")).nodes.find(
-      (n: NodeInfo) => n.id === "compute-1",
-    )?.configHead;
+  const chain = (): ChainDriver => chainDriver(client, names, { author: "compute live test", timeoutMs: 10000 });
+  const head = () => chain().head();
+  const patch = (ops: PatchOp[]) => chain().patch(ops);
   const stats = () => client.request(names.computeCache("stats"), "Empty", {}, "CacheStats");
   const explain = (key: string) =>
     client.request(names.config.explain, "ConfigExplainRequest", { key }, "ConfigExplainReply");
-  const applied = async (ops: { op: string; path: string; value?: unknown }[]) => {
-    const p = await patch(ops);
-    await eventually(
-      "compute at the new head",
-      async () => ((await computeHead()) === p.hash ? true : undefined),
-      PROPAGATION_MS,
-      50,
-    );
-  };
+  const applied = (ops: PatchOp[]) => chain().applied(ops, "compute-1");
 
   before(async () => {
     configDir = writeConfig({ "compute/caches/fast.yaml": "max_size: 64M\n" });

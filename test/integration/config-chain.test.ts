@@ -26,6 +26,7 @@ import { configEndpoints } from "@machina/vertex";
 import type { RunningService, ServiceSpec } from "@machina/runtime";
 import { meshNames } from "@machina/subjects";
 import { MachinaError } from "@machina/wire";
+import { refused } from "../support/live-config";
 import { NATS_URL, removeNetwork, uniquePrefix } from "../support/nats-env";
 
 const REPO_CONFIG = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../config/default");
@@ -79,16 +80,6 @@ const patch = (parent: string, ops: { op: string; path: string; value?: unknown 
 const history = () => client.request(names.config.history, "ConfigHistoryRequest", {}, "ConfigHistory");
 const explain = (key: string) =>
   client.request(names.config.explain, "ConfigExplainRequest", { key }, "ConfigExplainReply");
-
-async function refused(p: Promise<unknown>): Promise<MachinaError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof MachinaError, String(err));
-    return err;
-  }
-  assert.fail("expected an error reply");
-}
 
 async function storedKeys(): Promise<string[]> {
   const kv = await new Kvm(nc).open(names.buckets.config);

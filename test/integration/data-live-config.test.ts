@@ -10,30 +10,18 @@ import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import cassandra from "cassandra-driver";
 import { dataService, type DataConfig } from "@machina/data";
-import type { ConfigPatch, JsonObject, NodeInfo } from "@machina/protos";
+import type { JsonObject } from "@machina/protos";
 import { MeshClient, startService, type RunningService } from "@machina/runtime";
 import { meshNames } from "@machina/subjects";
 import { vertexService, type VertexConfig } from "@machina/vertex";
-import { MachinaError } from "@machina/wire";
 import { adminCqlClient, dataServiceEnv } from "../support/cassandra-env";
-import { eventually } from "../support/eventually";
+import { chainDriver, refused, type ChainDriver, type PatchOp } from "../support/live-config";
 import { NATS_URL, removeNetwork, uniquePrefix } from "../support/nats-env";
 import { writeConfig } from "../support/service-procs";
 
 const prefix = uniquePrefix("datalive");
 const names = meshNames(prefix);
 const keyspace = `${prefix.replace(/[^a-z0-9_]/g, "_")}_ks`;
-const PROPAGATION_MS = 15_000;
-
-async function refused(p: Promise<unknown>): Promise<MachinaError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof MachinaError, String(err));
-    return err;
-  }
-  assert.fail("expected an error reply");
-}
 
 describe("live config: data types", { timeout: 120_000 }, () => {
   let vertex: RunningService<VertexConfig>;
@@ -43,29 +31,10 @@ describe("live config: data types", { timeout: 120_000 }, () => {
   let admin: cassandra.Client;
   let start: () => Promise<RunningService<DataConfig>>;
 
-  const head = async () =>
-    (await client.request(names.config.get, "ConfigGetRequest", { path: "" }, "ConfigDocument")).head;
-  const patch = async (ops: { op: string; path: string; value?: unknown }[]): Promise<ConfigPatch> =>
-    client.request(
-      names.config.patch,
-      "ConfigPatchRequest",
-      { parent: await head(), ops: ops as never, author: "data live test" },
-      "ConfigPatch",
-      { timeoutMs: 15_000 },
-    );
-  const dataHead = async () =>
-    (await client.request(names.vertex.nodes, "Empty", {}, "NodeList")).nodes.find((n: NodeInfo) => n.id === "data-1")
-      ?.configHead;
-  const applied = async (ops: { op: string; path: string; value?: unknown }[]): Promise<ConfigPatch> => {
-    const p = await patch(ops);
-    await eventually(
-      "data at the new head",
-      async () => ((await dataHead()) === p.hash ? true : undefined),
-      PROPAGATION_MS,
-      50,
-    );
-    return p;
-  };
+  const chain = (): ChainDriver => chainDriver(client, names, { author: "data live test", timeoutMs: 15000 });
+  const head = () => chain().head();
+  const patch = (ops: PatchOp[]) => chain().patch(ops);
+  const applied = (ops: PatchOp[]) => chain().applied(ops, "data-1");
   const create = (type: string, record: JsonObject) =>
     client.request(names.data("create", "clean", type), "CreateRequest", { records: [record] }, "WriteReply", {
       timeoutMs: 15_000,

@@ -5,14 +5,13 @@
 // waited out in hand. Every page is one FETCHED message, each published once.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { fetchService, progressKey, type FetchConfig } from "@machina/fetch";
-import type { QueryResponse } from "@machina/protos";
-import { publishDurable, startService, type RunningService } from "@machina/runtime";
-import { decodeBody, encodingOf } from "@machina/wire";
+import { startService, type RunningService } from "@machina/runtime";
 import { Kvm } from "@nats-io/kv";
+import { fetchedAnswers, publishFetchTask } from "../support/fetch-tasks";
 import { NATS_URL, removeNetwork, uniquePrefix } from "../support/nats-env";
 import { ITEMS, startPagedApi, type PagedApi } from "../support/paged-api";
 import { eventually, writeConfig } from "../support/service-procs";
@@ -70,32 +69,15 @@ describe("fetch service: code queries resume mid-pagination", () => {
     await nc?.close();
   });
 
-  async function fire(tag: string): Promise<string> {
-    const names = svc.ctx.names;
-    const id = `test@${Date.now()}/${tag}`;
-    const lead = { id: tag, args: {} };
-    await publishDurable(
-      jetstream(nc),
-      names.task.fetch("coded", "items", lead.id),
-      "FetchTask",
-      { id, source: "coded", query: "items", lead, trigger: "test", tick: Date.now(), createdAt: Date.now() },
-      { msgID: id },
-    );
-    return id;
-  }
+  const fire = (tag: string) =>
+    publishFetchTask(nc, svc.ctx.names, {
+      id: `test@${Date.now()}/${tag}`,
+      source: "coded",
+      query: "items",
+      lead: { id: tag, args: {} },
+    });
 
-  async function fetched(taskId: string): Promise<{ msgId: string; resp: QueryResponse }[]> {
-    const stream = svc.ctx.names.streams.FETCHED;
-    const info = await jsm.streams.info(stream);
-    const out: { msgId: string; resp: QueryResponse }[] = [];
-    for (let seq = info.state.first_seq; info.state.messages > 0 && seq <= info.state.last_seq; seq++) {
-      const m = await jsm.streams.getMessage(stream, { seq }).catch(() => null);
-      if (m === null) continue;
-      for (const resp of decodeBody("QueryResponses", m.data, encodingOf(m.header)).responses)
-        if (resp.taskId === taskId) out.push({ msgId: m.header.get("Nats-Msg-Id"), resp });
-    }
-    return out;
-  }
+  const fetched = (taskId: string) => fetchedAnswers(jsm, svc.ctx.names, taskId);
 
   async function assertPagedOnce(taskId: string): Promise<void> {
     const msgs = await eventually(`five pages of ${taskId} on FETCHED`, async () => {

@@ -3,14 +3,13 @@
 // 429 waited out in hand) resuming at the page it stopped on, every page published once.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import { fetchService, progressKey, type FetchConfig } from "@machina/fetch";
-import type { QueryResponse } from "@machina/protos";
-import { publishDurable, startService, type RunningService } from "@machina/runtime";
-import { decodeBody, encodingOf } from "@machina/wire";
+import { startService, type RunningService } from "@machina/runtime";
+import { fetchedAnswers, publishFetchTask } from "../support/fetch-tasks";
 import { NATS_URL, uniquePrefix } from "../support/nats-env";
 import { ITEMS, startPagedApi, type PagedApi } from "../support/paged-api";
 import { eventually, writeConfig } from "../support/service-procs";
@@ -65,33 +64,15 @@ describe("fetch service: paginated tasks", () => {
     await nc?.close();
   });
 
-  async function fire(list: string): Promise<string> {
-    const names = svc.ctx.names;
-    const id = `test@${Date.now()}/pages/${list}/items`;
-    const lead = { id: `list ${list}`, args: { list } };
-    await publishDurable(
-      jetstream(nc),
-      names.task.fetch("pager", "items", lead.id),
-      "FetchTask",
-      { id, source: "pager", query: "items", lead, trigger: "test", tick: Date.now(), createdAt: Date.now() },
-      { msgID: id },
-    );
-    return id;
-  }
+  const fire = (list: string) =>
+    publishFetchTask(nc, svc.ctx.names, {
+      id: `test@${Date.now()}/pages/${list}/items`,
+      source: "pager",
+      query: "items",
+      lead: { id: `list ${list}`, args: { list } },
+    });
 
-  // Every FETCHED message of a task, in stream order, with its Nats-Msg-Id.
-  async function fetched(taskId: string): Promise<{ msgId: string; resp: QueryResponse }[]> {
-    const stream = svc.ctx.names.streams.FETCHED;
-    const info = await jsm.streams.info(stream);
-    const out: { msgId: string; resp: QueryResponse }[] = [];
-    for (let seq = info.state.first_seq; info.state.messages > 0 && seq <= info.state.last_seq; seq++) {
-      const m = await jsm.streams.getMessage(stream, { seq }).catch(() => null);
-      if (m === null) continue;
-      for (const resp of decodeBody("QueryResponses", m.data, encodingOf(m.header)).responses)
-        if (resp.taskId === taskId) out.push({ msgId: m.header.get("Nats-Msg-Id"), resp });
-    }
-    return out;
-  }
+  const fetched = (taskId: string) => fetchedAnswers(jsm, svc.ctx.names, taskId);
 
   async function assertStoredOnce(taskId: string): Promise<void> {
     const msgs = await eventually(`five pages of ${taskId} on FETCHED`, async () => {

@@ -13,7 +13,7 @@ import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { invokeService, parseTickRecord, type InvokeConfig } from "@machina/invoke";
-import type { ConfigPatch, JsonObject, NodeInfo, TriggerInfo } from "@machina/protos";
+import type { JsonObject, TriggerInfo } from "@machina/protos";
 import {
   MeshClient,
   RESOURCES_HEADER,
@@ -26,6 +26,7 @@ import {
 import { meshNames } from "@machina/subjects";
 import { vertexService, type VertexConfig } from "@machina/vertex";
 import { MachinaError } from "@machina/wire";
+import { chainDriver, type ChainDriver, type PatchOp } from "../support/live-config";
 import { eventually } from "../support/eventually";
 import { NATS_URL, removeNetwork, uniquePrefix } from "../support/nats-env";
 import { writeConfig } from "../support/service-procs";
@@ -90,30 +91,10 @@ describe("live config: invoke", { timeout: 120_000 }, () => {
   let configDir: string;
   const opts = (node: string) => ({ handleSignals: false, configDir, env: { ...env, MACHINA_MESH_NODE: node } });
 
-  const head = async () =>
-    (await client.request(names.config.get, "ConfigGetRequest", { path: "" }, "ConfigDocument")).head;
-  const patch = async (ops: { op: string; path: string; value?: unknown }[]): Promise<ConfigPatch> =>
-    client.request(
-      names.config.patch,
-      "ConfigPatchRequest",
-      { parent: await head(), ops: ops as never, author: "invoke live test" },
-      "ConfigPatch",
-      { timeoutMs: 10_000 },
-    );
-  const invokeHead = async () =>
-    (await client.request(names.vertex.nodes, "Empty", {}, "NodeList")).nodes.find((n: NodeInfo) => n.id === "invoke-1")
-      ?.configHead;
-  /** Patches, then waits until invoke reports the new head (it applied it). */
-  const applied = async (ops: { op: string; path: string; value?: unknown }[]): Promise<ConfigPatch> => {
-    const p = await patch(ops);
-    await eventually(
-      "invoke at the new head",
-      async () => ((await invokeHead()) === p.hash ? true : undefined),
-      PROPAGATION_MS,
-      50,
-    );
-    return p;
-  };
+  const chain = (): ChainDriver => chainDriver(client, names, { author: "invoke live test", timeoutMs: 10000 });
+  const head = () => chain().head();
+  const patch = (ops: PatchOp[]) => chain().patch(ops);
+  const applied = (ops: PatchOp[]) => chain().applied(ops, "invoke-1");
   const preview = (querySet = "sites_stats") =>
     client.request(names.invoke.buildQuerySet, "BuildQuerySetRequest", { querySet }, "BuildQuerySetReply");
   const triggers = async (): Promise<Map<string, TriggerInfo>> =>

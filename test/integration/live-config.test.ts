@@ -18,10 +18,11 @@ import type { ConfigPatch, JsonObject, NodeInfo, QueryResponse } from "@machina/
 import { MeshClient, publishDurable, startService, type RunningService } from "@machina/runtime";
 import { meshNames } from "@machina/subjects";
 import { vertexService, type VertexConfig } from "@machina/vertex";
-import { MachinaError, decodeBody, encodingOf } from "@machina/wire";
+import { decodeBody, encodingOf } from "@machina/wire";
 import { expectedBusinesses, startFakeApi, type FakeApi } from "../fixtures/fake-api";
 import { batch, collectStore, type StoreCollector } from "../support/aggregate-harness";
 import { eventually } from "../support/eventually";
+import { refused } from "../support/live-config";
 import { NATS_URL, removeNetwork, uniquePrefix } from "../support/nats-env";
 import { writeConfig } from "../support/service-procs";
 
@@ -42,16 +43,6 @@ const env = {
   MACHINA_VERTEX_DASHBOARD_PORT: "0",
   SITESTATS_API_KEY: "demo-key",
 };
-
-async function refused(p: Promise<unknown>): Promise<MachinaError> {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof MachinaError, String(err));
-    return err;
-  }
-  assert.fail("expected an error reply");
-}
 
 describe("live config: patches checked by their owner and applied without restart", () => {
   let api: FakeApi;
