@@ -65,6 +65,21 @@ describe("canonical hashing", () => {
     assert.equal(canonicalJson({ b: 1, B: 2, á: 3, a: 4 }), '{"B":2,"a":4,"b":1,"á":3}');
     assert.throws(() => canonicalJson({ x: Number.NaN }), /x: NaN has no JSON form/);
     assert.throws(() => canonicalJson({ f: () => 1 }), /f: a function has no JSON form/);
+    assert.throws(() => canonicalHash({ a: { b: [1, { c: Infinity }] } }), /^TypeError: a\.b\[1\]\.c: Infinity/);
+    assert.throws(() => canonicalJson([[0, Number.NaN]]), /^TypeError: \[0\]\[1\]: NaN/);
+  });
+
+  it("hashes a value larger than one streamed piece as the sha-256 of its whole text", () => {
+    // 100,000 leads: far more than the 64 KiB pieces the hash is fed in.
+    const big = {
+      invoke: {
+        ledgers: { big: { leads: Array.from({ length: 100_000 }, (_, i) => ({ rank: i, domain: `s${i}.example` })) } },
+      },
+    };
+    const text = canonicalJson(big);
+    assert.ok(text.length > 1 << 20, `${text.length} characters`);
+    assert.ok(text.startsWith('{"invoke":{"ledgers":{"big":{"leads":[{"domain":"s0.example","rank":0},'));
+    assert.equal(canonicalHash(big), createHash("sha256").update(text, "utf8").digest("hex"));
   });
 
   it("hashes a patch by parent, ops, author and time, the same whichever encoding carried the ops", () => {

@@ -2,7 +2,7 @@ import type { Kvm } from "@nats-io/kv";
 import { isPlainObject } from "@machina/config";
 import type { JsonValue } from "@machina/protos";
 import type { ConfigSourceOptions } from "@machina/config";
-import { ConfigChain, canonicalJson, followChain, withEnv } from "@machina/config-chain";
+import { ConfigChain, canonicalHash, followChain, withEnv } from "@machina/config-chain";
 import type { ChainFollower, ChainState, ConfigTree, DeclaredKind, EnvSetting } from "@machina/config-chain";
 import type { Logger } from "@machina/log";
 import type { MeshNames, ServiceName } from "@machina/subjects";
@@ -173,7 +173,8 @@ export class LiveConfig {
     const start = this.start;
     if (chain === null || start === null) return null;
     const kinds = [...(components?.kinds ?? [`${this.service}/`]), ...(components?.reads ?? [])];
-    const mine = (tree: ConfigTree) => canonicalJson(kinds.map((k) => partOf(tree, k)));
+    // A hash, not the text: a big ledger's would be kept for the process's life.
+    const mine = (tree: ConfigTree) => canonicalHash(kinds.map((k) => partOf(tree, k)));
     let applied = mine(start.effective);
     return followChain(
       chain,
