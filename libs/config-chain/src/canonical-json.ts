@@ -69,7 +69,11 @@ function write(v: unknown, out: (s: string) => void): void {
     out("[");
     for (let i = 0; i < v.length; i++) {
       if (i > 0) out(",");
-      within(`[${i}]`, () => write(v[i], out));
+      try {
+        write(v[i], out);
+      } catch (err) {
+        throw under(`[${i}]`, err);
+      }
     }
     return out("]");
   }
@@ -83,20 +87,21 @@ function write(v: unknown, out: (s: string) => void): void {
     if (!first) out(",");
     first = false;
     out(`${JSON.stringify(k)}:`);
-    within(k, () => write(x, out));
+    try {
+      write(x, out);
+    } catch (err) {
+      throw under(k, err);
+    }
   }
   out("}");
 }
 
-// Runs `f`; a value without JSON form found inside gets `step` (a key or `[i]`) put in front of its path.
-function within(step: string, f: () => void): void {
-  try {
-    f();
-  } catch (err) {
-    if (!(err instanceof NoJsonForm)) throw err;
-    const sep = err.path === "" || err.path.startsWith("[") ? "" : ".";
-    throw new NoJsonForm(`${step}${sep}${err.path}`, err.what);
-  }
+// `err` with `step` (a key or `[i]`) put in front of its path when it is a value without JSON
+// form; inline try blocks rather than a callback per value, which would be garbage per value.
+function under(step: string, err: unknown): unknown {
+  if (!(err instanceof NoJsonForm)) return err;
+  const sep = err.path === "" || err.path.startsWith("[") ? "" : ".";
+  return new NoJsonForm(`${step}${sep}${err.path}`, err.what);
 }
 
 // Code-point order, not localeCompare: the hash must not depend on the machine's locale.
