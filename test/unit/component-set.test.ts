@@ -43,6 +43,16 @@ describe("ComponentSet over the file config", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it("reads the files when it has no tree (a config chain that could not be read)", () => {
+    const dir = configDir(files);
+    const set = ComponentSet.fromFiles("", {}, { configDir: dir, env: {} });
+    assert.deepEqual(
+      set.docs("invoke/ledgers").map((d) => d.name),
+      ["big"],
+    );
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it("reads a kind an env variable overrides from the files, with the env applied", () => {
     const dir = configDir(files);
     const env = { MACHINA_FETCH_SOURCES_API_MANAGER_BASE_URL: "http://127.0.0.1:2" };

@@ -43,7 +43,8 @@ export class ComponentSet {
     const names = Object.keys(components).sort();
     // Files already parsed into the tree are not parsed again (a 100,000-lead ledger's parse is
     // most of a process's peak memory); a kind an env variable overrides still is.
-    const fromTree = names.every((name) => this.fileOrigins.has(`${kind}/${name}`));
+    // (An empty kind is read from the files: without a readable chain the tree is empty.)
+    const fromTree = names.length > 0 && names.every((name) => this.fileOrigins.has(`${kind}/${name}`));
     if (this.files !== undefined && !fromTree) return loadComponents(kind, this.files);
     return names.map((name) => {
       const origin = `${kind}/${name}`;
