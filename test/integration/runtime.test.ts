@@ -70,6 +70,11 @@ const spec: ServiceSpec<Record<string, never>> = {
             if (batch.source === "quota" && n < 2)
               throw new MachinaError("OVER_QUOTA", "wait", { details: { retryAfterMs: 300 } });
             if (batch.source === "broken") throw new MachinaError("BAD_REQUEST", 'record has no key field "domain"');
+            // Down on one dependency, then on another: once it works, /readyz must name neither.
+            if (batch.source === "twodeps" && n < 3)
+              throw new MachinaError("UNAVAILABLE", `dependency ${n} down`, {
+                details: { dependency: n === 1 ? "cassandra" : "nats-kv" },
+              });
             if (batch.source === "outage" && n < 4)
               throw new MachinaError("UNAVAILABLE", "cassandra down", { details: { dependency: "cassandra" } });
             done.push(batch.id);
@@ -265,5 +270,20 @@ describe("runtime", () => {
     assert.equal(broken.stream, svc.ctx.names.streams.AGGREGATE);
     // Work-queue retention: nothing is left behind once every message was acked or termed.
     await waitFor(async () => (await jsm.streams.info(svc.ctx.names.streams.AGGREGATE)).state.messages === 0);
+  });
+
+  it("clears every dependency it reported down once a message succeeds again", async () => {
+    const base = `http://127.0.0.1:${svc.probePort}`;
+    await publishDurable(
+      jetstream(nc),
+      svc.ctx.names.task.aggregate("website"),
+      "RecordBatch",
+      { id: "b-twodeps", type: "website", source: "twodeps" },
+      { msgID: "b-twodeps" },
+    );
+    await waitFor(() => done.includes("b-twodeps"), 30_000);
+    assert.equal(seen.get("b-twodeps"), 3);
+    const ready = await fetch(`${base}/readyz`);
+    assert.equal(ready.status, 200, `ready once it works again: ${await ready.text()}`);
   });
 });

@@ -132,7 +132,13 @@ export async function startWorker(
   // pause began does not deepen it: one outage hits every lane at once.
   let failures = 0;
   let epoch = 0;
-  let down: string | null = null;
+  // Dependencies this worker reported down (/readyz), all cleared together once it works again:
+  // an outage may fail it on more than one (NATS, then the KV), and each must be cleared.
+  const down = new Set<string>();
+  const recoverAll = () => {
+    for (const d of down) health.recover(d);
+    down.clear();
+  };
   let wake: () => void = () => undefined;
   const stopped = new Promise<void>((r) => (wake = r));
 
@@ -224,10 +230,7 @@ export async function startWorker(
       // An empty pull after the pause: none of this worker's work waits on the dependency any
       // more (another replica took it, or it is done), so /readyz stops naming it. The next
       // message is still worked on one lane until one succeeds.
-      if (delivered === 0 && down !== null && !stopping && inflight === 0 && Date.now() >= pausedUntil) {
-        health.recover(down);
-        down = null;
-      }
+      if (delivered === 0 && down.size > 0 && !stopping && inflight === 0 && Date.now() >= pausedUntil) recoverAll();
     } catch (err) {
       if (!stopping) {
         pullErrors++;
@@ -289,8 +292,7 @@ export async function startWorker(
       remember(m.seq);
       if (failures > 0) child().info({ afterPauses: failures }, "worker resumed");
       failures = 0;
-      if (down !== null) health.recover(down);
-      down = null;
+      recoverAll();
     } catch (thrown) {
       outcome = await settleFailure(m, classifyThrown(thrown), myEpoch, child);
     } finally {
@@ -345,8 +347,9 @@ export async function startWorker(
         epoch++;
         pausedUntil = Date.now() + retryDelayMs(failures);
         if (err.code === "UNAVAILABLE") {
-          down = String(err.details.dependency ?? "dependency");
-          health.fail(down, err.message);
+          const dependency = String(err.details.dependency ?? "dependency");
+          down.add(dependency);
+          health.fail(dependency, err.message);
         }
         const level = failures === 1 ? "warn" : "debug";
         child()[level](
@@ -392,7 +395,7 @@ export async function startWorker(
       await running;
       for (const b of open) b.stop();
       while (inflight > 0 || open.size > 0) await Promise.race([changed(), sleep(100)]);
-      if (down !== null) health.recover(down);
+      recoverAll();
     },
   };
 }
