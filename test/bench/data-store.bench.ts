@@ -3,8 +3,11 @@
 // its own task id and fetchedAt), consumed by the data service alone (one process, no other
 // services) and written as dump rows, then merged into clean rows by its clean job. Compared with
 // a raw baseline of the same run: executeConcurrent(64) of N rows of the same shape into the same
-// Cassandra (median of 3 runs after a warm-up, before the data service starts). The ratio is the
-// data service's dump rate over the baseline's (target ≥ 0.7×).
+// Cassandra (median of 3 runs). The ratio is the data service's dump rate over the baseline's
+// (target ≥ 0.7×). Both paths are warmed up alike first (2,000 rows each, on the Cassandra left to
+// settle after the data service created its schema), and each measured run starts on a quiet
+// Cassandra: a fresh JVM runs a path several times slower until it has compiled it, so warming
+// only one side measured the JIT, not the data service.
 //
 // Timed from the first publish to the newest write time of the dump rows (and of the clean rows),
 // so the reported times do not depend on how often completion is polled. Completion is watched
@@ -14,8 +17,9 @@
 //
 // Env: MACHINA_BENCH_DATA_N (records, default 20000), MACHINA_BENCH_DATA_BATCH (records per STORE
 // message, default 25), MACHINA_BENCH_DATA_CLEAN_INTERVAL_MS (the data service's clean job
-// interval, default 1000; the clean job shares Cassandra and the cores with the dump writes, so a
-// long one such as 600000 with a short time-out shows the dump rate alone),
+// interval, default 10000 as the service's own default; the clean job shares Cassandra and the
+// cores with the dump writes: a short one such as 1000 measures the dump rate with the clean job
+// running beside it all along, a long one such as 600000 with a short time-out the dump rate alone),
 // MACHINA_BENCH_DATA_TIMEOUT_S (default 300: after it the bench prints what was reached),
 // MACHINA_BENCH_VERBOSE (print the data service's log tail at the end).
 //
@@ -34,7 +38,7 @@ import { CpuMeter, benchRun } from "./pipeline-procs";
 
 const N = Number(process.env.MACHINA_BENCH_DATA_N ?? 20_000);
 const K = Number(process.env.MACHINA_BENCH_DATA_BATCH ?? 25);
-const CLEAN_INTERVAL_MS = process.env.MACHINA_BENCH_DATA_CLEAN_INTERVAL_MS ?? "1000";
+const CLEAN_INTERVAL_MS = process.env.MACHINA_BENCH_DATA_CLEAN_INTERVAL_MS ?? "10000";
 const TIMEOUT_MS = Number(process.env.MACHINA_BENCH_DATA_TIMEOUT_S ?? 300) * 1000;
 const CQL_PORT = Number(process.env.MACHINA_CQL_PORT ?? 49042);
 // executeConcurrent's concurrency level in the baseline, and STORE publishes awaiting their PubAck.
@@ -57,14 +61,26 @@ const cpuList = (cpu: Map<string, number>, order: string[]) =>
     .join(", ");
 
 /** The STORE messages' batches: K one-record batches per message, each its own task id and fetchedAt. */
-function storeBatches(n: number, k: number): RecordBatch[][] {
+function storeBatches(n: number, k: number, tag: string): RecordBatch[][] {
   const messages: RecordBatch[][] = [];
   for (let first = 0; first < n; first += k) {
     const batches: RecordBatch[] = [];
-    for (let i = first; i < Math.min(n, first + k); i++) batches.push(storeBatch(`d${i}.bench`, Date.now()));
+    for (let i = first; i < Math.min(n, first + k); i++) batches.push(storeBatch(`${tag}${i}.bench`, Date.now()));
     messages.push(batches);
   }
   return messages;
+}
+
+/** Waits until Cassandra's CPU stays under a tenth of a core for a second (at most `maxMs`): what a schema change sets off (flushes, compactions) must not land in a measured run. */
+async function settle(pid: number | undefined, maxMs: number): Promise<number> {
+  const t0 = Date.now();
+  if (pid === undefined) return 0;
+  while (Date.now() - t0 < maxMs) {
+    const m = new CpuMeter({ cassandra: pid });
+    await sleep(1_000);
+    if ((m.used().get("cassandra") ?? 0) < 0.1) break;
+  }
+  return Date.now() - t0;
 }
 
 async function main(): Promise<void> {
@@ -80,14 +96,7 @@ async function main(): Promise<void> {
   let proc: ServiceProc | undefined;
   let configDir: string | undefined;
   try {
-    // 1. The baseline, after a warm-up (a fresh JVM is slow for its first seconds).
-    note(`baseline: warm-up of ${WARMUP}, then ${RUNS} × ${N} rows`);
-    await cassandraBaseline(cql, rawKeyspace, WARMUP, CONCURRENCY, "warm");
-    const cassCpu = new CpuMeter({ cassandra: cassandraPid, bench: "self" });
-    const cass = await medianOf(RUNS, (i) => cassandraBaseline(cql, rawKeyspace, N, CONCURRENCY, `raw${i}`));
-    const cassUsed = cassCpu.used();
-
-    // 2. The data service alone, on a config tree of the website type only (it creates the streams).
+    // 1. The data service alone, on a config tree of the website type only (it creates the streams).
     note(`starting the data service (prefix ${prefix}, keyspace ${keyspace}, clean every ${CLEAN_INTERVAL_MS} ms)`);
     configDir = writeConfig({});
     proc = await startServiceProc("data", {
@@ -114,10 +123,64 @@ async function main(): Promise<void> {
         }
     });
 
-    // 3. Publish every message (IN_FLIGHT awaiting their PubAck), then follow the STORE stream
-    // (empty once acked = stored) and the clean log until both reach N.
-    const messages = storeBatches(N, K);
     const subject = names.task.store(PIPELINE.type);
+    // Publishes messages, IN_FLIGHT awaiting their PubAck, until done or the deadline.
+    let publishedRecords = 0;
+    let publishFailures = 0;
+    let firstFailure = "";
+    const publishAll = async (messages: RecordBatch[][], deadline: number) => {
+      let next = 0;
+      const lane = async () => {
+        while (next < messages.length && Date.now() < deadline) {
+          const batches = messages[next++];
+          try {
+            await publishDurable(
+              mesh,
+              subject,
+              "RecordBatches",
+              { batches },
+              { msgID: groupMsgId(batches.map((b) => b.id)), sender: "bench" },
+            );
+            publishedRecords += batches.length;
+          } catch (err) {
+            publishFailures++;
+            firstFailure ||= (err as Error).message;
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, messages.length) }, lane));
+    };
+    const storeDrained = async (deadline: number) => {
+      while (Date.now() < deadline && (await jsm.streams.info(names.streams.STORE)).state.messages > 0) await sleep(100);
+    };
+
+    // 2. Both paths warmed up the same way, and Cassandra left to settle after the data service's
+    // schema: a fresh JVM compiles each path (single inserts, batches, collection updates) on its
+    // first thousands of uses, and flushes and compacts after each schema change. Only then the
+    // baseline, then the data service's run, each on a quiet Cassandra.
+    const settled = await settle(cassandraPid, 30_000);
+    note(`warm-up: ${WARMUP} rows by executeConcurrent, ${WARMUP} records through the data service (Cassandra settled in ${secs(settled)})`);
+    await cassandraBaseline(cql, rawKeyspace, WARMUP, CONCURRENCY, "warm");
+    await publishAll(storeBatches(WARMUP, K, "w"), Date.now() + TIMEOUT_MS);
+    await storeDrained(Date.now() + TIMEOUT_MS);
+    const warmRecords = publishedRecords;
+    publishedRecords = 0;
+    // Its clean runs go first too, when they run soon.
+    if (Number(CLEAN_INTERVAL_MS) <= 10_000) {
+      const until = Date.now() + 30_000;
+      while (cleanLogged < warmRecords && Date.now() < until) await sleep(200);
+    }
+    await settle(cassandraPid, 15_000);
+    cleanLogged = 0;
+    note(`baseline: ${RUNS} × ${N} rows`);
+    const cassCpu = new CpuMeter({ cassandra: cassandraPid, bench: "self" });
+    const cass = await medianOf(RUNS, (i) => cassandraBaseline(cql, rawKeyspace, N, CONCURRENCY, `raw${i}`));
+    const cassUsed = cassCpu.used();
+    await settle(cassandraPid, 15_000);
+
+    // 3. Publish every message, then follow the STORE stream (empty once acked = stored) and the
+    // clean log until both reach N.
+    const messages = storeBatches(N, K, "d");
     const meter = new CpuMeter({
       data: proc.child.pid,
       cassandra: cassandraPid,
@@ -129,32 +192,8 @@ async function main(): Promise<void> {
     note(`publishing ${N} records in ${messages.length} messages of ${K} to ${subject}`);
     const t0 = Date.now();
     const deadline = t0 + TIMEOUT_MS;
-    let next = 0;
-    let publishedRecords = 0;
-    let publishFailures = 0;
-    let firstFailure = "";
-    const lane = async () => {
-      while (next < messages.length && Date.now() < deadline) {
-        const batches = messages[next++];
-        try {
-          await publishDurable(
-            mesh,
-            subject,
-            "RecordBatches",
-            { batches },
-            { msgID: groupMsgId(batches.map((b) => b.id)), sender: "bench" },
-          );
-          publishedRecords += batches.length;
-        } catch (err) {
-          publishFailures++;
-          firstFailure ||= (err as Error).message;
-        }
-      }
-    };
     let publishedAt: number | undefined;
-    const publishing = Promise.all(Array.from({ length: Math.min(IN_FLIGHT, messages.length) }, lane)).then(
-      () => (publishedAt = Date.now()),
-    );
+    const publishing = publishAll(messages, deadline).then(() => (publishedAt = Date.now()));
 
     let dumpSeenAt: number | undefined;
     let dumpCpu: Map<string, number> | undefined;
@@ -174,7 +213,7 @@ async function main(): Promise<void> {
       }
       if (cleanLogged >= publishedRecords && publishedAt !== undefined && Date.now() - lastCleanScan > 1_000) {
         lastCleanScan = Date.now();
-        if ((await scanWrites(cql, cleanTable, "sources")).rows >= publishedRecords) {
+        if ((await scanWrites(cql, cleanTable, "sources", t0)).rows >= publishedRecords) {
           cleanSeenAt = Date.now();
           break;
         }
@@ -193,8 +232,9 @@ async function main(): Promise<void> {
     await Promise.race([publishing, sleep(6_000)]);
 
     // Exact times from the rows' write times (the data service's client clock, this machine's).
-    const dump = await scanWrites(cql, dumpTable, "task_id");
-    const clean = await scanWrites(cql, cleanTable, "sources");
+    // The warm-up's rows are in the same tables, written before t0.
+    const dump = await scanWrites(cql, dumpTable, "task_id", t0);
+    const clean = await scanWrites(cql, cleanTable, "sources", t0);
     const dumpMs = dump.lastWriteMs - t0;
     const cleanMs = clean.lastWriteMs - t0;
     const dumpRate = (dump.rows * 1000) / dumpMs;
@@ -209,7 +249,7 @@ async function main(): Promise<void> {
           : `dump INCOMPLETE ${int(dump.rows)} of ${int(N)} rows in ${secs(wallMs)}`) +
         ", " +
         (clean.rows >= N
-          ? `clean ${secs(cleanMs)} (${int((clean.rows * 1000) / cleanMs)} rows/s)`
+          ? `clean ${secs(cleanMs)} (clean job ${int((clean.rows * 1000) / Math.max(1, clean.lastWriteMs - clean.firstWriteMs))} rows/s from its first row to its last)`
           : `clean INCOMPLETE ${int(clean.rows)} of ${int(N)} rows`) +
         `; baseline cassandra executeConcurrent(${CONCURRENCY}) ${int(cass.perSecond)} rows/s; ` +
         (dump.rows >= N ? `ratio ${ratio.toFixed(2)}× (target ≥ ${TARGET}×)` : `no ratio (target ≥ ${TARGET}×)`) +

@@ -117,13 +117,16 @@ export async function medianOf(
   return { ...all[Math.floor(all.length / 2)], range };
 }
 
-/** Rows of a table and the newest write time (epoch ms) of `column` among them, paging through all. */
+/** Rows of a table and the oldest and newest write times (epoch ms) of `column` among them, paging through all. */
 export async function scanWrites(
   cql: cassandra.Client,
   table: string,
   column: string,
-): Promise<{ rows: number; lastWriteMs: number }> {
+  /** Rows written before this epoch ms are left out (an earlier warm-up's). */
+  since = 0,
+): Promise<{ rows: number; firstWriteMs: number; lastWriteMs: number }> {
   let rows = 0;
+  let first = Infinity;
   let last = 0;
   let pageState: string | undefined;
   do {
@@ -133,13 +136,15 @@ export async function scanWrites(
       prepare: true,
     });
     for (const r of rs.rows) {
-      rows++;
       const wt = Number(String(r.get("wt"))) / 1000;
+      if (wt < since) continue;
+      rows++;
       if (wt > last) last = wt;
+      if (wt < first) first = wt;
     }
     pageState = rs.pageState ?? undefined;
   } while (pageState);
-  return { rows, lastWriteMs: last };
+  return { rows, firstWriteMs: rows === 0 ? 0 : first, lastWriteMs: last };
 }
 
 /** The batch the pipeline stores for one website record fetched at `at` (ids as invoke builds them). */

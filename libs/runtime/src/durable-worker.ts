@@ -177,7 +177,9 @@ export async function startWorker(
         continue;
       }
       const free = Math.min(capacity() - inflight - reserved, maxBatch);
-      if (free <= 0) {
+      // While lanes are busy, wait until a quarter of them are free: every pull is a subscription
+      // and a request on the server, so pulling one message per freed lane costs more than the message.
+      if (free <= 0 || (inflight + reserved > 0 && free < Math.min(maxBatch, Math.ceil(capacity() / 4)))) {
         await Promise.race([changed(), stopped]);
         continue;
       }

@@ -41,4 +41,4 @@ export {
 export type { TableSpec, ColumnSpec } from "./cql-schema";
 export { toCql, toPlain, keyValues, entityKeyJson, parseEntityKeyJson } from "./field-codec";
 export type { CqlValue, ValueOrigin } from "./field-codec";
-export { dayOf, daysBack, windowStartOf, DAY_MS } from "./time-windows";
+export { dayOf, daysBack, localDateOf, windowStartOf, DAY_MS } from "./time-windows";

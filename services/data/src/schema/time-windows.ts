@@ -1,3 +1,5 @@
+import cassandra from "cassandra-driver";
+
 /** Milliseconds in a day. */
 export const DAY_MS = 86_400_000;
 
@@ -9,6 +11,13 @@ export function dayOf(t: number): string {
   return lastDay.text;
 }
 let lastDay = { n: Number.NaN, text: "" };
+
+/** A `YYYY-MM-DD` day as the driver's date value; the driver parsing the text of every bound day was 2 % of the store path. */
+export function localDateOf(day: string): cassandra.types.LocalDate {
+  if (day !== lastDate.day) lastDate = { day, value: cassandra.types.LocalDate.fromString(day) };
+  return lastDate.value;
+}
+let lastDate = { day: "", value: cassandra.types.LocalDate.fromString("1970-01-01") };
 
 /** Start (epoch ms) of the aligned window of `windowSeconds` containing `t`. */
 export function windowStartOf(t: number, windowSeconds: number): number {

@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import cassandra from "cassandra-driver";
 import { DIRTY_CURSOR_TABLE, DIRTY_MARKS_TABLE } from "../schema";
 import { execute, pages } from "./cql-exec";
@@ -74,7 +73,7 @@ export async function markDirty(ctx: DataContext, marks: readonly DirtyMark[]): 
     const shard = dirtyShardOf(m.key);
     const part = `${m.type}\u0000${shard}`;
     units.add(part);
-    const uuid = cassandra.types.Uuid.fromString(randomUUID());
+    const uuid = cassandra.types.Uuid.random();
     writes.push({
       partition: `${DIRTY_MARKS_TABLE}\u0000${part}\u0000${slot}`,
       statement: {

@@ -1,3 +1,4 @@
+import type cassandra from "cassandra-driver";
 import { MachinaError } from "@machina/wire";
 import {
   dayOf,
@@ -5,6 +6,7 @@ import {
   entityKeyJson,
   isField,
   keyValues,
+  localDateOf,
   quoteId,
   toCql,
   windowStartOf,
@@ -12,7 +14,7 @@ import {
   type TypeDef,
 } from "../schema";
 import { resolveType, tableRef, type DataContext } from "./data-context";
-import { DUMP_ORDER, pendingView } from "./pending-rows";
+import { BoundColumns, DUMP_ORDER, pendingView } from "./pending-rows";
 import { pendingEntity, type QueuedWrite } from "./write-queue";
 import { dumpHasSeq } from "./row-format";
 import { markDirty, type DirtyMark } from "./dirty-marks";
@@ -95,9 +97,7 @@ export function prepareDumpRows(
     throw new MachinaError("BAD_REQUEST", `type ${type}: expected a list of dump rows`, { details: { type } });
   }
   const withSeq = dumpHasSeq(ctx, def);
-  const { query: insert, columns } = insertCql(ctx, def, withSeq);
-  const table = tableRef(ctx, dumpTableName(def));
-  const valueFields = Object.keys(def.fields).filter((f) => !def.key.includes(f));
+  const { query: insert, positions, table, valueFields } = insertCql(ctx, def, withSeq);
   const writes: QueuedWrite[] = [];
   const marks: DirtyMark[] = [];
   const days: EntityDay[] = [];
@@ -129,9 +129,9 @@ export function prepareDumpRows(
       // Unset rather than null: a null would write a tombstone for every absent field of every raw row.
       return v === null ? undefined : v;
     });
-    const params: (CqlValue | undefined)[] = [
+    const params: (CqlValue | cassandra.types.LocalDate | undefined)[] = [
       ...def.key.map((f) => key[f]),
-      day,
+      localDateOf(day),
       new Date(fetchedAt),
       row.source,
       row.query,
@@ -139,7 +139,7 @@ export function prepareDumpRows(
       row.taskId,
       ...values,
     ];
-    const view = pendingView(pendingEntity(table, keyJson), DUMP_ORDER, new Map(columns.map((c, j) => [c, params[j]])));
+    const view = pendingView(pendingEntity(table, keyJson), DUMP_ORDER, new BoundColumns(positions, params));
     writes.push({ partition: `${table}\u0000${keyJson}\u0000${day}`, statement: { query: insert, params }, view });
     marks.push({ type: def.name, key: keyJson, windowStart: windowStartOf(fetchedAt, def.cleanWindowSeconds) });
     days.push({ key, keyJson, day });
@@ -193,7 +193,32 @@ function undeclaredByType(dumps: readonly PreparedDump[]): Map<string, Map<strin
   return out;
 }
 
-function insertCql(ctx: DataContext, def: TypeDef, withSeq: boolean): { query: string; columns: string[] } {
+// Insert statements by type definition (a live change makes a new one), keyspace and layout:
+// building and quoting them for every stored message was 2 % of the store path.
+const insertCache = new WeakMap<TypeDef, Map<string, InsertCql>>();
+
+interface InsertCql {
+  readonly query: string;
+  /** The dump table, keyspace-qualified. */
+  readonly table: string;
+  /** Fields that are not part of the key, in column order. */
+  readonly valueFields: readonly string[];
+  /** Column → position of its bound value. */
+  readonly positions: ReadonlyMap<string, number>;
+}
+
+function insertCql(ctx: DataContext, def: TypeDef, withSeq: boolean): InsertCql {
+  let byLayout = insertCache.get(def);
+  if (byLayout === undefined) insertCache.set(def, (byLayout = new Map()));
+  const layout = `${ctx.keyspace}\u0000${withSeq}`;
+  let cql = byLayout.get(layout);
+  if (cql === undefined) byLayout.set(layout, (cql = buildInsertCql(ctx, def, withSeq)));
+  return cql;
+}
+
+function buildInsertCql(ctx: DataContext, def: TypeDef, withSeq: boolean): InsertCql {
+  const valueFields = Object.keys(def.fields).filter((f) => !def.key.includes(f));
+  const table = tableRef(ctx, dumpTableName(def));
   const columns = [
     ...def.key,
     "day",
@@ -202,13 +227,15 @@ function insertCql(ctx: DataContext, def: TypeDef, withSeq: boolean): { query: s
     "query",
     ...(withSeq ? ["seq"] : []),
     "task_id",
-    ...Object.keys(def.fields).filter((f) => !def.key.includes(f)),
+    ...valueFields,
   ];
   return {
+    table,
+    valueFields,
     query:
-      `INSERT INTO ${tableRef(ctx, dumpTableName(def))} (${columns.map(quoteId).join(", ")}) ` +
+      `INSERT INTO ${table} (${columns.map(quoteId).join(", ")}) ` +
       `VALUES (${columns.map(() => "?").join(", ")})`,
-    columns,
+    positions: new Map(columns.map((c, i) => [c, i])),
   };
 }
 

@@ -1,5 +1,5 @@
 import type { StoreName } from "@machina/subjects";
-import { entitiesTableName, quoteId, toPlain, type CqlValue, type TypeDef } from "../schema";
+import { entitiesTableName, localDateOf, quoteId, toPlain, type CqlValue, type TypeDef } from "../schema";
 import { execute, type CqlStatement } from "./cql-exec";
 import { tableRef, type DataContext } from "./data-context";
 import { pageOptions } from "./paging";
@@ -65,8 +65,8 @@ export function entityDayWrites(
     const keyParams = def.key.map((f) => d.key[f]);
     const params =
       store === "dump"
-        ? [def.dumpTtlSeconds + DAY_SECONDS, [d.day], new Date(nowMs), ...keyParams]
-        : [[d.day], new Date(nowMs), ...keyParams];
+        ? [def.dumpTtlSeconds + DAY_SECONDS, [localDateOf(d.day)], new Date(nowMs), ...keyParams]
+        : [[localDateOf(d.day)], new Date(nowMs), ...keyParams];
     out.push({ statement: { query, params }, partition: `${table}\u0000${d.keyJson}`, id, at: nowMs });
   }
   return out;

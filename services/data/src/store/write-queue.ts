@@ -90,6 +90,7 @@ interface Entry {
 }
 
 interface PartitionQueue {
+  readonly key: string;
   readonly ops: Op[];
   busy: boolean;
 }
@@ -119,6 +120,9 @@ export class WriteQueue {
   private readonly maxBatchBytes: number;
   private readonly mixPartitions: () => boolean;
   private readonly parts = new Map<string, PartitionQueue>();
+  // Partitions with ops and no batch in flight, oldest first: a round looks only at these, not at
+  // every queued partition (which made each round cost the whole backlog).
+  private readonly ready = new Set<PartitionQueue>();
   private readonly views = new Map<string, Entry[]>();
   private readonly waiters: Waiter[] = [];
   private readonly drained: (() => void)[] = [];
@@ -161,11 +165,12 @@ export class WriteQueue {
       for (const w of writes) {
         let pq = this.parts.get(w.partition);
         if (pq === undefined) {
-          pq = { ops: [], busy: false };
+          pq = { key: w.partition, ops: [], busy: false };
           this.parts.set(w.partition, pq);
         }
         const row = w.view === undefined ? null : w.view.columns === null ? DELETE : w.view.id;
         pq.ops.push({ statement: w.statement, ticket, row, bytes: sizeOf(w.statement.params) });
+        if (!pq.busy) this.ready.add(pq);
         if (w.view !== undefined) {
           const entry = { view: w.view };
           ticket.views.push(entry);
@@ -257,25 +262,25 @@ export class WriteQueue {
       const taken: PartitionQueue[] = [];
       const batch: Op[] = [];
       let bytes = 0;
-      for (const [key, pq] of this.parts) {
-        if (pq.busy) continue;
-        if (pq.ops.length === 0) {
-          this.parts.delete(key);
-          continue;
-        }
+      for (const pq of this.ready) {
         const n = this.takeable(pq.ops, this.rowsPerBatch - batch.length, this.maxBatchBytes - bytes);
         if (n === 0) break;
         const ops = pq.ops.splice(0, n);
         for (const o of ops) bytes += o.bytes;
-        batch.push(...ops);
+        for (const o of ops) batch.push(o);
         pq.busy = true;
+        this.ready.delete(pq);
         taken.push(pq);
         if (!mix || batch.length >= this.rowsPerBatch || bytes >= this.maxBatchBytes) break;
       }
       if (batch.length === 0) return;
       this.inFlight++;
       void this.store(batch).finally(() => {
-        for (const pq of taken) pq.busy = false;
+        for (const pq of taken) {
+          pq.busy = false;
+          if (pq.ops.length > 0) this.ready.add(pq);
+          else if (this.parts.get(pq.key) === pq) this.parts.delete(pq.key);
+        }
         this.inFlight--;
         this.pump();
       });
