@@ -4,7 +4,7 @@
 // services) and written as dump rows, then merged into clean rows by its clean job. Compared with
 // a raw baseline of the same run: executeConcurrent(64) of N rows of the same shape into the same
 // Cassandra (median of 3 runs). The ratio is the data service's dump rate over the baseline's
-// (target ≥ 0.7×). Both paths are warmed up alike first (2,000 rows each, on the Cassandra left to
+// (target ≥ 0.7×). Both paths are warmed up alike first (5,000 rows each, on the Cassandra left to
 // settle after the data service created its schema), and each measured run starts on a quiet
 // Cassandra: a fresh JVM runs a path several times slower until it has compiled it, so warming
 // only one side measured the JIT, not the data service.
@@ -44,7 +44,8 @@ const CQL_PORT = Number(process.env.MACHINA_CQL_PORT ?? 49042);
 // executeConcurrent's concurrency level in the baseline, and STORE publishes awaiting their PubAck.
 const CONCURRENCY = 64;
 const IN_FLIGHT = 64;
-const WARMUP = Math.min(2_000, N);
+// Rows each path is warmed up with before anything is measured.
+const WARMUP = Math.min(5_000, N);
 // The baseline runs this often; the median counts (a short run is easily disturbed by other work).
 const RUNS = 3;
 const TARGET = 0.7;

@@ -30,7 +30,19 @@ const siteType = (name: string) =>
     },
     `${name}.yaml`,
   );
-const TYPES = ["skew", "slot", "fail", "bad"];
+// A key of two fields: its windows are read one by one, not as a group.
+const pairType = compileTypeDef(
+  {
+    name: "pair",
+    key: ["domain", "path"],
+    fields: { domain: "text", path: "text", title: "text", hits: "int" },
+    merge: { default: "latest_non_null", hits: "sum" },
+    dump_ttl: "30d",
+    clean_window: "1h",
+  },
+  "pair.yaml",
+);
+const TYPES = ["skew", "slot", "fail", "bad", "group"];
 
 let admin: cassandra.Client;
 let dc: string;
@@ -42,7 +54,7 @@ async function replica(clock: () => number = Date.now): Promise<DataLayer> {
     localDataCenter: dc,
     keyspace,
     replication: { [dc]: 1 },
-    types: TYPES.map(siteType),
+    types: [...TYPES.map(siteType), pairType],
     clock,
   });
   layers.push(layer);
@@ -186,6 +198,41 @@ describe("dirty marks and the clean job's failed list", () => {
     assert.equal(retried.entities, 1);
     assert.equal((await layer.readOne("clean", "fail", { domain: "over.flow" })).hits, 7);
     assert.equal(await layer.retryCleanFailed("fail", []), 0, "nothing left to retry");
+  });
+
+  it("reads the windows of many entities together, and merges each from its own rows only", async () => {
+    const layer = await replica();
+    const window = Math.floor(Date.now() / 3_600_000) * 3_600_000;
+    // 130 entities (three read groups), entity i with 1 + i % 3 answers; one entity also has an
+    // answer in the window before, which its merge of this window must not see.
+    const rows: DumpRow[] = [];
+    for (let i = 0; i < 130; i++)
+      for (let j = 0; j <= i % 3; j++) rows.push(row(`e${i}.group`, window + 1 + j, { title: `t${i}.${j}`, hits: i + j }, `t${j}`));
+    await layer.writeDump("group", [row("e7.group", window - 1, { title: "older", hits: 1000 }, "old")]);
+    await layer.runClean({ types: ["group"] });
+    await layer.writeDump("group", rows);
+    const res = await layer.runClean({ types: ["group"] });
+    assert.equal(res.entities, 130);
+    assert.equal(res.failed, 0);
+    for (let i = 0; i < 130; i++) {
+      const n = 1 + (i % 3);
+      const clean = await layer.read("clean", "group", { criteria: { domain: `e${i}.group` } });
+      const mine = clean.find((r) => Date.parse(String(r.window_start)) === window);
+      assert.ok(mine, `e${i}: a clean row for the window`);
+      assert.equal(mine.hits, n * i + (n * (n - 1)) / 2, `e${i}: the sum of its own answers`);
+      assert.equal(mine.title, `t${i}.${n - 1}`, `e${i}: its newest answer's title`);
+    }
+
+    await layer.writeDump(
+      "pair",
+      [0, 1, 2].flatMap((i) => [
+        { ...row(`p${i}.pair`, window + 1, { path: "/a", hits: i }), seq: 0 },
+        { ...row(`p${i}.pair`, window + 2, { path: "/b", hits: 10 + i }), seq: 1 },
+      ]),
+    );
+    assert.equal((await layer.runClean({ types: ["pair"] })).entities, 6);
+    assert.equal((await layer.readOne("clean", "pair", { domain: "p2.pair", path: "/b" })).hits, 12);
+    assert.equal((await layer.readOne("clean", "pair", { domain: "p1.pair", path: "/a" })).hits, 1);
   });
 
   it("refuses bad failed-list requests naming what to fix", async () => {
