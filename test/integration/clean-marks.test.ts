@@ -207,7 +207,8 @@ describe("dirty marks and the clean job's failed list", () => {
     // answer in the window before, which its merge of this window must not see.
     const rows: DumpRow[] = [];
     for (let i = 0; i < 130; i++)
-      for (let j = 0; j <= i % 3; j++) rows.push(row(`e${i}.group`, window + 1 + j, { title: `t${i}.${j}`, hits: i + j }, `t${j}`));
+      for (let j = 0; j <= i % 3; j++)
+        rows.push(row(`e${i}.group`, window + 1 + j, { title: `t${i}.${j}`, hits: i + j }, `t${j}`));
     await layer.writeDump("group", [row("e7.group", window - 1, { title: "older", hits: 1000 }, "old")]);
     await layer.runClean({ types: ["group"] });
     await layer.writeDump("group", rows);

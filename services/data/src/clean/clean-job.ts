@@ -163,7 +163,11 @@ async function cleanUnit(
   // Windows of one start are read together (one query for a group of entities), then merged each on its own.
   const groups = readGroups(def, [...windows.values()]);
   await mapLimit(groups, Math.max(1, Math.ceil(ctx.concurrency / 4)), async (group) => {
-    const rows = await readWindowGroup(ctx, def, group.map((w) => w.mark));
+    const rows = await readWindowGroup(
+      ctx,
+      def,
+      group.map((w) => w.mark),
+    );
     await Promise.all(
       group.map(async ({ mark, ids, manual }) => {
         if (result.oldestWindowStart === null || mark.windowStart < result.oldestWindowStart)

@@ -233,8 +233,7 @@ function buildInsertCql(ctx: DataContext, def: TypeDef, withSeq: boolean): Inser
     table,
     valueFields,
     query:
-      `INSERT INTO ${table} (${columns.map(quoteId).join(", ")}) ` +
-      `VALUES (${columns.map(() => "?").join(", ")})`,
+      `INSERT INTO ${table} (${columns.map(quoteId).join(", ")}) ` + `VALUES (${columns.map(() => "?").join(", ")})`,
     positions: new Map(columns.map((c, i) => [c, i])),
   };
 }
