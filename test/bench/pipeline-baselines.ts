@@ -3,6 +3,7 @@
 // (b) N one-record messages like the pipeline's STORE messages published to a JetStream work
 //     queue and consumed with a pull consumer, each acked.
 import { readFileSync } from "node:fs";
+import http from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import cassandra from "cassandra-driver";
@@ -230,4 +231,51 @@ export async function jetstreamBaseline(
   } finally {
     await jsm.streams.delete(stream).catch(() => undefined);
   }
+}
+
+/**
+ * A reference, not a baseline of the ratio: `n` GETs of the pipeline's query (one per lead) sent
+ * to the fake API as the fetch service sends them (node:http, keep-alive, `inFlight` at once),
+ * each answer read whole. A pipeline with one upstream call per record can move no more than this.
+ */
+export async function upstreamAlone(
+  apiUrl: string,
+  apiKey: string,
+  n: number,
+  inFlight: number,
+  tag: string,
+): Promise<BaselineResult> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: inFlight });
+  const base = new URL(apiUrl);
+  const get = (path: string) =>
+    new Promise<void>((resolve, reject) => {
+      const req = http.request(
+        {
+          host: base.hostname,
+          port: base.port,
+          path,
+          agent,
+          headers: { "X-Api-Key": apiKey, accept: "application/json" },
+        },
+        (res) => {
+          res.on("data", () => undefined);
+          res.on("end", () =>
+            res.statusCode === 200 ? resolve() : reject(new Error(`HTTP ${res.statusCode} for ${path}`)),
+          );
+          res.on("error", reject);
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < n) await get(`/v3/sites/${tag}${next++}.bench`);
+    }),
+  );
+  const ms = performance.now() - t0;
+  agent.destroy();
+  return { n, ms, perSecond: (n * 1000) / ms };
 }

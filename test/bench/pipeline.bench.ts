@@ -5,7 +5,9 @@
 // its /metrics), CPU seconds per process, and two raw baselines of the same run: executeConcurrent
 // of the same rows into the same Cassandra, and a JetStream publish + consume loop of the same
 // messages (each the median of 3 runs, before the mesh starts). The ratio is the pipeline's dump
-// rate over the slower baseline.
+// rate over the slower baseline. Also a reference outside the ratio: the upstream calls alone (one
+// GET per lead to the same fake API, as the fetch service sends them), which bounds any pipeline
+// that makes one upstream call per record.
 //
 // Completion is watched cheaply (STORE stream: every record published to it and none still queued; the
 // data service's "clean job merged" log lines, then a count of the clean table); the reported
@@ -33,6 +35,7 @@ import {
   jetstreamBaseline,
   medianOf,
   scanWrites,
+  upstreamAlone,
   type BaselineResult,
 } from "./pipeline-baselines";
 import { PIPELINE, writePipelineConfig } from "../support/pipeline-config";
@@ -48,6 +51,10 @@ const CONCURRENCY = 64;
 const WARMUP = Math.min(2_000, N);
 // Each baseline runs this often; the median counts (a short run is easily disturbed by other work).
 const RUNS = 3;
+// The fake API's key (its rate is far above what the bench sends), and the lanes of the
+// upstream-alone reference: the fetch service's default for an unlimited source.
+const API_KEY = "bench-key";
+const UPSTREAM_LANES = 256;
 const SERVICES = ["vertex", "data", "aggregate", "invoke", "fetch", "compute"] as const;
 // Worker names (the `consumer` label of machina_message_seconds) by service, in pipeline order.
 const WORKERS: Record<string, string> = {
@@ -101,7 +108,7 @@ async function main(): Promise<void> {
   let configDir: string | undefined;
   let span: { from: number; to: number } | undefined;
   try {
-    api = await startFakeApiProc("bench-key:1000000000/1000");
+    api = await startFakeApiProc(`${API_KEY}:1000000000/1000`);
 
     // 1. Baselines, after a warm-up of each (a fresh JVM and server are slow for their first seconds).
     note(`baselines: warm-up of ${WARMUP}, then ${N} rows / messages`);
@@ -113,13 +120,18 @@ async function main(): Promise<void> {
     const jsCpu = new CpuMeter({ "nats-server": natsPid, bench: "self" });
     const jsb = await medianOf(RUNS, (i) => jetstreamBaseline(nc, prefix, N, CONCURRENCY, `raw${i}`));
     const jsUsed = jsCpu.used();
+    // The upstream calls alone, with the lanes the fetch service gives an unlimited source.
+    await upstreamAlone(api.url, API_KEY, WARMUP, UPSTREAM_LANES, "warm");
+    const upCpu = new CpuMeter({ "fake-api": api.pid, bench: "self" });
+    const up = await medianOf(RUNS, (i) => upstreamAlone(api!.url, API_KEY, N, UPSTREAM_LANES, `up${i}`));
+    const upUsed = upCpu.used();
 
     // 2. The mesh: six processes on one config tree.
     note(`starting the six services (prefix ${prefix}, ${N} leads)`);
     const dir = writePipelineConfig(N, api.url);
     configDir = dir;
     const env = {
-      [PIPELINE.keyEnv]: "bench-key",
+      [PIPELINE.keyEnv]: API_KEY,
       MACHINA_DATA_CASSANDRA_KEYSPACE: keyspace,
       MACHINA_DATA_CASSANDRA_PORT: String(CQL_PORT),
       // MACHINA_BENCH_CLEAN_INTERVAL_MS (default 500) spaces the clean job out, to see what it costs.
@@ -319,6 +331,12 @@ async function main(): Promise<void> {
       `baseline  cassandra: ${int(N)} dump rows, executeConcurrent(${CONCURRENCY}) in ${secs(cass.ms)} = ` +
         `${int(cass.perSecond)} rows/s (median of ${RUNS}: ${cass.range}); cpu s per run: cassandra ` +
         `${perRun(cassUsed, "cassandra")}, bench ${perRun(cassUsed, "bench")}`,
+    );
+    out(
+      `reference upstream alone (not in the ratio): ${int(N)} GETs of the pipeline's query, ${UPSTREAM_LANES} in flight ` +
+        `over keep-alive node:http, in ${secs(up.ms)} = ${int(up.perSecond)} req/s (median of ${RUNS}: ${up.range}); ` +
+        `cpu s per run: fake-api ${perRun(upUsed, "fake-api")}, bench ${perRun(upUsed, "bench")}; ` +
+        `the pipeline's dump rate is ${(dumpRate / up.perSecond).toFixed(2)}× of it`,
     );
     out(
       `baseline  jetstream: ${int(N)} msgs of ${jsb.bytes} B published (${CONCURRENCY} in flight) and consumed ` +

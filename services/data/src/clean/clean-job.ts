@@ -11,6 +11,7 @@ import {
 } from "../schema";
 import {
   CLEAN_ORDER,
+  cachedQuery,
   DIRTY_SHARDS,
   dirtySlotOf,
   dropSlot,
@@ -353,9 +354,14 @@ async function cleanOne(
   }
   const fields = valueFieldsOf(def);
   const columns = [...def.key, "bucket", "window_start", ...fields, "merged_at", "sources", "provenance"];
-  const insert =
-    `INSERT INTO ${tableRef(ctx, cleanTableName(def))} (${columns.map(quoteId).join(", ")}) ` +
-    `VALUES (${columns.map(() => "?").join(", ")})`;
+  const insert = cachedQuery(
+    def,
+    ctx,
+    "clean-insert",
+    () =>
+      `INSERT INTO ${tableRef(ctx, cleanTableName(def))} (${columns.map(quoteId).join(", ")}) ` +
+      `VALUES (${columns.map(() => "?").join(", ")})`,
+  );
   const params = [
     ...def.key.map((f) => key[f]),
     dayOf(mark.windowStart),

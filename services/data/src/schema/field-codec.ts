@@ -20,12 +20,6 @@ const INTEGER_TEXT = /^\s*[-+]?\d+\s*$/;
 /** Coerces an incoming value to what the driver binds for a field of `type`; null/undefined give null; throws BAD_REQUEST naming the field. */
 export function toCql(type: FieldType, value: unknown, at: ValueOrigin): CqlValue {
   if (value === null || value === undefined) return null;
-  const bad = (expected: string): never => {
-    const where = at.source === undefined ? `type ${at.type}` : `type ${at.type}, source ${at.source}`;
-    throw new MachinaError("BAD_REQUEST", `${where}: field "${at.field}": ${show(value)} is not ${expected}`, {
-      details: { type: at.type, field: at.field, ...(at.source === undefined ? {} : { source: at.source }) },
-    });
-  };
   switch (type) {
     case "text":
       if (typeof value === "string") return value;
@@ -36,31 +30,31 @@ export function toCql(type: FieldType, value: unknown, at: ValueOrigin): CqlValu
       ) {
         return String(value);
       }
-      return bad("text");
+      return refuse(at, value, "text");
     case "int": {
       const n = typeof value === "string" && INTEGER_TEXT.test(value) ? Number(value) : value;
       if (typeof n === "number" && Number.isInteger(n) && n >= INT_MIN && n <= INT_MAX) return n;
       if (typeof n === "bigint" && n >= INT_MIN && n <= INT_MAX) return Number(n);
-      return bad("a 32-bit int");
+      return refuse(at, value, "a 32-bit int");
     }
     case "bigint": {
       let n: bigint | undefined;
       if (typeof value === "bigint") n = value;
       else if (typeof value === "number" && Number.isSafeInteger(value)) n = BigInt(value);
       else if (typeof value === "string" && INTEGER_TEXT.test(value)) n = BigInt(value.trim());
-      if (n === undefined || n < LONG_MIN || n > LONG_MAX) return bad("a 64-bit integer");
+      if (n === undefined || n < LONG_MIN || n > LONG_MAX) return refuse(at, value, "a 64-bit integer");
       return n;
     }
     case "double": {
       const n = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
       if (typeof n === "number" && Number.isFinite(n)) return n;
-      return bad("a finite number");
+      return refuse(at, value, "a finite number");
     }
     case "boolean":
       if (typeof value === "boolean") return value;
       if (typeof value === "string" && /^(true|false)$/i.test(value.trim()))
         return value.trim().toLowerCase() === "true";
-      return bad("a boolean");
+      return refuse(at, value, "a boolean");
     case "timestamp": {
       const d =
         value instanceof Date
@@ -70,7 +64,8 @@ export function toCql(type: FieldType, value: unknown, at: ValueOrigin): CqlValu
             : typeof value === "string"
               ? new Date(value)
               : undefined;
-      if (d === undefined || Number.isNaN(d.getTime())) return bad("a timestamp (ISO 8601 text or epoch milliseconds)");
+      if (d === undefined || Number.isNaN(d.getTime()))
+        return refuse(at, value, "a timestamp (ISO 8601 text or epoch milliseconds)");
       return d;
     }
     case "json": {
@@ -80,10 +75,17 @@ export function toCql(type: FieldType, value: unknown, at: ValueOrigin): CqlValu
       } catch {
         text = undefined;
       }
-      if (text === undefined) return bad("JSON-serialisable");
+      if (text === undefined) return refuse(at, value, "JSON-serialisable");
       return text;
     }
   }
+}
+
+function refuse(at: ValueOrigin, value: unknown, expected: string): never {
+  const where = at.source === undefined ? `type ${at.type}` : `type ${at.type}, source ${at.source}`;
+  throw new MachinaError("BAD_REQUEST", `${where}: field "${at.field}": ${show(value)} is not ${expected}`, {
+    details: { type: at.type, field: at.field, ...(at.source === undefined ? {} : { source: at.source }) },
+  });
 }
 
 /** Converts a driver value of a field of `type` into plain JSON (ISO timestamps, bigint as number, parsed json). */

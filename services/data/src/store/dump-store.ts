@@ -123,12 +123,16 @@ export function prepareDumpRows(
     const key = keyValues(def, row.record, row.source);
     const keyJson = entityKeyJson(def, key);
     const day = dayOf(fetchedAt);
-    const values = valueFields.map((field) => {
+    // One origin per row, named for each field in turn: it is read only when a value is refused.
+    const origin = { type: def.name, field: "", source: row.source };
+    const values: (CqlValue | undefined)[] = [];
+    for (const field of valueFields) {
       const given = Object.hasOwn(row.record, field) ? row.record[field] : undefined;
-      const v = toCql(def.fields[field], given, { type: def.name, field, source: row.source });
+      origin.field = field;
+      const v = toCql(def.fields[field], given, origin);
       // Unset rather than null: a null would write a tombstone for every absent field of every raw row.
-      return v === null ? undefined : v;
-    });
+      values.push(v === null ? undefined : v);
+    }
     const params: (CqlValue | cassandra.types.LocalDate | undefined)[] = [
       ...def.key.map((f) => key[f]),
       localDateOf(day),
@@ -238,23 +242,24 @@ function buildInsertCql(ctx: DataContext, def: TypeDef, withSeq: boolean): Inser
   };
 }
 
+function badRow(def: TypeDef, i: number, path: string, problem: string): never {
+  throw new MachinaError("BAD_REQUEST", `type ${def.name}: rows[${i}]${path === "" ? "" : `.${path}`}: ${problem}`, {
+    details: { type: def.name, row: i, field: path },
+  });
+}
+
 function checkRowMeta(def: TypeDef, row: DumpRow, i: number): void {
-  const bad = (path: string, problem: string): never => {
-    throw new MachinaError("BAD_REQUEST", `type ${def.name}: rows[${i}]${path === "" ? "" : `.${path}`}: ${problem}`, {
-      details: { type: def.name, row: i, field: path },
-    });
-  };
-  if (typeof row !== "object" || row === null) bad("", "expected a dump row object");
+  if (typeof row !== "object" || row === null) badRow(def, i, "", "expected a dump row object");
   if (typeof row.fetchedAt !== "number" || !Number.isFinite(row.fetchedAt)) {
-    bad("fetchedAt", "expected epoch milliseconds");
+    badRow(def, i, "fetchedAt", "expected epoch milliseconds");
   }
-  if (typeof row.source !== "string" || row.source === "") bad("source", "expected a non-empty source name");
-  if (typeof row.query !== "string") bad("query", "expected the query name (text)");
-  if (typeof row.taskId !== "string") bad("taskId", "expected the task id (text)");
+  if (typeof row.source !== "string" || row.source === "") badRow(def, i, "source", "expected a non-empty source name");
+  if (typeof row.query !== "string") badRow(def, i, "query", "expected the query name (text)");
+  if (typeof row.taskId !== "string") badRow(def, i, "taskId", "expected the task id (text)");
   if (row.seq !== undefined && (!Number.isInteger(row.seq) || row.seq < 0 || row.seq > 0x7fffffff)) {
-    bad("seq", "expected the record's position in its answer (an integer from 0)");
+    badRow(def, i, "seq", "expected the record's position in its answer (an integer from 0)");
   }
   if (typeof row.record !== "object" || row.record === null || Array.isArray(row.record)) {
-    bad("record", "expected an object of field values");
+    badRow(def, i, "record", "expected an object of field values");
   }
 }

@@ -3,6 +3,7 @@ import { entitiesTableName, localDateOf, quoteId, toPlain, type CqlValue, type T
 import { execute, type CqlStatement } from "./cql-exec";
 import { tableRef, type DataContext } from "./data-context";
 import { pageOptions } from "./paging";
+import { cachedQuery } from "./statement-cache";
 
 /** One (entity, UTC day) that now has rows in a store. */
 export interface EntityDay {
@@ -47,12 +48,13 @@ export function entityDayWrites(
   days: readonly EntityDay[],
   nowMs: number,
 ): EntityDayWrite[] {
-  const where = def.key.map((f) => `${quoteId(f)} = ?`).join(" AND ");
   const table = tableRef(ctx, entitiesTableName(def));
-  const query =
-    store === "dump"
+  const query = cachedQuery(def, ctx, `entity-days-${store}`, () => {
+    const where = def.key.map((f) => `${quoteId(f)} = ?`).join(" AND ");
+    return store === "dump"
       ? `UPDATE ${table} USING TTL ? SET dump_days = dump_days + ?, last_seen = ? WHERE ${where}`
       : `UPDATE ${table} SET clean_days = clean_days + ?, last_seen = ? WHERE ${where}`;
+  });
   const out: EntityDayWrite[] = [];
   const seen = new Set<string>();
   for (const d of days) {

@@ -2,6 +2,7 @@
 export { execute, executeUnloggedBatch, pages, toDataError } from "./cql-exec";
 export type { CqlClient, CqlRow, CqlStatement } from "./cql-exec";
 export { chunk, mapLimit } from "./concurrency";
+export { cachedQuery } from "./statement-cache";
 export { newCleanMemory, resolveType, tableRef } from "./data-context";
 export type { CleanMemory, DataContext } from "./data-context";
 export { checkSchema, ensureSchema, readSchemaHistory } from "./schema-registry";
