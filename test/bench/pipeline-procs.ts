@@ -80,6 +80,13 @@ export class CpuMeter {
     for (const [name, pid] of this.pids) this.start.set(name, read(pid) ?? 0);
   }
 
+  /** Adds a process started after the meter was made; it counts from now. */
+  add(name: string, pid: number | undefined): void {
+    if (pid === undefined) return;
+    this.pids.set(name, pid);
+    this.start.set(name, read(pid) ?? 0);
+  }
+
   /** Seconds used by each process since the meter was made (missing when a process is gone). */
   used(): Map<string, number> {
     const out = new Map<string, number>();
