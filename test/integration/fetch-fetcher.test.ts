@@ -74,6 +74,16 @@ async function failure(p: Promise<unknown>, code: string): Promise<MachinaError>
   assert.fail(`expected ${code}`);
 }
 
+
+// The fake API counts small-key in fixed windows aligned to the epoch minute. A test that spends
+// it must not straddle a window's end: the reset would admit calls it expects refused (and a
+// 429's Retry-After would be under a second). It starts once at least 10 s of the window remain.
+const SMALL_KEY_WINDOW_MS = 60_000;
+async function clearOfSmallKeyWindowEdge(): Promise<void> {
+  const left = SMALL_KEY_WINDOW_MS - (Date.now() % SMALL_KEY_WINDOW_MS);
+  if (left < 10_000) await new Promise((r) => setTimeout(r, left + 50));
+}
+
 describe("fetcher against the fake API", () => {
   let nc: NatsConnection;
   let api: FakeApi;
@@ -91,7 +101,7 @@ describe("fetcher against the fake API", () => {
     }
     api = await startFakeApi({
       port: 0,
-      keys: { [KEY]: { limit: 1000, windowMs: 1000 }, "small-key": { limit: 3, windowMs: 60_000 } },
+      keys: { [KEY]: { limit: 1000, windowMs: 1000 }, "small-key": { limit: 3, windowMs: SMALL_KEY_WINDOW_MS } },
     });
     const defs = [
       sitestats(api.url),
@@ -233,6 +243,7 @@ describe("fetcher against the fake API", () => {
   });
 
   it("turns an upstream 429 into OVER_QUOTA and pauses the source", async () => {
+    await clearOfSmallKeyWindowEdge();
     // Someone else spends the key's quota, so our first call meets a 429.
     for (let i = 0; i < 3; i++)
       await fetch(`${api.url}/v1/sites/example.com`, { headers: { "X-Api-Key": "small-key" } });
@@ -260,6 +271,7 @@ describe("fetcher against the fake API", () => {
   });
 
   it("pauses a source when the upstream says X-RateLimit-Remaining: 0", async () => {
+    await clearOfSmallKeyWindowEdge();
     const frugal = createFetcher({
       sources: [sitestats(api.url, "frugal", { limit: 100 })],
       limiter,

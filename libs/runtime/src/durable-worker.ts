@@ -177,9 +177,7 @@ export async function startWorker(
         continue;
       }
       const free = Math.min(capacity() - inflight - reserved, maxBatch);
-      // While lanes are busy, wait until a quarter of them are free: every pull is a subscription
-      // and a request on the server, so pulling one message per freed lane costs more than the message.
-      if (free <= 0 || (inflight + reserved > 0 && free < Math.min(maxBatch, Math.ceil(capacity() / 4)))) {
+      if (free <= 0) {
         await Promise.race([changed(), stopped]);
         continue;
       }
