@@ -74,7 +74,6 @@ async function failure(p: Promise<unknown>, code: string): Promise<MachinaError>
   assert.fail(`expected ${code}`);
 }
 
-
 // The fake API counts small-key in fixed windows aligned to the epoch minute. A test that spends
 // it must not straddle a window's end: the reset would admit calls it expects refused (and a
 // 429's Retry-After would be under a second). It starts once at least 10 s of the window remain.
