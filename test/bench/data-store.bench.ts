@@ -24,10 +24,13 @@
 // Env: MACHINA_BENCH_DATA_N (records per run, default 20000), MACHINA_BENCH_DATA_BATCH (records
 // per STORE message, default 25), MACHINA_BENCH_DATA_CLEAN_INTERVAL_MS (the clean job's interval
 // once it runs, default 1000), MACHINA_BENCH_DATA_TIMEOUT_S (per run, default 300),
-// MACHINA_BENCH_VERBOSE (print the data service's log tail at the end).
+// MACHINA_BENCH_VERBOSE (print the data service's log tail at the end), MACHINA_BENCH_CPU_PROF=<dir>
+// (the data service runs under --cpu-prof, one profile for the dump runs and one for the clean job;
+// the bench prints the top frames of each).
 //
 // bench-needs: cassandra (run-bench.sh starts one on its own ports for a bench with this line)
-import { rmSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
+import path from "node:path";
 import { loadavg } from "node:os";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -38,6 +41,7 @@ import { startServiceProc, writeConfig, type ServiceProc } from "../support/serv
 import { benchCqlClient, cassandraBaseline, scanWrites, storeBatch, type BaselineResult } from "./pipeline-baselines";
 import { PIPELINE } from "../support/pipeline-config";
 import { CpuMeter, benchRun } from "./pipeline-procs";
+import { formatSummary, profileFiles, summarise } from "./pipeline-profile-top";
 
 const N = Number(process.env.MACHINA_BENCH_DATA_N ?? 20_000);
 const K = Number(process.env.MACHINA_BENCH_DATA_BATCH ?? 25);
@@ -54,6 +58,7 @@ const WARMUP = Math.min(5_000, N);
 // The baseline runs this often; the median counts (a short run is easily disturbed by other work).
 const RUNS = 3;
 const TARGET = 0.7;
+const PROF_DIR = process.env.MACHINA_BENCH_CPU_PROF ? path.resolve(process.env.MACHINA_BENCH_CPU_PROF) : undefined;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const out = (line: string) => process.stdout.write(`${line}\n`);
@@ -101,8 +106,16 @@ async function main(): Promise<void> {
   await cql.connect();
   let proc: ServiceProc | undefined;
   let configDir: string | undefined;
-  const start = (cleanIntervalMs: string) =>
+  if (PROF_DIR) rmSync(PROF_DIR, { recursive: true, force: true });
+  // Under MACHINA_BENCH_CPU_PROF, each start writes its profile to a directory of its phase.
+  const profile = (phase: string): string[] => {
+    if (!PROF_DIR) return [];
+    mkdirSync(path.join(PROF_DIR, phase), { recursive: true });
+    return ["--cpu-prof", `--cpu-prof-dir=${path.join(PROF_DIR, phase)}`];
+  };
+  const start = (cleanIntervalMs: string, phase: "dump" | "clean") =>
     startServiceProc("data", {
+      nodeArgs: profile(phase),
       configDir: configDir as string,
       prefix,
       env: {
@@ -117,7 +130,7 @@ async function main(): Promise<void> {
     // streams), its clean job held back while dump writes are timed.
     note(`starting the data service (prefix ${prefix}, keyspace ${keyspace})`);
     configDir = writeConfig({});
-    proc = await start(HELD_BACK_MS);
+    proc = await start(HELD_BACK_MS, "dump");
 
     const subject = names.task.store(PIPELINE.type);
     // Publishes messages, IN_FLIGHT awaiting their PubAck; the records published.
@@ -246,7 +259,7 @@ async function main(): Promise<void> {
     await settle(cassandraPid, 15_000);
     const c0 = Date.now();
     const cleanMeter = new CpuMeter({ cassandra: cassandraPid, "nats-server": natsPid, bench: "self" });
-    proc = await start(CLEAN_INTERVAL_MS);
+    proc = await start(CLEAN_INTERVAL_MS, "clean");
     cleanMeter.add("data", proc.child.pid);
     let clean = { rows: 0, firstWriteMs: 0, lastWriteMs: 0 };
     let lastNote = Date.now();
@@ -279,6 +292,21 @@ async function main(): Promise<void> {
     await cql.shutdown();
     await nc.close();
     if (configDir) rmSync(configDir, { recursive: true, force: true });
+  }
+  printProfiles();
+}
+
+function printProfiles(): void {
+  if (!PROF_DIR) return;
+  for (const phase of ["dump", "clean"]) {
+    const files = profileFiles(path.join(PROF_DIR, phase));
+    if (files.length === 0) {
+      out(`profile   data ${phase}: no .cpuprofile written`);
+      continue;
+    }
+    // The main thread's profile is the busiest one (tsx's loader thread writes its own).
+    const best = files.map((f) => summarise(f, 15)).sort((a, b) => b.busyMs - a.busyMs)[0];
+    for (const l of formatSummary(best, `profile   data ${phase} (${best.file})`)) out(l);
   }
 }
 

@@ -17,8 +17,8 @@ const typeDef = (name: string) =>
   compileTypeDef(
     {
       name,
-      key: ["domain"],
-      fields: { domain: "text", title: "text" },
+      key: name.startsWith("pair") ? ["domain", "lang"] : ["domain"],
+      fields: { domain: "text", lang: "text", title: "text" },
       merge: { default: "latest_non_null" },
       dump_ttl: "30d",
       clean_window: "1h",
@@ -126,6 +126,43 @@ describe("entity index", () => {
     // An entity the index does not know at all is looked for on every day.
     await rawDumpRow("site", "unindexed.example", now - 5 * DAY);
     assert.equal(await layer.count("dump", "site", { domain: "unindexed.example" }), 1);
+  });
+
+  it("one write of many entities over several days records each entity's own days, for one- and two-field keys", async () => {
+    const layer = await layerOf("bulk", "pair");
+    // 130 entities (three statements of one day's keys for a one-field key), each with a row on
+    // two days, in one write.
+    const domains = Array.from({ length: 130 }, (_, i) => `e${i}.bulk`);
+    const rows = domains.flatMap((d) => [row(d, now - DAY), row(d, now - 3 * DAY)]);
+    await layer.writeDump("bulk", rows);
+    const page = await layer.keys("bulk", { limit: 1000 });
+    assert.deepEqual(new Set(page.keys.map((k) => k.domain)), new Set(domains), "every entity listed");
+    // A row on a day the index does not name for that entity is not looked for: had the index
+    // named the wrong days, or another entity's, these counts would differ.
+    await rawDumpRow("bulk", "e77.bulk", now - 2 * DAY);
+    for (const d of ["e0.bulk", "e49.bulk", "e50.bulk", "e77.bulk", "e129.bulk"])
+      assert.equal(await layer.count("dump", "bulk", { domain: d }), 2, d);
+    const read = await layer.read("dump", "bulk", { criteria: { domain: "e77.bulk" } });
+    assert.deepEqual(
+      read.map((r) => new Date(r.fetched_at as string).getTime()),
+      [now - DAY, now - 3 * DAY],
+    );
+
+    const pairs = Array.from({ length: 60 }, (_, i) => ({ domain: `p${i % 20}.pair`, lang: `l${Math.floor(i / 20)}` }));
+    await layer.writeDump(
+      "pair",
+      pairs.flatMap((k) => [
+        { ...row(k.domain, now - DAY), record: { ...k, title: "t" } },
+        { ...row(k.domain, now - 2 * DAY), record: { ...k, title: "t" } },
+      ]),
+    );
+    const listed = await layer.keys("pair", { limit: 1000 });
+    assert.equal(listed.keys.length, 60);
+    assert.deepEqual(
+      new Set(listed.keys.map((k) => `${k.domain}/${k.lang}`)),
+      new Set(pairs.map((k) => `${k.domain}/${k.lang}`)),
+    );
+    assert.equal(await layer.count("dump", "pair", { domain: "p7.pair", lang: "l2" }), 2);
   });
 
   it("rows stored before the index existed are still found, by walking every day", async () => {

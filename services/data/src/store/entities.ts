@@ -21,14 +21,17 @@ export interface KeyPage {
   readonly next: string;
 }
 
-/** A statement recording an entity day, with the id this replica remembers it by once written. */
+/** A statement recording entity days, with the ids this replica remembers them by once written. */
 export interface EntityDayWrite {
   readonly statement: CqlStatement;
-  /** The entity's partition of the index. */
+  /** The queue partition it goes in (index writes commute: this only spreads them over batches). */
   readonly partition: string;
-  readonly id: string;
+  /** (type, store, key, day) ids of the entity days the statement records. */
+  readonly ids: readonly string[];
   /** Epoch ms the write's TTL counts from. */
   readonly at: number;
+  /** What it counts against a batch's size limit: Cassandra counts each partition's cells. */
+  readonly bytes: number;
 }
 
 // Entity days this replica remembers as written ((type, store, key, day) id → when), oldest first.
@@ -36,10 +39,19 @@ const RECORDED_MEMORY = 200_000;
 // A day's dump element lives this much longer than the dump TTL: a row written late on the day
 // it was first recorded still expires before the element naming its day.
 const DAY_SECONDS = 86_400;
+// Entities one statement records, for a one-field key: `WHERE k IN ?` sets the same day on each
+// partition, so the client encodes one statement where it would encode this many (the index
+// update per entity was a third of the data service's statements on a first sight).
+const KEYS_PER_STATEMENT = 50;
+// Bytes Cassandra counts per partition an index statement writes, beyond its key: two cells, each
+// with its timestamp, TTL and expiry (and the set element's path).
+const CELL_BYTES = 64;
 
 /**
  * Writes recording that entities have rows on these days. A day this replica already recorded is
- * skipped: its dump element's TTL outlives every row written that day.
+ * skipped: its dump element's TTL outlives every row written that day. Entities of one day share
+ * a statement when the key is one field; with several key fields, an IN per field would name
+ * their cross product, so each entity gets its own.
  */
 export function entityDayWrites(
   ctx: DataContext,
@@ -49,42 +61,79 @@ export function entityDayWrites(
   nowMs: number,
 ): EntityDayWrite[] {
   const table = tableRef(ctx, entitiesTableName(def));
-  const query = cachedQuery(def, ctx, `entity-days-${store}`, () => {
-    const where = def.key.map((f) => `${quoteId(f)} = ?`).join(" AND ");
+  const grouped = def.key.length === 1;
+  const query = cachedQuery(def, ctx, `entity-days-${store}-${grouped ? "in" : "eq"}`, () => {
+    const where = grouped ? `${quoteId(def.key[0])} IN ?` : def.key.map((f) => `${quoteId(f)} = ?`).join(" AND ");
     return store === "dump"
       ? `UPDATE ${table} USING TTL ? SET dump_days = dump_days + ?, last_seen = ? WHERE ${where}`
       : `UPDATE ${table} SET clean_days = clean_days + ?, last_seen = ? WHERE ${where}`;
   });
+  const head = (day: string): unknown[] =>
+    store === "dump"
+      ? [def.dumpTtlSeconds + DAY_SECONDS, [localDateOf(day)], new Date(nowMs)]
+      : [[localDateOf(day)], new Date(nowMs)];
   const out: EntityDayWrite[] = [];
+  // Per day, the entities not yet recorded: their ids and key values.
+  const byDay = new Map<string, { ids: string[]; keys: CqlValue[]; first: string; bytes: number }>();
   const seen = new Set<string>();
+  const prefix = `${def.name}\u0000${store}\u0000`;
   for (const d of days) {
-    const id = `${def.name}\u0000${store}\u0000${d.keyJson}\u0000${d.day}`;
+    const id = `${prefix}${d.keyJson}\u0000${d.day}`;
     // A write remembered for less than the TTL margin is still covered by the element it made;
     // an older one may have expired (a row written now for a day long past), so it is written again.
     const at = ctx.recordedDays.get(id);
     if ((at !== undefined && nowMs - at < DAY_SECONDS * 1000) || seen.has(id)) continue;
     seen.add(id);
-    const keyParams = def.key.map((f) => d.key[f]);
-    const params =
-      store === "dump"
-        ? [def.dumpTtlSeconds + DAY_SECONDS, [localDateOf(d.day)], new Date(nowMs), ...keyParams]
-        : [[localDateOf(d.day)], new Date(nowMs), ...keyParams];
-    out.push({ statement: { query, params }, partition: `${table}\u0000${d.keyJson}`, id, at: nowMs });
+    if (!grouped) {
+      out.push({
+        statement: { query, params: [...head(d.day), ...def.key.map((f) => d.key[f])] },
+        partition: `${table}\u0000${d.keyJson}`,
+        ids: [id],
+        at: nowMs,
+        bytes: d.keyJson.length + CELL_BYTES,
+      });
+      continue;
+    }
+    let group = byDay.get(d.day);
+    if (group === undefined) byDay.set(d.day, (group = { ids: [], keys: [], first: d.keyJson, bytes: 0 }));
+    group.ids.push(id);
+    group.keys.push(d.key[def.key[0]]);
+    group.bytes += d.keyJson.length + CELL_BYTES;
+    if (group.keys.length >= KEYS_PER_STATEMENT) {
+      out.push(groupWrite(group, d.day));
+      byDay.delete(d.day);
+    }
   }
+  for (const [day, group] of byDay) out.push(groupWrite(group, day));
   return out;
+
+  function groupWrite(
+    group: { ids: string[]; keys: CqlValue[]; first: string; bytes: number },
+    day: string,
+  ): EntityDayWrite {
+    return {
+      statement: { query, params: [...head(day), group.keys] },
+      partition: `${table}\u0000${group.first}\u0000${day}`,
+      ids: group.ids,
+      at: nowMs,
+      bytes: group.bytes,
+    };
+  }
 }
 
-/** Queues entity-day writes (one per entity partition) and, once stored, remembers them. */
+/** Queues entity-day writes and, once stored, remembers them. */
 export async function writeEntityDays(ctx: DataContext, writes: readonly EntityDayWrite[]): Promise<void> {
   await ctx.queue.write(
-    writes.map((w) => ({ partition: w.partition, statement: w.statement })),
+    writes.map((w) => ({ partition: w.partition, statement: w.statement, bytes: w.bytes })),
     "recording entity days",
   );
   for (const w of writes) {
-    ctx.recordedDays.delete(w.id); // re-inserted last: the Map stays in write order for eviction
-    ctx.recordedDays.set(w.id, w.at);
-    if (ctx.recordedDays.size > RECORDED_MEMORY)
-      ctx.recordedDays.delete(ctx.recordedDays.keys().next().value as string);
+    for (const id of w.ids) {
+      ctx.recordedDays.delete(id); // re-inserted last: the Map stays in write order for eviction
+      ctx.recordedDays.set(id, w.at);
+      if (ctx.recordedDays.size > RECORDED_MEMORY)
+        ctx.recordedDays.delete(ctx.recordedDays.keys().next().value as string);
+    }
   }
 }
 

@@ -24,6 +24,11 @@ export interface QueuedWrite {
   readonly statement: CqlStatement;
   /** Shown to reads through this replica while queued; absent for rows no read merges (marks, index). */
   readonly view?: PendingView;
+  /**
+   * What the statement counts against a batch's size limit, when its bound values understate it
+   * (one statement writing many partitions). Default: the size of its bound values.
+   */
+  readonly bytes?: number;
 }
 
 /** Options of a {@link WriteQueue}. */
@@ -180,7 +185,7 @@ export class WriteQueue {
           this.parts.set(w.partition, pq);
         }
         const row = w.view === undefined ? null : w.view.columns === null ? DELETE : w.view.id;
-        pq.ops.push({ statement: w.statement, ticket, row, bytes: sizeOf(w.statement.params) });
+        pq.ops.push({ statement: w.statement, ticket, row, bytes: w.bytes ?? sizeOf(w.statement.params) });
         if (!pq.busy) this.ready.add(pq);
         if (w.view !== undefined) {
           const entry = { view: w.view };
