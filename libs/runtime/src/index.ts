@@ -22,6 +22,7 @@ export { MeshClient } from "./mesh-client";
 export type { MeshRequestOptions, MeshRawRequestOptions } from "./mesh-client";
 export { pipelineStreams, ensureStream, ensureDurable, ensureSharedTopology, isPermissionDenied } from "./topology";
 export { connectNats, natsConnectOptions, natsPassword } from "./nats-connect";
+export { coalesceWrites } from "./write-coalescing";
 export { bootstrapMesh } from "./bootstrap";
 export type { BootstrapResult } from "./bootstrap";
 export { tlsOptions, tlsWanted } from "./tls-files";

@@ -5,6 +5,7 @@ import type { BaseConfig } from "@machina/config";
 import type { MeshNames, NatsUser } from "@machina/subjects";
 import { MachinaError } from "@machina/wire";
 import { tlsOptions, tlsWanted } from "./tls-files";
+import { coalesceWrites } from "./write-coalescing";
 import type { ReadText } from "./tls-files";
 
 const readText: ReadText = (file) => readFileSync(file, "utf8");
@@ -63,13 +64,16 @@ export function natsConnectOptions(
 }
 
 /**
- * Connects with {@link natsConnectOptions}; a refused user or password, or a TLS failure, is an
+ * Connects with {@link natsConnectOptions}, socket writes coalesced per event-loop turn
+ * ({@link coalesceWrites}); a refused user or password, or a TLS failure, is an
  * UNAVAILABLE error that names the URL, the user and the keys to check (never the password).
  */
 export async function connectNats(config: BaseConfig, who: NatsUser, names: MeshNames): Promise<NatsConnection> {
   const opts = natsConnectOptions(config, who, names);
   try {
-    return await connect(opts);
+    const nc = await connect(opts);
+    coalesceWrites(nc);
+    return nc;
   } catch (err) {
     throw connectError(err, config);
   }
