@@ -28,7 +28,8 @@ start_one() {
     return 0
   fi
   rotate_log "$log_file"
-  (cd "$ROOT" && exec setsid node --import tsx "$script" "--machina-state=$MACHINA_STATE" >>"$log_file" 2>&1 </dev/null) &
+  # The services' young generation as in the image (deploy/docker/Dockerfile says why).
+  (cd "$ROOT" && exec setsid node --max-semi-space-size=32 --import tsx "$script" "--machina-state=$MACHINA_STATE" >>"$log_file" 2>&1 </dev/null) &
   echo $! >"$pid_file"
 }
 

@@ -50,7 +50,14 @@ export interface ProcOptions {
 
 /** Starts `node services/<service>/src/main.ts` as its own process and waits until it is ready. */
 export async function startServiceProc(service: string, opts: ProcOptions): Promise<ServiceProc> {
-  const args = [...(opts.nodeArgs ?? []), "--import", "tsx", `services/${service}/src/main.ts`];
+  // The services' young generation as in the image (deploy/docker/Dockerfile says why).
+  const args = [
+    "--max-semi-space-size=32",
+    ...(opts.nodeArgs ?? []),
+    "--import",
+    "tsx",
+    `services/${service}/src/main.ts`,
+  ];
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: {
