@@ -210,9 +210,18 @@ describe("pipeline under pressure", { timeout: 600_000 }, () => {
     // lowsrc admits 2 per second, so nearly every later tick's task replaced a queued one.
     assert.ok(superseded >= 3 * leads.length - 20, `only ${superseded} superseded`);
     assert.equal(results[0].superseded, 0);
-    // The consumer lag of the source is what a scaler reads.
-    const c = await jsm.consumers.info(names.streams.FETCH, names.consumers.fetch("lowsrc"));
-    assert.ok(c.num_pending <= leads.length);
+    // The consumer lag of the source is what a scaler reads. One CI run read it above the held
+    // subjects right after the last publish (the cause is not pinned down; a filtered consumer's
+    // count after per-subject removals is the suspect), so it gets up to 5 s to settle.
+    let c = await jsm.consumers.info(names.streams.FETCH, names.consumers.fetch("lowsrc"));
+    for (let i = 0; i < 50 && c.num_pending > leads.length; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      c = await jsm.consumers.info(names.streams.FETCH, names.consumers.fetch("lowsrc"));
+    }
+    assert.ok(
+      c.num_pending <= leads.length,
+      `${c.num_pending} pending for ${leads.length} leads (${perSubject.length} subjects held, ${c.num_ack_pending} delivered and unacked)`,
+    );
     const metrics = await (await fetch(`http://127.0.0.1:${byName.get("fetch")!.probePort}/metrics`)).text();
     assert.match(metrics, new RegExp(`machina_consumer_pending\\{[^}]*consumer="fetch-lowsrc"`));
     // Drop the rest of the backlog so later tests have the fetch replica to themselves.

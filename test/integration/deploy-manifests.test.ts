@@ -77,7 +77,7 @@ describe("images: build output and Dockerfile", () => {
       );
     }
     const runtime = st.get("runtime") ?? [];
-    assert.ok(runtime.includes('CMD ["node", "--enable-source-maps", "/app/main.mjs"]'));
+    assert.ok(runtime.includes('CMD ["node", "--enable-source-maps", "--max-semi-space-size=32", "/app/main.mjs"]'));
     const user = runtime.find((l) => l.startsWith("USER "));
     assert.ok(user && !/^USER (0|root)\b/.test(user), `runtime stage runs as ${user ?? "root"}`);
     for (const copied of ["protos", "config"]) assert.ok(existsSync(path.join(out, copied)), `dist/${copied}`);
