@@ -41,7 +41,7 @@ import { startServiceProc, writeConfig, type ServiceProc } from "../support/serv
 import { benchCqlClient, cassandraBaseline, scanWrites, storeBatch, type BaselineResult } from "./pipeline-baselines";
 import { PIPELINE } from "../support/pipeline-config";
 import { CpuMeter, benchRun } from "./pipeline-procs";
-import { formatSummary, profileFiles, summarise } from "./pipeline-profile-top";
+import { busiestProfile, formatSummary } from "./pipeline-profile-top";
 
 const N = Number(process.env.MACHINA_BENCH_DATA_N ?? 20_000);
 const K = Number(process.env.MACHINA_BENCH_DATA_BATCH ?? 25);
@@ -299,14 +299,9 @@ async function main(): Promise<void> {
 function printProfiles(): void {
   if (!PROF_DIR) return;
   for (const phase of ["dump", "clean"]) {
-    const files = profileFiles(path.join(PROF_DIR, phase));
-    if (files.length === 0) {
-      out(`profile   data ${phase}: no .cpuprofile written`);
-      continue;
-    }
-    // The main thread's profile is the busiest one (tsx's loader thread writes its own).
-    const best = files.map((f) => summarise(f, 15)).sort((a, b) => b.busyMs - a.busyMs)[0];
-    for (const l of formatSummary(best, `profile   data ${phase} (${best.file})`)) out(l);
+    const best = busiestProfile(path.join(PROF_DIR, phase));
+    if (best === undefined) out(`profile   data ${phase}: no .cpuprofile written`);
+    else for (const l of formatSummary(best, `profile   data ${phase} (${best.file})`)) out(l);
   }
 }
 

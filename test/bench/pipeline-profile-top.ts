@@ -151,6 +151,16 @@ export function profileFiles(p: string): string[] {
     .sort();
 }
 
+/**
+ * The summary of the busiest profile under `dir` (a process's main thread; tsx's loader thread
+ * writes its own), or undefined when none was written.
+ */
+export function busiestProfile(dir: string, top = 15, window: ProfileWindow = {}): ProfileSummary | undefined {
+  const files = profileFiles(dir);
+  if (files.length === 0) return undefined;
+  return files.map((f) => summarise(f, top, window)).sort((a, b) => b.busyMs - a.busyMs)[0];
+}
+
 function main(argv: string[]): void {
   let top = 15;
   const window: ProfileWindow = {};

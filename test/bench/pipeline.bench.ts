@@ -43,7 +43,7 @@ import {
 import { PIPELINE, writePipelineConfig } from "../support/pipeline-config";
 import { CpuMeter, benchRun } from "./pipeline-procs";
 import { startFakeApiProc, type FakeApiProc } from "../support/fake-api-proc";
-import { formatSummary, profileFiles, summarise } from "./pipeline-profile-top";
+import { busiestProfile, formatSummary } from "./pipeline-profile-top";
 
 const N = Number(process.env.MACHINA_BENCH_PIPELINE_N ?? 20_000);
 const TIMEOUT_MS = Number(process.env.MACHINA_BENCH_PIPELINE_TIMEOUT_S ?? 600) * 1000;
@@ -422,17 +422,11 @@ async function main(): Promise<void> {
         `profile   top self time in fire → last clean row (from ${span.from - spawnedAt} ms to ${span.to - spawnedAt} ms of each profile)`,
       );
     for (const service of SERVICES) {
-      const dir = path.join(PROF_DIR, service);
-      const files = profileFiles(dir);
-      if (files.length === 0) {
-        out(`profile   ${service}: no .cpuprofile written`);
-        continue;
-      }
-      // Only the measured span (fire → last clean row), not start-up. The main thread's profile
-      // is the busiest one (tsx's loader thread writes its own).
+      // Only the measured span (fire → last clean row), not start-up.
       const window = span ? { fromMs: span.from - spawnedAt, toMs: span.to - spawnedAt } : {};
-      const best = files.map((f) => summarise(f, 15, window)).sort((a, b) => b.busyMs - a.busyMs)[0];
-      for (const l of formatSummary(best, `profile   ${service} (${best.file})`)) out(l);
+      const best = busiestProfile(path.join(PROF_DIR, service), 15, window);
+      if (best === undefined) out(`profile   ${service}: no .cpuprofile written`);
+      else for (const l of formatSummary(best, `profile   ${service} (${best.file})`)) out(l);
     }
   }
 }

@@ -47,6 +47,15 @@ const KEYS_PER_STATEMENT = 50;
 // with its timestamp, TTL and expiry (and the set element's path).
 const CELL_BYTES = 64;
 
+// Entities of one day not yet recorded, gathered into one `IN` statement.
+interface DayGroup {
+  readonly ids: string[];
+  readonly keys: CqlValue[];
+  /** Key JSON of its first entity (names its queue partition). */
+  readonly first: string;
+  bytes: number;
+}
+
 /**
  * Writes recording that entities have rows on these days. A day this replica already recorded is
  * skipped: its dump element's TTL outlives every row written that day. Entities of one day share
@@ -74,7 +83,7 @@ export function entityDayWrites(
       : [[localDateOf(day)], new Date(nowMs)];
   const out: EntityDayWrite[] = [];
   // Per day, the entities not yet recorded: their ids and key values.
-  const byDay = new Map<string, { ids: string[]; keys: CqlValue[]; first: string; bytes: number }>();
+  const byDay = new Map<string, DayGroup>();
   const seen = new Set<string>();
   const prefix = `${def.name}\u0000${store}\u0000`;
   for (const d of days) {
@@ -107,10 +116,7 @@ export function entityDayWrites(
   for (const [day, group] of byDay) out.push(groupWrite(group, day));
   return out;
 
-  function groupWrite(
-    group: { ids: string[]; keys: CqlValue[]; first: string; bytes: number },
-    day: string,
-  ): EntityDayWrite {
+  function groupWrite(group: DayGroup, day: string): EntityDayWrite {
     return {
       statement: { query, params: [...head(day), group.keys] },
       partition: `${table}\u0000${group.first}\u0000${day}`,
