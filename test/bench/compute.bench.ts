@@ -20,6 +20,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import type cassandra from "cassandra-driver";
 import { bucketGrid, bucketReduce } from "@machina/compute";
+import { entityBucketOf } from "@machina/data";
 import type { ComputeReply, JsonObject } from "@machina/protos";
 import { MeshClient } from "@machina/runtime";
 import type { MeshNames } from "@machina/subjects";
@@ -140,8 +141,8 @@ async function loadPoints(cql: cassandra.Client, keyspace: string, t0: number): 
   };
   await Promise.all(Array.from({ length: 16 }, lane));
   await cql.execute(
-    `UPDATE ${keyspace}.entities_point SET clean_days = clean_days + ?, last_seen = ? WHERE id = ?`,
-    [[...days], new Date(), "p1"],
+    `UPDATE ${keyspace}.entity_index_point SET clean_days = clean_days + ? WHERE bucket = ? AND id = ?`,
+    [[...days], entityBucketOf(JSON.stringify({ id: "p1" })), "p1"],
     { prepare: true },
   );
   note(`loaded ${int(P)} points over ${days.size} days in ${((performance.now() - started) / 1000).toFixed(1)} s`);

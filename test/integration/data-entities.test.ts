@@ -6,7 +6,14 @@ import { randomBytes } from "node:crypto";
 import type cassandra from "cassandra-driver";
 import { isMachinaError } from "@machina/wire";
 import { CQL_CONTACT_POINTS, adminCqlClient } from "../support/cassandra-env";
-import { DataLayer, compileTypeDef, type DataLayerOptions, type DumpRow } from "@machina/data";
+import {
+  DataLayer,
+  ENTITY_BUCKETS,
+  compileTypeDef,
+  entityBucketOf,
+  type DataLayerOptions,
+  type DumpRow,
+} from "@machina/data";
 
 const contactPoints = CQL_CONTACT_POINTS;
 const keyspace = `machina_ent_${Date.now().toString(36)}_${randomBytes(3).toString("hex")}`;
@@ -163,6 +170,15 @@ describe("entity index", () => {
       new Set(pairs.map((k) => `${k.domain}/${k.lang}`)),
     );
     assert.equal(await layer.count("dump", "pair", { domain: "p7.pair", lang: "l2" }), 2);
+
+    // Entities share the index's few partitions, each in the bucket its key hashes to: a read by
+    // key looks only there, and a stored batch's entities cost a mutation per bucket, not each.
+    const stored = await admin.execute(`SELECT bucket, domain FROM ${keyspace}.entity_index_bulk`);
+    assert.equal(stored.rows.length, 130);
+    for (const r of stored.rows)
+      assert.equal(r.get("bucket"), entityBucketOf(JSON.stringify({ domain: r.get("domain") as string })));
+    const buckets = new Set(stored.rows.map((r) => r.get("bucket") as number));
+    assert.ok(buckets.size <= ENTITY_BUCKETS && buckets.size > ENTITY_BUCKETS / 2, `${buckets.size} buckets`);
   });
 
   it("rows stored before the index existed are still found, by walking every day", async () => {
@@ -170,7 +186,7 @@ describe("entity index", () => {
     await first.close();
     // Make the keyspace look like one from before the index: no entities table, and a history
     // whose only version made the dump and clean tables.
-    await admin.execute(`DROP TABLE ${keyspace}.entities_legacy`);
+    await admin.execute(`DROP TABLE ${keyspace}.entity_index_legacy`);
     const h = await admin.execute(
       `SELECT version, hash, definition, origin FROM ${keyspace}.schema_history WHERE type = ?`,
       ["legacy"],
@@ -194,7 +210,7 @@ describe("entity index", () => {
 
     const layer = await layerOf("legacy");
     assert.deepEqual(
-      layer.schema.applied.map((c) => [c.type, c.version, c.statements.some((s) => s.includes("entities_legacy"))]),
+      layer.schema.applied.map((c) => [c.type, c.version, c.statements.some((s) => s.includes("entity_index_legacy"))]),
       [["legacy", 2, true]],
       "the index is added as a new version",
     );
@@ -210,7 +226,7 @@ describe("entity index", () => {
       [2, 1],
       "newest first",
     );
-    assert.match(history[0].cql, /CREATE TABLE IF NOT EXISTS \S+\.entities_legacy/);
+    assert.match(history[0].cql, /CREATE TABLE IF NOT EXISTS \S+\.entity_index_legacy/);
     assert.deepEqual((history[0].definition as { key: string[] }).key, ["domain"]);
     assert.ok(history[0].appliedAt >= history[1].appliedAt);
     await assert.rejects(layer.schemaHistory("nosuch"), (e: unknown) => isMachinaError(e, "NOT_FOUND"));

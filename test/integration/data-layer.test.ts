@@ -105,7 +105,7 @@ test("schema: creation, idempotent re-run, additive change, refused breaking cha
     "dirty_marks",
     "drift",
     "dump_website",
-    "entities_website",
+    "entity_index_website",
     "manual_website",
     "schema_history",
   ]);

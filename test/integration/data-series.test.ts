@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import type { NatsConnection } from "@nats-io/nats-core";
 import { connect } from "@nats-io/transport-node";
 import cassandra from "cassandra-driver";
-import { DataLayer, compileTypeDef, dataService, type DataConfig } from "@machina/data";
+import { DataLayer, compileTypeDef, dataService, entityBucketOf, type DataConfig } from "@machina/data";
 import type { JsonObject, SeriesReply, SeriesRequest } from "@machina/protos";
 import { MeshClient, startService, type RunningService } from "@machina/runtime";
 import { isMachinaError } from "@machina/wire";
@@ -382,8 +382,8 @@ describe("data: series", () => {
     for (let i = 0; i < batches.length; i += 32)
       await Promise.all(batches.slice(i, i + 32).map((b) => admin.batch(b, { prepare: true, logged: false })));
     await admin.execute(
-      `UPDATE ${keyspace}.entities_reading SET clean_days = clean_days + ? WHERE site = ? AND sensor = ?`,
-      [[...days], "bulk", 1],
+      `UPDATE ${keyspace}.entity_index_reading SET clean_days = clean_days + ? WHERE bucket = ? AND site = ? AND sensor = ?`,
+      [[...days], entityBucketOf(JSON.stringify({ site: "bulk", sensor: 1 })), "bulk", 1],
       { prepare: true },
     );
     const loaded = performance.now() - loading;

@@ -69,22 +69,31 @@ export function cleanTableName(def: Pick<TypeDef, "name">): string {
 
 /** Table name of a type's entity index. */
 export function entitiesTableName(def: Pick<TypeDef, "name">): string {
-  return `entities_${def.name}`;
+  return `entity_index_${def.name}`;
 }
 
 /**
- * Layout of `entities_<type>`: one partition per entity (so none grows with the number of
- * entities), holding the UTC days that have dump rows (each day expiring with the dump) and
- * clean rows. Listing pages through it; reads and counts walk only the days it names.
+ * Partitions of a type's entity index, fixed forever: an entity is only looked for in the bucket
+ * its key hashes to. Entities of one stored batch then land in a few partitions (one mutation
+ * each) where one partition per entity cost Cassandra a mutation per entity, as much as its dump
+ * row (0.6 s of 1.5 s of its CPU per 20,000 first sights). A bucket holds 1/64 of the entities:
+ * about 3 MB at a million.
+ */
+export const ENTITY_BUCKETS = 64;
+
+/**
+ * Layout of `entity_index_<type>`: one row per entity in the bucket its key hashes to, holding
+ * the UTC days that have dump rows (each day expiring with the dump) and clean rows. Listing
+ * pages through it; reads and counts walk only the days it names.
  */
 export function entitiesTableSpec(def: TypeDef): TableSpec {
   return {
     name: entitiesTableName(def),
     columns: [
-      ...def.key.map((f) => col(f, cqlTypeOf(def.fields[f]), "partition_key")),
+      col("bucket", "int", "partition_key"),
+      ...def.key.map((f) => col(f, cqlTypeOf(def.fields[f]), "clustering")),
       col("dump_days", "set<date>", "regular"),
       col("clean_days", "set<date>", "regular"),
-      col("last_seen", "timestamp", "regular"),
     ],
     options: [],
   };

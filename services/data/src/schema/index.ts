@@ -29,6 +29,7 @@ export {
   quoteId,
   dumpTableName,
   cleanTableName,
+  ENTITY_BUCKETS,
   entitiesTableName,
   manualTableName,
   DIRTY_MARKS_TABLE,

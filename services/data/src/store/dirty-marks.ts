@@ -6,6 +6,7 @@ import { mapLimit } from "./concurrency";
 import { tableRef, type DataContext } from "./data-context";
 import type { QueuedWrite } from "./write-queue";
 import { cachedQuery } from "./statement-cache";
+import { keyHash } from "./key-hash";
 
 /** Partitions per type and slot in the dirty table; fixed forever, since marks are only looked for in shards 0..N-1. */
 export const DIRTY_SHARDS = 16;
@@ -35,14 +36,9 @@ export interface StoredMark extends DirtyMark {
   readonly id: string;
 }
 
-/** Shard of a key: FNV-1a of its JSON, so every writer and the clean job agree without coordination. */
+/** Shard of a key: a hash of its JSON, so every writer and the clean job agree without coordination. */
 export function dirtyShardOf(keyJson: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < keyJson.length; i++) {
-    h ^= keyJson.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h % DIRTY_SHARDS;
+  return keyHash(keyJson) % DIRTY_SHARDS;
 }
 
 /** Slot of an epoch ms time. */

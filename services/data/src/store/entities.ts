@@ -1,8 +1,18 @@
 import type { StoreName } from "@machina/subjects";
-import { entitiesTableName, localDateOf, quoteId, toPlain, type CqlValue, type TypeDef } from "../schema";
+import {
+  ENTITY_BUCKETS,
+  entitiesTableName,
+  entityKeyJson,
+  localDateOf,
+  quoteId,
+  toPlain,
+  type CqlValue,
+  type TypeDef,
+} from "../schema";
 import { execute, type CqlStatement } from "./cql-exec";
 import { tableRef, type DataContext } from "./data-context";
 import { pageOptions } from "./paging";
+import { keyHash } from "./key-hash";
 import { cachedQuery } from "./statement-cache";
 
 /** One (entity, UTC day) that now has rows in a store. */
@@ -24,7 +34,7 @@ export interface KeyPage {
 /** A statement recording entity days, with the ids this replica remembers them by once written. */
 export interface EntityDayWrite {
   readonly statement: CqlStatement;
-  /** The queue partition it goes in (index writes commute: this only spreads them over batches). */
+  /** The queue partition it goes in: its bucket's, so a bucket's writes share a batch (one mutation). */
   readonly partition: string;
   /** (type, store, key, day) ids of the entity days the statement records. */
   readonly ids: readonly string[];
@@ -40,27 +50,33 @@ const RECORDED_MEMORY = 200_000;
 // it was first recorded still expires before the element naming its day.
 const DAY_SECONDS = 86_400;
 // Entities one statement records, for a one-field key: `WHERE k IN ?` sets the same day on each
-// partition, so the client encodes one statement where it would encode this many (the index
-// update per entity was a third of the data service's statements on a first sight).
+// row, so the client encodes one statement where it would encode this many (the index update per
+// entity was a third of the data service's statements on a first sight).
 const KEYS_PER_STATEMENT = 50;
-// Bytes Cassandra counts per partition an index statement writes, beyond its key: two cells, each
-// with its timestamp, TTL and expiry (and the set element's path).
-const CELL_BYTES = 64;
+// Bytes Cassandra counts per row an index statement writes, beyond its key: a set element with
+// its timestamp, TTL and expiry.
+const CELL_BYTES = 48;
 
-// Entities of one day not yet recorded, gathered into one `IN` statement.
+/** Index bucket of an entity (its partition in `entity_index_<type>`). */
+export function entityBucketOf(keyJson: string): number {
+  return keyHash(keyJson) % ENTITY_BUCKETS;
+}
+
+// Entities of one bucket and day not yet recorded, gathered into one `IN` statement.
 interface DayGroup {
+  readonly bucket: number;
+  readonly day: string;
   readonly ids: string[];
   readonly keys: CqlValue[];
-  /** Key JSON of its first entity (names its queue partition). */
-  readonly first: string;
   bytes: number;
 }
 
 /**
  * Writes recording that entities have rows on these days. A day this replica already recorded is
- * skipped: its dump element's TTL outlives every row written that day. Entities of one day share
- * a statement when the key is one field; with several key fields, an IN per field would name
- * their cross product, so each entity gets its own.
+ * skipped: its dump element's TTL outlives every row written that day. Entities of one bucket and
+ * day share a statement when the key is one field; with several key fields, an IN per field would
+ * name their cross product, so each entity gets its own (the queue still batches a bucket's
+ * statements into one mutation).
  */
 export function entityDayWrites(
   ctx: DataContext,
@@ -74,16 +90,15 @@ export function entityDayWrites(
   const query = cachedQuery(def, ctx, `entity-days-${store}-${grouped ? "in" : "eq"}`, () => {
     const where = grouped ? `${quoteId(def.key[0])} IN ?` : def.key.map((f) => `${quoteId(f)} = ?`).join(" AND ");
     return store === "dump"
-      ? `UPDATE ${table} USING TTL ? SET dump_days = dump_days + ?, last_seen = ? WHERE ${where}`
-      : `UPDATE ${table} SET clean_days = clean_days + ?, last_seen = ? WHERE ${where}`;
+      ? `UPDATE ${table} USING TTL ? SET dump_days = dump_days + ? WHERE bucket = ? AND ${where}`
+      : `UPDATE ${table} SET clean_days = clean_days + ? WHERE bucket = ? AND ${where}`;
   });
   const head = (day: string): unknown[] =>
-    store === "dump"
-      ? [def.dumpTtlSeconds + DAY_SECONDS, [localDateOf(day)], new Date(nowMs)]
-      : [[localDateOf(day)], new Date(nowMs)];
+    store === "dump" ? [def.dumpTtlSeconds + DAY_SECONDS, [localDateOf(day)]] : [[localDateOf(day)]];
+  const partition = (bucket: number) => `${table}\u0000${bucket}`;
   const out: EntityDayWrite[] = [];
-  // Per day, the entities not yet recorded: their ids and key values.
-  const byDay = new Map<string, DayGroup>();
+  // Per bucket and day, the entities not yet recorded: their ids and key values.
+  const groups = new Map<string, DayGroup>();
   const seen = new Set<string>();
   const prefix = `${def.name}\u0000${store}\u0000`;
   for (const d of days) {
@@ -93,33 +108,35 @@ export function entityDayWrites(
     const at = ctx.recordedDays.get(id);
     if ((at !== undefined && nowMs - at < DAY_SECONDS * 1000) || seen.has(id)) continue;
     seen.add(id);
+    const bucket = entityBucketOf(d.keyJson);
     if (!grouped) {
       out.push({
-        statement: { query, params: [...head(d.day), ...def.key.map((f) => d.key[f])] },
-        partition: `${table}\u0000${d.keyJson}`,
+        statement: { query, params: [...head(d.day), bucket, ...def.key.map((f) => d.key[f])] },
+        partition: partition(bucket),
         ids: [id],
         at: nowMs,
         bytes: d.keyJson.length + CELL_BYTES,
       });
       continue;
     }
-    let group = byDay.get(d.day);
-    if (group === undefined) byDay.set(d.day, (group = { ids: [], keys: [], first: d.keyJson, bytes: 0 }));
+    const groupId = `${bucket}\u0000${d.day}`;
+    let group = groups.get(groupId);
+    if (group === undefined) groups.set(groupId, (group = { bucket, day: d.day, ids: [], keys: [], bytes: 0 }));
     group.ids.push(id);
     group.keys.push(d.key[def.key[0]]);
     group.bytes += d.keyJson.length + CELL_BYTES;
     if (group.keys.length >= KEYS_PER_STATEMENT) {
-      out.push(groupWrite(group, d.day));
-      byDay.delete(d.day);
+      out.push(groupWrite(group));
+      groups.delete(groupId);
     }
   }
-  for (const [day, group] of byDay) out.push(groupWrite(group, day));
+  for (const group of groups.values()) out.push(groupWrite(group));
   return out;
 
-  function groupWrite(group: DayGroup, day: string): EntityDayWrite {
+  function groupWrite(group: DayGroup): EntityDayWrite {
     return {
-      statement: { query, params: [...head(day), group.keys] },
-      partition: `${table}\u0000${group.first}\u0000${day}`,
+      statement: { query, params: [...head(group.day), group.bucket, group.keys] },
+      partition: partition(group.bucket),
       ids: group.ids,
       at: nowMs,
       bytes: group.bytes,
@@ -157,8 +174,8 @@ export async function entityDays(
   const column = store === "dump" ? "dump_days" : "clean_days";
   const rs = await execute(
     ctx.client,
-    `SELECT ${column} FROM ${tableRef(ctx, entitiesTableName(def))} WHERE ${where}`,
-    def.key.map((f) => key[f]),
+    `SELECT ${column} FROM ${tableRef(ctx, entitiesTableName(def))} WHERE bucket = ? AND ${where}`,
+    [entityBucketOf(entityKeyJson(def, key)), ...def.key.map((f) => key[f])],
     `reading the days of an entity of ${def.name}`,
   );
   const days = rs.rows[0]?.get(column) as unknown[] | null | undefined;
@@ -174,7 +191,8 @@ export async function listKeys(
 ): Promise<KeyPage> {
   const { limit, page } = pageOptions(options);
   const columns = def.key.map(quoteId).join(", ");
-  // A whole-table scan is what a listing is: paged by the driver along the token ring, no filtering.
+  // A whole-table scan is what a listing is: paged by the driver along the token ring, each bucket
+  // in key order, no filtering.
   const rs = await execute(
     ctx.client,
     `SELECT ${columns} FROM ${tableRef(ctx, entitiesTableName(def))}`,

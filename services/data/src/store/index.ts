@@ -23,7 +23,7 @@ export {
 export type { DirtyMark, StoredMark } from "./dirty-marks";
 export { prepareDumpRows, storeDumps, writeDump } from "./dump-store";
 export type { DumpRow, PreparedDump, RefusedRow, WriteDumpResult } from "./dump-store";
-export { entityDayWrites, entityDays, listKeys, writeEntityDays } from "./entities";
+export { entityBucketOf, entityDayWrites, entityDays, listKeys, writeEntityDays } from "./entities";
 export type { EntityDay, EntityDayWrite, KeyPage } from "./entities";
 export { readDrift } from "./drift";
 export { pageOptions } from "./paging";

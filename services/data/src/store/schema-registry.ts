@@ -6,6 +6,7 @@ import {
   alterOptionsCql,
   canonicalTypeDef,
   cleanTableSpec,
+  entitiesTableName,
   entitiesTableSpec,
   manualTableSpec,
   createKeyspaceCql,
@@ -235,7 +236,7 @@ async function entityIndexSince(client: CqlClient, keyspace: string, type: strin
   const creates = (table: string) => (cql: string) => cql.includes(`CREATE TABLE IF NOT EXISTS ${keyspace}.${table} `);
   // Oldest version first: the one that made the index.
   const rows = [...rs.rows].sort((a, b) => (a.get("version") as number) - (b.get("version") as number));
-  const made = rows.find((r) => creates(`entities_${type}`)(String(r.get("cql") ?? "")));
+  const made = rows.find((r) => creates(entitiesTableName({ name: type }))(String(r.get("cql") ?? "")));
   if (made === undefined) return Date.now();
   if (creates(`dump_${type}`)(String(made.get("cql") ?? ""))) return 0;
   return (made.get("applied_at") as Date).getTime();
