@@ -174,7 +174,7 @@ export async function storeDumps(ctx: DataContext, dumps: readonly PreparedDump[
     ),
     writeEntityDays(
       ctx,
-      dumps.flatMap((d) => entityDayWrites(ctx, resolveType(ctx, d.type), "dump", d.days, now)),
+      [...daysByType(dumps)].flatMap(([type, days]) => entityDayWrites(ctx, resolveType(ctx, type), "dump", days, now)),
     ),
   ]);
   for (const [type, seen] of undeclaredByType(dumps)) await recordDrift(ctx, type, seen, now);
@@ -183,6 +183,18 @@ export async function storeDumps(ctx: DataContext, dumps: readonly PreparedDump[
     ctx,
     dumps.flatMap((d) => d.marks),
   );
+}
+
+// Entity days of the dumps by type: the data service prepares a dump per record, and the index
+// groups a type's entities of one bucket into one statement only when it sees them together.
+function daysByType(dumps: readonly PreparedDump[]): Map<string, EntityDay[]> {
+  const out = new Map<string, EntityDay[]>();
+  for (const d of dumps) {
+    const days = out.get(d.type);
+    if (days === undefined) out.set(d.type, [...d.days]);
+    else for (const day of d.days) days.push(day);
+  }
+  return out;
 }
 
 // Undeclared fields of the dumps by type: field → JSON type of a value.
