@@ -9,6 +9,7 @@ import {
   encodeBody,
   readErrorReply,
   toMachinaError,
+  useFastHeaderDecoding,
 } from "@machina/wire";
 
 /** Options of one mesh request. */
@@ -64,6 +65,8 @@ export class MeshClient {
   private closed = false;
 
   constructor(private readonly nc: NatsConnection) {
+    // Every reply's headers are read (error code, status): on whatever connection it is given.
+    useFastHeaderDecoding();
     this.inbox = createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);
   }
 

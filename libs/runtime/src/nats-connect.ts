@@ -3,7 +3,7 @@ import { connect } from "@nats-io/transport-node";
 import type { ConnectionOptions, NatsConnection, TlsOptions } from "@nats-io/nats-core";
 import type { BaseConfig } from "@machina/config";
 import type { MeshNames, NatsUser } from "@machina/subjects";
-import { MachinaError } from "@machina/wire";
+import { MachinaError, useFastHeaderDecoding } from "@machina/wire";
 import { tlsOptions, tlsWanted } from "./tls-files";
 import { coalesceWrites } from "./write-coalescing";
 import type { ReadText } from "./tls-files";
@@ -65,7 +65,8 @@ export function natsConnectOptions(
 
 /**
  * Connects with {@link natsConnectOptions}, socket writes coalesced per event-loop turn
- * ({@link coalesceWrites}); a refused user or password, or a TLS failure, is an
+ * ({@link coalesceWrites}) and received headers decoded by the fast path (useFastHeaderDecoding
+ * in @machina/wire); a refused user or password, or a TLS failure, is an
  * UNAVAILABLE error that names the URL, the user and the keys to check (never the password).
  */
 export async function connectNats(config: BaseConfig, who: NatsUser, names: MeshNames): Promise<NatsConnection> {
@@ -73,6 +74,7 @@ export async function connectNats(config: BaseConfig, who: NatsUser, names: Mesh
   try {
     const nc = await connect(opts);
     coalesceWrites(nc);
+    useFastHeaderDecoding();
     return nc;
   } catch (err) {
     throw connectError(err, config);

@@ -22,3 +22,4 @@ export {
 export type { TimingEntry } from "./timing";
 export { makeMeta, percentQuota } from "./meta";
 export { FixedHeaders } from "./fast-headers";
+export { decodePlainHeaders, useFastHeaderDecoding } from "./fast-header-decode";
