@@ -145,6 +145,9 @@ export async function startWorker(
   const rest = (ms: number) => Promise.race([sleep(ms), stopped]);
   // Stream sequences this replica finished recently, oldest first (bounded).
   const completed = new Set<number>();
+  // The series every message records, bound once.
+  const ackCount = metrics.messages.labels({ consumer: def.name, outcome: "ack" });
+  const handledSeconds = metrics.messageSeconds.labels({ consumer: def.name });
   const remember = (seq: number) => {
     completed.add(seq);
     if (completed.size > COMPLETED_MEMORY) completed.delete(completed.values().next().value as number);
@@ -298,8 +301,9 @@ export async function startWorker(
     } finally {
       clearInterval(keepAlive);
       if (need !== undefined) gate?.release(need);
-      metrics.messages.inc({ consumer: def.name, outcome });
-      metrics.messageSeconds.observe({ consumer: def.name }, (performance.now() - started) / 1000);
+      if (outcome === "ack") ackCount.inc();
+      else metrics.messages.inc({ consumer: def.name, outcome });
+      handledSeconds.observe((performance.now() - started) / 1000);
     }
   }
 

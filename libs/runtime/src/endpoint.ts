@@ -15,6 +15,7 @@ import {
 } from "@machina/wire";
 import type { Encoding } from "@machina/wire";
 import type { ServiceMetrics } from "./metrics";
+import type { CounterSeries, HistogramSeries } from "./fast-metrics";
 import { asyncOutcomeCounter } from "./micro-stats";
 
 /** What a handler knows about the call besides its decoded body. */
@@ -62,8 +63,8 @@ export function addEndpoint(svc: Service, def: EndpointDef, hop: string, log: Lo
     log,
     metrics,
     countOutcome: asyncOutcomeCounter(svc, def.name),
-    okLabels: { endpoint: def.name, outcome: "ok" },
-    endpointLabels: { endpoint: def.name },
+    okCount: metrics.requests.labels({ endpoint: def.name, outcome: "ok" }),
+    handlerSeconds: metrics.requestSeconds.labels({ endpoint: def.name }),
   };
   svc.addEndpoint(def.name, {
     subject: def.subject,
@@ -88,9 +89,9 @@ interface Served {
   log: Logger;
   metrics: ServiceMetrics;
   countOutcome(awaitedMs: number, err?: Error): void;
-  /** Label sets of the common case, made once (prom-client only reads them). */
-  okLabels: { endpoint: string; outcome: string };
-  endpointLabels: { endpoint: string };
+  /** Series of the common case, bound once. */
+  okCount: CounterSeries;
+  handlerSeconds: HistogramSeries;
 }
 
 /**
@@ -160,7 +161,8 @@ async function serve(ep: Served, msg: ServiceMsg): Promise<void> {
   } finally {
     const seconds = (performance.now() - started) / 1000;
     ep.countOutcome(seconds * 1000, failure);
-    ep.metrics.requests.inc(outcome === "ok" ? ep.okLabels : { endpoint: def.name, outcome });
-    ep.metrics.requestSeconds.observe(ep.endpointLabels, seconds);
+    if (outcome === "ok") ep.okCount.inc();
+    else ep.metrics.requests.inc({ endpoint: def.name, outcome });
+    ep.handlerSeconds.observe(seconds);
   }
 }

@@ -29,6 +29,8 @@ export { tlsOptions, tlsWanted } from "./tls-files";
 export type { ReadText } from "./tls-files";
 export type { PipelineStream, DurableOptions } from "./topology";
 export { createMetrics, observeGauge, addCounter } from "./metrics";
+export { FastCounter, FastHistogram } from "./fast-metrics";
+export type { CounterSeries, HistogramSeries, LabelValues } from "./fast-metrics";
 export type { ServiceMetrics } from "./metrics";
 export { collectNodeInfo } from "./node-info";
 export { publishDurable } from "./publish";

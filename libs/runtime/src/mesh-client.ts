@@ -9,6 +9,7 @@ import {
   encodeBody,
   readErrorReply,
   toMachinaError,
+  useFastCommandEncoding,
   useFastHeaderDecoding,
 } from "@machina/wire";
 
@@ -67,6 +68,7 @@ export class MeshClient {
   constructor(private readonly nc: NatsConnection) {
     // Every reply's headers are read (error code, status): on whatever connection it is given.
     useFastHeaderDecoding();
+    useFastCommandEncoding();
     this.inbox = createInbox((nc as { options?: { inboxPrefix?: string } }).options?.inboxPrefix);
   }
 

@@ -1,12 +1,13 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { FastCounter, FastHistogram } from "./fast-metrics";
 
 /** The metrics every service exposes on /metrics. */
 export interface ServiceMetrics {
   registry: Registry;
-  requests: Counter<"endpoint" | "outcome">;
-  requestSeconds: Histogram<"endpoint">;
-  messages: Counter<"consumer" | "outcome">;
-  messageSeconds: Histogram<"consumer">;
+  requests: FastCounter<"endpoint" | "outcome">;
+  requestSeconds: FastHistogram<"endpoint">;
+  messages: FastCounter<"consumer" | "outcome">;
+  messageSeconds: FastHistogram<"consumer">;
   /** Messages a durable consumer has not delivered yet (its lag; what a KEDA scaler reads). */
   consumerPending: Gauge<"stream" | "consumer">;
   /** Messages delivered and not yet acknowledged. */
@@ -20,26 +21,26 @@ export function createMetrics(service: string): ServiceMetrics {
   collectDefaultMetrics({ register: registry });
   return {
     registry,
-    requests: new Counter({
+    requests: new FastCounter({
       name: "machina_requests_total",
       help: "Request/reply calls handled, by endpoint and outcome (ok or an error code).",
       labelNames: ["endpoint", "outcome"],
       registers: [registry],
     }),
-    requestSeconds: new Histogram({
+    requestSeconds: new FastHistogram({
       name: "machina_request_seconds",
       help: "Handler time of request/reply calls, including awaited work.",
       labelNames: ["endpoint"],
       buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 15],
       registers: [registry],
     }),
-    messages: new Counter({
+    messages: new FastCounter({
       name: "machina_messages_total",
       help: "Durable pipeline messages handled, by consumer and outcome (ack, nak, delay, dead).",
       labelNames: ["consumer", "outcome"],
       registers: [registry],
     }),
-    messageSeconds: new Histogram({
+    messageSeconds: new FastHistogram({
       name: "machina_message_seconds",
       help: "Handler time of durable pipeline messages.",
       labelNames: ["consumer"],

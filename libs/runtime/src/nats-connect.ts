@@ -3,7 +3,7 @@ import { connect } from "@nats-io/transport-node";
 import type { ConnectionOptions, NatsConnection, TlsOptions } from "@nats-io/nats-core";
 import type { BaseConfig } from "@machina/config";
 import type { MeshNames, NatsUser } from "@machina/subjects";
-import { MachinaError, useFastHeaderDecoding } from "@machina/wire";
+import { MachinaError, useFastCommandEncoding, useFastHeaderDecoding } from "@machina/wire";
 import { tlsOptions, tlsWanted } from "./tls-files";
 import { coalesceWrites } from "./write-coalescing";
 import type { ReadText } from "./tls-files";
@@ -75,6 +75,7 @@ export async function connectNats(config: BaseConfig, who: NatsUser, names: Mesh
     const nc = await connect(opts);
     coalesceWrites(nc);
     useFastHeaderDecoding();
+    useFastCommandEncoding();
     return nc;
   } catch (err) {
     throw connectError(err, config);

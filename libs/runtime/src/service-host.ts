@@ -6,7 +6,6 @@ import { Kvm } from "@nats-io/kv";
 import { Svcm } from "@nats-io/services";
 import type { Service } from "@nats-io/services";
 import type convict from "convict";
-import type { Histogram } from "prom-client";
 import { baseSchema, loadProcessConfig } from "@machina/config";
 import type { BaseConfig, ConfigSourceOptions } from "@machina/config";
 import { createRootLogger } from "@machina/log";
@@ -27,6 +26,7 @@ import { MeshClient } from "./mesh-client";
 import { connectNats } from "./nats-connect";
 import { createMetrics } from "./metrics";
 import type { ServiceMetrics } from "./metrics";
+import type { FastHistogram } from "./fast-metrics";
 import { collectNodeInfo } from "./node-info";
 import type { ComponentSet } from "./component-set";
 import { LiveConfig } from "./config-follow";
@@ -370,7 +370,7 @@ function startVertexLink<C>(
   // The handler-time histograms /metrics shows, so vertex can take percentiles over any interval.
   const histograms = async (): Promise<HandlerTimes[]> => {
     const out: HandlerTimes[] = [];
-    const read = async (kind: string, label: string, h: { get(): ReturnType<Histogram["get"]> }) => {
+    const read = async (kind: string, label: string, h: FastHistogram<string>) => {
       const byName = new Map<string, { buckets: [number, number][]; total: number; sum: number }>();
       for (const v of (await h.get()).values) {
         const labels = v.labels as Record<string, string | number | undefined>;

@@ -1,4 +1,5 @@
 import type { NatsConnection } from "@nats-io/nats-core";
+import { encodeCommand } from "@machina/wire";
 
 // The part of nats.js 3's protocol handler (nats-core lib/protocol.js) this relies on. It is not
 // public API, so every member is checked before anything is replaced.
@@ -8,8 +9,6 @@ interface OutboundProtocol {
   flushPending(): void;
   sendCommand(cmd: string | Uint8Array, ...payloads: Uint8Array[]): void;
 }
-
-const encoder = new TextEncoder();
 
 /**
  * Makes the connection write its socket at most once per event-loop turn instead of once per
@@ -42,7 +41,7 @@ export function coalesceWrites(nc: NatsConnection): boolean {
     p.flushPending();
   };
   p.sendCommand = (cmd, ...payloads) => {
-    p.outbound.fill(typeof cmd === "string" ? encoder.encode(cmd) : cmd, ...payloads);
+    p.outbound.fill(encodeCommand(cmd), ...payloads);
     if (p.outbound.size() >= p.pendingLimit) p.flushPending();
     else if (!scheduled) {
       scheduled = true;

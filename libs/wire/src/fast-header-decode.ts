@@ -47,6 +47,7 @@ export function decodePlainHeaders(a: Uint8Array): MsgHdrsImpl | null {
       if (c >= 0x80 || c === CR || c === LF) return null;
       if (c === COLON && colon < 0) colon = eol;
     }
+    // A non-empty line without a colon is skipped, as nats-core skips it.
     if (eol > pos && colon >= 0) {
       // Key: printable ASCII without a colon (33..126), as nats-core's append checks.
       if (colon === pos) return null;
@@ -63,8 +64,6 @@ export function decodePlainHeaders(a: Uint8Array): MsgHdrsImpl | null {
       const vals = map.get(key);
       if (vals) vals.push(value);
       else map.set(key, [value]);
-    } else if (eol > pos) {
-      // A non-empty line without a colon: nats-core skips it; so do we.
     }
     pos = eol + 2;
   }

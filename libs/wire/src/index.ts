@@ -23,3 +23,4 @@ export type { TimingEntry } from "./timing";
 export { makeMeta, percentQuota } from "./meta";
 export { FixedHeaders } from "./fast-headers";
 export { decodePlainHeaders, useFastHeaderDecoding } from "./fast-header-decode";
+export { encodeCommand, useFastCommandEncoding } from "./fast-command-encode";
