@@ -96,7 +96,18 @@ test("FastCounter exposes what prom-client's Counter does, bound or not", async 
       prom.inc({ endpoint: "query", outcome: "BAD_REQUEST" }, 2);
     }
   }
+  // Label sets that would run together if their values were simply joined stay apart.
+  for (const labels of [
+    { endpoint: "a|b", outcome: "c" },
+    { endpoint: "a", outcome: "b|c" },
+    { endpoint: "a,b", outcome: "" },
+    { endpoint: "a", outcome: ",b" },
+  ]) {
+    fast.inc(labels);
+    prom.inc(labels);
+  }
   assert.deepEqual(normalized(await ours.metrics()), normalized(await theirs.metrics()));
+  assert.equal((await ours.getMetricsAsJSON())[0].values.length, 6);
 });
 
 test("reset zeroes every series and bound series keep counting after it", async () => {

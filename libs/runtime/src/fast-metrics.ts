@@ -52,16 +52,18 @@ abstract class FastMetric<L extends string, S> {
 
   /** The series of `labels`, made on first use; keep it for the hot path. */
   protected seriesOf(labels: LabelValues<L>): S {
-    let key = "";
     const own: Record<string, string | number> = {};
     for (const k of Object.keys(labels)) {
       if (!this.labelNames.includes(k as L)) throw new Error(`metric ${this.name}: unknown label "${k}"`);
     }
+    const values: (string | number | null)[] = [];
     for (const n of this.labelNames) {
       const v = labels[n];
-      key += `${v ?? ""}\u0000`;
+      values.push(v ?? null);
       if (v !== undefined) own[n] = v;
     }
+    // JSON of the values in label order: no two label sets share it (prom-client treats 1 and "1" alike too).
+    const key = JSON.stringify(values.map((v) => (v === null ? null : String(v))));
     let e = this.series.get(key);
     if (e === undefined) this.series.set(key, (e = { labels: own, s: this.newSeries() }));
     return e.s;
