@@ -16,7 +16,9 @@
 //
 // Env: MACHINA_BENCH_AGG_MESSAGES (default 2000), MACHINA_BENCH_AGG_BATCHES (batches per message,
 // default 50), MACHINA_BENCH_AGG_KEYS (default 500), MACHINA_BENCH_CPU_PROF=<dir> (aggregate processes
-// run with --cpu-prof into it; test/bench/pipeline-profile-top.ts summarises).
+// run with --cpu-prof into it; test/bench/pipeline-profile-top.ts summarises),
+// MACHINA_BENCH_AGG_TIMEOUT_S (per row, default 300), MACHINA_BENCH_VERBOSE (print the aggregate
+// processes' log tails at the end), MACHINA_BENCH_AGG_TRACE (sample the router/partition backlog).
 import { cpus, loadavg } from "node:os";
 import path from "node:path";
 import { connect } from "@nats-io/transport-node";
@@ -41,7 +43,7 @@ const B = Number(process.env.MACHINA_BENCH_AGG_BATCHES ?? 50);
 const K = Number(process.env.MACHINA_BENCH_AGG_KEYS ?? 500);
 const IN_FLIGHT = 64;
 const NS_PER_MS = 1_000_000;
-const TIMEOUT_MS = 300_000;
+const TIMEOUT_MS = Number(process.env.MACHINA_BENCH_AGG_TIMEOUT_S ?? 300) * 1000;
 const N = M * B;
 const PROF_DIR = process.env.MACHINA_BENCH_CPU_PROF ? path.resolve(process.env.MACHINA_BENCH_CPU_PROF) : undefined;
 
@@ -286,6 +288,8 @@ async function main(): Promise<void> {
     const two = rows.find((r) => r.label === "window ×4, 2 processes");
     if (one && two) out(`2 processes / 1 process on the partitioned type: ${(two.rate / one.rate).toFixed(2)}×`);
   } finally {
+    if (process.env.MACHINA_BENCH_VERBOSE)
+      for (const p of procs) process.stderr.write(`--- aggregate ${p.child.pid}\n${p.output().slice(-6000)}\n`);
     for (const p of procs) await p.stop().catch(() => undefined);
     for (const s of Object.values(names.streams)) await jsm.streams.delete(s).catch(() => undefined);
     for (const b of [names.buckets.aggregateState, names.buckets.aggregateLeases])

@@ -5,7 +5,15 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import type { JsonObject, RecordBatch } from "@machina/protos";
-import { DueQueue, PartitionState, RecentBatches, compileAggregators, makeKind, recordKey } from "@machina/aggregate";
+import {
+  DueQueue,
+  PART_BYTES,
+  PartitionState,
+  RecentBatches,
+  compileAggregators,
+  makeKind,
+  recordKey,
+} from "@machina/aggregate";
 import type { InRecord, StatefulKind } from "@machina/aggregate";
 
 const T0 = 1_700_000_000_000;
@@ -290,6 +298,48 @@ describe("recent batches", () => {
     assert.equal(again.has("b1", s(300)), false);
     assert.equal(again.has("b3", s(300)), true);
     assert.equal(again.size, 2);
+  });
+
+  it("splits a busy second into parts that each fit a KV entry, and rewrites only the part that grew", () => {
+    const r = new RecentBatches();
+    const slot7 = Math.floor(s(7) / 1000) % 300;
+    const ids = Array.from({ length: 60_000 }, (_, i) => `task-${i.toString(36).padStart(8, "0")}-0f8e6b2a#${i % 7}`);
+    for (const id of ids) r.add(id, s(7.2));
+    const parts = r.takeChanged();
+    assert.ok(parts.size >= 3, `60,000 ids of one second in ${parts.size} part(s)`);
+    let total = 0;
+    for (const [suffix, v] of parts) {
+      const bytes = Buffer.byteLength(JSON.stringify(v));
+      assert.ok(bytes <= PART_BYTES + 64, `part ${suffix}: ${bytes} B`);
+      assert.match(suffix, new RegExp(`^${slot7}\\.\\d+$`));
+      total += (v as { ids: string[] }).ids.length;
+    }
+    assert.equal(total, 60_000);
+    r.add("one-more", s(7.9));
+    const grown = r.takeChanged();
+    assert.deepEqual([...grown.keys()], [`${slot7}.${parts.size - 1}`], "only the last part is written again");
+    const again = new RecentBatches([...parts.values(), ...grown.values()]);
+    assert.equal(again.size, 60_001);
+    assert.equal(again.has(ids[12_345], s(200)), true);
+    assert.equal(again.has("one-more", s(200)), true);
+    // More ids of the same second after a reload go on in its last part.
+    again.add("after-reload", s(7.5));
+    assert.deepEqual([...again.takeChanged().keys()], [`${slot7}.${parts.size - 1}`]);
+  });
+
+  it("reads entries of the one-per-second layout, and ignores parts an older second left in a reused slot", () => {
+    const at = (x: number) => Math.floor(s(x) / 1000);
+    const old = { second: at(5), ids: ["a", "b"] }; // the first layout: no part
+    const r = new RecentBatches([old]);
+    assert.equal(r.has("a", s(6)), true);
+    // Second 305 reuses second 5's slot with one part; part 1 of second 5 is still in the bucket.
+    const stale = { second: at(5), part: 1, ids: ["c"] };
+    const fresh = { second: at(305), part: 0, ids: ["d"] };
+    const reloaded = new RecentBatches([stale, old, fresh]);
+    assert.equal(reloaded.has("d", s(306)), true);
+    assert.equal(reloaded.has("a", s(6)), false, "the slot belongs to second 305 now");
+    assert.equal(reloaded.has("c", s(6)), false);
+    assert.equal(reloaded.size, 1);
   });
 });
 

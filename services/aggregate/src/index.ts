@@ -13,7 +13,7 @@ export type {
 } from "./config";
 export { makeKind, DueQueue } from "./kinds";
 export type { InRecord, KindContext, Outcome, StatefulKind } from "./kinds";
-export { recordKey, partitionOf, routeBatch, PartitionState, RecentBatches } from "./partition";
+export { recordKey, partitionOf, routeBatch, PartitionState, RecentBatches, PART_BYTES, StateStore } from "./partition";
 
 /** Aggregate's component kinds, for the reference docs. */
 export const componentKinds = [aggregatorKind] as const;

@@ -5,7 +5,7 @@ export type { RecordKey } from "./partition-key";
 export { routeBatch } from "./router";
 export type { Routed, Refused } from "./router";
 export { PartitionState } from "./partition-state";
-export { RecentBatches, DEDUPE_SECONDS } from "./recent-batches";
+export { RecentBatches, DEDUPE_SECONDS, PART_BYTES } from "./recent-batches";
 export { StateStore } from "./state-store";
 export { checkLayout, checkRetire } from "./layout-check";
 export { PartitionManager } from "./partition-manager";

@@ -45,8 +45,8 @@ export interface LoadedPartition {
 export interface CommitWrite {
   keys: Map<string, JsonValue | null>;
   outbox: OutboxEntry[];
-  /** Changed seconds of recent batch ids, by slot. */
-  recent: Map<number, JsonValue>;
+  /** Changed parts of recent batch ids, by KV key suffix (`<slot>.<part>`). */
+  recent: Map<string, JsonValue>;
   checkpoint: Checkpoint;
   /** Revision of the checkpoint the partition was loaded at or last committed. */
   expectRevision: number;
@@ -61,7 +61,7 @@ const DELETE: readonly (readonly [string, string])[] = [["KV-Operation", "DEL"]]
 
 /**
  * The KV bucket holding every stateful aggregator's state, one key per entity key:
- * `<type>.<n>.k.<key id>` (the key's state), `<type>.<n>.o.<slot>` (outbox), `<type>.<n>.d.<slot>`
+ * `<type>.<n>.k.<key id>` (the key's state), `<type>.<n>.o.<slot>` (outbox), `<type>.<n>.d.<slot>.<part>`
  * (recently applied batch ids) and `<type>.<n>.ck` (the checkpoint), plus `<type>.layout`. A commit writes all of a change in one atomic batch
  * whose checkpoint write expects the checkpoint's last revision: it is stored whole or not at
  * all, and never over a commit another owner made.
@@ -143,8 +143,8 @@ export class StateStore {
     }
     for (const o of w.outbox)
       entries.push({ subject: this.subject(`${prefix}o.${o.n % OUTBOX_SLOTS}`), data: enc.encode(JSON.stringify(o)) });
-    for (const [slot, v] of w.recent)
-      entries.push({ subject: this.subject(`${prefix}d.${slot}`), data: enc.encode(JSON.stringify(v)) });
+    for (const [suffix, v] of w.recent)
+      entries.push({ subject: this.subject(`${prefix}d.${suffix}`), data: enc.encode(JSON.stringify(v)) });
     entries.push({
       subject: this.subject(`${prefix}ck`),
       data: enc.encode(JSON.stringify(w.checkpoint)),
