@@ -36,7 +36,12 @@ export interface HistogramSeries {
   observe(value: number): void;
 }
 
-abstract class FastMetric<L extends string, S> {
+/** What every series can do besides counting: go back to zero. */
+interface Zeroable {
+  zero(): void;
+}
+
+abstract class FastMetric<L extends string, S extends Zeroable> {
   readonly name: string;
   readonly help: string;
   readonly aggregator = "sum";
@@ -73,11 +78,11 @@ abstract class FastMetric<L extends string, S> {
 
   /** Zeroes every series in place, so bound series keep counting (Registry.resetMetrics calls it). */
   reset(): void {
-    for (const e of this.series.values()) (e.s as { zero(): void }).zero();
+    for (const e of this.series.values()) e.s.zero();
   }
 }
 
-class CounterCell implements CounterSeries {
+class CounterCell implements CounterSeries, Zeroable {
   value = 0;
   zero(): void {
     this.value = 0;
@@ -115,7 +120,7 @@ export class FastCounter<L extends string> extends FastMetric<L, CounterCell> {
   }
 }
 
-class HistogramCell implements HistogramSeries {
+class HistogramCell implements HistogramSeries, Zeroable {
   /** Per bucket (not cumulative), the last one past the highest bound. */
   readonly counts: Float64Array;
   sum = 0;
