@@ -7,30 +7,39 @@
 //
 // Both paths are warmed up alike first (5,000 rows each, on a Cassandra left to settle after the
 // data service created its schema): a fresh JVM runs a path several times slower until it has
-// compiled it, so warming only one side measured the JIT, not the data service. Then three rounds,
-// each of a baseline run, a first sight of N new entities and a refresh of the same entities the
-// same day (the tracked entities' steady state: the entity index knows their day already, so a row
-// costs its insert and its dirty mark), each run on a settled Cassandra; the medians count.
-// Interleaving spreads a drift of the machine or of Cassandra's state (flushes, compactions) over
-// all three alike. The clean job is held back meanwhile, since the baseline does no merging; it is
-// then timed on its own: the data service restarted with a short interval merges every window the
-// runs left dirty, from its first clean row to its last.
+// compiled it, so warming only one side measured the JIT, not the data service. Then rounds (five
+// by default), each of a baseline run, a first sight of N new entities and a refresh of the same
+// entities the same day (the tracked entities' steady state: the entity index knows their day
+// already, so a row costs its insert and its dirty mark). Each run starts on a settled Cassandra
+// whose memtables were flushed just before: Cassandra flushes once its memtables fill, every few
+// runs here, and the run a flush lands in pays for the rows of the runs before it; with the order
+// fixed, that was always the same kind of run, and one bench's rounds came out 0.71× and 0.99×
+// by that alone. The baseline goes first in even rounds and last in odd ones. A round's ratios
+// (its service runs over its own baseline) are paired measurements: the machine's speed drifts
+// by ±30 % over a minute on this shared VM, and a round's runs share most of that drift, where
+// medians taken apart do not. The median of the rounds' ratios is the result; the ratio of the
+// medians is printed beside it. The clean job is held back meanwhile, since the baseline does no
+// merging; it is then timed on its own: the data service restarted with a short interval merges
+// every window the runs left dirty, from its first clean row to its last.
 //
 // A service run is timed from its first publish to the newest write time of the rows it stored,
 // so the polling interval does not count; it ends once the STORE work queue is empty (acked =
 // stored). Also prints CPU seconds of the data process, Cassandra, nats-server and the bench, and
 // the dead-letter count (should be 0).
 //
-// Env: MACHINA_BENCH_DATA_N (records per run, default 20000), MACHINA_BENCH_DATA_BATCH (records
-// per STORE message, default 25), MACHINA_BENCH_DATA_CLEAN_INTERVAL_MS (the clean job's interval
-// once it runs, default 1000), MACHINA_BENCH_DATA_TIMEOUT_S (per run, default 300),
-// MACHINA_BENCH_VERBOSE (print the data service's log tail at the end), MACHINA_BENCH_CPU_PROF=<dir>
-// (the data service runs under --cpu-prof, one profile for the dump runs and one for the clean job;
-// the bench prints the top frames of each).
+// Env: MACHINA_BENCH_DATA_N (records per run, default 50000), MACHINA_BENCH_DATA_BATCH (records
+// per STORE message, default 25), MACHINA_BENCH_DATA_ROUNDS (default 5),
+// MACHINA_BENCH_DATA_CLEAN_INTERVAL_MS (the clean job's interval once it runs, default 1000),
+// MACHINA_BENCH_DATA_TIMEOUT_S (per run, default 300), MACHINA_BENCH_VERBOSE (print the data
+// service's log tail at the end), MACHINA_BENCH_CPU_PROF=<dir> (the data service runs under
+// --cpu-prof, one profile for the dump runs and one for the clean job; the bench prints the top
+// frames of each).
 //
 // bench-needs: cassandra (run-bench.sh starts one on its own ports for a bench with this line)
+import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { loadavg } from "node:os";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -43,7 +52,7 @@ import { PIPELINE } from "../support/pipeline-config";
 import { CpuMeter, benchRun } from "./pipeline-procs";
 import { busiestProfile, formatSummary } from "./pipeline-profile-top";
 
-const N = Number(process.env.MACHINA_BENCH_DATA_N ?? 20_000);
+const N = Number(process.env.MACHINA_BENCH_DATA_N ?? 50_000);
 const K = Number(process.env.MACHINA_BENCH_DATA_BATCH ?? 25);
 const CLEAN_INTERVAL_MS = process.env.MACHINA_BENCH_DATA_CLEAN_INTERVAL_MS ?? "1000";
 // The clean job's interval while dump writes are timed: longer than the whole timed part.
@@ -55,8 +64,9 @@ const CONCURRENCY = 64;
 const IN_FLIGHT = 64;
 // Rows each path is warmed up with before anything is measured.
 const WARMUP = Math.min(5_000, N);
-// The baseline runs this often; the median counts (a short run is easily disturbed by other work).
-const RUNS = 3;
+// Rounds of baseline, first sight and refresh; the median round counts (a short run is easily
+// disturbed by other work on the machine).
+const RUNS = Number(process.env.MACHINA_BENCH_DATA_ROUNDS ?? 5);
 const TARGET = 0.7;
 const PROF_DIR = process.env.MACHINA_BENCH_CPU_PROF ? path.resolve(process.env.MACHINA_BENCH_CPU_PROF) : undefined;
 
@@ -82,6 +92,20 @@ function storeBatches(n: number, k: number, tag: string): RecordBatch[][] {
   return messages;
 }
 
+const HARNESS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../harness");
+let flushProblem = "";
+
+/** Flushes Cassandra's memtables (nodetool through the harness); a failure is printed once and the runs go on unflushed. */
+function flush(): void {
+  if (flushProblem) return;
+  try {
+    execFileSync("bash", [path.join(HARNESS, "cassandra.sh"), "nodetool", "flush"], { stdio: "pipe", timeout: 60_000 });
+  } catch (err) {
+    flushProblem = ((err as { stderr?: Buffer }).stderr?.toString() || (err as Error).message).trim().slice(0, 200);
+    note(`memtables not flushed between runs: ${flushProblem}`);
+  }
+}
+
 /** Waits until Cassandra's CPU stays under a tenth of a core for a second (at most `maxMs`): what a schema change sets off (flushes, compactions) must not land in a measured run. */
 async function settle(pid: number | undefined, maxMs: number): Promise<number> {
   const t0 = Date.now();
@@ -97,6 +121,8 @@ async function settle(pid: number | undefined, maxMs: number): Promise<number> {
 async function main(): Promise<void> {
   if (!Number.isInteger(N) || N < 1) throw new Error(`MACHINA_BENCH_DATA_N must be a positive integer, got ${N}`);
   if (!Number.isInteger(K) || K < 1) throw new Error(`MACHINA_BENCH_DATA_BATCH must be a positive integer, got ${K}`);
+  if (!Number.isInteger(RUNS) || RUNS < 1)
+    throw new Error(`MACHINA_BENCH_DATA_ROUNDS must be a positive integer, got ${RUNS}`);
   const { prefix, names, keyspace, rawKeyspace, natsPid, cassandraPid } = benchRun("data", CQL_PORT, note);
 
   const nc = await connect({ servers: NATS_URL, maxReconnectAttempts: -1 });
@@ -207,17 +233,29 @@ async function main(): Promise<void> {
     const again: Awaited<ReturnType<typeof serviceRun>>[] = [];
     const cassCpu = new Map<string, number>();
     const loadStart = loadavg()[0];
-    for (let r = 0; r < RUNS; r++) {
-      note(`round ${r + 1} of ${RUNS}: baseline, first sight, refresh of ${N} each`);
+    // Every timed run starts on flushed memtables and a Cassandra at rest.
+    const ready = async () => {
+      flush();
       await settle(cassandraPid, 15_000);
+    };
+    const baselineRun = async (r: number) => {
+      await ready();
       const m = new CpuMeter({ cassandra: cassandraPid, bench: "self" });
       base.push(await cassandraBaseline(cql, rawKeyspace, N, CONCURRENCY, `raw${r}`));
       for (const [k, v] of m.used()) cassCpu.set(k, (cassCpu.get(k) ?? 0) + v);
-      await settle(cassandraPid, 15_000);
+    };
+    for (let r = 0; r < RUNS; r++) {
+      const baselineFirst = r % 2 === 0;
+      note(
+        `round ${r + 1} of ${RUNS}: ${baselineFirst ? "baseline, first sight, refresh" : "first sight, refresh, baseline"} of ${N} each`,
+      );
+      if (baselineFirst) await baselineRun(r);
+      await ready();
       first.push(await serviceRun(`d${r}x`));
-      await settle(cassandraPid, 15_000);
+      await ready();
       // The same entities again the same day: the entity index knows their day already.
       again.push(await serviceRun(`d${r}x`));
+      if (!baselineFirst) await baselineRun(r);
     }
     const loadEnd = loadavg()[0];
     const median = <T extends BaselineResult>(runs: T[]): T & { range: string } => {
@@ -230,16 +268,22 @@ async function main(): Promise<void> {
     const cass = median(base);
     const f = median(first);
     const a = median(again);
+    // Each round's service runs over its own baseline, and their median.
+    const paired = (runs: BaselineResult[]) => runs.map((x, i) => x.perSecond / base[i].perSecond);
+    const mid = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)];
+    const pf = paired(first);
+    const pa = paired(again);
+    const rounds = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(" ");
     const dlq = async () => (await jsm.streams.info(names.streams.DLQ).catch(() => null))?.state.messages ?? 0;
     out(
       `data  ${int(N)} records in ${int(Math.ceil(N / K))} messages of ${K}, first sight of every entity: ` +
         `dump ${secs(f.ms)} (${int(f.perSecond)} rows/s, median of ${RUNS}: ${f.range}); ` +
         `baseline cassandra executeConcurrent(${CONCURRENCY}) ${int(cass.perSecond)} rows/s (median of ${RUNS}: ${cass.range}); ` +
-        `ratio ${(f.perSecond / cass.perSecond).toFixed(2)}× (target ≥ ${TARGET}×)`,
+        `ratio ${mid(pf).toFixed(2)}× (median of the rounds' own ratios ${rounds(pf)}; ratio of the medians ${(f.perSecond / cass.perSecond).toFixed(2)}×) (target ≥ ${TARGET}×)`,
     );
     out(
       `data  refresh of the same entities the same day: dump ${secs(a.ms)} (${int(a.perSecond)} rows/s, median of ${RUNS}: ${a.range}); ` +
-        `ratio ${(a.perSecond / cass.perSecond).toFixed(2)}× (target ≥ ${TARGET}×)`,
+        `ratio ${mid(pa).toFixed(2)}× (rounds ${rounds(pa)}; ratio of the medians ${(a.perSecond / cass.perSecond).toFixed(2)}×) (target ≥ ${TARGET}×)`,
     );
     out(
       `data  cpu s of the median runs: first sight ${cpuList(f.cpu, cpuNames)}; refresh ${cpuList(a.cpu, cpuNames)}; ` +
@@ -248,6 +292,7 @@ async function main(): Promise<void> {
     );
     out(
       `data  published with ${IN_FLIGHT} in flight; clean job held back (every ${HELD_BACK_MS} ms) while dump writes are timed` +
+        (flushProblem ? "; memtables NOT flushed between runs" : "; memtables flushed before each run") +
         (publishFailures ? `; ${publishFailures} publishes FAILED (first: ${firstFailure.slice(0, 160)})` : "") +
         `; dead letters: ${await dlq()}`,
     );

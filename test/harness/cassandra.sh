@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a single-node Apache Cassandra for the tests, straight from the Maven
 # Central jars that install.sh put in $MACHINA_CACHE (no Docker, no tarball).
-# Usage: test/harness/cassandra.sh start|stop|status
+# Usage: test/harness/cassandra.sh start|stop|status|nodetool <args>
 # State (config, pid, data, logs) lives under $MACHINA_STATE, so a second
 # clone with another MACHINA_STATE and ports runs its own node.
 set -euo pipefail
@@ -57,7 +57,7 @@ endpoint_snitch: SimpleSnitch
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
-      - seeds: "127.0.0.1:$MACHINA_CASSANDRA_STORAGE_PORT"
+    - seeds: "127.0.0.1:$MACHINA_CASSANDRA_STORAGE_PORT"
 listen_address: 127.0.0.1
 rpc_address: 127.0.0.1
 storage_port: $MACHINA_CASSANDRA_STORAGE_PORT
@@ -104,30 +104,11 @@ EOF
 EOF
 }
 
-# Flags from Cassandra's conf/jvm-server.options and conf/jvm17-server.options
-# (conf/ is not in the Maven artifacts), minus the ones that only matter for
-# long-running production nodes (AlwaysPreTouch slows startup, heap dumps of a
-# test node just fill the disk).
-jvm_flags() {
-  local heap=$1
-  JVM_FLAGS=(
-    "-Xms${heap}m" "-Xmx${heap}m"
-    -ea -da:net.openhft...
-    -Xss256k
-    -XX:+UseThreadPriorities
-    -XX:+PerfDisableSharedMem
-    # A node that ran out of heap should fail the tests loudly, not limp on
-    # (Cassandra's StartupChecks warns without one of these).
-    -XX:+ExitOnOutOfMemoryError
-    -Djava.net.preferIPv4Stack=true
-    -Djna.nosys=true
-    # G1 settings of jvm17-server.options.
-    -XX:+UseG1GC -XX:+ParallelRefProcEnabled -XX:MaxTenuringThreshold=1
-    -XX:G1HeapRegionSize=16m -XX:G1RSetUpdatingPauseTimePercent=5
-    -XX:MaxGCPauseMillis=300 -XX:InitiatingHeapOccupancyPercent=70
-    # JPMS: Cassandra reaches into JDK internals (jamm, netty, chronicle,
-    # JMX). The last four --add-opens appear in some 5.0 copies of the file
-    # and not others; opening them costs nothing.
+# JPMS: Cassandra reaches into JDK internals (jamm, netty, chronicle, JMX); the
+# server and nodetool both need these. The last four --add-opens appear in some
+# 5.0 copies of jvm17-server.options and not others; opening them costs nothing.
+jpms_flags() {
+  JPMS_FLAGS=(
     -Djdk.attach.allowAttachSelf=true
     --add-exports java.base/jdk.internal.misc=ALL-UNNAMED
     --add-exports java.management.rmi/com.sun.jmx.remote.internal.rmi=ALL-UNNAMED
@@ -156,6 +137,32 @@ jvm_flags() {
     --add-opens java.base/java.util.concurrent=ALL-UNNAMED
     --add-opens java.base/java.util.concurrent.atomic=ALL-UNNAMED
     --add-opens java.base/java.nio.charset=ALL-UNNAMED
+  )
+}
+
+# Flags from Cassandra's conf/jvm-server.options and conf/jvm17-server.options
+# (conf/ is not in the Maven artifacts), minus the ones that only matter for
+# long-running production nodes (AlwaysPreTouch slows startup, heap dumps of a
+# test node just fill the disk).
+jvm_flags() {
+  local heap=$1
+  jpms_flags
+  JVM_FLAGS=(
+    "-Xms${heap}m" "-Xmx${heap}m"
+    -ea -da:net.openhft...
+    -Xss256k
+    -XX:+UseThreadPriorities
+    -XX:+PerfDisableSharedMem
+    # A node that ran out of heap should fail the tests loudly, not limp on
+    # (Cassandra's StartupChecks warns without one of these).
+    -XX:+ExitOnOutOfMemoryError
+    -Djava.net.preferIPv4Stack=true
+    -Djna.nosys=true
+    # G1 settings of jvm17-server.options.
+    -XX:+UseG1GC -XX:+ParallelRefProcEnabled -XX:MaxTenuringThreshold=1
+    -XX:G1HeapRegionSize=16m -XX:G1RSetUpdatingPauseTimePercent=5
+    -XX:MaxGCPauseMillis=300 -XX:InitiatingHeapOccupancyPercent=70
+    "${JPMS_FLAGS[@]}"
     -Dio.netty.tryReflectionSetAccessible=true
     -Dio.netty.allocator.useCacheForAllThreads=true
     -Dio.netty.allocator.maxOrder=11
@@ -224,7 +231,7 @@ start() {
   (
     cd "$RUN_DIR"
     exec setsid "$java" "${JVM_FLAGS[@]}" "-javaagent:$jamm" \
-      -cp "$CASSANDRA_LIB/*" org.apache.cassandra.service.CassandraDaemon
+    -cp "$CASSANDRA_LIB/*" org.apache.cassandra.service.CassandraDaemon
   ) >>"$OUT_FILE" 2>&1 </dev/null &
   pid=$!
   printf '%s\n' "$pid" >"$PID_FILE"
@@ -262,6 +269,22 @@ stop() {
   rm -f "$PID_FILE"
 }
 
+# nodetool against our node's JMX port, from the same jars (the Maven artifacts
+# have no bin/nodetool), e.g. `cassandra.sh nodetool flush`: the data bench
+# flushes memtables before each run so no run inherits another's flush.
+nodetool() {
+  local java
+  java=$(java_bin) || die "java not found; install a Java 17 JDK (apt-get install openjdk-17-jdk-headless) or set JAVA_HOME"
+  running_pid "$PID_FILE" "$MARKER" >/dev/null || die "cassandra is not running in $MACHINA_STATE"
+  jpms_flags
+  mkdir -p "$RUN_DIR/nodetool"
+  # A small client JVM; its history file goes to the run dir, not to ~/.cassandra.
+  "$java" -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 "${JPMS_FLAGS[@]}" \
+    "-Duser.home=$RUN_DIR/nodetool" "-Dcassandra.logdir=$LOG_DIR" "-Dlogback.configurationFile=$LOGBACK" \
+    -cp "$CASSANDRA_LIB/*" org.apache.cassandra.tools.NodeTool \
+    -h 127.0.0.1 -p "$MACHINA_CASSANDRA_JMX_PORT" "$@"
+}
+
 status() {
   local pid
   if pid=$(running_pid "$PID_FILE" "$MARKER" 2>/dev/null); then
@@ -275,5 +298,6 @@ case ${1:-} in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  *) die "usage: $0 start|stop|status" ;;
+  nodetool) shift && nodetool "$@" ;;
+  *) die "usage: $0 start|stop|status|nodetool <args>" ;;
 esac

@@ -69,6 +69,7 @@ export {
   CLEAN_ORDER,
   DUMP_ORDER,
   WriteQueue,
+  RecordedDays,
   mergePending,
   pendingEntity,
   pendingView,
@@ -87,6 +88,7 @@ export type {
   RowView,
   WriteQueueOptions,
   WriteQueueStats,
+  RecordedDaysOptions,
 } from "./store";
 export { CleanLeases, mergeRows, runClean } from "./clean";
 export type {

@@ -15,6 +15,7 @@ import {
   checkSchema,
   ensureSchema,
   newCleanMemory,
+  RecordedDays,
   toDataError,
   listKeys,
   readDrift,
@@ -134,7 +135,7 @@ export class DataLayer {
           types,
           concurrency,
           lookbackDays,
-          recordedDays: new Map(),
+          recordedDays: new RecordedDays(),
           // Copies: registerTypes changes them in place as the types change live.
           indexSince: new Map(schema.indexSince),
           legacyDump: new Set(schema.legacyDump),

@@ -2,6 +2,7 @@ import { MachinaError } from "@machina/wire";
 import type { TypeDef } from "../schema";
 import type { CqlClient } from "./cql-exec";
 import type { WriteQueue } from "./write-queue";
+import type { RecordedDays } from "./recorded-days";
 
 /** Everything the stores need: a connected client, the keyspace and the registered types. */
 export interface DataContext {
@@ -15,8 +16,8 @@ export interface DataContext {
   readonly concurrency: number;
   /** How many UTC days back clean reads walk. */
   readonly lookbackDays: number;
-  /** Entity days this replica has recorded in the entity index (see entities.ts); bounded there. */
-  readonly recordedDays: Map<string, number>;
+  /** Entity days this replica has recorded in the entity index (see entities.ts). */
+  readonly recordedDays: RecordedDays;
   /** By type: since when (epoch ms) the entity index names every day with rows; 0 for always. */
   readonly indexSince: ReadonlyMap<string, number>;
   /** Types whose dump table predates `seq` (see dumpTableSpec); their rows are written without it. */

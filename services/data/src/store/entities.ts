@@ -36,16 +36,16 @@ export interface EntityDayWrite {
   readonly statement: CqlStatement;
   /** The queue partition it goes in: its bucket's, so a bucket's writes share a batch (one mutation). */
   readonly partition: string;
-  /** (type, store, key, day) ids of the entity days the statement records. */
-  readonly ids: readonly string[];
+  /** Group (type, store, day) of the entity days the statement records ({@link RecordedDays}). */
+  readonly group: string;
+  /** Key JSON of each entity it records on that day. */
+  readonly keys: readonly string[];
   /** Epoch ms the write's TTL counts from. */
   readonly at: number;
   /** What it counts against a batch's size limit: Cassandra counts each partition's cells. */
   readonly bytes: number;
 }
 
-// Entity days this replica remembers as written ((type, store, key, day) id → when), oldest first.
-const RECORDED_MEMORY = 200_000;
 // A day's dump element lives this much longer than the dump TTL: a row written late on the day
 // it was first recorded still expires before the element naming its day.
 const DAY_SECONDS = 86_400;
@@ -66,7 +66,7 @@ export function entityBucketOf(keyJson: string): number {
 interface DayGroup {
   readonly bucket: number;
   readonly day: string;
-  readonly ids: string[];
+  readonly keyJsons: string[];
   readonly keys: CqlValue[];
   bytes: number;
 }
@@ -99,34 +99,39 @@ export function entityDayWrites(
   const out: EntityDayWrite[] = [];
   // Per bucket and day, the entities not yet recorded: their ids and key values.
   const groups = new Map<string, DayGroup>();
-  const seen = new Set<string>();
+  // Entities already planned in this call, by group.
+  const seen = new Map<string, Set<string>>();
   const prefix = `${def.name}\u0000${store}\u0000`;
   for (const d of days) {
-    const id = `${prefix}${d.keyJson}\u0000${d.day}`;
+    const group = `${prefix}${d.day}`;
     // A write remembered for less than the TTL margin is still covered by the element it made;
     // an older one may have expired (a row written now for a day long past), so it is written again.
-    const at = ctx.recordedDays.get(id);
-    if ((at !== undefined && nowMs - at < DAY_SECONDS * 1000) || seen.has(id)) continue;
-    seen.add(id);
+    if (ctx.recordedDays.has(group, d.keyJson, nowMs)) continue;
+    let planned = seen.get(group);
+    if (planned === undefined) seen.set(group, (planned = new Set()));
+    else if (planned.has(d.keyJson)) continue;
+    planned.add(d.keyJson);
     const bucket = entityBucketOf(d.keyJson);
     if (!grouped) {
       out.push({
         statement: { query, params: [...head(d.day), bucket, ...def.key.map((f) => d.key[f])] },
         partition: partition(bucket),
-        ids: [id],
+        group,
+        keys: [d.keyJson],
         at: nowMs,
         bytes: d.keyJson.length + CELL_BYTES,
       });
       continue;
     }
     const groupId = `${bucket}\u0000${d.day}`;
-    let group = groups.get(groupId);
-    if (group === undefined) groups.set(groupId, (group = { bucket, day: d.day, ids: [], keys: [], bytes: 0 }));
-    group.ids.push(id);
-    group.keys.push(d.key[def.key[0]]);
-    group.bytes += d.keyJson.length + CELL_BYTES;
-    if (group.keys.length >= KEYS_PER_STATEMENT) {
-      out.push(groupWrite(group));
+    let dayGroup = groups.get(groupId);
+    if (dayGroup === undefined)
+      groups.set(groupId, (dayGroup = { bucket, day: d.day, keyJsons: [], keys: [], bytes: 0 }));
+    dayGroup.keyJsons.push(d.keyJson);
+    dayGroup.keys.push(d.key[def.key[0]]);
+    dayGroup.bytes += d.keyJson.length + CELL_BYTES;
+    if (dayGroup.keys.length >= KEYS_PER_STATEMENT) {
+      out.push(groupWrite(dayGroup));
       groups.delete(groupId);
     }
   }
@@ -137,7 +142,8 @@ export function entityDayWrites(
     return {
       statement: { query, params: [...head(group.day), group.bucket, group.keys] },
       partition: partition(group.bucket),
-      ids: group.ids,
+      group: `${prefix}${group.day}`,
+      keys: group.keyJsons,
       at: nowMs,
       bytes: group.bytes,
     };
@@ -150,14 +156,8 @@ export async function writeEntityDays(ctx: DataContext, writes: readonly EntityD
     writes.map((w) => ({ partition: w.partition, statement: w.statement, bytes: w.bytes })),
     "recording entity days",
   );
-  for (const w of writes) {
-    for (const id of w.ids) {
-      ctx.recordedDays.delete(id); // re-inserted last: the Map stays in write order for eviction
-      ctx.recordedDays.set(id, w.at);
-      if (ctx.recordedDays.size > RECORDED_MEMORY)
-        ctx.recordedDays.delete(ctx.recordedDays.keys().next().value as string);
-    }
-  }
+  const now = Date.now();
+  for (const w of writes) for (const key of w.keys) ctx.recordedDays.add(w.group, key, w.at, now);
 }
 
 /**

@@ -26,6 +26,8 @@ export type { DumpRow, PreparedDump, RefusedRow, WriteDumpResult } from "./dump-
 export { entityBucketOf, entityDayWrites, entityDays, listKeys, writeEntityDays } from "./entities";
 export type { EntityDay, EntityDayWrite, KeyPage } from "./entities";
 export { readDrift } from "./drift";
+export { RecordedDays } from "./recorded-days";
+export type { RecordedDaysOptions } from "./recorded-days";
 export { pageOptions } from "./paging";
 export { clearOverrides, readOverrides, writeOverrides } from "./manual-overrides";
 export type { Overrides } from "./manual-overrides";
