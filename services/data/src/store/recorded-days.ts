@@ -23,10 +23,11 @@ const newGeneration = (): Generation => ({ groups: new Map(), size: 0, oldest: I
  * becomes the previous one and the one before is forgotten. A hit in the previous generation
  * moves into the current one, so entities refreshed regularly stay remembered.
  *
- * Why not one Map in write order, as before: a string id per entity day plus a boxed time per
- * entry was garbage-collector work on every first sight (a quarter of the data service's extra CPU
- * on a first sight was the collector), and evicting from the front of a Map walks the holes that
- * deletes left. Here the entity's key JSON, which the dump row has already built, is the entry.
+ * Before, one Map in write order held a built id string per entity day with its time, and
+ * evicted through `keys().next()`, which steps over every hole earlier deletes left. Here the
+ * entity's key JSON, which the dump row has already built, is the entry, and a generation is
+ * dropped whole: the bookkeeping of 120,000 first sights and 120,000 hits took 75–116 ms
+ * against 150–210 ms (a micro-measure on this machine).
  */
 export class RecordedDays {
   private readonly half: number;
