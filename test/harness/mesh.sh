@@ -28,8 +28,11 @@ start_one() {
     return 0
   fi
   rotate_log "$log_file"
-  # The services' young generation as in the image (deploy/docker/Dockerfile says why).
-  (cd "$ROOT" && exec setsid node --max-semi-space-size=32 --import tsx "$script" "--machina-state=$MACHINA_STATE" >>"$log_file" 2>&1 </dev/null) &
+  # The services' young generation as in the image (deploy/docker/Dockerfile says why; invoke
+  # keeps V8's default).
+  local -a young=(--max-semi-space-size=32)
+  [[ $name == invoke ]] && young=()
+  (cd "$ROOT" && exec setsid node "${young[@]}" --import tsx "$script" "--machina-state=$MACHINA_STATE" >>"$log_file" 2>&1 </dev/null) &
   echo $! >"$pid_file"
 }
 

@@ -78,6 +78,12 @@ describe("images: build output and Dockerfile", () => {
     }
     const runtime = st.get("runtime") ?? [];
     assert.ok(runtime.includes('CMD ["node", "--enable-source-maps", "--max-semi-space-size=32", "/app/main.mjs"]'));
+    // invoke alone runs with V8's default young generation (its peak RSS with a large ledger).
+    for (const s of SERVICES) {
+      const cmds = (st.get(s) ?? []).filter((l) => l.startsWith("CMD "));
+      if (s === "invoke") assert.deepEqual(cmds, ['CMD ["node", "--enable-source-maps", "/app/main.mjs"]']);
+      else assert.deepEqual(cmds, [], `target ${s} keeps the runtime stage's command`);
+    }
     const user = runtime.find((l) => l.startsWith("USER "));
     assert.ok(user && !/^USER (0|root)\b/.test(user), `runtime stage runs as ${user ?? "root"}`);
     for (const copied of ["protos", "config"]) assert.ok(existsSync(path.join(out, copied)), `dist/${copied}`);

@@ -50,9 +50,10 @@ export interface ProcOptions {
 
 /** Starts `node services/<service>/src/main.ts` as its own process and waits until it is ready. */
 export async function startServiceProc(service: string, opts: ProcOptions): Promise<ServiceProc> {
-  // The services' young generation as in the image (deploy/docker/Dockerfile says why).
+  // The services' young generation as in the image (deploy/docker/Dockerfile says why; invoke
+  // keeps V8's default).
   const args = [
-    "--max-semi-space-size=32",
+    ...(service === "invoke" ? [] : ["--max-semi-space-size=32"]),
     ...(opts.nodeArgs ?? []),
     "--import",
     "tsx",
