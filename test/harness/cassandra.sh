@@ -57,7 +57,7 @@ endpoint_snitch: SimpleSnitch
 seed_provider:
   - class_name: org.apache.cassandra.locator.SimpleSeedProvider
     parameters:
-    - seeds: "127.0.0.1:$MACHINA_CASSANDRA_STORAGE_PORT"
+      - seeds: "127.0.0.1:$MACHINA_CASSANDRA_STORAGE_PORT"
 listen_address: 127.0.0.1
 rpc_address: 127.0.0.1
 storage_port: $MACHINA_CASSANDRA_STORAGE_PORT
@@ -237,7 +237,7 @@ start() {
   (
     cd "$RUN_DIR"
     exec setsid "$java" "${JVM_FLAGS[@]}" "-javaagent:$jamm" \
-    -cp "$CASSANDRA_LIB/*" org.apache.cassandra.service.CassandraDaemon
+      -cp "$CASSANDRA_LIB/*" org.apache.cassandra.service.CassandraDaemon
   ) >>"$OUT_FILE" 2>&1 </dev/null &
   pid=$!
   printf '%s\n' "$pid" >"$PID_FILE"
