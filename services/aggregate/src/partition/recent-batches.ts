@@ -55,10 +55,12 @@ export class RecentBatches {
     const byPart = new Map<number, Map<number, string[]>>();
     for (const p of parts) {
       if (this.slots.get(p.second % DEDUPE_SECONDS) !== p.second) continue;
-      const m = byPart.get(p.second) ?? new Map<number, string[]>();
+      let m = byPart.get(p.second);
+      if (m === undefined) byPart.set(p.second, (m = new Map()));
       const n = p.part ?? 0;
-      m.set(n, [...(m.get(n) ?? []), ...p.ids]);
-      byPart.set(p.second, m);
+      let ids = m.get(n);
+      if (ids === undefined) m.set(n, (ids = []));
+      for (const id of p.ids) ids.push(id);
     }
     for (const [second, m] of byPart) {
       const ordered = [...m.entries()].sort((a, b) => a[0] - b[0]).map(([, ids]) => ids);

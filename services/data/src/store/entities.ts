@@ -156,8 +156,7 @@ export async function writeEntityDays(ctx: DataContext, writes: readonly EntityD
     writes.map((w) => ({ partition: w.partition, statement: w.statement, bytes: w.bytes })),
     "recording entity days",
   );
-  const now = Date.now();
-  for (const w of writes) for (const key of w.keys) ctx.recordedDays.add(w.group, key, w.at, now);
+  for (const w of writes) for (const key of w.keys) ctx.recordedDays.add(w.group, key, w.at);
 }
 
 /**
